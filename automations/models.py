@@ -1,0 +1,1 @@
+"""Email sequences: templates, rules, steps, enrollments, the email queue and tracking events."""

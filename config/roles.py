@@ -1,0 +1,57 @@
+"""Staff roles: the groups staff are put in, and the permissions each grants (least privilege).
+
+Support reads customers and handles tickets; Marketing edits automation rules and templates and reads analytics.
+Superusers are for the owners. The groups are created by a data migration (customers 0002); their permissions are
+(re)applied after every `migrate` by `roles_sync`, because Django creates a model's permissions only after the
+migrations run, and later apps add models these roles should reach. A model that does not exist yet is skipped.
+"""
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+SUPPORT = "Support"
+MARKETING = "Marketing"
+
+VIEW = ("view",)
+EDIT = ("view", "add", "change", "delete")
+
+ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    SUPPORT: {
+        "customers.customer": VIEW,
+        "customers.timelineevent": VIEW,
+        "customers.stagetransition": VIEW,
+        "billing.subscription": VIEW,
+        "support.ticket": ("view", "change"),
+        "support.ticketmessage": VIEW,
+    },
+    MARKETING: {
+        "customers.customer": VIEW,
+        "customers.timelineevent": VIEW,
+        "customers.stagetransition": VIEW,
+        "automations.emailtemplate": EDIT,
+        "automations.automationrule": EDIT,
+        "automations.automationstep": EDIT,
+        "automations.enrollment": VIEW,
+        "automations.emailqueueitem": VIEW,
+        "automations.emailevent": VIEW,
+        "automations.suppression": ("view", "add"),
+    },
+}
+
+
+def roles_sync(**kwargs) -> None:
+    """Give each role exactly the permissions declared above (idempotent; connected to post_migrate)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, models in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for model_label, actions in models.items():
+            app_label, model = model_label.split(".")
+            codenames = [f"{action}_{model}" for action in actions]
+            found = list(Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames))
+            if len(found) != len(codenames):
+                logger.debug("Role %s: permissions for %s not all present yet", role, model_label)
+            wanted.extend(found)
+        group.permissions.set(wanted)

@@ -1,0 +1,24 @@
+"""Production: PostgreSQL, HTTPS behind a proxy, nothing defaulted that could leak.
+
+DEBUG is forced off here whatever the environment says: dj-stripe honours an `X-Djstripe-Webhook-Secret` request
+header that overrides the webhook secret when DEBUG is on, so DEBUG in production would let anyone forge events.
+"""
+
+from .base import *  # noqa: F403
+from .base import env_bool, env_int, env_list, env_required
+
+DEBUG = False
+SECRET_KEY = env_required("SECRET_KEY")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [env_required("ALLOWED_HOSTS")]
+DATABASES = {"default": database_config(env_required("DATABASE_URL"))}
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,182 @@
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+
+from . import selectors, services
+from .events import domain_event_dispatch
+from .models import Customer, DomainEvent, StageTransition, TimelineEvent
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For logs: staff may look, nobody edits history by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = (
+        "email",
+        "name",
+        "lifecycle_stage",
+        "vip_status",
+        "opt_in_confirmed",
+        "stripe_customer_id",
+        "created_at",
+    )
+    list_filter = ("lifecycle_stage", "vip_status", "opt_in_confirmed")
+    search_fields = (
+        "email",
+        "name",
+        "=stripe_customer_id",
+        "=discord_user_id",
+        "=mautic_contact_id",
+        "=espocrm_lead_id",
+        "promo_code",
+    )
+    readonly_fields = ("lifecycle_stage", "stage_changed_at", "created_at", "updated_at")
+    date_hierarchy = "created_at"
+    change_form_template = "admin/customers/customer/change_form.html"
+    change_list_template = "admin/customers/customer/change_list.html"
+    fieldsets = (
+        (None, {"fields": ("email", "name", "lifecycle_stage", "stage_changed_at")}),
+        (
+            "Marketing",
+            {
+                "fields": (
+                    "opt_in_confirmed",
+                    "vip_status",
+                    "promo_code",
+                    "discord_invite_link_vip",
+                    "discord_invite_link_basic",
+                )
+            },
+        ),
+        (
+            "Other systems",
+            {"fields": ("stripe_customer_id", "discord_user_id", "mautic_contact_id", "espocrm_lead_id")},
+        ),
+        ("More", {"classes": ("collapse",), "fields": ("metadata", "created_at", "updated_at")}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # Identity changes come from Stripe (customer_upsert), not from a form.
+            fields += ["email", "stripe_customer_id"]
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        settable = {name: form.cleaned_data[name] for name in form.changed_data if name in services.UPDATABLE_FIELDS}
+        if change:
+            services.customer_update(customer=obj, **settable)
+        else:
+            customer, _ = services.customer_upsert(
+                email=form.cleaned_data["email"],
+                stripe_customer_id=form.cleaned_data.get("stripe_customer_id", ""),
+                metadata=form.cleaned_data.get("metadata") or {},
+                **settable,
+            )
+            obj.pk = customer.pk
+            obj.refresh_from_db()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        customer = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if customer is not None:
+            extra_context["timeline"] = selectors.customer_timeline(customer=customer)
+            extra_context["stage_history"] = selectors.customer_stage_history(customer=customer)
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+
+    def get_urls(self):
+        return [
+            path("funnel/", self.admin_site.admin_view(self.funnel_view), name="customers_customer_funnel"),
+            *super().get_urls(),
+        ]
+
+    def funnel_view(self, request):
+        if not self.has_view_permission(request):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        days = int(request.GET.get("days", 30)) if request.GET.get("days", "30").isdigit() else 30
+        until = timezone.now()
+        since = until - timedelta(days=days)
+        current = selectors.stage_counts()
+        entries = selectors.stage_entries(since=since, until=until)
+        widest = max([n for _, n in current] + [n for _, n in entries] + [1])
+        rows = [
+            {
+                "stage": Customer(lifecycle_stage=stage).get_lifecycle_stage_display(),
+                "now": now_count,
+                "entered": entered,
+                "now_pct": round(100 * now_count / widest),
+                "entered_pct": round(100 * entered / widest),
+            }
+            for (stage, now_count), (_, entered) in zip(current, entries, strict=True)
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Customer funnel",
+            "rows": rows,
+            "days": days,
+        }
+        return TemplateResponse(request, "admin/customers/funnel.html", context)
+
+
+@admin.register(TimelineEvent)
+class TimelineEventAdmin(ReadOnlyAdmin):
+    list_display = ("occurred_at", "customer", "source", "kind", "summary")
+    list_filter = ("source", "kind")
+    list_select_related = ("customer",)
+    search_fields = ("customer__email", "kind", "=object_id", "=source_key")
+    autocomplete_fields = ("customer",)
+    date_hierarchy = "occurred_at"
+
+
+@admin.register(StageTransition)
+class StageTransitionAdmin(ReadOnlyAdmin):
+    list_display = ("occurred_at", "customer", "from_stage", "to_stage", "cause", "forced")
+    list_filter = ("to_stage", "from_stage", "forced")
+    list_select_related = ("customer",)
+    search_fields = ("customer__email", "cause")
+    date_hierarchy = "occurred_at"
+
+
+@admin.register(DomainEvent)
+class DomainEventAdmin(ReadOnlyAdmin):
+    list_display = ("occurred_at", "name", "customer", "dispatched_at", "attempts", "short_error")
+    list_filter = ("name", ("dispatched_at", admin.EmptyFieldListFilter))
+    list_select_related = ("customer",)
+    search_fields = ("customer__email", "=key")
+    actions = ("dispatch_now",)
+
+    @admin.display(description="Last error")
+    def short_error(self, obj):
+        return obj.last_error[:80]
+
+    @admin.action(description="Dispatch the selected pending events now")
+    def dispatch_now(self, request, queryset):
+        done = sum(
+            domain_event_dispatch(event_id=pk)
+            for pk in queryset.filter(dispatched_at=None).values_list("pk", flat=True)
+        )
+        self.message_user(request, f"{done} event(s) dispatched.", messages.SUCCESS)
+
+    def has_change_permission(self, request, obj=None):
+        # Needed for the action; the form itself stays read-only.
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]

@@ -1,0 +1,150 @@
+"""The customer record, its timeline, its stage history and the domain-event outbox.
+
+Only `customers.services` writes these tables; other apps call those services.
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from .lifecycle import Stage
+
+
+class Customer(models.Model):
+    # Identity: anchored on the Stripe customer id when there is one; email is the fallback key.
+    email = models.EmailField(max_length=254)
+    name = models.CharField(max_length=200, blank=True)
+    stripe_customer_id = models.CharField("Stripe customer id", max_length=255, blank=True, default="")
+
+    # Ids in the other systems we keep in step with.
+    discord_user_id = models.CharField("Discord user id", max_length=32, blank=True, default="")
+    mautic_contact_id = models.CharField("Mautic contact id", max_length=32, blank=True, default="")
+    espocrm_lead_id = models.CharField("EspoCRM lead id", max_length=64, blank=True, default="")
+
+    lifecycle_stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.DISCOVERY, db_index=True)
+    stage_changed_at = models.DateTimeField(null=True, blank=True)
+
+    # Marketing fields, named as in the Mautic field conventions of the crowdfunding workflows.
+    opt_in_confirmed = models.BooleanField(default=False, help_text="Gate for all marketing messages.")
+    vip_status = models.BooleanField("VIP", default=False)
+    promo_code = models.CharField(max_length=64, blank=True, default="")
+    discord_invite_link_vip = models.URLField("Discord invite link (VIP)", blank=True, default="")
+    discord_invite_link_basic = models.URLField("Discord invite link (basic)", blank=True, default="")
+
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="customer_email_unique_ci"),
+            models.UniqueConstraint(
+                fields=["stripe_customer_id"],
+                condition=~Q(stripe_customer_id=""),
+                name="customer_stripe_id_unique_when_set",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["discord_user_id"], name="customer_discord_idx", condition=~Q(discord_user_id="")),
+            models.Index(fields=["mautic_contact_id"], name="customer_mautic_idx", condition=~Q(mautic_contact_id="")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+class TimelineSource(models.TextChoices):
+    STRIPE = "stripe", "Stripe"
+    EMAIL = "email", "Email"
+    SUPPORT = "support", "Support"
+    MAUTIC = "mautic", "Mautic"
+    DISCORD = "discord", "Discord"
+    TRIALS = "trials", "Trials"
+    CRM = "crm", "CRM"
+
+
+class TimelineEvent(models.Model):
+    """One thing that happened to a customer, shown newest first on their page.
+
+    `source_key` identifies the source event (a Stripe event id, an email tracking event id, ...): recording the same
+    source event twice is a no-op because (source, source_key) is unique.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="timeline_events")
+    source = models.CharField(max_length=20, choices=TimelineSource.choices)
+    kind = models.CharField(max_length=64, help_text="What happened, e.g. subscription.created.")
+    occurred_at = models.DateTimeField(db_index=True)
+    summary = models.CharField(max_length=300, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    # A link to the source object: its type and id in the source system (e.g. "stripe.subscription", "sub_123").
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=255, blank=True)
+    source_key = models.CharField(max_length=255)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "source_key"], name="timeline_event_unique_per_source_event"),
+        ]
+        indexes = [models.Index(fields=["customer", "-occurred_at"], name="timeline_customer_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class StageTransition(models.Model):
+    """Every lifecycle move, with its cause: the customer's path and the data for a funnel."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="stage_transitions")
+    from_stage = models.CharField(max_length=20, choices=Stage.choices)
+    to_stage = models.CharField(max_length=20, choices=Stage.choices)
+    cause = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField(db_index=True)
+    source_key = models.CharField(max_length=255, blank=True, default="")
+    forced = models.BooleanField(default=False, help_text="Set by staff outside the allowed transitions.")
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "source_key"],
+                condition=~Q(source_key=""),
+                name="stage_transition_unique_per_source_event",
+            ),
+        ]
+        indexes = [models.Index(fields=["to_stage", "occurred_at"], name="stage_transition_funnel_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.from_stage} -> {self.to_stage}"
+
+
+class DomainEvent(models.Model):
+    """The outbox of domain events ("payment failed for customer X") that other apps react to.
+
+    A service publishes inside its own transaction, so the event exists exactly when the change that caused it does.
+    `key` is derived from our ids or the source event's id: publishing the same fact twice is a no-op. Dispatch to
+    subscribers happens after commit, in a task; `dispatched_at` stays empty until every subscriber has run, and a
+    periodic sweep re-dispatches whatever a crash left behind.
+    """
+
+    name = models.CharField(max_length=64, db_index=True)
+    key = models.CharField(max_length=255, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="domain_events")
+    payload = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="domain_event_pending_idx", condition=Q(dispatched_at=None)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"

@@ -1,0 +1,245 @@
+"""The only way anything creates or changes a customer, records a timeline event or moves a lifecycle stage."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import events
+from .lifecycle import Stage, can_transition
+from .models import Customer, StageTransition, TimelineEvent
+
+logger = logging.getLogger(__name__)
+
+# Fields other apps may set through customer_upsert / customer_update. Identity fields are handled separately.
+UPDATABLE_FIELDS = frozenset(
+    {
+        "name",
+        "discord_user_id",
+        "mautic_contact_id",
+        "espocrm_lead_id",
+        "opt_in_confirmed",
+        "vip_status",
+        "promo_code",
+        "discord_invite_link_vip",
+        "discord_invite_link_basic",
+    }
+)
+
+
+class InvalidStageTransition(Exception):
+    def __init__(self, from_stage: str, to_stage: str):
+        self.from_stage, self.to_stage = from_stage, to_stage
+        super().__init__(f"A customer cannot move from {from_stage} to {to_stage}")
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - UPDATABLE_FIELDS
+    if unknown:
+        raise ValueError(f"customer fields not settable here: {sorted(unknown)}")
+
+
+def _find(*, email: str, stripe_customer_id: str) -> Customer | None:
+    if stripe_customer_id:
+        customer = Customer.objects.filter(stripe_customer_id=stripe_customer_id).first()
+        if customer:
+            return customer
+    if email:
+        return Customer.objects.filter(email__iexact=email).first()
+    return None
+
+
+@transaction.atomic
+def customer_upsert(
+    *,
+    email: str,
+    stripe_customer_id: str = "",
+    metadata: dict | None = None,
+    **fields: Any,
+) -> tuple[Customer, bool]:
+    """Find or create the customer and apply the given fields. Returns (customer, created).
+
+    Identity is anchored on the Stripe customer id: a customer found by it takes the new email, so an email change in
+    Stripe does not make a second customer. Without a Stripe match, the email (case-insensitive) is the key, and a
+    Stripe id is attached to the customer found by email. Two writers racing to create the same customer meet at the
+    unique constraints; the loser re-reads and updates instead.
+    """
+    _check_fields(fields)
+    email = normalize_email(email)
+    if not email and not stripe_customer_id:
+        raise ValueError("customer_upsert needs an email or a Stripe customer id")
+
+    customer = _find(email=email, stripe_customer_id=stripe_customer_id)
+    created = False
+    if customer is None:
+        if not email:
+            raise ValueError(f"No customer with Stripe id {stripe_customer_id} and no email to create one")
+        try:
+            with transaction.atomic():
+                customer = Customer.objects.create(
+                    email=email,
+                    stripe_customer_id=stripe_customer_id,
+                    metadata=metadata or {},
+                    stage_changed_at=timezone.now(),
+                    **fields,
+                )
+            return customer, True
+        except IntegrityError:
+            customer = _find(email=email, stripe_customer_id=stripe_customer_id)
+            if customer is None:
+                raise
+
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    changed = _apply_identity(customer, email=email, stripe_customer_id=stripe_customer_id)
+    for field, value in fields.items():
+        if getattr(customer, field) != value:
+            setattr(customer, field, value)
+            changed.add(field)
+    if metadata:
+        merged = {**customer.metadata, **metadata}
+        if merged != customer.metadata:
+            customer.metadata = merged
+            changed.add("metadata")
+    if changed:
+        customer.save(update_fields=[*changed, "updated_at"])
+    return customer, created
+
+
+def _apply_identity(customer: Customer, *, email: str, stripe_customer_id: str) -> set[str]:
+    changed: set[str] = set()
+    if stripe_customer_id and customer.stripe_customer_id != stripe_customer_id:
+        if customer.stripe_customer_id:
+            # Found by email but already linked to another Stripe customer (a second checkout with the same email).
+            # Keep the first link; remember the other id so staff can see it.
+            others = customer.metadata.setdefault("other_stripe_customer_ids", [])
+            if stripe_customer_id not in others:
+                others.append(stripe_customer_id)
+                changed.add("metadata")
+        else:
+            customer.stripe_customer_id = stripe_customer_id
+            changed.add("stripe_customer_id")
+    if email and customer.email != email:
+        taken = Customer.objects.filter(email__iexact=email).exclude(pk=customer.pk).exists()
+        if taken:
+            logger.warning("Customer %s: new email belongs to customer already; email kept", customer.pk)
+            customer.metadata["conflicting_email"] = email
+            changed.add("metadata")
+        else:
+            customer.email = email
+            changed.add("email")
+    return changed
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, **fields: Any) -> Customer:
+    """Change plain fields of a customer (not identity, not stage)."""
+    _check_fields(fields)
+    for field, value in fields.items():
+        setattr(customer, field, value)
+    if fields:
+        customer.save(update_fields=[*fields, "updated_at"])
+    return customer
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    event: TimelineEvent
+    created: bool
+
+
+def timeline_event_record(
+    *,
+    customer: Customer,
+    source: str,
+    source_key: str,
+    kind: str,
+    occurred_at: datetime | None = None,
+    summary: str = "",
+    payload: dict | None = None,
+    object_type: str = "",
+    object_id: str = "",
+) -> RecordedEvent:
+    """Add one event to a customer's timeline; the same (source, source_key) recorded twice is a no-op."""
+    try:
+        with transaction.atomic():
+            event = TimelineEvent.objects.create(
+                customer=customer,
+                source=source,
+                source_key=source_key,
+                kind=kind,
+                occurred_at=occurred_at or timezone.now(),
+                summary=summary[:300],
+                payload=payload or {},
+                object_type=object_type,
+                object_id=object_id,
+            )
+        return RecordedEvent(event=event, created=True)
+    except IntegrityError:
+        return RecordedEvent(event=TimelineEvent.objects.get(source=source, source_key=source_key), created=False)
+
+
+@transaction.atomic
+def customer_move_stage(
+    *,
+    customer: Customer,
+    to_stage: str,
+    cause: str,
+    occurred_at: datetime | None = None,
+    source_key: str = "",
+    force: bool = False,
+) -> StageTransition | None:
+    """Move a customer along the journey, recording the move; returns None when already in that stage.
+
+    Raises InvalidStageTransition for a move the state machine does not allow, unless `force` (a staff correction,
+    recorded as such). The same source_key applied twice moves once. Publishes `customer.stage_changed`.
+    """
+    to_stage = Stage(to_stage).value
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if customer.lifecycle_stage == to_stage:
+        return None
+    if source_key and customer.stage_transitions.filter(source_key=source_key).exists():
+        return None
+    from_stage = customer.lifecycle_stage
+    if not force and not can_transition(from_stage, to_stage):
+        raise InvalidStageTransition(from_stage, to_stage)
+    occurred_at = occurred_at or timezone.now()
+    transition = StageTransition.objects.create(
+        customer=customer,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        cause=cause[:200],
+        occurred_at=occurred_at,
+        source_key=source_key,
+        forced=force and not can_transition(from_stage, to_stage),
+    )
+    customer.lifecycle_stage = to_stage
+    customer.stage_changed_at = occurred_at
+    customer.save(update_fields=["lifecycle_stage", "stage_changed_at", "updated_at"])
+    events.domain_event_publish(
+        name=events.CUSTOMER_STAGE_CHANGED,
+        key=f"stage-transition:{transition.pk}",
+        customer=customer,
+        payload={"from": from_stage, "to": to_stage, "cause": transition.cause},
+        occurred_at=occurred_at,
+    )
+    return transition
+
+
+def customer_try_move_stage(**kwargs: Any) -> StageTransition | None:
+    """customer_move_stage for event handlers: a refused move is logged and skipped instead of raised.
+
+    An event that arrives when the customer is somewhere the journey does not expect (a payment failure for a
+    churned customer) must not fail the whole event.
+    """
+    try:
+        return customer_move_stage(**kwargs)
+    except InvalidStageTransition as exc:
+        logger.info("Stage move skipped for customer %s: %s", kwargs["customer"].pk, exc)
+        return None
