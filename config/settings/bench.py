@@ -1,0 +1,12 @@
+"""Benchmarks (bench/): PostgreSQL like production, DEBUG off, no HTTPS redirects, emails kept in memory."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = "bench-secret-key-not-for-production"  # noqa: S105
+ALLOWED_HOSTS = ["*"]
+DATABASES = {"default": database_config(env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/modready_bench"))}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "WARNING")}}
+STRIPE_TEST_SECRET_KEY = "sk_test_" + "0" * 24 + "modreadybench"
