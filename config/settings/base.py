@@ -213,3 +213,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Billing (billing app) -------------------------------------------------------------------------------------------
+
+# --- Automations (automations app) -----------------------------------------------------------------------------------
