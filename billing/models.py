@@ -1,1 +1,125 @@
-"""Billing's own records: the CRM view of Stripe subscriptions. dj-stripe's tables mirror Stripe itself."""
+"""Billing's own records: the CRM view of Stripe subscriptions, and the processing state of Stripe events.
+
+dj-stripe's tables mirror Stripe itself (customers, subscriptions, invoices, ... and every webhook delivery in
+`WebhookEventTrigger`). Only `billing.services` writes the tables below.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+
+class SubscriptionStatus(models.TextChoices):
+    # https://docs.stripe.com/api/subscriptions/object#subscription_object-status
+    INCOMPLETE = "incomplete", "Incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete (expired)"
+    TRIALING = "trialing", "Trialing"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    CANCELED = "canceled", "Canceled"
+    UNPAID = "unpaid", "Unpaid"
+    PAUSED = "paused", "Paused"
+
+
+# The statuses in which the customer still has (or is about to have) the product.
+CURRENT_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
+
+
+class Subscription(models.Model):
+    """A customer's ModReady subscription as the CRM sees it: one row per Stripe subscription of a ModReady product.
+
+    Written from the current Stripe state (as re-fetched by dj-stripe, or listed by the daily sync), never from an
+    event's possibly stale payload, so an old event processed late cannot move it backwards.
+    """
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="subscriptions")
+    stripe_subscription_id = models.CharField("Stripe subscription id", max_length=255, unique=True)
+    djstripe_subscription = models.OneToOneField(
+        "djstripe.Subscription",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="crm_subscription",
+        help_text="dj-stripe's mirror of the Stripe object.",
+    )
+    product_id = models.CharField("Stripe product id", max_length=255, db_index=True)
+    product_name = models.CharField(max_length=255, blank=True)
+    price_id = models.CharField("Stripe price id", max_length=255, blank=True)
+    status = models.CharField(max_length=32, choices=SubscriptionStatus.choices, db_index=True)
+    amount = models.BigIntegerField(default=0, help_text="Per interval, in minor units (cents).")
+    currency = models.CharField(max_length=3, blank=True)
+    interval = models.CharField(max_length=16, blank=True, help_text="day, week, month or year.")
+    interval_count = models.PositiveIntegerField(default=1)
+    quantity = models.PositiveIntegerField(default=1)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    trial_start = models.DateTimeField(null=True, blank=True)
+    trial_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    cancel_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    cancellation_reason = models.CharField(max_length=64, blank=True)
+    cancellation_feedback = models.CharField(max_length=64, blank=True)
+    cancellation_comment = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    stripe_created = models.DateTimeField(null=True, blank=True, help_text="When Stripe created the subscription.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-stripe_created", "-id"]
+        indexes = [models.Index(fields=["customer", "status"], name="subscription_customer_status")]
+
+    def __str__(self) -> str:
+        return f"{self.product_name or self.product_id} ({self.status})"
+
+    @property
+    def is_current(self) -> bool:
+        return self.status in CURRENT_STATUSES
+
+
+class EventProcessingStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSED = "processed", "Processed"
+    FAILED = "failed", "Failed (will retry)"
+    DEAD = "dead", "Failed (gave up)"
+
+
+class StripeEventProcessing(models.Model):
+    """The processing of one Stripe event id: at most one row per event, however often Stripe delivers it.
+
+    Every delivery is stored in dj-stripe's `WebhookEventTrigger`; this row points at the first one and carries what
+    dj-stripe's table lacks: a status, attempts, the next retry time and the last error. The unique `event_id` is
+    what makes a duplicate delivery a no-op.
+    """
+
+    event_id = models.CharField("Stripe event id", max_length=255, unique=True)
+    event_type = models.CharField(max_length=128, db_index=True)
+    event_created = models.DateTimeField(null=True, blank=True, help_text="Stripe's `created` of the event.")
+    trigger = models.ForeignKey(
+        "djstripe.WebhookEventTrigger", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        max_length=16, choices=EventProcessingStatus.choices, default=EventProcessingStatus.PENDING
+    )
+    deliveries = models.PositiveIntegerField(default=1, help_text="How many times Stripe delivered this event.")
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = "Stripe event"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="stripe_event_retry_idx",
+                condition=Q(status__in=["pending", "failed"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} ({self.status})"

@@ -216,4 +216,15 @@ LOGGING = {
 
 # --- Billing (billing app) -------------------------------------------------------------------------------------------
 
+# Only ModReady products make CRM records: a product counts when its id is listed here (comma-separated) or when
+# its Stripe metadata has modready=true. Everything else stays in dj-stripe's mirror only.
+MODREADY_STRIPE_PRODUCT_IDS = env_list("MODREADY_STRIPE_PRODUCT_IDS")
+MODREADY_STRIPE_PRODUCT_METADATA_FLAG = "modready"
+# Webhook deliveries larger than this are refused with 413 (Stripe's events are a few kilobytes).
+BILLING_WEBHOOK_MAX_BYTES = env_int("BILLING_WEBHOOK_MAX_BYTES", 512 * 1024)
+# Seconds a Stripe-Signature timestamp may be old (stripe-python's default).
+BILLING_WEBHOOK_TOLERANCE = env_int("BILLING_WEBHOOK_TOLERANCE", 300)
+# Attempts before a failing Stripe event is given up (it stays in the admin, reprocessable by hand).
+BILLING_EVENT_MAX_ATTEMPTS = env_int("BILLING_EVENT_MAX_ATTEMPTS", 8)
+
 # --- Automations (automations app) -----------------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""Reads for other apps, the admin and the API, with their joins already applied."""
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+
+from customers.models import Customer
+
+from .models import CURRENT_STATUSES, StripeEventProcessing, Subscription
+
+
+def subscription_current_for_customer(*, customer: Customer) -> Subscription | None:
+    """The customer's most relevant ModReady subscription: an active, trialing or past-due one first (the newest),
+    else the latest of any status. None when the customer never subscribed."""
+    return (
+        Subscription.objects.filter(customer=customer)
+        .annotate(
+            current_rank=Case(
+                When(status__in=CURRENT_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField()
+            )
+        )
+        .order_by("current_rank", "-stripe_created", "-id")
+        .first()
+    )
+
+
+def subscription_list_for_customer(*, customer: Customer) -> QuerySet[Subscription]:
+    return Subscription.objects.filter(customer=customer).order_by("-stripe_created", "-id")
+
+
+def subscription_get_by_stripe_id(*, stripe_subscription_id: str) -> Subscription | None:
+    return Subscription.objects.select_related("customer").filter(stripe_subscription_id=stripe_subscription_id).first()
+
+
+def customer_has_other_current_subscription(*, customer: Customer, exclude_stripe_subscription_id: str) -> bool:
+    return (
+        Subscription.objects.filter(customer=customer, status__in=CURRENT_STATUSES)
+        .exclude(stripe_subscription_id=exclude_stripe_subscription_id)
+        .exists()
+    )
+
+
+def stripe_events_due(*, now, limit: int = 200) -> list[str]:
+    """Event ids whose processing failed and whose backoff is over, or that a lost enqueue left pending."""
+    return list(
+        StripeEventProcessing.objects.filter(status__in=["pending", "failed"], next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("event_id", flat=True)[:limit]
+    )
