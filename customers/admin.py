@@ -1,6 +1,8 @@
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
@@ -46,6 +48,8 @@ class CustomerAdmin(admin.ModelAdmin):
     )
     readonly_fields = ("lifecycle_stage", "stage_changed_at", "created_at", "updated_at")
     date_hierarchy = "created_at"
+    # Invite links typed without a scheme are https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}}
     change_form_template = "admin/customers/customer/change_form.html"
     change_list_template = "admin/customers/customer/change_list.html"
     fieldsets = (

@@ -6,6 +6,7 @@ from pytest_socket import SocketConnectBlockedError
 from tests.fakes.server import FakeServer
 
 
+@pytest.mark.filterwarnings("ignore:A test tried to use socket")
 def test_a_test_cannot_reach_the_internet():
     with pytest.raises(SocketConnectBlockedError):
         socket.create_connection(("93.184.216.34", 80), timeout=1)

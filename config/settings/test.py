@@ -16,4 +16,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+WHITENOISE_USE_FINDERS = True  # serve static files from the apps; tests never run collectstatic
+WHITENOISE_AUTOREFRESH = True
 STRIPE_TEST_SECRET_KEY = "sk_test_" + "0" * 24 + "modreadytests"
