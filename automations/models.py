@@ -1,1 +1,346 @@
-"""Email sequences: templates, rules, steps, enrollments, the email queue and tracking events."""
+"""Email sequences: templates, rules, steps, enrollments, the email queue, send batches, tracking and suppressions.
+
+Only `automations.services` (and the sending code in `automations.sending`) writes these tables. The flow and the
+guarantees are described in docs/automations.md.
+"""
+
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from customers.events import EVENT_NAMES
+from customers.lifecycle import Stage
+from customers.models import Customer, DomainEvent
+
+EVENT_CHOICES = [(name, name) for name in EVENT_NAMES]
+
+
+class TemplateCategory(models.TextChoices):
+    # Transactional: about the customer's own account or payment; sent whatever their marketing consent.
+    TRANSACTIONAL = "transactional", "Transactional"
+    # Marketing: sent only to customers with opt_in_confirmed, and carries one-click unsubscribe headers.
+    MARKETING = "marketing", "Marketing"
+
+
+class EmailTemplate(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    category = models.CharField(max_length=20, choices=TemplateCategory.choices, default=TemplateCategory.MARKETING)
+    subject = models.CharField(max_length=200, help_text="Jinja2; one line.")
+    preheader = models.CharField(
+        max_length=200, blank=True, help_text="Jinja2; the preview line mail apps show next to the subject."
+    )
+    html_body = models.TextField(
+        "HTML body",
+        help_text='Jinja2, HTML-escaped. Rendered inside the ModReady layout (block "content").',
+    )
+    text_body = models.TextField(help_text="Jinja2, plain text. Rendered inside the plain-text layout.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        # Imported here: rendering imports the models for typing only, and the admin form must refuse a template
+        # that does not compile before it can reach the queue.
+        from .rendering import template_compile_errors
+
+        errors = template_compile_errors(subject=self.subject, html=self.html_body, text=self.text_body)
+        if errors:
+            raise ValidationError(errors)
+
+
+class ReentryPolicy(models.TextChoices):
+    ONCE_PER_CUSTOMER = "once_per_customer", "Once per customer"
+    ONCE_PER_SUBSCRIPTION = "once_per_subscription", "Once per subscription"
+    EVERY_TIME = "every_time", "Every time the trigger happens"
+
+
+class AutomationRule(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    trigger = models.CharField(max_length=64, choices=EVENT_CHOICES)
+    enabled = models.BooleanField(default=True)
+    reentry = models.CharField(
+        "re-entry policy", max_length=30, choices=ReentryPolicy.choices, default=ReentryPolicy.ONCE_PER_SUBSCRIPTION
+    )
+    # Conditions: empty means "any".
+    condition_product_ids = models.JSONField(
+        "only for products",
+        default=list,
+        blank=True,
+        help_text='Stripe product ids, e.g. ["prod_ABC"]. Empty: every product.',
+    )
+    condition_lifecycle_stages = models.JSONField(
+        "only in lifecycle stages",
+        default=list,
+        blank=True,
+        help_text=f'Stage values, e.g. ["active", "at_risk"]. One of: {", ".join(Stage.values)}. Empty: any.',
+    )
+    condition_vip = models.BooleanField("only VIP / only non-VIP", null=True, blank=True, help_text="Empty: anyone.")
+    exit_events = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Domain events that end an enrollment and cancel its unsent emails, e.g. ["payment.recovered"].',
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        unknown = [name for name in self.exit_events or [] if name not in EVENT_NAMES]
+        if unknown or not isinstance(self.exit_events, list):
+            errors["exit_events"] = f"Unknown domain events: {unknown}. Known: {', '.join(EVENT_NAMES)}"
+        stages = self.condition_lifecycle_stages
+        if not isinstance(stages, list) or any(stage not in Stage.values for stage in stages):
+            errors["condition_lifecycle_stages"] = f"A list of: {', '.join(Stage.values)}"
+        if not isinstance(self.condition_product_ids, list):
+            errors["condition_product_ids"] = "A list of Stripe product ids"
+        if errors:
+            raise ValidationError(errors)
+
+
+class StepAnchor(models.TextChoices):
+    ENROLLMENT = "enrollment", "after enrollment"
+    PREVIOUS_STEP = "previous_step", "after the previous step"
+    # Dunning timed to Stripe: the payment.failed payload carries the invoice's next_payment_attempt. Without one
+    # (Stripe has given up retrying), the step falls back to "after enrollment".
+    NEXT_PAYMENT_ATTEMPT = "next_payment_attempt", "after Stripe's next payment attempt"
+
+
+class AutomationStep(models.Model):
+    rule = models.ForeignKey(AutomationRule, on_delete=models.CASCADE, related_name="steps")
+    order = models.PositiveSmallIntegerField()
+    delay = models.DurationField(default=timedelta, help_text='e.g. "0" (now), "1 00:00:00" (1 day), "3:00:00" (3 h).')
+    anchor = models.CharField(max_length=30, choices=StepAnchor.choices, default=StepAnchor.ENROLLMENT)
+    template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="steps")
+
+    class Meta:
+        ordering = ["rule", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "order"], name="automation_step_unique_order"),
+            models.CheckConstraint(condition=Q(delay__gte=timedelta(0)), name="automation_step_delay_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name} #{self.order}: {self.template.name}"
+
+    def clean(self) -> None:
+        if self.delay is not None and self.delay < timedelta(0):
+            raise ValidationError({"delay": "A delay cannot be negative."})
+        if self.template_id:
+            from .rendering import template_compile_errors
+
+            template = self.template
+            errors = template_compile_errors(subject=template.subject, html=template.html_body, text=template.text_body)
+            if errors:
+                raise ValidationError({"template": f"Template {template.name!r} does not compile: {errors}"})
+
+
+class EnrollmentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    EXITED = "exited", "Exited"
+
+
+class Enrollment(models.Model):
+    rule = models.ForeignKey(AutomationRule, on_delete=models.CASCADE, related_name="enrollments")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="enrollments")
+    # What the re-entry policy counts: "customer", "subscription:<id>" or "event:<domain event key>".
+    scope_key = models.CharField(max_length=300)
+    subscription_id = models.CharField("Stripe subscription id", max_length=255, blank=True, default="")
+    trigger_event = models.ForeignKey(DomainEvent, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    context = models.JSONField(default=dict, blank=True, help_text="The triggering event's payload.")
+    status = models.CharField(max_length=20, choices=EnrollmentStatus.choices, default=EnrollmentStatus.ACTIVE)
+    exit_reason = models.CharField(max_length=200, blank=True)
+    enrolled_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    exited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-enrolled_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "customer", "scope_key"], name="enrollment_unique_per_scope"),
+            # Never two running copies of one sequence for the same customer and subscription, whatever the policy:
+            # Stripe retries a failed invoice several times and each failure must not start dunning again.
+            models.UniqueConstraint(
+                fields=["rule", "customer", "subscription_id"],
+                condition=Q(status="active"),
+                name="enrollment_one_active_per_subscription",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} in {self.rule}"
+
+
+class QueueStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    SUPPRESSED = "suppressed", "Suppressed"
+
+
+FINAL_QUEUE_STATUSES = (QueueStatus.SENT, QueueStatus.FAILED, QueueStatus.CANCELLED, QueueStatus.SUPPRESSED)
+
+
+class BatchStatus(models.TextChoices):
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SPLIT = "split", "Split (refused, items re-batched)"
+
+
+class EmailBatch(models.Model):
+    """One provider call: which items go into it, the exact request, and its idempotency key, recorded before the call.
+
+    A worker that dies after the provider accepted the call and before our commit leaves the batch `sending` with an
+    expired lease; the next worker sends the same stored messages with the same key, and the provider answers with
+    the first result instead of sending again.
+    """
+
+    idempotency_key = models.CharField(max_length=255, unique=True, help_text="Ours: email-batch:<id>.")
+    # What goes in the Idempotency-Key header: the batch key, or for a batch of one email that email's own key, so
+    # every resend of one email within Resend's 24 hours is recognised, whichever batch carries it.
+    provider_idempotency_key = models.CharField(max_length=255)
+    status = models.CharField(max_length=20, choices=BatchStatus.choices, default=BatchStatus.SENDING)
+    messages = models.JSONField(help_text='The rendered messages: [{"item_id": ..., "message": {Resend fields}}].')
+    attempts = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(db_index=True)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True)
+    worker = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "email batches"
+        indexes = [models.Index(fields=["lease_expires_at"], name="batch_in_flight_idx", condition=Q(status="sending"))]
+
+    def __str__(self) -> str:
+        return self.idempotency_key
+
+
+class EmailQueueItem(models.Model):
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="queue_items")
+    step = models.ForeignKey(AutomationStep, on_delete=models.CASCADE, related_name="queue_items")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="email_queue_items")
+    recipient = models.EmailField(max_length=254)
+    scheduled_at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=QueueStatus.choices, default=QueueStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(help_text="When the queue may next take this item.")
+    last_error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    batch = models.ForeignKey(EmailBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="items")
+    provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # First time each tracking outcome happened to this email. Kept here (written once, by the tracking service) so
+    # the analytics page aggregates one row per email instead of every tracking event.
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    human_opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-scheduled_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["enrollment", "step"], name="email_queue_item_once_per_step"),
+        ]
+        indexes = [
+            # The queue's hot path: due pending items in order.
+            models.Index(fields=["next_attempt_at"], name="queue_item_due_idx", condition=Q(status="pending")),
+            models.Index(
+                fields=["provider_message_id"], name="queue_item_message_id_idx", condition=~Q(provider_message_id="")
+            ),
+            models.Index(fields=["sent_at", "step"], name="queue_item_sent_idx", condition=Q(sent_at__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step.template.name} to {self.recipient} ({self.status})"
+
+
+class EmailEventType(models.TextChoices):
+    DELIVERED = "delivered", "Delivered"
+    OPENED = "opened", "Opened"
+    CLICKED = "clicked", "Clicked"
+    BOUNCED = "bounced", "Bounced"
+    COMPLAINED = "complained", "Complained"
+    DEFERRED = "deferred", "Deferred"
+    FAILED = "failed", "Failed"
+
+
+class EmailEvent(models.Model):
+    """One tracking event from the provider, stored once per provider event id."""
+
+    queue_item = models.ForeignKey(
+        EmailQueueItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    type = models.CharField(max_length=20, choices=EmailEventType.choices)
+    occurred_at = models.DateTimeField()
+    url = models.URLField(max_length=2000, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    provider_event_id = models.CharField(max_length=255, unique=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    recipient = models.EmailField(max_length=254, blank=True)
+    machine_open = models.BooleanField(default=False, help_text="An open by a privacy proxy or a scanner.")
+    payload = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["queue_item", "type"], name="email_event_item_type_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class SuppressionReason(models.TextChoices):
+    HARD_BOUNCE = "hard_bounce", "Hard bounce"
+    COMPLAINT = "complaint", "Spam complaint"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
+    MANUAL = "manual", "Added by staff"
+
+
+# An unsubscribe stops marketing only: a customer who unsubscribed still needs to hear that their payment failed.
+# Bounces, complaints and staff suppressions stop everything.
+SUPPRESSES_TRANSACTIONAL = (SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT, SuppressionReason.MANUAL)
+
+
+class Suppression(models.Model):
+    email = models.EmailField(max_length=254)
+    reason = models.CharField(max_length=20, choices=SuppressionReason.choices)
+    queue_item = models.ForeignKey(EmailQueueItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["email", "reason"], name="suppression_unique_per_reason")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.get_reason_display()})"
+
+    def save(self, *args, **kwargs):
+        # Addresses are compared lower-case everywhere (customers normalise the same way).
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)

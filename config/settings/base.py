@@ -188,7 +188,8 @@ ANYMAIL = {
     "RESEND_API_URL": env("RESEND_API_URL", "https://api.resend.com/"),
 }
 if RESEND_API_KEY:
-    EMAIL_BACKEND = "anymail.backends.resend.EmailBackend"
+    # anymail's Resend backend plus the Idempotency-Key header (integrations/resend/backend.py).
+    EMAIL_BACKEND = "integrations.resend.backend.EmailBackend"
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = VAR_DIR / "emails"
@@ -224,7 +225,29 @@ MODREADY_STRIPE_PRODUCT_METADATA_FLAG = "modready"
 BILLING_WEBHOOK_MAX_BYTES = env_int("BILLING_WEBHOOK_MAX_BYTES", 512 * 1024)
 # Seconds a Stripe-Signature timestamp may be old (stripe-python's default).
 BILLING_WEBHOOK_TOLERANCE = env_int("BILLING_WEBHOOK_TOLERANCE", 300)
+# The id of dj-stripe's WebhookEndpoint row that `manage.py stripe_webhook_endpoint` writes from STRIPE_WEBHOOK_SECRET
+# (the Stripe dashboard's we_... id when known; any stable id works, the row only holds the secret).
+BILLING_WEBHOOK_ENDPOINT_ID = env("BILLING_WEBHOOK_ENDPOINT_ID", "we_modready_crm")
 # Attempts before a failing Stripe event is given up (it stays in the admin, reprocessable by hand).
 BILLING_EVENT_MAX_ATTEMPTS = env_int("BILLING_EVENT_MAX_ATTEMPTS", 8)
 
 # --- Automations (automations app) -----------------------------------------------------------------------------------
+# How the email queue sends: "resend" (Resend's API through integrations/resend, batches of up to
+# AUTOMATIONS_BATCH_SIZE) or "django" (one message at a time through EMAIL_BACKEND: files locally, locmem in tests).
+AUTOMATIONS_EMAIL_TRANSPORT = env("AUTOMATIONS_EMAIL_TRANSPORT", "resend" if RESEND_API_KEY else "django")
+AUTOMATIONS_BATCH_SIZE = min(100, env_int("AUTOMATIONS_BATCH_SIZE", 100))  # Resend's batch endpoint takes 100 at most
+# 5xx and timeouts are retried with exponential backoff (base * 2^(attempt-1)) up to this many attempts.
+AUTOMATIONS_MAX_SEND_ATTEMPTS = env_int("AUTOMATIONS_MAX_SEND_ATTEMPTS", 6)
+AUTOMATIONS_RETRY_BASE_SECONDS = env_int("AUTOMATIONS_RETRY_BASE_SECONDS", 30)
+# A batch claimed by a worker that then dies is sent again (same idempotency key) after this many seconds.
+AUTOMATIONS_LEASE_SECONDS = env_int("AUTOMATIONS_LEASE_SECONDS", 60)
+# Read timeout of one call to Resend, in seconds (connect timeout is 3 s).
+AUTOMATIONS_SEND_TIMEOUT = float(env("AUTOMATIONS_SEND_TIMEOUT", "15"))
+# How long one queue run may keep draining (the schedule runs every 2 minutes, below django-q2's task timeout).
+AUTOMATIONS_DRAIN_SECONDS = env_int("AUTOMATIONS_DRAIN_SECONDS", 90)
+# Opens within this many seconds of delivery are counted as machine opens (privacy proxies, link scanners).
+AUTOMATIONS_MACHINE_OPEN_SECONDS = env_int("AUTOMATIONS_MACHINE_OPEN_SECONDS", 10)
+# Links used in email copy.
+AUTOMATIONS_DISCORD_URL = env("AUTOMATIONS_DISCORD_URL", "https://discord.gg/modready")
+AUTOMATIONS_PANEL_URL = env("AUTOMATIONS_PANEL_URL", "https://panel.modready.example")
+AUTOMATIONS_BILLING_URL = env("AUTOMATIONS_BILLING_URL", "https://modready.example/account/billing")

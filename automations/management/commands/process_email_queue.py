@@ -1,0 +1,38 @@
+"""Send the emails that are due now: `manage.py process_email_queue [--until-done] [--seconds N]`."""
+
+import time
+
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from automations.models import BatchStatus, EmailBatch, EmailQueueItem, QueueStatus
+from automations.sending import email_queue_process
+
+
+class Command(BaseCommand):
+    help = "Drain the email queue once (what the 2-minute schedule does), or until nothing is left to send."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--seconds", type=float, default=None, help="Time budget of one drain.")
+        parser.add_argument(
+            "--until-done",
+            action="store_true",
+            help="Keep draining (also waiting out leases and backoffs) until no due or in-flight email is left.",
+        )
+
+    def handle(self, *args, seconds=None, until_done=False, **options):
+        totals = {"sent": 0, "failed": 0, "suppressed": 0, "cancelled": 0, "batches": 0, "rate_limited": 0}
+        while True:
+            result = email_queue_process(time_budget=seconds)
+            for key in totals:
+                totals[key] += getattr(result, key)
+            if not until_done or not _work_left():
+                break
+            time.sleep(0.2)
+        self.stdout.write(" ".join(f"{key}={value}" for key, value in totals.items()))
+
+
+def _work_left() -> bool:
+    now = timezone.now()
+    due = EmailQueueItem.objects.filter(status=QueueStatus.PENDING, next_attempt_at__lte=now).exists()
+    return due or EmailBatch.objects.filter(status=BatchStatus.SENDING).exists()

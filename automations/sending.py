@@ -1,0 +1,415 @@
+"""Draining the email queue: claim due emails, render them, send them in batches, record what happened.
+
+The guarantees (docs/automations.md has the long version):
+
+- Claiming uses `SELECT ... FOR UPDATE SKIP LOCKED`: two workers never take the same email.
+- Before any call to the provider, the claimed emails are rendered and written into an `EmailBatch` row together with
+  the idempotency key of the call, and the emails are marked `sending`. That row is committed first. A worker that
+  dies after the provider accepted the call leaves the batch `sending` with an expired lease; the next worker
+  re-sends exactly the stored messages with the same key, and Resend answers with its first answer without sending.
+- 429: the batch waits for Retry-After and the whole drain pauses that long. 5xx, timeouts and dropped connections:
+  exponential backoff up to AUTOMATIONS_MAX_SEND_ATTEMPTS, then the emails fail with the error. Any other 4xx: a
+  batch of several is split in two (strict validation refused all of it, so nothing was sent); a single email fails
+  at once.
+- One bad email (template error, invalid address) fails alone while it is being claimed and never reaches a batch.
+"""
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+from jinja2 import TemplateError
+
+from customers.models import Customer
+from customers.services import timeline_event_record
+from integrations.resend.client import ResendClient, ResendError
+
+from .models import (
+    SUPPRESSES_TRANSACTIONAL,
+    BatchStatus,
+    EmailBatch,
+    EmailQueueItem,
+    EnrollmentStatus,
+    QueueStatus,
+    Suppression,
+    TemplateCategory,
+)
+from .rendering import customer_context, links_context, render_email, subscription_context
+from .services import enrollments_complete_finished, unsubscribe_url
+
+logger = logging.getLogger(__name__)
+
+RESEND_BACKEND = "integrations.resend.backend.EmailBackend"
+DEFAULT_RATE_LIMIT_WAIT = 1.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- transports ---------------------------------------------------------------------------------------------------
+
+
+def _email_message(message: dict[str, Any], *, idempotency_key: str) -> EmailMultiAlternatives:
+    email = EmailMultiAlternatives(
+        subject=message["subject"],
+        body=message["text"],
+        from_email=message["from"],
+        to=message["to"],
+        headers=message.get("headers") or {},
+    )
+    email.attach_alternative(message["html"], "text/html")
+    email.idempotency_key = idempotency_key  # read by integrations.resend.backend
+    return email
+
+
+def _send_one(message: dict[str, Any], *, idempotency_key: str, backend: str | None) -> str:
+    """Send one message through a Django email backend; returns the provider's message id (or a local one)."""
+    from anymail.exceptions import AnymailRequestsAPIError
+
+    from integrations.http import retry_after_seconds
+
+    email = _email_message(message, idempotency_key=idempotency_key)
+    try:
+        with get_connection(backend) as connection:
+            email.connection = connection
+            email.send()
+    except AnymailRequestsAPIError as exc:
+        response = getattr(exc, "response", None)
+        if response is None:  # timeout or connection error: anymail wraps the requests exception
+            raise ResendError(status=0, body=f"{type(exc).__name__}: {exc}"[:2000]) from exc
+        raise ResendError(
+            status=response.status_code, body=response.text[:2000], retry_after=retry_after_seconds(response)
+        ) from exc
+    except (OSError, ValueError) as exc:  # SMTP and file backends
+        raise ResendError(status=0, body=f"{type(exc).__name__}: {exc}"[:2000]) from exc
+    status = getattr(email, "anymail_status", None)
+    return (status.message_id if status else None) or f"local:{idempotency_key}"
+
+
+class DjangoMailTransport:
+    """One email per call through EMAIL_BACKEND: files in var/emails/ locally, locmem in tests."""
+
+    batch_size = 1
+
+    def send(self, *, messages: list[dict[str, Any]], idempotency_key: str) -> list[str]:
+        return [_send_one(message, idempotency_key=idempotency_key, backend=None) for message in messages]
+
+
+class ResendTransport:
+    """Resend: one email through anymail's backend (plus Idempotency-Key), several through the batch endpoint."""
+
+    def __init__(self) -> None:
+        self.batch_size = settings.AUTOMATIONS_BATCH_SIZE
+        self.client = ResendClient.from_settings()
+
+    def send(self, *, messages: list[dict[str, Any]], idempotency_key: str) -> list[str]:
+        if len(messages) == 1:
+            return [_send_one(messages[0], idempotency_key=idempotency_key, backend=RESEND_BACKEND)]
+        return self.client.batch_send(messages=messages, idempotency_key=idempotency_key)
+
+
+def transport_get():
+    if settings.AUTOMATIONS_EMAIL_TRANSPORT == "resend":
+        return ResendTransport()
+    return DjangoMailTransport()
+
+
+# --- claiming -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    cancelled: int = 0
+    batches: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    splits: int = 0
+    waited_seconds: float = 0.0
+    touched_enrollments: set[int] = field(default_factory=set)
+
+
+def batch_claim_in_flight(*, worker: str) -> EmailBatch | None:
+    """A batch whose lease ran out: a retry that is due, or a batch whose worker died mid-call."""
+    now = timezone.now()
+    with transaction.atomic():
+        batch = (
+            EmailBatch.objects.select_for_update(skip_locked=True)
+            .filter(status=BatchStatus.SENDING, lease_expires_at__lte=now)
+            .order_by("lease_expires_at")
+            .first()
+        )
+        if batch is None:
+            return None
+        batch.lease_expires_at = now + timedelta(seconds=settings.AUTOMATIONS_LEASE_SECONDS)
+        batch.worker = worker
+        batch.save(update_fields=["lease_expires_at", "worker"])
+    return batch
+
+
+def _suppression_reason(item: EmailQueueItem, suppressions: dict[str, set[str]]) -> str | None:
+    template = item.step.template
+    reasons = suppressions.get(item.recipient.lower(), set())
+    if template.category == TemplateCategory.MARKETING:
+        if not item.customer.opt_in_confirmed:
+            return "No marketing consent (opt_in_confirmed is off)"
+        if reasons:
+            return f"Address suppressed: {', '.join(sorted(reasons))}"
+    blocking = reasons & set(SUPPRESSES_TRANSACTIONAL)
+    if blocking:
+        return f"Address suppressed: {', '.join(sorted(blocking))}"
+    return None
+
+
+def _message_for(item: EmailQueueItem, *, subscriptions: dict[int, Any]) -> dict[str, Any]:
+    """Render one email to Resend's message shape. Raises TemplateError or ValidationError for a bad email."""
+    validate_email(item.recipient)
+    template = item.step.template
+    customer = item.customer
+    if customer.pk not in subscriptions:
+        subscriptions[customer.pk] = subscription_context(customer=customer, event_payload=item.enrollment.context)
+    link = unsubscribe_url(email=item.recipient, queue_item_id=item.pk)
+    context = {
+        "customer": customer_context(customer),
+        "subscription": subscriptions[customer.pk],
+        "event": item.enrollment.context,
+        "unsubscribe_url": link,
+        **links_context(),
+    }
+    rendered = render_email(template=template, context=context)
+    headers = {"X-Entity-Ref-ID": item.idempotency_key}
+    if template.category == TemplateCategory.MARKETING:
+        # RFC 8058 one-click unsubscribe: mailbox providers POST to the link without showing our page.
+        headers["List-Unsubscribe"] = f"<{link}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return {
+        "from": settings.DEFAULT_FROM_EMAIL,
+        "to": [item.recipient],
+        "subject": rendered.subject,
+        "html": rendered.html,
+        "text": rendered.text,
+        "headers": headers,
+    }
+
+
+def batch_claim_new(*, worker: str, size: int, result: DrainResult) -> tuple[EmailBatch | None, bool]:
+    """Claim up to `size` due emails into a new batch. Returns (batch or None, whether any email was handled)."""
+    now = timezone.now()
+    with transaction.atomic():
+        items = list(
+            EmailQueueItem.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("customer", "step__template", "enrollment")
+            .filter(status=QueueStatus.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "id")[:size]
+        )
+        if not items:
+            return None, False
+        suppressions: dict[str, set[str]] = {}
+        for email, reason in Suppression.objects.filter(
+            email__in={item.recipient.lower() for item in items}
+        ).values_list("email", "reason"):
+            suppressions.setdefault(email, set()).add(reason)
+
+        ready: list[tuple[EmailQueueItem, dict[str, Any]]] = []
+        subscriptions: dict[int, Any] = {}
+        for item in items:
+            result.touched_enrollments.add(item.enrollment_id)
+            item.updated_at = now
+            if item.enrollment.status != EnrollmentStatus.ACTIVE:
+                item.status, item.last_error = QueueStatus.CANCELLED, f"Enrollment {item.enrollment.status}"
+                result.cancelled += 1
+                continue
+            reason = _suppression_reason(item, suppressions)
+            if reason:
+                item.status, item.last_error = QueueStatus.SUPPRESSED, reason
+                result.suppressed += 1
+                continue
+            try:
+                message = _message_for(item, subscriptions=subscriptions)
+            except (TemplateError, ValidationError) as exc:
+                item.status, item.last_error = QueueStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+                result.failed += 1
+                continue
+            except Exception as exc:  # a bug in one email's data must not stop the others
+                logger.exception("Email queue item %s could not be rendered", item.pk)
+                item.status, item.last_error = QueueStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+                result.failed += 1
+                continue
+            ready.append((item, message))
+
+        batch = None
+        if ready:
+            batch = _batch_create(ready, worker=worker, now=now)
+            for item, _ in ready:
+                item.status, item.batch, item.attempts = QueueStatus.SENDING, batch, item.attempts + 1
+        EmailQueueItem.objects.bulk_update(items, ["status", "last_error", "batch", "attempts", "updated_at"])
+    return batch, True
+
+
+def _batch_create(ready: list[tuple[EmailQueueItem, dict[str, Any]]], *, worker: str, now) -> EmailBatch:
+    batch = EmailBatch.objects.create(
+        idempotency_key=f"unassigned:{uuid.uuid4()}",
+        provider_idempotency_key="",
+        messages=[{"item_id": item.pk, "message": message} for item, message in ready],
+        lease_expires_at=now + timedelta(seconds=settings.AUTOMATIONS_LEASE_SECONDS),
+        next_attempt_at=now,
+        worker=worker,
+    )
+    # Keys derived from our ids; an email alone in its batch is sent under its own key.
+    batch.idempotency_key = f"email-batch:{batch.pk}"
+    batch.provider_idempotency_key = ready[0][0].idempotency_key if len(ready) == 1 else batch.idempotency_key
+    batch.save(update_fields=["idempotency_key", "provider_idempotency_key"])
+    return batch
+
+
+# --- sending and recording ---------------------------------------------------------------------------------------
+
+
+def batch_send(*, batch: EmailBatch, transport, result: DrainResult) -> float:
+    """Make the provider call for a claimed batch and record the outcome. Returns seconds the drain should pause."""
+    messages = [entry["message"] for entry in batch.messages]
+    try:
+        message_ids = transport.send(messages=messages, idempotency_key=batch.provider_idempotency_key)
+    except ResendError as exc:
+        return batch_record_failure(batch=batch, error=exc, result=result)
+    batch_record_sent(batch=batch, message_ids=message_ids, result=result)
+    return 0.0
+
+
+@transaction.atomic
+def batch_record_sent(*, batch: EmailBatch, message_ids: list[str], result: DrainResult) -> None:
+    batch = EmailBatch.objects.select_for_update().get(pk=batch.pk)
+    if batch.status != BatchStatus.SENDING:
+        return  # another worker took over this batch after our lease ran out and recorded it first
+    now = timezone.now()
+    batch.status, batch.sent_at, batch.last_error = BatchStatus.SENT, now, ""
+    batch.save(update_fields=["status", "sent_at", "last_error"])
+    ids_by_item = {entry["item_id"]: message_id for entry, message_id in zip(batch.messages, message_ids, strict=True)}
+    items = list(
+        EmailQueueItem.objects.filter(pk__in=ids_by_item, status=QueueStatus.SENDING).select_related("step__template")
+    )
+    for item in items:
+        item.status, item.provider_message_id, item.sent_at = QueueStatus.SENT, ids_by_item[item.pk], now
+        item.last_error, item.updated_at = "", now
+        result.touched_enrollments.add(item.enrollment_id)
+    EmailQueueItem.objects.bulk_update(items, ["status", "provider_message_id", "sent_at", "last_error", "updated_at"])
+    subjects = {entry["item_id"]: entry["message"]["subject"] for entry in batch.messages}
+    for item in items:
+        # The id is all the timeline needs; loading every customer row would slow the drain for nothing.
+        timeline_event_record(
+            customer=Customer(pk=item.customer_id),
+            source="email",
+            source_key=f"{item.idempotency_key}:sent",
+            kind="email.sent",
+            occurred_at=now,
+            summary=f"Sent {item.step.template.name}: {subjects[item.pk]}",
+            payload={"queue_item_id": item.pk, "provider_message_id": item.provider_message_id},
+            object_type="email.queue_item",
+            object_id=str(item.pk),
+        )
+    result.sent += len(items)
+    result.batches += 1
+
+
+@transaction.atomic
+def batch_record_failure(*, batch: EmailBatch, error: ResendError, result: DrainResult) -> float:
+    batch = EmailBatch.objects.select_for_update().get(pk=batch.pk)
+    if batch.status != BatchStatus.SENDING:
+        return 0.0
+    now = timezone.now()
+    message = str(error)[:2000]
+    batch.last_error = message
+    if error.status == 429:
+        wait = error.retry_after if error.retry_after is not None else DEFAULT_RATE_LIMIT_WAIT
+        batch.lease_expires_at = batch.next_attempt_at = now + timedelta(seconds=wait)
+        batch.save(update_fields=["last_error", "lease_expires_at", "next_attempt_at"])
+        result.rate_limited += 1
+        return wait
+    if error.is_retryable:
+        batch.attempts += 1
+        if batch.attempts < settings.AUTOMATIONS_MAX_SEND_ATTEMPTS:
+            backoff = settings.AUTOMATIONS_RETRY_BASE_SECONDS * 2 ** (batch.attempts - 1)
+            batch.lease_expires_at = batch.next_attempt_at = now + timedelta(seconds=backoff)
+            batch.save(update_fields=["attempts", "last_error", "lease_expires_at", "next_attempt_at"])
+            batch.items.update(last_error=message, attempts=batch.attempts, updated_at=now)
+            result.retries += 1
+            return 0.0
+        _batch_fail(batch, message=f"Gave up after {batch.attempts} attempts: {message}", result=result)
+        return 0.0
+    if len(batch.messages) > 1:
+        _batch_split(batch, message=message, now=now)
+        result.splits += 1
+        return 0.0
+    _batch_fail(batch, message=message, result=result)
+    return 0.0
+
+
+def _batch_fail(batch: EmailBatch, *, message: str, result: DrainResult) -> None:
+    now = timezone.now()
+    batch.status = BatchStatus.FAILED
+    batch.last_error = message[:2000]
+    batch.save(update_fields=["status", "last_error", "attempts"])
+    result.failed += batch.items.filter(status=QueueStatus.SENDING).update(
+        status=QueueStatus.FAILED, last_error=message[:2000], updated_at=now
+    )
+    result.touched_enrollments.update(batch.items.values_list("enrollment_id", flat=True))
+
+
+def _batch_split(batch: EmailBatch, *, message: str, now) -> None:
+    """The provider refused the whole batch for one bad email: send each half on its own, under new keys."""
+    batch.status = BatchStatus.SPLIT
+    batch.save(update_fields=["status", "last_error"])
+    middle = len(batch.messages) // 2
+    for half in (batch.messages[:middle], batch.messages[middle:]):
+        item_ids = [entry["item_id"] for entry in half]
+        items = {item.pk: item for item in EmailQueueItem.objects.filter(pk__in=item_ids)}
+        child = _batch_create([(items[entry["item_id"]], entry["message"]) for entry in half], worker="", now=now)
+        child.lease_expires_at = now
+        child.save(update_fields=["lease_expires_at"])
+        EmailQueueItem.objects.filter(pk__in=item_ids).update(batch=child, last_error=message, updated_at=now)
+
+
+def email_queue_process(
+    *,
+    worker: str | None = None,
+    time_budget: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DrainResult:
+    """Drain due emails until none is left or the time budget is spent. Safe to run in several workers at once."""
+    worker = worker or worker_name()
+    budget = settings.AUTOMATIONS_DRAIN_SECONDS if time_budget is None else time_budget
+    deadline = time.monotonic() + budget
+    transport = transport_get()
+    result = DrainResult()
+    while time.monotonic() < deadline:
+        batch = batch_claim_in_flight(worker=worker)
+        if batch is None:
+            batch, handled = batch_claim_new(worker=worker, size=transport.batch_size, result=result)
+            if batch is None:
+                if handled:
+                    continue  # every claimed email was cancelled, suppressed or failed; look for more
+                break
+        wait = batch_send(batch=batch, transport=transport, result=result)
+        if wait:
+            # A 429 is about our whole account, not this batch: every further call would be refused too.
+            if time.monotonic() + wait >= deadline:
+                break
+            sleep(wait)
+            result.waited_seconds += wait
+    enrollments_complete_finished(enrollment_ids=result.touched_enrollments)
+    return result

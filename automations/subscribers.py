@@ -1,0 +1,54 @@
+"""Reactions to domain events (customers.events) and to Resend's tracking webhook (anymail's `tracking` signal).
+
+Both are delivered at least once; the services they call are idempotent (unique constraints on enrollments and on
+provider event ids).
+"""
+
+from anymail.signals import tracking
+from django.dispatch import receiver
+
+from customers.events import EVENT_NAMES, subscriber
+from customers.models import DomainEvent
+
+from .services import email_event_record, enrollments_exit_for_event, enrollments_start_for_event
+
+# anymail's normalised event types -> ours. "sent" is ours already (we record it when Resend accepts the email).
+ANYMAIL_EVENT_TYPES = {
+    "delivered": "delivered",
+    "opened": "opened",
+    "clicked": "clicked",
+    "bounced": "bounced",
+    "complained": "complained",
+    "deferred": "deferred",
+    "failed": "failed",
+    "rejected": "failed",
+}
+# Resend events anymail reports as "unknown" (https://resend.com/docs/dashboard/webhooks/event-types).
+RESEND_EVENT_TYPES = {"email.failed": "failed", "email.suppressed": "failed"}
+
+
+@subscriber(*EVENT_NAMES)
+def on_domain_event(event: DomainEvent) -> None:
+    # Exits first: a new subscription ends win-back before it can start anything else.
+    enrollments_exit_for_event(event=event)
+    enrollments_start_for_event(event=event)
+
+
+@receiver(tracking, dispatch_uid="automations.tracking")
+def on_tracking_event(sender, event, esp_name, **kwargs) -> None:
+    if esp_name != "Resend":
+        return
+    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
+    event_type = ANYMAIL_EVENT_TYPES.get(event.event_type) or RESEND_EVENT_TYPES.get(raw.get("type", ""))
+    if event_type is None or not event.event_id:
+        return
+    email_event_record(
+        event_type=event_type,
+        provider_event_id=event.event_id,
+        provider_message_id=event.message_id or "",
+        occurred_at=event.timestamp,
+        url=event.click_url or "",
+        user_agent=event.user_agent or "",
+        recipient=event.recipient or "",
+        payload=raw,
+    )

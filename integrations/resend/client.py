@@ -1,0 +1,73 @@
+"""A client for Resend's batch endpoint, which anymail cannot use for different messages in one call.
+
+`POST /emails/batch` takes up to 100 complete messages and answers `{"data": [{"id": ...}, ...]}` in the same
+order (https://resend.com/docs/api-reference/emails/send-batch-emails). It refuses attachments and `scheduled_at`,
+which the queue never uses. In its default (strict) validation mode one invalid message refuses the whole call with
+a 4xx and nothing is sent; the queue then splits the batch. The `Idempotency-Key` header works as for single sends.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+from django.conf import settings
+
+from integrations.http import ProviderError, session_build
+
+MAX_BATCH_SIZE = 100
+
+
+class ResendError(ProviderError):
+    provider = "resend"
+
+
+@dataclass
+class ResendClient:
+    api_url: str
+    api_key: str
+    timeout: tuple[float, float] = (3.05, 15)
+
+    def __post_init__(self) -> None:
+        if not self.api_url.endswith("/"):
+            self.api_url += "/"
+        self.session = session_build(
+            timeout=self.timeout,
+            headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
+        )
+
+    @classmethod
+    def from_settings(cls) -> "ResendClient":
+        anymail = settings.ANYMAIL
+        api_key = anymail.get("RESEND_API_KEY") or settings.RESEND_API_KEY
+        if not api_key:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured("Sending through Resend needs RESEND_API_KEY (see .env.example).")
+        return cls(
+            api_url=anymail.get("RESEND_API_URL") or "https://api.resend.com/",
+            api_key=api_key,
+            timeout=(3.05, settings.AUTOMATIONS_SEND_TIMEOUT),
+        )
+
+    def batch_send(self, *, messages: list[dict[str, Any]], idempotency_key: str) -> list[str]:
+        """Send up to 100 messages in one call; returns Resend's email ids in message order. Raises ResendError."""
+        if not 0 < len(messages) <= MAX_BATCH_SIZE:
+            raise ValueError(f"A batch holds 1 to {MAX_BATCH_SIZE} messages, not {len(messages)}")
+        try:
+            response = self.session.post(
+                urljoin(self.api_url, "emails/batch"),
+                json=messages,
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        except requests.RequestException as exc:
+            raise ResendError.from_transport(exc) from exc
+        if not 200 <= response.status_code < 300:
+            raise ResendError.from_response(response)
+        try:
+            ids = [entry["id"] for entry in response.json()["data"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ResendError(status=response.status_code, body=f"Unexpected answer: {response.text[:500]}") from exc
+        if len(ids) != len(messages):
+            raise ResendError(status=response.status_code, body=f"{len(ids)} ids for {len(messages)} messages")
+        return ids
