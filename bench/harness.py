@@ -60,13 +60,14 @@ class Table:
 
     def print(self, file=sys.stdout) -> None:
         widths = [max(len(str(col)), *(len(row[i]) for row in self.rows)) for i, col in enumerate(self.columns)]
-        line = "+".join("-" * (w + 2) for w in widths)
+        line = "-+-".join("-" * w for w in widths)
         print(f"\n{self.title}", file=file)
         print(line, file=file)
         print(" | ".join(str(c).ljust(w) for c, w in zip(self.columns, widths, strict=True)), file=file)
         print(line, file=file)
         for row in self.rows:
-            print(" | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)), file=file)
+            cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+            print(" | ".join(cells), file=file)
         print(line, file=file, flush=True)
 
 
