@@ -1,0 +1,16 @@
+from config.schedules import ScheduledJob
+
+SCHEDULES = [
+    ScheduledJob(
+        name="billing.stripe-sync",
+        func="billing.tasks.stripe_sync_task",
+        cron="0 8 * * *",
+        description="List every Stripe subscription and heal what webhooks missed.",
+    ),
+    ScheduledJob(
+        name="billing.stripe-events-retry",
+        func="billing.tasks.stripe_events_retry_due",
+        cron="* * * * *",
+        description="Retry failed Stripe events whose backoff is over.",
+    ),
+]

@@ -1,0 +1,82 @@
+"""The Stripe webhook endpoint: verify, store, answer. Processing happens in a task (billing.webhooks)."""
+
+import json
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from djstripe.models.webhooks import get_remote_ip
+
+from . import webhooks
+
+logger = logging.getLogger(__name__)
+
+# Headers kept with each stored delivery (for support and replay); nothing else of the request is stored.
+STORED_HEADERS = ("Content-Type", "Stripe-Signature", "User-Agent")
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """POST /api/webhooks/stripe. 400 for a missing, invalid or stale signature and for malformed JSON, 413 for an
+    oversized body, 200 once the delivery is durably stored. Never a 500 for bad input.
+
+    The signature is checked here against the secret on dj-stripe's WebhookEndpoint row, whatever DEBUG says: unlike
+    dj-stripe's own view, no request header can replace the secret (dj-stripe honours X-Djstripe-Webhook-Secret when
+    DEBUG is on).
+    """
+    header = request.headers.get("Stripe-Signature", "")
+    if not header:
+        return _error(400, "missing Stripe-Signature header")
+    limit = settings.BILLING_WEBHOOK_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _error(400, "bad Content-Length")
+    if declared > limit:
+        return _error(413, "body too large")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return _error(413, "body too large")
+    if len(body) > limit:
+        return _error(413, "body too large")
+
+    endpoint = webhooks.webhook_endpoint_get()
+    if endpoint is None or not endpoint.secret:
+        # Our configuration, not the sender's input: 503 makes Stripe retry once we are configured.
+        logger.error("Stripe webhook received but no endpoint secret is configured (manage.py stripe_webhook_endpoint)")
+        return _error(503, "webhook endpoint not configured")
+    if not webhooks.signature_verify(payload=body, header=header, secret=endpoint.secret):
+        logger.warning("Stripe webhook with an invalid or stale signature from %s", get_remote_ip(request))
+        return _error(400, "invalid signature")
+
+    try:
+        event = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "malformed JSON")
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("id"), str)
+        or not event["id"]
+        or not isinstance(event.get("type"), str)
+        or not isinstance(event.get("data"), dict)
+        or len(event["id"]) > 255
+    ):
+        return _error(400, "not a Stripe event")
+
+    processing = webhooks.stripe_event_receive(
+        body=body.decode("utf-8"),
+        event=event,
+        headers={name: request.headers[name] for name in STORED_HEADERS if name in request.headers},
+        remote_ip=get_remote_ip(request),
+        endpoint=endpoint,
+    )
+    return JsonResponse({"received": processing.event_id})

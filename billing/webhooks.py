@@ -1,0 +1,287 @@
+"""Stripe webhook deliveries: store fast, process later, exactly once per event id.
+
+    receive (view)  -> verify signature on the raw body -> parse -> stripe_event_receive():
+                       dj-stripe WebhookEventTrigger row (every delivery) + StripeEventProcessing row (one per event id)
+                       -> on commit: enqueue billing.tasks.stripe_event_process_task(event_id) -> 200
+    process (task)  -> stripe_event_process(): lock the processing row (SKIP LOCKED), run dj-stripe's processing
+                       (Event row, re-fetch and sync of the object from the Stripe API), then our handlers, which read
+                       the re-fetched state from dj-stripe's tables and call billing.services.
+                       Failure: rolled back, error kept, retried with exponential backoff by the retry schedule.
+
+The Stripe docs: https://docs.stripe.com/webhooks (signatures, retries, duplicates, ordering).
+"""
+
+import json
+import logging
+import traceback
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from djstripe import models as djstripe_models
+from djstripe.settings import djstripe_settings
+
+from . import selectors, services
+from .models import EventProcessingStatus, StripeEventProcessing
+from .stripe_objects import invoice_subscription_id, object_id, timestamp_to_datetime
+
+logger = logging.getLogger(__name__)
+
+# A lost enqueue (a crash between commit and enqueue) is picked up by the retry schedule after this long.
+PENDING_GRACE = timedelta(minutes=5)
+MAX_BACKOFF = timedelta(hours=6)
+
+
+def webhook_endpoint_id() -> str:
+    return settings.BILLING_WEBHOOK_ENDPOINT_ID
+
+
+def webhook_endpoint_get() -> djstripe_models.WebhookEndpoint | None:
+    return djstripe_models.WebhookEndpoint.objects.filter(id=webhook_endpoint_id()).first()
+
+
+@transaction.atomic
+def webhook_endpoint_configure(*, secret: str, url: str) -> tuple[djstripe_models.WebhookEndpoint, bool]:
+    """Create or update dj-stripe's WebhookEndpoint row that holds the signing secret. Returns (endpoint, created)."""
+    if not secret.startswith("whsec_"):
+        raise ValueError("STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret (whsec_...)")
+    endpoint, created = djstripe_models.WebhookEndpoint.objects.update_or_create(
+        id=webhook_endpoint_id(),
+        defaults={
+            "secret": secret,
+            "url": url,
+            "status": "enabled",
+            "enabled_events": ["*"],
+            "api_version": settings.STRIPE_API_VERSION,
+            "livemode": settings.STRIPE_LIVE_MODE,
+            "djstripe_tolerance": settings.BILLING_WEBHOOK_TOLERANCE,
+            "djstripe_validation_method": "verify_signature",
+        },
+    )
+    return endpoint, created
+
+
+def signature_verify(*, payload: bytes, header: str, secret: str) -> bool:
+    """Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]; HMAC-SHA256 over "<t>.<raw body>". Any v1 may match
+    (secret rotation); the timestamp must be within the tolerance. https://docs.stripe.com/webhooks#verify-manually"""
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8"), header, secret, settings.BILLING_WEBHOOK_TOLERANCE
+        )
+    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError):
+        return False
+    return True
+
+
+def stripe_event_receive(
+    *, body: str, event: dict, headers: dict, remote_ip: str, endpoint: djstripe_models.WebhookEndpoint
+) -> StripeEventProcessing:
+    """Store one verified delivery durably and enqueue its processing after commit (only the first delivery of an
+    event id, or a redelivery of one whose processing failed)."""
+    with transaction.atomic():
+        trigger = djstripe_models.WebhookEventTrigger.objects.create(
+            remote_ip=remote_ip,
+            headers=headers,
+            body=body,
+            valid=True,
+            webhook_endpoint=endpoint,
+        )
+        processing, created = StripeEventProcessing.objects.get_or_create(
+            event_id=event["id"],
+            defaults={
+                "event_type": str(event.get("type", ""))[:128],
+                "event_created": timestamp_to_datetime(event.get("created")),
+                "trigger": trigger,
+                "next_attempt_at": timezone.now() + PENDING_GRACE,
+            },
+        )
+        if not created:
+            StripeEventProcessing.objects.filter(pk=processing.pk).update(deliveries=F("deliveries") + 1)
+        if created or processing.status == EventProcessingStatus.FAILED:
+            event_id = processing.event_id
+            transaction.on_commit(lambda: stripe_event_enqueue(event_id=event_id))
+    return processing
+
+
+def stripe_event_enqueue(*, event_id: str) -> None:
+    from django_q.tasks import async_task
+
+    async_task("billing.tasks.stripe_event_process_task", event_id, task_name=f"stripe-event:{event_id}")
+
+
+def stripe_event_process(*, event_id: str) -> str | None:
+    """Process one stored event if it is pending or failed; returns the new status, or None when there was nothing
+    to do (already processed, given up, or another worker holds it right now)."""
+    with transaction.atomic():
+        processing = (
+            StripeEventProcessing.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("trigger")
+            .filter(event_id=event_id, status__in=[EventProcessingStatus.PENDING, EventProcessingStatus.FAILED])
+            .first()
+        )
+        if processing is None:
+            return None
+        trigger = processing.trigger
+        now = timezone.now()
+        processing.attempts += 1
+        try:
+            if trigger is None:
+                raise RuntimeError("The stored delivery of this event is gone")
+            with transaction.atomic():
+                _process(json.loads(trigger.body))
+        except Exception as exc:  # any failure: keep the error, retry later; the savepoint undid partial work
+            logger.exception("Stripe event %s (%s) failed", event_id, processing.event_type)
+            processing.last_error = f"{type(exc).__name__}: {exc}"[:4000]
+            give_up = processing.attempts >= settings.BILLING_EVENT_MAX_ATTEMPTS
+            processing.status = EventProcessingStatus.DEAD if give_up else EventProcessingStatus.FAILED
+            backoff = min(MAX_BACKOFF, timedelta(minutes=2 ** (processing.attempts - 1)))
+            processing.next_attempt_at = None if give_up else now + backoff
+            if trigger is not None:
+                trigger.exception = str(exc)[:128]
+                trigger.traceback = traceback.format_exc()
+                trigger.processed = False
+                trigger.save(update_fields=["exception", "traceback", "processed", "updated"])
+        else:
+            processing.status = EventProcessingStatus.PROCESSED
+            processing.processed_at = now
+            processing.next_attempt_at = None
+            processing.last_error = ""
+            trigger.exception, trigger.traceback, trigger.processed = "", "", True
+            trigger.event = djstripe_models.Event.objects.filter(id=event_id).first()
+            trigger.save(update_fields=["exception", "traceback", "processed", "event", "updated"])
+        processing.save()
+        return processing.status
+
+
+@transaction.atomic
+def stripe_event_reprocess(*, event_id: str) -> bool:
+    """From the admin: run an event's processing again (a failed, given-up or even processed one). Everything it
+    records is keyed, so a second run changes nothing that the first already did."""
+    updated = StripeEventProcessing.objects.filter(event_id=event_id).update(
+        status=EventProcessingStatus.PENDING, next_attempt_at=timezone.now() + PENDING_GRACE
+    )
+    if updated:
+        transaction.on_commit(lambda: stripe_event_enqueue(event_id=event_id))
+    return bool(updated)
+
+
+def _process(data: dict) -> None:
+    """dj-stripe's processing (creates its Event, re-fetches and syncs the object), then our handler."""
+    event = djstripe_models.Event.objects.filter(id=data["id"]).first()
+    if event is None:
+        event = djstripe_models.Event.process(data)
+    else:
+        # Reprocessing: dj-stripe's Event.process would return the stored Event without syncing anything.
+        event.invoke_webhook_handlers()
+    handler = HANDLERS.get(event.type)
+    if handler is not None:
+        handler(event, timestamp_to_datetime(data.get("created")) or timezone.now())
+
+
+# --- our handlers: read the state dj-stripe just synced, call billing.services ------------------------------------
+
+
+def _api_key() -> str:
+    return djstripe_settings.STRIPE_SECRET_KEY
+
+
+def djstripe_product_lookup(product_id: str) -> dict | None:
+    if not product_id:
+        return None
+    return djstripe_models.Product.objects.filter(id=product_id).values_list("stripe_data", flat=True).first()
+
+
+def _djstripe_customer_data(customer_id: str) -> dict | None:
+    if not customer_id:
+        return None
+    return djstripe_models.Customer.objects.filter(id=customer_id).values_list("stripe_data", flat=True).first()
+
+
+def subscription_apply_from_djstripe(*, subscription_id: str, occurred_at: datetime | None = None):
+    """Apply dj-stripe's synced copy of a subscription (fetching and syncing it first if dj-stripe lacks it)."""
+    djsub = djstripe_models.Subscription.objects.filter(id=subscription_id).first()
+    if djsub is None:
+        djsub = djstripe_models.Subscription._get_or_retrieve(id=subscription_id, api_key=_api_key())
+    data = djsub.stripe_data
+    return services.subscription_apply_stripe_state(
+        stripe_subscription=data,
+        product_lookup=djstripe_product_lookup,
+        stripe_customer=_djstripe_customer_data(object_id(data.get("customer"))),
+        djstripe_subscription_pk=djsub.pk,
+        occurred_at=occurred_at,
+    )
+
+
+def _on_subscription(event, occurred_at: datetime) -> None:
+    subscription_id = event.data["object"]["id"]
+    subscription_apply_from_djstripe(subscription_id=subscription_id, occurred_at=occurred_at)
+    if event.type == "customer.subscription.trial_will_end":
+        data = djstripe_models.Subscription.objects.get(id=subscription_id).stripe_data
+        services.subscription_trial_will_end_record(stripe_subscription=data, occurred_at=occurred_at)
+
+
+def _on_invoice(event, occurred_at: datetime) -> None:
+    invoice = djstripe_models.Invoice.objects.filter(id=event.data["object"]["id"]).first()
+    data = invoice.stripe_data if invoice else event.data["object"]
+    subscription_id = invoice_subscription_id(data)
+    if not subscription_id:
+        return
+    # The invoice event may arrive before (or instead of) the subscription's own: make sure the CRM has it.
+    if selectors.subscription_get_by_stripe_id(stripe_subscription_id=subscription_id) is None:
+        subscription_apply_from_djstripe(subscription_id=subscription_id, occurred_at=occurred_at)
+    services.invoice_apply_stripe_state(stripe_invoice=data, occurred_at=occurred_at)
+
+
+def _on_dispute(event, occurred_at: datetime) -> None:
+    dispute = djstripe_models.Dispute.objects.filter(id=event.data["object"]["id"]).first()
+    data = dispute.stripe_data if dispute else event.data["object"]
+    charge_id = object_id(data.get("charge"))
+    charge = djstripe_models.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
+    customer_id = object_id((charge or {}).get("customer"))
+    services.dispute_opened_record(stripe_dispute=data, stripe_customer_id=customer_id, occurred_at=occurred_at)
+
+
+def _on_checkout_completed(event, occurred_at: datetime) -> None:
+    session = djstripe_models.Session.objects.filter(id=event.data["object"]["id"]).first()
+    data = session.stripe_data if session else event.data["object"]
+    # https://docs.stripe.com/api/checkout/sessions/line_items: the session object does not include them.
+    line_items = stripe.checkout.Session.list_line_items(
+        data["id"],
+        limit=100,
+        expand=["data.price.product"],
+        api_key=_api_key(),
+        stripe_version=settings.STRIPE_API_VERSION,
+    )
+    items = [json.loads(str(item)) for item in line_items.auto_paging_iter()]
+    services.checkout_completed_record(
+        stripe_session=data, line_items=items, product_lookup=djstripe_product_lookup, occurred_at=occurred_at
+    )
+
+
+def _on_customer(event, occurred_at: datetime) -> None:
+    obj = event.data["object"]
+    if obj.get("object") != "customer":
+        return
+    data = _djstripe_customer_data(obj["id"]) or obj
+    services.stripe_customer_apply(stripe_customer=data)
+
+
+HANDLERS: dict[str, Callable] = {
+    "customer.subscription.created": _on_subscription,
+    "customer.subscription.updated": _on_subscription,
+    "customer.subscription.deleted": _on_subscription,
+    "customer.subscription.paused": _on_subscription,
+    "customer.subscription.resumed": _on_subscription,
+    "customer.subscription.trial_will_end": _on_subscription,
+    "invoice.paid": _on_invoice,
+    "invoice.payment_succeeded": _on_invoice,
+    "invoice.payment_failed": _on_invoice,
+    "charge.dispute.created": _on_dispute,
+    "checkout.session.completed": _on_checkout_completed,
+    "customer.created": _on_customer,
+    "customer.updated": _on_customer,
+}
