@@ -236,7 +236,10 @@ def _subscription_created_facts(
     elif state.status in ENDED_STATUSES and not is_new:
         _move_along(customer, [Stage.PURCHASE], cause="subscription imported", occurred_at=started, key=key)
     if state.status == SubscriptionStatus.CANCELED:
-        _subscription_canceled_fact(subscription, state, result=result, occurred_at=occurred_at, announce=is_new)
+        # First seen already canceled (its created event was missed): announce the cancellation if it is recent.
+        ended = state.ended_at or state.canceled_at or started
+        recent_end = timezone.now() - ended <= NEW_SUBSCRIPTION_WINDOW
+        _subscription_canceled_fact(subscription, state, result=result, occurred_at=occurred_at, announce=recent_end)
     elif state.cancel_at_period_end or state.cancel_at:
         _subscription_cancel_scheduled_fact(subscription, state, result=result, occurred_at=occurred_at)
 

@@ -190,9 +190,13 @@ def _api_key() -> str:
 
 
 def djstripe_product_lookup(product_id: str) -> dict | None:
+    """A product from dj-stripe's mirror, fetched and mirrored first if it is not there yet (one call per product)."""
     if not product_id:
         return None
-    return djstripe_models.Product.objects.filter(id=product_id).values_list("stripe_data", flat=True).first()
+    data = djstripe_models.Product.objects.filter(id=product_id).values_list("stripe_data", flat=True).first()
+    if data is None:
+        data = djstripe_models.Product._get_or_retrieve(id=product_id, api_key=_api_key()).stripe_data
+    return data
 
 
 def _djstripe_customer_data(customer_id: str) -> dict | None:
@@ -248,15 +252,20 @@ def _on_dispute(event, occurred_at: datetime) -> None:
 def _on_checkout_completed(event, occurred_at: datetime) -> None:
     session = djstripe_models.Session.objects.filter(id=event.data["object"]["id"]).first()
     data = session.stripe_data if session else event.data["object"]
-    # https://docs.stripe.com/api/checkout/sessions/line_items: the session object does not include them.
-    line_items = stripe.checkout.Session.list_line_items(
-        data["id"],
-        limit=100,
-        expand=["data.price.product"],
-        api_key=_api_key(),
-        stripe_version=settings.STRIPE_API_VERSION,
-    )
-    items = [json.loads(str(item)) for item in line_items.auto_paging_iter()]
+    # https://docs.stripe.com/api/checkout/sessions/line_items: dj-stripe retrieves the session with line_items
+    # expanded; only a session with more items than that page holds needs its own call.
+    expanded = data.get("line_items") or {}
+    if expanded.get("data") is not None and not expanded.get("has_more"):
+        items = expanded["data"]
+    else:
+        line_items = stripe.checkout.Session.list_line_items(
+            data["id"],
+            limit=100,
+            expand=["data.price.product"],
+            api_key=_api_key(),
+            stripe_version=settings.STRIPE_API_VERSION,
+        )
+        items = [json.loads(str(item)) for item in line_items.auto_paging_iter()]
     services.checkout_completed_record(
         stripe_session=data, line_items=items, product_lookup=djstripe_product_lookup, occurred_at=occurred_at
     )

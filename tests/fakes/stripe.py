@@ -279,7 +279,10 @@ class FakeStripe(FakeServer):
         items = self.line_items.get(request.params["session_id"])
         if items is None:
             return self._missing("checkout.session", request.params["session_id"])
-        return self._page(request, [copy.deepcopy(item) for item in items])
+        page = self._page(request, [copy.deepcopy(item) for item in items])
+        for path in _expand_params(request):
+            page = self._expand(page, path.split("."))
+        return page
 
     @route("GET", r"/v1/checkout/sessions/(?P<object_id>[^/]+)")
     def session_retrieve(self, request: FakeRequest):
@@ -324,7 +327,16 @@ class FakeStripe(FakeServer):
             obj = copy.deepcopy(obj) if obj else None
         if obj is None:
             return self._missing(resource.rstrip("s"), request.params["object_id"])
-        for path in _expand_params(request):
+        expand = _expand_params(request)
+        if resource == "checkout_sessions" and any(path.startswith("line_items") for path in expand):
+            items = [copy.deepcopy(item) for item in self.line_items.get(obj["id"], [])]
+            obj["line_items"] = {
+                "object": "list",
+                "data": items,
+                "has_more": False,
+                "url": f"{request.path}/line_items",
+            }
+        for path in expand:
             obj = self._expand(obj, path.split("."))
         return obj
 
