@@ -1,0 +1,81 @@
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from . import webhooks
+from .models import StripeEventProcessing, Subscription
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Billing records come from Stripe: staff look, nobody edits them by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "customer",
+        "product_name",
+        "status",
+        "amount_display",
+        "interval",
+        "current_period_end",
+        "cancel_at_period_end",
+        "stripe_subscription_id",
+    )
+    list_filter = ("status", "product_name", "cancel_at_period_end", "interval")
+    list_select_related = ("customer",)
+    search_fields = ("customer__email", "=stripe_subscription_id", "=customer__stripe_customer_id", "=product_id")
+    date_hierarchy = "stripe_created"
+    readonly_fields = [field.name for field in Subscription._meta.fields]
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return f"{obj.amount / 100:.2f} {obj.currency.upper()}"
+
+
+@admin.register(StripeEventProcessing)
+class StripeEventProcessingAdmin(ReadOnlyAdmin):
+    """Every Stripe event received, its processing status and last error; failed ones can be reprocessed."""
+
+    list_display = (
+        "received_at",
+        "event_type",
+        "event_id",
+        "status",
+        "attempts",
+        "deliveries",
+        "next_attempt_at",
+        "short_error",
+    )
+    list_filter = ("status", "event_type")
+    search_fields = ("=event_id", "event_type")
+    date_hierarchy = "received_at"
+    readonly_fields = [*(field.name for field in StripeEventProcessing._meta.fields), "delivery_body"]
+    actions = ("reprocess",)
+
+    @admin.display(description="Last error")
+    def short_error(self, obj):
+        return obj.last_error[:80]
+
+    @admin.display(description="Delivered body")
+    def delivery_body(self, obj):
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", obj.trigger.body if obj.trigger else "")
+
+    @admin.action(description="Reprocess the selected events", permissions=["reprocess"])
+    def reprocess(self, request, queryset):
+        count = sum(
+            webhooks.stripe_event_reprocess(event_id=event_id)
+            for event_id in queryset.values_list("event_id", flat=True)
+        )
+        self.message_user(request, f"{count} event(s) queued for processing.", messages.SUCCESS)
+
+    def has_reprocess_permission(self, request):
+        return request.user.is_superuser
