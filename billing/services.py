@@ -399,13 +399,16 @@ def subscription_trial_will_end_record(*, stripe_subscription: dict, occurred_at
 
 
 @transaction.atomic
-def invoice_apply_stripe_state(*, stripe_invoice: dict, occurred_at: datetime | None = None) -> list[str]:
+def invoice_apply_stripe_state(
+    *, stripe_invoice: dict, occurred_at: datetime | None = None, record_plain_payments: bool = True
+) -> list[str]:
     """Record payment facts from the current state of a subscription invoice. Returns the facts recorded.
 
     Mapping: https://docs.stripe.com/api/invoices/object. An open invoice with attempt_count >= 1 has had a failed
     attempt (`next_payment_attempt` is when Stripe retries, null when it will not); a paid invoice that failed
     before (attempt_count > 1, or a failure we recorded) is a recovery. Invoices of non-ModReady subscriptions, and
-    invoices without a subscription, are ignored.
+    invoices without a subscription, are ignored. The daily sync passes record_plain_payments=False: it looks for
+    failures and recoveries only, not for every ordinary payment.
     """
     sub_id = invoice_subscription_id(stripe_invoice)
     subscription = selectors.subscription_get_by_stripe_id(stripe_subscription_id=sub_id) if sub_id else None
@@ -465,7 +468,7 @@ def invoice_apply_stripe_state(*, stripe_invoice: dict, occurred_at: datetime | 
                 **common,
             )
             facts.append("payment-recovered")
-        else:
+        elif record_plain_payments:
             amount_paid = int(stripe_invoice.get("amount_paid") or 0)
             currency = (stripe_invoice.get("currency") or "").upper()
             _fact(

@@ -1,0 +1,182 @@
+"""The daily Stripe sync: list every subscription, mirror it through dj-stripe, heal what webhooks missed.
+
+One list call per 100 subscriptions (`status=all`), with the customer, the products and the latest invoice
+expanded, so nothing needs a call per subscription (https://docs.stripe.com/api/subscriptions/list,
+https://docs.stripe.com/expand). For each ModReady subscription:
+
+1. dj-stripe's mirror: the customer and product rows are written from the expanded objects (no re-fetch), then the
+   subscription from the listed data, shaped like a retrieved one. An unchanged subscription is not written at all.
+2. The CRM: `billing.services.subscription_apply_stripe_state`, the same function the webhooks call, so a change found
+   here produces the same timeline entry and domain event under the same key, exactly once.
+3. The latest invoice (when recent) through `invoice_apply_stripe_state`: a payment failure or recovery that no
+   webhook told us about.
+
+A page that fails (network, 429, 5xx) is retried with backoff; one bad subscription is logged, counted and skipped.
+dj-stripe's `djstripe_sync_models` is never called (it walks account endpoints and is very slow).
+"""
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from djstripe import models as djstripe_models
+from djstripe.settings import djstripe_settings
+from stripe._util import convert_to_stripe_object
+
+from . import services
+from .stripe_objects import object_id, product_is_modready, timestamp_to_datetime
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+LIST_EXPAND = ["data.customer", "data.items.data.price.product", "data.latest_invoice"]
+# Only a latest invoice this recent can be news; an older one was long settled (and its webhooks long processed).
+RECENT_INVOICE = timedelta(days=35)
+RETRYABLE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+
+
+@dataclass
+class SyncSummary:
+    pages: int = 0
+    seen: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    status_changes: int = 0
+    skipped_not_modready: int = 0
+    errors: int = 0
+    page_retries: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in asdict(self).items())
+
+
+def _list_page(*, starting_after: str | None, attempts: int, retry_delay: float, summary: SyncSummary) -> dict:
+    params = {"status": "all", "limit": PAGE_SIZE, "expand": LIST_EXPAND}
+    if starting_after:
+        params["starting_after"] = starting_after
+    for attempt in range(1, attempts + 1):
+        try:
+            page = stripe.Subscription.list(
+                api_key=djstripe_settings.STRIPE_SECRET_KEY, stripe_version=settings.STRIPE_API_VERSION, **params
+            )
+            return page.to_dict(for_json=True)
+        except RETRYABLE as exc:
+            if attempt == attempts:
+                raise
+            summary.page_retries += 1
+            wait = retry_delay * 2 ** (attempt - 1)
+            logger.warning("Stripe subscription page failed (%s); retry %d in %.1fs", exc, attempt, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _as_retrieved(subscription: dict) -> dict:
+    """The listed subscription with its expansions folded back to ids: the shape a retrieve (and a webhook) gives."""
+    data = copy.deepcopy(subscription)
+    data["customer"] = object_id(data.get("customer"))
+    if isinstance(data.get("latest_invoice"), dict):
+        data["latest_invoice"] = data["latest_invoice"]["id"]
+    for item in (data.get("items") or {}).get("data") or []:
+        price = item.get("price") or {}
+        if isinstance(price.get("product"), dict):
+            price["product"] = price["product"]["id"]
+    return data
+
+
+def _expanded_products(subscription: dict) -> dict[str, dict]:
+    products = {}
+    for item in (subscription.get("items") or {}).get("data") or []:
+        product = (item.get("price") or {}).get("product")
+        if isinstance(product, dict):
+            products[product["id"]] = product
+    return products
+
+
+def _mirror(model, data: dict, *, known: dict | None):
+    """Write a dj-stripe row from data we already have, unless it is already exactly that."""
+    if known is not None and known == data:
+        return None
+    api_key = djstripe_settings.STRIPE_SECRET_KEY
+    return model.sync_from_stripe_data(convert_to_stripe_object(data, api_key=api_key), api_key=api_key)
+
+
+def _sync_one(subscription: dict, *, summary: SyncSummary) -> None:
+    products = _expanded_products(subscription)
+    if not any(product_is_modready(product_id, product) for product_id, product in products.items()):
+        summary.skipped_not_modready += 1
+        return
+    customer = subscription.get("customer") if isinstance(subscription.get("customer"), dict) else None
+    retrieved = _as_retrieved(subscription)
+    with transaction.atomic():
+        if customer:
+            known = djstripe_models.Customer.objects.filter(id=customer["id"]).values_list("stripe_data", flat=True)
+            _mirror(djstripe_models.Customer, customer, known=known.first())
+        for product in products.values():
+            known = djstripe_models.Product.objects.filter(id=product["id"]).values_list("stripe_data", flat=True)
+            _mirror(djstripe_models.Product, product, known=known.first())
+        djsub = djstripe_models.Subscription.objects.filter(id=retrieved["id"]).only("pk", "stripe_data").first()
+        written = _mirror(djstripe_models.Subscription, retrieved, known=djsub.stripe_data if djsub else None)
+        djsub_pk = (written or djsub).pk
+
+        result = services.subscription_apply_stripe_state(
+            stripe_subscription=retrieved,
+            product_lookup=products.get,
+            stripe_customer=customer,
+            djstripe_subscription_pk=djsub_pk,
+        )
+        invoice = subscription.get("latest_invoice")
+        if isinstance(invoice, dict) and _invoice_is_recent(invoice):
+            services.invoice_apply_stripe_state(stripe_invoice=invoice, record_plain_payments=False)
+    if result.created:
+        summary.created += 1
+    elif result.changed:
+        summary.updated += 1
+    else:
+        summary.unchanged += 1
+    summary.status_changes += result.status_changed
+
+
+def _invoice_is_recent(invoice: dict) -> bool:
+    created = timestamp_to_datetime(invoice.get("created"))
+    return created is not None and timezone.now() - created <= RECENT_INVOICE
+
+
+def stripe_sync_run(
+    *,
+    progress: Callable[[SyncSummary], None] | None = None,
+    page_attempts: int = 4,
+    retry_delay: float = 2.0,
+) -> SyncSummary:
+    """List every Stripe subscription and apply it; returns the counts. Safe to run again at any time."""
+    summary = SyncSummary()
+    starting_after = None
+    while True:
+        page = _list_page(
+            starting_after=starting_after, attempts=page_attempts, retry_delay=retry_delay, summary=summary
+        )
+        summary.pages += 1
+        for subscription in page.get("data") or []:
+            summary.seen += 1
+            try:
+                _sync_one(subscription, summary=summary)
+            except Exception:  # one bad object must not stop the run
+                summary.errors += 1
+                logger.exception("Stripe sync: subscription %s failed", subscription.get("id"))
+        if progress:
+            progress(summary)
+        if not page.get("has_more") or not page.get("data"):
+            break
+        starting_after = page["data"][-1]["id"]
+    logger.info("Stripe sync done: %s", summary)
+    return summary
