@@ -12,6 +12,21 @@ from tests.fakes.resend import SIGNING_SECRET, FakeResend
 _keys = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def default_flows(request):
+    """The default templates and rules from the data migration.
+
+    A transactional test elsewhere flushes the tables, data-migration rows included; put them back (get_or_create)."""
+    if "django_db_blocker" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        return
+    request.getfixturevalue("_django_db_helper")
+    from importlib import import_module
+
+    from django.apps import apps
+
+    import_module("automations.migrations.0002_default_flows").create_defaults(apps, None)
+
+
 @pytest.fixture
 def fake_resend():
     with FakeResend() as server:

@@ -1,0 +1,290 @@
+"""The queue against the fake Resend: batches, idempotency keys, 429/5xx/timeouts, bad emails, crashes, two workers."""
+
+import threading
+import time
+from unittest import mock
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from automations.models import (
+    AutomationRule,
+    BatchStatus,
+    EmailBatch,
+    EmailQueueItem,
+    EmailTemplate,
+    Enrollment,
+    QueueStatus,
+)
+from automations.sending import DrainResult, batch_claim_new, transport_get
+from automations.services import enrollment_start
+from customers.events import domain_event_publish
+from tests.customers.factories import CustomerFactory
+
+from .conftest import make_due, subscription_payload
+
+pytestmark = pytest.mark.django_db
+
+
+def queue_welcomes(count, *, rule_name="Welcome", **customer_fields):
+    """`count` customers enrolled in a rule, with all their emails due now (no dispatch side effects)."""
+    rule = AutomationRule.objects.get(name=rule_name)
+    customers = CustomerFactory.create_batch(count, **customer_fields)
+    # Only the queue under test may send: no dispatch task, no immediate drain after enrolling.
+    with mock.patch("customers.events._enqueue_dispatch"), mock.patch("automations.services.queue_process_enqueue"):
+        for customer in customers:
+            event, _ = domain_event_publish(
+                name=rule.trigger,
+                key=f"seed:{customer.pk}",
+                customer=customer,
+                payload=subscription_payload(f"sub_{customer.pk}"),
+            )
+            enrollment_start(rule=rule, event=event)
+    make_due()
+    return customers
+
+
+def test_due_emails_go_out_in_one_batch_call_with_ids_recorded(resend, drain):
+    customers = queue_welcomes(3)  # 6 emails: welcome + setup tips each
+
+    result = drain()
+
+    assert result.sent == 6
+    assert len(resend.requests_to("POST", "/emails/batch")) == 1
+    assert sorted(e.to[0] for e in resend.delivered) == sorted(c.email for c in customers for _ in range(2))
+    items = EmailQueueItem.objects.all()
+    assert {i.status for i in items} == {QueueStatus.SENT}
+    assert {i.provider_message_id for i in items} == {e.id for e in resend.delivered}
+    batch = EmailBatch.objects.get()
+    assert resend.requests[0].header("idempotency-key") == batch.idempotency_key == f"email-batch:{batch.pk}"
+
+
+def test_a_single_email_goes_through_anymail_with_its_own_idempotency_key(resend, drain):
+    queue_welcomes(1)
+    EmailQueueItem.objects.filter(step__order=2).update(next_attempt_at=timezone.now() + timedelta(days=1))
+
+    drain()
+
+    (request,) = resend.requests
+    item = EmailQueueItem.objects.get(step__order=1)
+    assert request.path == "/emails"
+    assert request.header("idempotency-key") == item.idempotency_key
+    assert item.status == QueueStatus.SENT and item.provider_message_id == resend.delivered[0].id
+
+
+def test_429_honours_retry_after_and_pauses_the_drain(resend, drain):
+    queue_welcomes(2)
+    resend.fail_next(429, retry_after=2)
+    pauses = []
+
+    def sleep(seconds):  # time passes while the drain waits
+        pauses.append(seconds)
+        make_due()
+
+    result = drain(sleep=sleep)
+
+    assert pauses == [2.0]
+    assert result.rate_limited == 1
+    assert result.sent == 4
+    assert len(resend.delivered) == 4
+    assert EmailBatch.objects.get().attempts == 0  # a rate limit is not a failure of the email
+
+
+def test_5xx_retries_with_exponential_backoff_under_the_same_key(resend, drain, settings):
+    queue_welcomes(2)
+    resend.fail_next(503, times=2)
+
+    first = drain()
+    batch = EmailBatch.objects.get()
+    assert first.retries == 1 and first.sent == 0
+    assert batch.attempts == 1
+    assert timedelta(seconds=29) < batch.lease_expires_at - timezone.now() <= timedelta(seconds=30)
+
+    make_due()
+    drain()
+    batch.refresh_from_db()
+    assert batch.attempts == 2
+    assert timedelta(seconds=59) < batch.lease_expires_at - timezone.now() <= timedelta(seconds=60)
+    assert EmailQueueItem.objects.filter(status=QueueStatus.SENDING).count() == 4
+    assert "503" in EmailQueueItem.objects.first().last_error
+
+    make_due()
+    drain()
+    assert EmailQueueItem.objects.filter(status=QueueStatus.SENT).count() == 4
+    assert {r.header("idempotency-key") for r in resend.requests} == {batch.idempotency_key}
+    assert resend.duplicates() == {}
+
+
+def test_5xx_until_the_limit_fails_the_emails_with_the_error(resend, drain, settings):
+    settings.AUTOMATIONS_MAX_SEND_ATTEMPTS = 3
+    queue_welcomes(1)
+    resend.fail_next(500, times=3)
+    for _ in range(3):
+        make_due()
+        drain()
+    items = EmailQueueItem.objects.all()
+    assert {i.status for i in items} == {QueueStatus.FAILED}
+    assert all("Gave up after 3 attempts" in i.last_error and "500" in i.last_error for i in items)
+    assert EmailBatch.objects.get().status == BatchStatus.FAILED
+    assert resend.delivered == []
+
+
+def test_a_timeout_is_retried_with_the_same_key_and_delivers_once(resend, drain):
+    queue_welcomes(1)
+    EmailQueueItem.objects.filter(step__order=2).delete()
+    resend.latency = 1.5  # longer than the 1 s read timeout: we cannot know whether Resend accepted it
+
+    result = drain()
+    assert result.retries == 1
+    time.sleep(0.8)
+    assert len(resend.delivered) == 1  # Resend did accept it, after we stopped waiting
+
+    resend.latency = 0
+    make_due()
+    drain()
+    item = EmailQueueItem.objects.get()
+    assert item.status == QueueStatus.SENT
+    assert resend.idempotent_repeats == 1
+    assert len(resend.delivered) == 1
+    assert item.provider_message_id == resend.delivered[0].id
+
+
+def test_a_dropped_connection_is_retried(resend, drain):
+    queue_welcomes(1)
+    resend.drop_next()
+    drain()
+    make_due()
+    drain()
+    assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
+    assert len(resend.delivered) == 2
+
+
+def test_a_4xx_refusal_of_a_single_email_fails_it_at_once(resend, drain):
+    queue_welcomes(1)
+    EmailQueueItem.objects.filter(step__order=2).delete()
+    resend.fail_next(422, body={"statusCode": 422, "name": "validation_error", "message": "Invalid `from` field"})
+
+    drain()
+    make_due()
+    drain()
+
+    item = EmailQueueItem.objects.get()
+    assert item.status == QueueStatus.FAILED
+    assert "Invalid `from` field" in item.last_error
+    assert len(resend.requests) == 1
+
+
+def test_a_batch_refused_for_one_bad_address_is_split_and_the_good_emails_go(resend, drain):
+    customers = queue_welcomes(4)
+    # An address Django accepts but Resend refuses (no dot in the domain): only the provider can tell.
+    EmailQueueItem.objects.filter(customer=customers[2]).update(recipient="player@localhost")
+
+    drain()
+
+    statuses = {i.recipient: i.status for i in EmailQueueItem.objects.all()}
+    assert statuses.pop("player@localhost") == QueueStatus.FAILED
+    assert set(statuses.values()) == {QueueStatus.SENT}
+    assert len(resend.delivered) == 6
+    assert resend.duplicates() == {}
+    assert EmailBatch.objects.filter(status=BatchStatus.SPLIT).exists()
+
+
+def test_a_template_error_or_invalid_address_fails_that_email_alone(resend, drain):
+    customers = queue_welcomes(3)
+    EmailTemplate.objects.filter(name="Setup tips").update(html_body="{{ customer.nonexistent_field }}")
+    EmailQueueItem.objects.filter(customer=customers[0], step__order=1).update(recipient="not an address")
+
+    result = drain()
+
+    failed = EmailQueueItem.objects.filter(status=QueueStatus.FAILED)
+    assert failed.count() == 4  # 3 setup tips + the bad address
+    assert all("UndefinedError" in i.last_error for i in failed.filter(step__order=2))
+    assert "ValidationError" in failed.get(step__order=1).last_error
+    assert result.sent == 2 and len(resend.delivered) == 2
+
+
+def test_a_crash_after_resend_accepted_and_before_our_commit_sends_nothing_twice(resend, drain, settings):
+    queue_welcomes(3)
+    transport = transport_get()
+    # A worker claims a batch and makes the call... then dies before recording the answer.
+    batch, _ = batch_claim_new(worker="doomed", size=100, result=DrainResult())
+    transport.send(messages=[e["message"] for e in batch.messages], idempotency_key=batch.provider_idempotency_key)
+    assert len(resend.delivered) == 6
+    assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENDING}
+
+    drain()  # the lease has not run out: the batch belongs to the dead worker for now
+    assert EmailQueueItem.objects.filter(status=QueueStatus.SENT).count() == 0
+
+    make_due()  # the lease runs out
+    drain()
+
+    assert EmailQueueItem.objects.filter(status=QueueStatus.SENT).count() == 6
+    assert len(resend.delivered) == 6
+    assert resend.idempotent_repeats == 1
+    assert set(EmailQueueItem.objects.values_list("provider_message_id", flat=True)) == {e.id for e in resend.delivered}
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_claiming_skips_emails_another_worker_holds(resend):
+    queue_welcomes(3)
+    held = threading.Event()
+    release = threading.Event()
+
+    def other_worker():
+        from django.db import connections, transaction
+
+        try:
+            with transaction.atomic():
+                locked = list(
+                    EmailQueueItem.objects.select_for_update().order_by("next_attempt_at", "id")[:2]
+                )
+                assert len(locked) == 2
+                held.set()
+                release.wait(5)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    held.wait(5)
+    try:
+        batch, _ = batch_claim_new(worker="w2", size=100, result=DrainResult())
+    finally:
+        release.set()
+        thread.join()
+    assert len(batch.messages) == 4
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_workers_draining_at_once_never_send_the_same_email(resend, settings):
+    settings.AUTOMATIONS_BATCH_SIZE = 5
+    queue_welcomes(20)  # 40 emails
+    resend.latency = 0.03
+    results = []
+
+    def worker(name):
+        from django.db import connections
+
+        from automations.sending import email_queue_process
+
+        try:
+            results.append(email_queue_process(worker=name, time_budget=20, sleep=lambda s: None))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(r.sent for r in results) == 40
+    assert all(r.sent > 0 for r in results)  # both really took part
+    assert len(resend.delivered) == 40
+    assert resend.duplicates() == {}
+    assert len({r.header("idempotency-key") for r in resend.requests}) == len(resend.requests)
+    assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
+    assert connection.vendor == "postgresql"
+    assert Enrollment.objects.filter(status="completed").count() == 20
