@@ -413,3 +413,17 @@ def email_queue_process(
             result.waited_seconds += wait
     enrollments_complete_finished(enrollment_ids=result.touched_enrollments)
     return result
+
+
+def send_test_email(*, to: str, rendered, marketing: bool) -> str:
+    """The admin's "send me a test": straight to the staff member, outside the queue, never to a customer."""
+    message = {
+        "from": settings.DEFAULT_FROM_EMAIL,
+        "to": [to],
+        "subject": f"[Test] {rendered.subject}",
+        "html": rendered.html,
+        "text": rendered.text,
+        "headers": {"X-ModReady-Test": "1"},
+    }
+    backend = RESEND_BACKEND if settings.AUTOMATIONS_EMAIL_TRANSPORT == "resend" else None
+    return _send_one(message, idempotency_key="", backend=backend)

@@ -422,10 +422,10 @@ def email_event_record(
     if field and (getattr(item, field) is None or occurred_at < getattr(item, field)):
         setattr(item, field, occurred_at)
         changed.append(field)
-    if event_type == EmailEventType.OPENED and not machine_open:
-        if item.human_opened_at is None or occurred_at < item.human_opened_at:
-            item.human_opened_at = occurred_at
-            changed.append("human_opened_at")
+    first_human_open = item.human_opened_at is None or occurred_at < item.human_opened_at
+    if event_type == EmailEventType.OPENED and not machine_open and first_human_open:
+        item.human_opened_at = occurred_at
+        changed.append("human_opened_at")
     if changed:
         item.save(update_fields=changed)
     summaries = {

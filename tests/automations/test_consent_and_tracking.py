@@ -16,7 +16,12 @@ from .conftest import make_due, payment_failed_payload, subscription_payload
 
 pytestmark = pytest.mark.django_db
 
-CANCELED = {"subscription_id": "sub_1", "product_id": "prod_modded", "product_name": "Modded", "cancellation_reason": ""}
+CANCELED = {
+    "subscription_id": "sub_1",
+    "product_id": "prod_modded",
+    "product_name": "Modded",
+    "cancellation_reason": "",
+}
 
 
 def win_back_items(customer):
@@ -145,7 +150,9 @@ def test_tracking_events_are_stored_once_and_put_on_the_timeline(client, sent_it
 
 
 def test_a_bad_signature_is_refused(client, sent_item):
-    payload = resend_event("email.bounced", email_id=sent_item.provider_message_id, to=sent_item.recipient, created_at=iso(timezone.now()))
+    payload = resend_event(
+        "email.bounced", email_id=sent_item.provider_message_id, to=sent_item.recipient, created_at=iso(timezone.now())
+    )
     response = signed_webhook(client, payload, msg_id="msg_2", secret="whsec_" + "QUJD" * 8)
     assert response.status_code == 400
     assert not EmailEvent.objects.exists()
@@ -169,10 +176,14 @@ def test_hard_bounces_and_complaints_suppress_the_address(client, sent_item):
 def test_machine_opens_are_flagged_and_human_opens_counted(client, sent_item):
     delivered = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     message_id, to = sent_item.provider_message_id, sent_item.recipient
-    signed_webhook(client, resend_event("email.delivered", email_id=message_id, to=to, created_at=iso(delivered)), msg_id="d")
+    signed_webhook(
+        client, resend_event("email.delivered", email_id=message_id, to=to, created_at=iso(delivered)), msg_id="d"
+    )
     # Within seconds of delivery: a privacy proxy prefetching images, not a person.
     signed_webhook(
-        client, resend_event("email.opened", email_id=message_id, to=to, created_at=iso(delivered + timedelta(seconds=2))), msg_id="o1"
+        client,
+        resend_event("email.opened", email_id=message_id, to=to, created_at=iso(delivered + timedelta(seconds=2))),
+        msg_id="o1",
     )
     sent_item.refresh_from_db()
     assert sent_item.opened_at is not None and sent_item.human_opened_at is None
@@ -181,7 +192,14 @@ def test_machine_opens_are_flagged_and_human_opens_counted(client, sent_item):
     signed_webhook(client, resend_event("email.opened", email_id=message_id, to=to, created_at=iso(later)), msg_id="o2")
     signed_webhook(
         client,
-        resend_event("email.clicked", email_id=message_id, to=to, created_at=iso(later), click_url="https://panel.modready.example", user_agent="Mozilla/5.0 (Windows NT 10.0) Firefox/130.0"),
+        resend_event(
+            "email.clicked",
+            email_id=message_id,
+            to=to,
+            created_at=iso(later),
+            click_url="https://panel.modready.example",
+            user_agent="Mozilla/5.0 (Windows NT 10.0) Firefox/130.0",
+        ),
         msg_id="c1",
     )
     flags = dict(EmailEvent.objects.filter(type="opened").values_list("provider_event_id", "machine_open"))

@@ -35,7 +35,9 @@ def test_new_subscription_sends_welcome_now_and_queues_setup_tips_for_tomorrow(p
 
     welcome, tips = items_of(customer, "Welcome")
     assert welcome.status == QueueStatus.SENT
-    assert [m.subject for m in mail.outbox] == [f"Welcome to ModReady, {customer.name.split()[0]} - your server is ready"]
+    assert [m.subject for m in mail.outbox] == [
+        f"Welcome to ModReady, {customer.name.split()[0]} - your server is ready"
+    ]
     assert mail.outbox[0].to == [customer.email]
     assert "Modded Server 8 GB" in mail.outbox[0].alternatives[0][0]
     assert tips.status == QueueStatus.PENDING
@@ -78,7 +80,9 @@ def test_every_time_re_enters_after_the_sequence_ended_but_never_runs_twice_at_o
     publish("payment.recovered", customer, {"invoice_id": "in_1", "subscription_id": "sub_1"})
     publish("payment.failed", customer, payment_failed_payload(invoice_id="in_2"))  # next month
     statuses = list(
-        Enrollment.objects.filter(customer=customer, rule__name="Dunning").order_by("id").values_list("status", flat=True)
+        Enrollment.objects.filter(customer=customer, rule__name="Dunning")
+        .order_by("id")
+        .values_list("status", flat=True)
     )
     assert statuses == [EnrollmentStatus.EXITED, EnrollmentStatus.ACTIVE]
 
@@ -120,7 +124,11 @@ def test_recovery_exits_dunning_and_nothing_more_is_sent(publish, customer, drai
     enrollment = Enrollment.objects.get(customer=customer, rule__name="Dunning")
     assert enrollment.status == EnrollmentStatus.EXITED
     assert "payment.recovered" in enrollment.exit_reason
-    assert [i.status for i in items_of(customer, "Dunning")] == [QueueStatus.SENT, QueueStatus.CANCELLED, QueueStatus.CANCELLED]
+    assert [i.status for i in items_of(customer, "Dunning")] == [
+        QueueStatus.SENT,
+        QueueStatus.CANCELLED,
+        QueueStatus.CANCELLED,
+    ]
     assert len(mail.outbox) == 1
 
 
@@ -150,7 +158,11 @@ def test_dunning_step_timed_to_stripes_next_payment_attempt_follows_each_new_att
     assert step2.scheduled_at == first_retry + timedelta(hours=2)
 
     second_retry = first_retry + timedelta(days=2)
-    publish("payment.failed", customer, payment_failed_payload(attempt_count=2, next_payment_attempt=second_retry.isoformat()))
+    publish(
+        "payment.failed",
+        customer,
+        payment_failed_payload(attempt_count=2, next_payment_attempt=second_retry.isoformat()),
+    )
     step2.refresh_from_db()
     assert step2.scheduled_at == step2.next_attempt_at == second_retry + timedelta(hours=2)
     assert Enrollment.objects.filter(customer=customer, rule__name="Dunning").count() == 1

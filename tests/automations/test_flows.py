@@ -49,7 +49,9 @@ def test_dunning_flow_until_the_final_notice(resend, publish, drain):
 def test_dunning_stops_at_recovery(resend, publish, drain):
     customer = CustomerFactory()
     publish("payment.failed", customer, payment_failed_payload())
-    publish("payment.recovered", customer, {"invoice_id": "in_1", "subscription_id": "sub_1", "product_id": "prod_modded"})
+    publish(
+        "payment.recovered", customer, {"invoice_id": "in_1", "subscription_id": "sub_1", "product_id": "prod_modded"}
+    )
     make_due()
     drain()
     assert len(resend.delivered_to(customer.email)) == 1
@@ -57,7 +59,11 @@ def test_dunning_stops_at_recovery(resend, publish, drain):
 
 def test_win_back_flow_for_an_opted_in_customer(resend, publish, drain):
     customer = CustomerFactory(name="Sam", opt_in_confirmed=True)
-    publish("subscription.canceled", customer, {"subscription_id": "sub_1", "product_id": "p", "cancellation_reason": "too_expensive"})
+    publish(
+        "subscription.canceled",
+        customer,
+        {"subscription_id": "sub_1", "product_id": "p", "cancellation_reason": "too_expensive"},
+    )
     assert resend.delivered == []  # the first win-back email waits three days
     make_due()
     drain()

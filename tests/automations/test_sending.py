@@ -2,8 +2,8 @@
 
 import threading
 import time
-from unittest import mock
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -237,9 +237,7 @@ def test_claiming_skips_emails_another_worker_holds(resend):
 
         try:
             with transaction.atomic():
-                locked = list(
-                    EmailQueueItem.objects.select_for_update().order_by("next_attempt_at", "id")[:2]
-                )
+                locked = list(EmailQueueItem.objects.select_for_update().order_by("next_attempt_at", "id")[:2])
                 assert len(locked) == 2
                 held.set()
                 release.wait(5)

@@ -164,7 +164,11 @@ def resend_event(
     return body
 
 
-def signed_webhook(client, payload: dict, *, msg_id: str, secret: str = SIGNING_SECRET, path="/anymail/resend/tracking/"):
+def signed_webhook(
+    client, payload: dict, *, msg_id: str, secret: str = SIGNING_SECRET, path="/anymail/resend/tracking/"
+):
     body = json.dumps(payload).encode()
-    headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in svix_sign(body, secret=secret, msg_id=msg_id).items()}
+    headers = {
+        f"HTTP_{k.upper().replace('-', '_')}": v for k, v in svix_sign(body, secret=secret, msg_id=msg_id).items()
+    }
     return client.post(path, data=body, content_type="application/json", **headers)

@@ -1,0 +1,354 @@
+"""Admin for marketing: rules with their steps, templates with a live preview, the queue, suppressions, analytics.
+
+Thin classes: actions and views call services and selectors. Marketing edits rules, steps and templates and reads
+the rest; Support has no automations permissions and sees none of this (config/roles.py).
+"""
+
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from jinja2 import TemplateError
+
+from customers.models import Customer
+
+from . import selectors, services
+from .models import (
+    AutomationRule,
+    AutomationStep,
+    EmailBatch,
+    EmailEvent,
+    EmailQueueItem,
+    EmailTemplate,
+    Enrollment,
+    QueueStatus,
+    Suppression,
+)
+from .rendering import customer_context, links_context, render_email, sample_context, subscription_context
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- templates ----------------------------------------------------------------------------------------------------
+
+
+def preview_context(*, customer: Customer | None) -> dict:
+    if customer is None:
+        return sample_context()
+    return {
+        **sample_context(),
+        "customer": customer_context(customer),
+        "subscription": subscription_context(customer=customer, event_payload={}) or sample_context()["subscription"],
+        "unsubscribe_url": services.unsubscribe_url(email=customer.email),
+        **links_context(),
+    }
+
+
+@admin.register(EmailTemplate)
+class EmailTemplateAdmin(admin.ModelAdmin):
+    list_display = ("name", "category", "subject", "used_by", "updated_at")
+    list_filter = ("category",)
+    search_fields = ("name", "subject")
+    readonly_fields = ("preview_link", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "description", "category", "preview_link")}),
+        ("Content (Jinja2)", {"fields": ("subject", "preheader", "html_body", "text_body")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(step_count=Count("steps"))
+
+    @admin.display(description="steps using it", ordering="step_count")
+    def used_by(self, obj):
+        return obj.step_count
+
+    @admin.display(description="preview")
+    def preview_link(self, obj):
+        if not obj.pk:
+            return "Save first, then preview."
+        url = reverse("admin:automations_emailtemplate_preview", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Preview and send me a test</a>', url)
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="automations_emailtemplate_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request, pk):
+        template = get_object_or_404(EmailTemplate, pk=pk)
+        if not self.has_view_permission(request, template):
+            raise PermissionDenied
+        customer_id = request.GET.get("customer") or request.POST.get("customer")
+        customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
+        error = rendered = None
+        try:
+            rendered = render_email(template=template, context=preview_context(customer=customer))
+        except TemplateError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if request.method == "POST" and rendered is not None:
+            if not self.has_change_permission(request, template):
+                raise PermissionDenied
+            return self._send_test(request, template, rendered, customer_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Preview: {template.name}",
+            "template_obj": template,
+            "rendered": rendered,
+            "error": error,
+            "customer": customer,
+            "customers": Customer.objects.order_by("-created_at")[:50],
+            "can_send": self.has_change_permission(request, template) and bool(request.user.email),
+        }
+        return TemplateResponse(request, "admin/automations/emailtemplate/preview.html", context)
+
+    def _send_test(self, request, template, rendered, customer_id):
+        from .sending import send_test_email
+
+        send_test_email(to=request.user.email, rendered=rendered, marketing=template.category == "marketing")
+        self.message_user(request, f"Test email sent to {request.user.email}.", messages.SUCCESS)
+        url = reverse("admin:automations_emailtemplate_preview", args=[template.pk])
+        return redirect(f"{url}?customer={customer_id}" if customer_id else url)
+
+
+# --- rules and steps ----------------------------------------------------------------------------------------------
+
+
+class StepFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        # Before the model's unique check, which would say the same thing less clearly.
+        orders = []
+        for form in self.forms:
+            if not getattr(form, "cleaned_data", None) or form.cleaned_data.get("DELETE"):
+                continue
+            order = form.cleaned_data.get("order")
+            if order in orders:
+                raise forms.ValidationError(f"Two steps have order {order}; each step needs its own position.")
+            orders.append(order)
+        super().clean()
+
+
+class StepInline(admin.TabularInline):
+    model = AutomationStep
+    formset = StepFormSet
+    extra = 0
+    fields = ("order", "delay", "anchor", "template")
+    ordering = ("order",)
+
+
+@admin.register(AutomationRule)
+class AutomationRuleAdmin(admin.ModelAdmin):
+    list_display = ("name", "trigger", "enabled", "reentry", "step_count", "active_enrollments")
+    list_filter = ("enabled", "trigger")
+    search_fields = ("name",)
+    inlines = [StepInline]
+    fieldsets = (
+        (None, {"fields": ("name", "description", "enabled", "trigger", "reentry", "exit_events")}),
+        ("Conditions", {"fields": ("condition_product_ids", "condition_lifecycle_stages", "condition_vip")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(step_total=Count("steps", distinct=True))
+
+    @admin.display(description="steps", ordering="step_total")
+    def step_count(self, obj):
+        return obj.step_total
+
+    @admin.display(description="active enrollments")
+    def active_enrollments(self, obj):
+        return obj.enrollments.filter(status="active").count()
+
+    def get_urls(self):
+        return [
+            path("analytics/", self.admin_site.admin_view(self.analytics_view), name="automations_analytics"),
+            *super().get_urls(),
+        ]
+
+    def analytics_view(self, request):
+        if not request.user.has_perm("automations.view_emailqueueitem"):
+            raise PermissionDenied
+        today = timezone.now().date()
+        since_day = _parse_day(request.GET.get("since")) or today - timedelta(days=29)
+        until_day = _parse_day(request.GET.get("until")) or today
+        since = timezone.make_aware(datetime.combine(since_day, time.min))
+        until = timezone.make_aware(datetime.combine(until_day + timedelta(days=1), time.min))
+        rule_id = request.GET.get("rule") or None
+        analytics = selectors.email_analytics(since=since, until=until, rule_id=int(rule_id) if rule_id else None)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Email analytics",
+            "analytics": analytics,
+            "chart": _chart(analytics.days),
+            "rules": AutomationRule.objects.order_by("name"),
+            "rule_id": int(rule_id) if rule_id else None,
+            "since": since_day,
+            "until": until_day,
+        }
+        return TemplateResponse(request, "admin/automations/analytics.html", context)
+
+
+def _parse_day(value):
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+
+
+def _chart(days, *, width=900, height=220, pad=30):
+    """SVG polylines for sends, opens and clicks per day: drawn on the server, nothing loaded from elsewhere."""
+    peak = max([max(s, o, c) for _, s, o, c in days] or [0]) or 1
+    step = (width - 2 * pad) / max(1, len(days) - 1)
+
+    def points(index):
+        return " ".join(
+            f"{pad + i * step:.1f},{height - pad - (row[index] / peak) * (height - 2 * pad):.1f}"
+            for i, row in enumerate(days)
+        )
+
+    labels = [(pad + i * step, day.strftime("%b %d")) for i, (day, *_rest) in enumerate(days)]
+    every = max(1, len(labels) // 8)
+    return {
+        "width": width,
+        "height": height,
+        "pad": pad,
+        "peak": peak,
+        "sends": points(1),
+        "opens": points(2),
+        "clicks": points(3),
+        "labels": labels[::every],
+        "baseline": height - pad,
+    }
+
+
+# --- enrollments, queue, events, suppressions ----------------------------------------------------------------------
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(ReadOnlyAdmin):
+    list_display = ("customer", "rule", "status", "subscription_id", "enrolled_at", "exit_reason")
+    list_filter = ("status", "rule")
+    list_select_related = ("customer", "rule")
+    search_fields = ("customer__email", "subscription_id")
+    date_hierarchy = "enrolled_at"
+
+
+class DueFilter(admin.SimpleListFilter):
+    title = "due"
+    parameter_name = "due"
+
+    def lookups(self, request, model_admin):
+        return [("now", "Due now"), ("later", "Later"), ("retrying", "Waiting to retry")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "now":
+            return queryset.filter(status=QueueStatus.PENDING, next_attempt_at__lte=now)
+        if self.value() == "later":
+            return queryset.filter(status=QueueStatus.PENDING, next_attempt_at__gt=now)
+        if self.value() == "retrying":
+            return queryset.filter(status=QueueStatus.SENDING, attempts__gt=1)
+        return queryset
+
+
+@admin.register(EmailQueueItem)
+class EmailQueueItemAdmin(ReadOnlyAdmin):
+    list_display = (
+        "recipient",
+        "template_name",
+        "rule_name",
+        "status",
+        "scheduled_at",
+        "attempts",
+        "sent_at",
+        "last_error_short",
+    )
+    list_filter = ("status", ("enrollment__rule", admin.RelatedOnlyFieldListFilter), DueFilter)
+    list_select_related = ("step__template", "enrollment__rule")
+    search_fields = ("recipient", "provider_message_id", "idempotency_key")
+    date_hierarchy = "scheduled_at"
+    actions = ("retry_now", "cancel_pending")
+
+    @admin.display(description="template")
+    def template_name(self, obj):
+        return obj.step.template.name
+
+    @admin.display(description="rule")
+    def rule_name(self, obj):
+        return obj.enrollment.rule.name
+
+    @admin.display(description="last error")
+    def last_error_short(self, obj):
+        return obj.last_error[:80]
+
+    def has_retry_permission(self, request):
+        # Re-sending and cancelling emails change the queue: staff who may change queue items (superusers, or a role
+        # given automations.change_emailqueueitem).
+        return request.user.has_perm("automations.change_emailqueueitem")
+
+    @admin.action(description="Retry selected failed emails now", permissions=["retry"])
+    def retry_now(self, request, queryset):
+        count = services.queue_items_retry_now(item_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} failed email(s) queued again.", messages.SUCCESS)
+
+    @admin.action(description="Cancel selected pending emails", permissions=["retry"])
+    def cancel_pending(self, request, queryset):
+        count = services.queue_items_cancel(
+            item_ids=list(queryset.values_list("pk", flat=True)), reason=f"Cancelled by {request.user.username}"
+        )
+        self.message_user(request, f"{count} pending email(s) cancelled.", messages.SUCCESS)
+
+
+@admin.register(EmailEvent)
+class EmailEventAdmin(ReadOnlyAdmin):
+    list_display = ("type", "recipient", "occurred_at", "machine_open", "url", "provider_event_id")
+    list_filter = ("type", "machine_open")
+    search_fields = ("recipient", "provider_message_id", "provider_event_id")
+    date_hierarchy = "occurred_at"
+
+
+@admin.register(EmailBatch)
+class EmailBatchAdmin(ReadOnlyAdmin):
+    list_display = ("idempotency_key", "status", "attempts", "created_at", "sent_at", "last_error")
+    list_filter = ("status",)
+    exclude = ("messages",)
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ("email", "reason", "created_at", "note")
+    list_filter = ("reason",)
+    search_fields = ("email",)
+    fields = ("email", "reason", "note")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        suppression, _ = services.suppression_add(
+            email=obj.email, reason=obj.reason, note=obj.note or f"Added by {request.user.username}"
+        )
+        obj.pk = suppression.pk

@@ -1,0 +1,232 @@
+"""Automations admin: who sees it, rule and step validation, template preview and test sends, queue actions, analytics."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from automations.models import AutomationRule, AutomationStep, EmailQueueItem, EmailTemplate, QueueStatus
+from tests.customers.factories import CustomerFactory
+
+from .conftest import subscription_payload
+
+pytestmark = pytest.mark.django_db
+
+PAGES = [
+    "admin:automations_automationrule_changelist",
+    "admin:automations_emailtemplate_changelist",
+    "admin:automations_emailqueueitem_changelist",
+    "admin:automations_emailevent_changelist",
+    "admin:automations_enrollment_changelist",
+    "admin:automations_suppression_changelist",
+    "admin:automations_analytics",
+]
+
+
+@pytest.fixture
+def superuser(db):
+    return get_user_model().objects.create_superuser("owner", "owner@modready.example", "pw-owner-123")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_marketing_sees_the_automations_admin_and_support_does_not(client, marketing_user, support_user, page):
+    url = reverse(page)
+    client.force_login(marketing_user)
+    assert client.get(url).status_code == 200
+    client.force_login(support_user)
+    assert client.get(url).status_code == 403
+    client.logout()
+    assert client.get(url).status_code == 302
+
+
+def test_marketing_can_open_a_rule_with_its_steps_and_a_template_preview(client, marketing_user, customer):
+    client.force_login(marketing_user)
+    rule = AutomationRule.objects.get(name="Dunning")
+    page = client.get(reverse("admin:automations_automationrule_change", args=[rule.pk]))
+    assert page.status_code == 200
+    assert b"Dunning 3 - final notice" in page.content
+    template = EmailTemplate.objects.get(name="Welcome")
+    preview = client.get(
+        reverse("admin:automations_emailtemplate_preview", args=[template.pk]), {"customer": customer.pk}
+    )
+    assert preview.status_code == 200
+    assert f"Welcome to ModReady, {customer.name.split()[0]}".encode() in preview.content
+
+
+def rule_form(rule, steps):
+    data = {
+        "name": rule.name,
+        "description": rule.description,
+        "enabled": "on",
+        "trigger": rule.trigger,
+        "reentry": rule.reentry,
+        "exit_events": '["payment.recovered"]',
+        "condition_product_ids": "[]",
+        "condition_lifecycle_stages": "[]",
+        "condition_vip": "unknown",
+        "steps-TOTAL_FORMS": str(len(steps)),
+        "steps-INITIAL_FORMS": "0",
+        "steps-MIN_NUM_FORMS": "0",
+        "steps-MAX_NUM_FORMS": "1000",
+    }
+    for i, (order, delay, template) in enumerate(steps):
+        data.update(
+            {
+                f"steps-{i}-order": order,
+                f"steps-{i}-delay": delay,
+                f"steps-{i}-anchor": "enrollment",
+                f"steps-{i}-template": template.pk,
+            }
+        )
+    return data
+
+
+@pytest.fixture
+def empty_rule():
+    return AutomationRule.objects.create(name="Trial ending", trigger="subscription.trial_will_end")
+
+
+def test_the_rule_form_saves_valid_steps(client, marketing_user, empty_rule):
+    client.force_login(marketing_user)
+    welcome = EmailTemplate.objects.get(name="Welcome")
+    response = client.post(
+        reverse("admin:automations_automationrule_change", args=[empty_rule.pk]),
+        rule_form(empty_rule, [(1, "0", welcome), (2, "2 00:00:00", welcome)]),
+    )
+    assert response.status_code == 302
+    assert list(empty_rule.steps.values_list("order", "delay")) == [(1, timedelta(0)), (2, timedelta(days=2))]
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([(1, "-1 00:00:00", "Welcome")], b"A delay cannot be negative."),
+        ([(1, "0", "Welcome"), (1, "1 00:00:00", "Setup tips")], b"Two steps have order 1"),
+        ([(1, "0", "Broken")], b"does not compile"),
+    ],
+)
+def test_the_rule_form_refuses_bad_steps(client, marketing_user, empty_rule, steps, message):
+    EmailTemplate.objects.create(name="Broken", subject="Hi", html_body="{% if %}", text_body="x")
+    client.force_login(marketing_user)
+    resolved = [(order, delay, EmailTemplate.objects.get(name=name)) for order, delay, name in steps]
+    response = client.post(
+        reverse("admin:automations_automationrule_change", args=[empty_rule.pk]), rule_form(empty_rule, resolved)
+    )
+    assert response.status_code == 200
+    assert message in response.content
+    assert not AutomationStep.objects.filter(rule=empty_rule).exists()
+
+
+def test_the_template_form_refuses_templates_that_reach_for_python_internals(client, marketing_user):
+    client.force_login(marketing_user)
+    response = client.post(
+        reverse("admin:automations_emailtemplate_add"),
+        {
+            "name": "Sneaky",
+            "category": "marketing",
+            "subject": "Hello",
+            "preheader": "",
+            "html_body": "{{ customer.__class__.__mro__ }}",
+            "text_body": "Hi",
+        },
+    )
+    assert response.status_code == 200
+    assert b"SecurityError" in response.content
+    assert not EmailTemplate.objects.filter(name="Sneaky").exists()
+
+
+def test_send_me_a_test_goes_to_the_staff_member_only(client, marketing_user, customer):
+    client.force_login(marketing_user)
+    template = EmailTemplate.objects.get(name="Win-back 3 - come back offer")
+    response = client.post(
+        reverse("admin:automations_emailtemplate_preview", args=[template.pk]), {"customer": customer.pk}
+    )
+    assert response.status_code == 302
+    (sent,) = mail.outbox
+    assert sent.to == [marketing_user.email]
+    assert sent.subject == f"[Test] {customer.name.split()[0]}, your first month back is on us"
+    assert not EmailQueueItem.objects.exists()
+
+
+def test_queue_actions_retry_failed_and_cancel_pending(client, superuser, publish, run_on_commit):
+    customer = CustomerFactory()
+    EmailTemplate.objects.filter(name="Welcome").update(html_body="{{ nope }}")
+    publish("subscription.created", customer, subscription_payload())
+    welcome = EmailQueueItem.objects.get(step__order=1)
+    tips = EmailQueueItem.objects.get(step__order=2)
+    assert welcome.status == QueueStatus.FAILED
+
+    EmailTemplate.objects.filter(name="Welcome").update(html_body="<p>Welcome!</p>")
+    client.force_login(superuser)
+    url = reverse("admin:automations_emailqueueitem_changelist")
+    with run_on_commit():
+        client.post(url, {"action": "retry_now", "_selected_action": [welcome.pk]})
+        client.post(url, {"action": "cancel_pending", "_selected_action": [tips.pk]})
+
+    welcome.refresh_from_db()
+    tips.refresh_from_db()
+    assert welcome.status == QueueStatus.SENT  # retried at once (the enqueue runs inline in tests)
+    assert tips.status == QueueStatus.CANCELLED
+    assert [m.to for m in mail.outbox] == [[customer.email]]
+
+
+def test_queue_filters(client, marketing_user, publish):
+    publish("subscription.created", CustomerFactory(), subscription_payload())
+    client.force_login(marketing_user)
+    url = reverse("admin:automations_emailqueueitem_changelist")
+    rule = AutomationRule.objects.get(name="Welcome")
+    assert client.get(url, {"status__exact": "pending", "due": "later"}).context["cl"].result_count == 1
+    assert client.get(url, {"due": "now"}).context["cl"].result_count == 0
+    assert client.get(url, {"enrollment__rule__id__exact": rule.pk}).context["cl"].result_count == 2
+
+
+def test_analytics_counts_per_rule_and_step(client, marketing_user, resend, publish, drain):
+    from automations.services import email_event_record
+
+    customers = CustomerFactory.create_batch(4)
+    for customer in customers:
+        publish("subscription.created", customer, subscription_payload())
+    items = list(EmailQueueItem.objects.filter(step__order=1).order_by("pk"))
+    now = timezone.now()
+    for n, item in enumerate(items):
+        email_event_record(
+            event_type="delivered",
+            provider_event_id=f"d{n}",
+            provider_message_id=item.provider_message_id,
+            occurred_at=now,
+        )
+    for n, item in enumerate(items[:3]):
+        email_event_record(
+            event_type="opened",
+            provider_event_id=f"o{n}",
+            provider_message_id=item.provider_message_id,
+            occurred_at=now + timedelta(hours=1),
+        )
+    email_event_record(
+        event_type="opened",
+        provider_event_id="o-again",
+        provider_message_id=items[0].provider_message_id,
+        occurred_at=now + timedelta(hours=2),
+    )
+    email_event_record(
+        event_type="clicked",
+        provider_event_id="c0",
+        provider_message_id=items[0].provider_message_id,
+        occurred_at=now + timedelta(hours=2),
+        url="https://x.example",
+    )
+
+    client.force_login(marketing_user)
+    response = client.get(reverse("admin:automations_analytics"))
+    assert response.status_code == 200
+    analytics = response.context["analytics"]
+    (welcome,) = analytics.rules
+    step1 = welcome.steps[0].stats
+    assert (step1.sent, step1.delivered, step1.opened, step1.human_opened, step1.clicked) == (4, 4, 3, 3, 1)
+    assert step1.rate("opened") == 0.75
+    assert analytics.days[-1][1:] == (4, 3, 1)
+    assert b"<svg" in response.content
+    assert b"cdn" not in response.content.lower()
