@@ -1,4 +1,4 @@
-"""Automations admin: who sees it, rule and step validation, template preview and test sends, queue actions, analytics."""
+"""Automations admin: who sees it, step validation, template preview and test sends, queue actions, analytics."""
 
 from datetime import timedelta
 
