@@ -49,7 +49,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     if len(body) > limit:
         return _error(413, "body too large")
 
-    endpoint = webhooks.webhook_endpoint_get()
+    endpoint = webhooks.webhook_endpoint_cached()
     if endpoint is None or not endpoint.secret:
         # Our configuration, not the sender's input: 503 makes Stripe retry once we are configured.
         logger.error("Stripe webhook received but no endpoint secret is configured (manage.py stripe_webhook_endpoint)")
@@ -72,11 +72,11 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     ):
         return _error(400, "not a Stripe event")
 
-    processing = webhooks.stripe_event_receive(
+    event_id, _ = webhooks.stripe_event_receive(
         body=body.decode("utf-8"),
         event=event,
         headers={name: request.headers[name] for name in STORED_HEADERS if name in request.headers},
         remote_ip=get_remote_ip(request),
         endpoint=endpoint,
     )
-    return JsonResponse({"received": processing.event_id})
+    return JsonResponse({"received": event_id})

@@ -13,14 +13,14 @@ The Stripe docs: https://docs.stripe.com/webhooks (signatures, retries, duplicat
 
 import json
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import stripe
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
@@ -44,6 +44,27 @@ def webhook_endpoint_get() -> djstripe_models.WebhookEndpoint | None:
     return djstripe_models.WebhookEndpoint.objects.filter(id=webhook_endpoint_id()).first()
 
 
+# The endpoint row is read on every delivery; keeping it for a few seconds per process takes a query off the ack
+# path. A rotated secret reaches every worker within ENDPOINT_CACHE_SECONDS (Stripe retries what fails meanwhile).
+ENDPOINT_CACHE_SECONDS = 30.0
+_endpoint_cache: dict[str, tuple[float, djstripe_models.WebhookEndpoint]] = {}
+
+
+def webhook_endpoint_cached() -> djstripe_models.WebhookEndpoint | None:
+    now = time.monotonic()
+    cached = _endpoint_cache.get("endpoint")
+    if cached and cached[0] > now:
+        return cached[1]
+    endpoint = webhook_endpoint_get()
+    if endpoint is not None:
+        _endpoint_cache["endpoint"] = (now + ENDPOINT_CACHE_SECONDS, endpoint)
+    return endpoint
+
+
+def webhook_endpoint_cache_clear() -> None:
+    _endpoint_cache.clear()
+
+
 @transaction.atomic
 def webhook_endpoint_configure(*, secret: str, url: str) -> tuple[djstripe_models.WebhookEndpoint, bool]:
     """Create or update dj-stripe's WebhookEndpoint row that holds the signing secret. Returns (endpoint, created)."""
@@ -62,6 +83,7 @@ def webhook_endpoint_configure(*, secret: str, url: str) -> tuple[djstripe_model
             "djstripe_validation_method": "verify_signature",
         },
     )
+    transaction.on_commit(webhook_endpoint_cache_clear)
     return endpoint, created
 
 
@@ -79,9 +101,15 @@ def signature_verify(*, payload: bytes, header: str, secret: str) -> bool:
 
 def stripe_event_receive(
     *, body: str, event: dict, headers: dict, remote_ip: str, endpoint: djstripe_models.WebhookEndpoint
-) -> StripeEventProcessing:
+) -> tuple[str, bool]:
     """Store one verified delivery durably and enqueue its processing after commit (only the first delivery of an
-    event id, or a redelivery of one whose processing failed)."""
+    event id, or a redelivery of one whose processing failed). Returns (event id, first delivery).
+
+    The processing row is written with one INSERT ... ON CONFLICT on the unique event id: a duplicate delivery, even
+    one racing the first on another worker, only counts itself. This is the hot path of the acknowledgement, hence
+    the single statement instead of get_or_create's select, savepoint and insert.
+    """
+    table = StripeEventProcessing._meta.db_table
     with transaction.atomic():
         trigger = djstripe_models.WebhookEventTrigger.objects.create(
             remote_ip=remote_ip,
@@ -90,27 +118,46 @@ def stripe_event_receive(
             valid=True,
             webhook_endpoint=endpoint,
         )
-        processing, created = StripeEventProcessing.objects.get_or_create(
-            event_id=event["id"],
-            defaults={
-                "event_type": str(event.get("type", ""))[:128],
-                "event_created": timestamp_to_datetime(event.get("created")),
-                "trigger": trigger,
-                "next_attempt_at": timezone.now() + PENDING_GRACE,
-            },
-        )
-        if not created:
-            StripeEventProcessing.objects.filter(pk=processing.pk).update(deliveries=F("deliveries") + 1)
-        if created or processing.status == EventProcessingStatus.FAILED:
-            event_id = processing.event_id
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {table} (event_id, event_type, event_created, trigger_id, status, deliveries, attempts,
+                                     next_attempt_at, last_error, received_at, updated_at)
+                VALUES (%s, %s, %s, %s, %s, 1, 0, %s, '', now(), now())
+                ON CONFLICT (event_id) DO UPDATE SET deliveries = {table}.deliveries + 1, updated_at = now()
+                RETURNING (xmax = 0) AS inserted, status
+                """,  # noqa: S608 (the table name is ours, every value is a parameter)
+                [
+                    event["id"],
+                    str(event.get("type", ""))[:128],
+                    timestamp_to_datetime(event.get("created")),
+                    trigger.pk,
+                    EventProcessingStatus.PENDING,
+                    timezone.now() + PENDING_GRACE,
+                ],
+            )
+            inserted, status = cursor.fetchone()
+        if inserted or status == EventProcessingStatus.FAILED:
+            event_id = event["id"]
             transaction.on_commit(lambda: stripe_event_enqueue(event_id=event_id))
-    return processing
+    return event["id"], inserted
+
+
+_broker: list = []
 
 
 def stripe_event_enqueue(*, event_id: str) -> None:
+    from django_q.brokers import get_broker
     from django_q.tasks import async_task
 
-    async_task("billing.tasks.stripe_event_process_task", event_id, task_name=f"stripe-event:{event_id}")
+    if not _broker:
+        _broker.append(get_broker())  # one per process, not one per delivery
+    async_task(
+        "billing.tasks.stripe_event_process_task",
+        event_id,
+        task_name=f"stripe-event:{event_id}",
+        broker=_broker[0],
+    )
 
 
 def stripe_event_process(*, event_id: str) -> str | None:

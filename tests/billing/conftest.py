@@ -1,10 +1,15 @@
 import pytest
 import stripe
 
-from billing.webhooks import webhook_endpoint_configure
+from billing.webhooks import webhook_endpoint_cache_clear, webhook_endpoint_configure
 from tests.fakes.stripe import FakeStripe, signed_request
 
 WEBHOOK_SECRET = "whsec_test_" + "a" * 32
+
+
+@pytest.fixture(autouse=True)
+def _fresh_endpoint_cache():
+    webhook_endpoint_cache_clear()
 
 
 @pytest.fixture(scope="session")
