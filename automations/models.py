@@ -220,6 +220,12 @@ class EmailBatch(models.Model):
     status = models.CharField(max_length=20, choices=BatchStatus.choices, default=BatchStatus.SENDING)
     messages = models.JSONField(help_text='The rendered messages: [{"item_id": ..., "message": {Resend fields}}].')
     attempts = models.PositiveIntegerField(default=0)
+    # Set when a worker takes the batch to make the call, cleared when the answer is recorded. Found still set by the
+    # next worker, it means a worker died mid-call: the provider may have sent the batch.
+    call_in_progress = models.BooleanField(default=False)
+    # Once a call may have been accepted (timeout, dropped connection, dead worker), the batch is only ever re-sent
+    # exactly as stored, under its key. Until then, emails whose sequence has ended since can still be taken out.
+    possibly_accepted = models.BooleanField(default=False)
     lease_expires_at = models.DateTimeField(db_index=True)
     next_attempt_at = models.DateTimeField()
     last_error = models.TextField(blank=True)

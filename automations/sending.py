@@ -47,7 +47,7 @@ from .models import (
     TemplateCategory,
 )
 from .rendering import customer_context, links_context, render_email, subscription_context
-from .services import enrollments_complete_finished, unsubscribe_url
+from .services import email_events_link_unmatched, enrollments_complete_finished, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +156,46 @@ def batch_claim_in_flight(*, worker: str) -> EmailBatch | None:
         )
         if batch is None:
             return None
+        if batch.call_in_progress:
+            batch.possibly_accepted = True  # its worker died during the call
+        if not batch.possibly_accepted:
+            batch = _batch_prune_ended(batch, now=now)
+            if batch is None:
+                return None
         batch.lease_expires_at = now + timedelta(seconds=settings.AUTOMATIONS_LEASE_SECONDS)
         batch.worker = worker
-        batch.save(update_fields=["lease_expires_at", "worker"])
+        batch.call_in_progress = True
+        batch.save(update_fields=["lease_expires_at", "worker", "call_in_progress", "possibly_accepted"])
     return batch
+
+
+def _batch_prune_ended(batch: EmailBatch, *, now) -> EmailBatch | None:
+    """Take emails whose sequence ended while the batch waited (payment recovered during a 429 or 5xx backoff) out of
+    a batch the provider has certainly not accepted. Returns the batch to send: this one, a smaller replacement under
+    a new key, or None when nothing is left."""
+    item_ids = [entry["item_id"] for entry in batch.messages]
+    ended = set(
+        EmailQueueItem.objects.filter(pk__in=item_ids)
+        .exclude(enrollment__status=EnrollmentStatus.ACTIVE)
+        .values_list("pk", flat=True)
+    )
+    if not ended:
+        return batch
+    EmailQueueItem.objects.filter(pk__in=ended).update(
+        status=QueueStatus.CANCELLED, last_error="Sequence ended before the email could be sent", updated_at=now
+    )
+    batch.status = BatchStatus.SPLIT
+    batch.last_error = f"{len(ended)} email(s) taken out: their sequence ended"
+    batch.save(update_fields=["status", "last_error"])
+    keep = [entry for entry in batch.messages if entry["item_id"] not in ended]
+    if not keep:
+        return None
+    items = {item.pk: item for item in EmailQueueItem.objects.filter(pk__in=[e["item_id"] for e in keep])}
+    replacement = _batch_create([(items[e["item_id"]], e["message"]) for e in keep], worker="", now=now)
+    replacement.attempts = batch.attempts
+    replacement.save(update_fields=["attempts"])
+    EmailQueueItem.objects.filter(pk__in=items).update(batch=replacement, updated_at=now)
+    return replacement
 
 
 def _suppression_reason(item: EmailQueueItem, suppressions: dict[str, set[str]]) -> str | None:
@@ -254,14 +290,16 @@ def batch_claim_new(*, worker: str, size: int, result: DrainResult) -> tuple[Ema
 
         batch = None
         if ready:
-            batch = _batch_create(ready, worker=worker, now=now)
+            batch = _batch_create(ready, worker=worker, now=now, calling=True)
             for item, _ in ready:
                 item.status, item.batch, item.attempts = QueueStatus.SENDING, batch, item.attempts + 1
         EmailQueueItem.objects.bulk_update(items, ["status", "last_error", "batch", "attempts", "updated_at"])
     return batch, True
 
 
-def _batch_create(ready: list[tuple[EmailQueueItem, dict[str, Any]]], *, worker: str, now) -> EmailBatch:
+def _batch_create(
+    ready: list[tuple[EmailQueueItem, dict[str, Any]]], *, worker: str, now, calling: bool = False
+) -> EmailBatch:
     batch = EmailBatch.objects.create(
         idempotency_key=f"unassigned:{uuid.uuid4()}",
         provider_idempotency_key="",
@@ -269,6 +307,7 @@ def _batch_create(ready: list[tuple[EmailQueueItem, dict[str, Any]]], *, worker:
         lease_expires_at=now + timedelta(seconds=settings.AUTOMATIONS_LEASE_SECONDS),
         next_attempt_at=now,
         worker=worker,
+        call_in_progress=calling,
     )
     # Keys derived from our ids; an email alone in its batch is sent under its own key.
     batch.idempotency_key = f"email-batch:{batch.pk}"
@@ -297,8 +336,8 @@ def batch_record_sent(*, batch: EmailBatch, message_ids: list[str], result: Drai
     if batch.status != BatchStatus.SENDING:
         return  # another worker took over this batch after our lease ran out and recorded it first
     now = timezone.now()
-    batch.status, batch.sent_at, batch.last_error = BatchStatus.SENT, now, ""
-    batch.save(update_fields=["status", "sent_at", "last_error"])
+    batch.status, batch.sent_at, batch.last_error, batch.call_in_progress = BatchStatus.SENT, now, "", False
+    batch.save(update_fields=["status", "sent_at", "last_error", "call_in_progress"])
     ids_by_item = {entry["item_id"]: message_id for entry, message_id in zip(batch.messages, message_ids, strict=True)}
     items = list(
         EmailQueueItem.objects.filter(pk__in=ids_by_item, status=QueueStatus.SENDING).select_related("step__template")
@@ -324,6 +363,8 @@ def batch_record_sent(*, batch: EmailBatch, message_ids: list[str], result: Drai
         )
     result.sent += len(items)
     result.batches += 1
+    # Resend can report "delivered" before we have stored the message id; those events wait unlinked until now.
+    email_events_link_unmatched(provider_message_ids=list(ids_by_item.values()))
 
 
 @transaction.atomic
@@ -334,10 +375,14 @@ def batch_record_failure(*, batch: EmailBatch, error: ResendError, result: Drain
     now = timezone.now()
     message = str(error)[:2000]
     batch.last_error = message
+    batch.call_in_progress = False
+    if error.status == 0:
+        batch.possibly_accepted = True  # no answer: Resend may have sent it
+    state = ["last_error", "call_in_progress", "possibly_accepted", "lease_expires_at", "next_attempt_at"]
     if error.status == 429:
         wait = error.retry_after if error.retry_after is not None else DEFAULT_RATE_LIMIT_WAIT
         batch.lease_expires_at = batch.next_attempt_at = now + timedelta(seconds=wait)
-        batch.save(update_fields=["last_error", "lease_expires_at", "next_attempt_at"])
+        batch.save(update_fields=state)
         result.rate_limited += 1
         return wait
     if error.is_retryable:
@@ -345,7 +390,7 @@ def batch_record_failure(*, batch: EmailBatch, error: ResendError, result: Drain
         if batch.attempts < settings.AUTOMATIONS_MAX_SEND_ATTEMPTS:
             backoff = settings.AUTOMATIONS_RETRY_BASE_SECONDS * 2 ** (batch.attempts - 1)
             batch.lease_expires_at = batch.next_attempt_at = now + timedelta(seconds=backoff)
-            batch.save(update_fields=["attempts", "last_error", "lease_expires_at", "next_attempt_at"])
+            batch.save(update_fields=[*state, "attempts"])
             batch.items.update(last_error=message, attempts=batch.attempts, updated_at=now)
             result.retries += 1
             return 0.0
@@ -363,7 +408,7 @@ def _batch_fail(batch: EmailBatch, *, message: str, result: DrainResult) -> None
     now = timezone.now()
     batch.status = BatchStatus.FAILED
     batch.last_error = message[:2000]
-    batch.save(update_fields=["status", "last_error", "attempts"])
+    batch.save(update_fields=["status", "last_error", "attempts", "call_in_progress", "possibly_accepted"])
     result.failed += batch.items.filter(status=QueueStatus.SENDING).update(
         status=QueueStatus.FAILED, last_error=message[:2000], updated_at=now
     )
@@ -373,7 +418,7 @@ def _batch_fail(batch: EmailBatch, *, message: str, result: DrainResult) -> None
 def _batch_split(batch: EmailBatch, *, message: str, now) -> None:
     """The provider refused the whole batch for one bad email: send each half on its own, under new keys."""
     batch.status = BatchStatus.SPLIT
-    batch.save(update_fields=["status", "last_error"])
+    batch.save(update_fields=["status", "last_error", "call_in_progress", "possibly_accepted"])
     middle = len(batch.messages) // 2
     for half in (batch.messages[:middle], batch.messages[middle:]):
         item_ids = [entry["item_id"] for entry in half]

@@ -415,32 +415,69 @@ def email_event_record(
         suppression_add(email=event.recipient, reason=SuppressionReason.COMPLAINT, queue_item=item)
 
     if item is None:
-        logger.info("Tracking event %s for unknown message %s", provider_event_id, provider_message_id)
+        logger.info("Tracking event %s for a message not (yet) known: %s", provider_event_id, provider_message_id)
         return event
+    _email_event_apply(event=event, item=item)
+    return event
+
+
+def _email_event_apply(*, event: EmailEvent, item: EmailQueueItem) -> None:
+    """What a tracking event changes on its email: first-time stamps for analytics, and the customer's timeline."""
     changed = []
-    field = ITEM_FIRST_TIMES.get(event_type)
-    if field and (getattr(item, field) is None or occurred_at < getattr(item, field)):
-        setattr(item, field, occurred_at)
+    field = ITEM_FIRST_TIMES.get(event.type)
+    if field and (getattr(item, field) is None or event.occurred_at < getattr(item, field)):
+        setattr(item, field, event.occurred_at)
         changed.append(field)
-    first_human_open = item.human_opened_at is None or occurred_at < item.human_opened_at
-    if event_type == EmailEventType.OPENED and not machine_open and first_human_open:
-        item.human_opened_at = occurred_at
+    first_human_open = item.human_opened_at is None or event.occurred_at < item.human_opened_at
+    if event.type == EmailEventType.OPENED and not event.machine_open and first_human_open:
+        item.human_opened_at = event.occurred_at
         changed.append("human_opened_at")
     if changed:
         item.save(update_fields=changed)
     summaries = {
-        EmailEventType.OPENED: "opened" + (" (machine open)" if machine_open else ""),
-        EmailEventType.CLICKED: f"clicked {url}",
+        EmailEventType.OPENED: "opened" + (" (machine open)" if event.machine_open else ""),
+        EmailEventType.CLICKED: f"clicked {event.url}",
     }
     timeline_event_record(
         customer=item.customer,
         source="email",
-        source_key=f"resend-event:{provider_event_id}",
-        kind=f"email.{event_type}",
-        occurred_at=occurred_at,
-        summary=f"{item.step.template.name}: {summaries.get(event_type, event_type)}",
-        payload={"queue_item_id": item.pk, "url": url, "machine_open": machine_open},
+        source_key=f"resend-event:{event.provider_event_id}",
+        kind=f"email.{event.type}",
+        occurred_at=event.occurred_at,
+        summary=f"{item.step.template.name}: {summaries.get(event.type, event.type)}",
+        payload={"queue_item_id": item.pk, "url": event.url, "machine_open": event.machine_open},
         object_type="email.queue_item",
         object_id=str(item.pk),
     )
-    return event
+
+
+@transaction.atomic
+def email_events_link_unmatched(*, provider_message_ids: list[str]) -> int:
+    """Attach tracking events that arrived before we stored their message id (a webhook can beat our commit)."""
+    events = list(
+        EmailEvent.objects.select_for_update()
+        .filter(queue_item__isnull=True, provider_message_id__in=[m for m in provider_message_ids if m])
+        .order_by("occurred_at")
+    )
+    if not events:
+        return 0
+    items = {
+        item.provider_message_id: item
+        for item in EmailQueueItem.objects.select_for_update()
+        .select_related("customer", "step__template")
+        .filter(provider_message_id__in={e.provider_message_id for e in events})
+    }
+    linked = 0
+    for event in events:
+        item = items.get(event.provider_message_id)
+        if item is None:
+            continue
+        event.queue_item = item
+        if event.type == EmailEventType.OPENED:
+            event.machine_open = is_machine_open(
+                user_agent=event.user_agent, opened_at=event.occurred_at, delivered_at=item.delivered_at or item.sent_at
+            )
+        event.save(update_fields=["queue_item", "machine_open"])
+        _email_event_apply(event=event, item=item)
+        linked += 1
+    return linked

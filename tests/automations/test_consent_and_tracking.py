@@ -221,3 +221,48 @@ def test_known_scanner_user_agents_are_machine_opens():
         opened_at=now,
         delivered_at=now - timedelta(minutes=5),
     )
+
+
+def test_an_event_that_beats_our_commit_is_linked_when_the_email_is_recorded(resend):
+    from automations.models import EmailBatch
+    from automations.sending import DrainResult, batch_claim_new, batch_record_sent, transport_get
+
+    from .test_sending import queue_welcomes
+
+    queue_welcomes(1)
+    EmailQueueItem.objects.filter(step__order=2).delete()
+    batch, _ = batch_claim_new(worker="w", size=100, result=DrainResult())
+    (message_id,) = transport_get().send(
+        messages=[e["message"] for e in batch.messages], idempotency_key=batch.provider_idempotency_key
+    )
+    from automations.services import email_event_record
+
+    email_event_record(
+        event_type="delivered", provider_event_id="early", provider_message_id=message_id, occurred_at=timezone.now()
+    )
+    assert EmailEvent.objects.get().queue_item is None
+
+    batch_record_sent(batch=EmailBatch.objects.get(), message_ids=[message_id], result=DrainResult())
+    item = EmailQueueItem.objects.get()
+    assert EmailEvent.objects.get().queue_item == item
+    assert item.delivered_at is not None
+    assert item.customer.timeline_events.filter(kind="email.delivered").exists()
+
+
+def test_emails_use_the_customers_current_subscription_from_billing(publish, resend):
+    from billing.models import Subscription
+
+    customer = CustomerFactory(name="Kim")
+    Subscription.objects.create(
+        customer=customer,
+        stripe_subscription_id="sub_billing",
+        product_id="prod_big",
+        product_name="Modpack Server 12 GB",
+        status="active",
+        amount=2999,
+        currency="eur",
+        interval="month",
+    )
+    publish("subscription.created", customer, subscription_payload("sub_billing"))
+    text = resend.delivered_to(customer.email)[0].message["text"]
+    assert "Modpack Server 12 GB" in text and "€29.99 per month" in text

@@ -286,3 +286,85 @@ def test_two_workers_draining_at_once_never_send_the_same_email(resend, settings
     assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
     assert connection.vendor == "postgresql"
     assert Enrollment.objects.filter(status="completed").count() == 20
+
+
+def dunning_in_flight(resend, drain, publish_fail):
+    """A first dunning email claimed into a batch whose call failed; returns the customer."""
+    from .conftest import payment_failed_payload
+
+    customer = CustomerFactory()
+    rule = AutomationRule.objects.get(name="Dunning")
+    with mock.patch("customers.events._enqueue_dispatch"), mock.patch("automations.services.queue_process_enqueue"):
+        event, _ = domain_event_publish(
+            name="payment.failed", key="pf:1", customer=customer, payload=payment_failed_payload()
+        )
+        enrollment_start(rule=rule, event=event)
+    publish_fail()
+    drain()
+    assert EmailQueueItem.objects.get(step__order=1).status == QueueStatus.SENDING
+    return customer
+
+
+def test_a_recovery_during_a_rate_limit_wait_takes_the_dunning_email_out(resend, drain):
+    from automations.services import enrollment_exit
+
+    customer = dunning_in_flight(resend, drain, lambda: resend.fail_next(429, retry_after=60))
+    enrollment_exit(enrollment=Enrollment.objects.get(customer=customer), reason="payment.recovered")
+    make_due()
+    drain()
+
+    item = EmailQueueItem.objects.get(step__order=1)
+    assert item.status == QueueStatus.CANCELLED
+    assert "Sequence ended" in item.last_error
+    assert resend.delivered == []
+    assert len(resend.requests) == 1
+
+
+def test_a_batch_resend_may_have_accepted_is_resent_as_it_was_even_after_a_recovery(resend, drain):
+    from automations.services import enrollment_exit
+
+    def timeout():
+        resend.latency = 1.5
+
+    customer = dunning_in_flight(resend, drain, timeout)
+    time.sleep(0.8)
+    resend.latency = 0
+    enrollment_exit(enrollment=Enrollment.objects.get(customer=customer), reason="payment.recovered")
+    make_due()
+    drain()
+
+    # The email did go out during the timeout; taking it out now would only lose the record of it.
+    item = EmailQueueItem.objects.get(step__order=1)
+    assert item.status == QueueStatus.SENT
+    assert len(resend.delivered) == 1 and resend.idempotent_repeats == 1
+    assert EmailQueueItem.objects.filter(status=QueueStatus.CANCELLED).count() == 2
+
+
+def test_the_management_command_drains_the_queue(resend, capsys):
+    from django.core.management import call_command
+
+    queue_welcomes(2)
+    call_command("process_email_queue", "--until-done")
+    assert "sent=4" in capsys.readouterr().out
+    assert len(resend.delivered) == 4
+
+
+def test_the_queue_schedule_is_declared_every_two_minutes():
+    from config.schedules import declared_jobs
+
+    (job,) = [j for j in declared_jobs() if j.name == "automations.process-email-queue"]
+    assert job.cron == "*/2 * * * *"
+    from django.utils.module_loading import import_string
+
+    assert callable(import_string(job.func))
+
+
+def test_local_run_without_resend_writes_emails_to_files(settings, tmp_path, drain):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = tmp_path
+    settings.AUTOMATIONS_EMAIL_TRANSPORT = "django"
+    queue_welcomes(1)
+    drain()
+    assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
+    written = "".join(path.read_text() for path in tmp_path.iterdir())
+    assert "Welcome to ModReady" in written
