@@ -1,0 +1,68 @@
+"""The settings a deployment depends on, checked the way a deployment loads them: in a fresh process."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+PRINT_SETTINGS = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.DEBUG, s.DATABASES['default']['ENGINE'], s.SESSION_COOKIE_SECURE, s.SECURE_HSTS_SECONDS)"
+)
+
+
+def load(module: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}}
+    return subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS],
+        env={**clean, "DJANGO_SETTINGS_MODULE": module, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+PRODUCTION = {
+    "SECRET_KEY": "x" * 60,
+    "ALLOWED_HOSTS": "crm.modready.example",
+    "DATABASE_URL": "postgres://u@127.0.0.1:5432/modready",
+}
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"])
+def test_production_refuses_to_start_without_required_settings(missing):
+    result = load("config.settings.production", **{k: v for k, v in PRODUCTION.items() if k != missing})
+    assert result.returncode != 0
+    assert f"The environment variable {missing} is required" in result.stderr
+
+
+def test_production_never_runs_with_debug_even_when_asked():
+    result = load("config.settings.production", **PRODUCTION, DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "django.db.backends.postgresql", "True", "31536000"]
+
+
+def test_local_run_defaults_to_embedded_sqlite_with_debug_off(tmp_path):
+    result = load("config.settings.local", MODREADY_VAR_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == ["False", "django.db.backends.sqlite3"]
+    assert (tmp_path / "secret_key").exists()
+
+
+def test_embedded_sqlite_is_shared_safely_between_web_and_scheduler(tmp_path):
+    code = (
+        "import django; django.setup(); from django.db import connection; c = connection.cursor(); "
+        "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0]); c.execute('PRAGMA busy_timeout'); "
+        "print(c.fetchone()[0]); print(connection.settings_dict['OPTIONS']['transaction_mode'])"
+    )
+    clean = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings.local", "MODREADY_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["wal", "20000", "IMMEDIATE"]
