@@ -152,12 +152,25 @@ def stripe_event_enqueue(*, event_id: str) -> None:
 
     if not _broker:
         _broker.append(get_broker())  # one per process, not one per delivery
-    async_task(
-        "billing.tasks.stripe_event_process_task",
-        event_id,
-        task_name=f"stripe-event:{event_id}",
-        broker=_broker[0],
-    )
+
+    def enqueue() -> None:
+        async_task(
+            "billing.tasks.stripe_event_process_task",
+            event_id,
+            task_name=f"stripe-event:{event_id}",
+            broker=_broker[0],
+        )
+
+    if settings.Q_CLUSTER.get("sync") or not settings.Q_CLUSTER.get("orm") or connection.vendor != "postgresql":
+        enqueue()
+        return
+    with transaction.atomic():
+        # With the ORM broker the enqueue is a second commit on the ack path. It need not wait for its WAL flush:
+        # the delivery itself was committed durably before, and a wake-up lost in a crash is found by the retry
+        # schedule (stripe_events_due picks pending rows after PENDING_GRACE).
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        enqueue()
 
 
 def stripe_event_process(*, event_id: str) -> str | None:
