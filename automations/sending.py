@@ -28,7 +28,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from jinja2 import TemplateError
 
@@ -288,13 +289,26 @@ def batch_claim_new(*, worker: str, size: int, result: DrainResult) -> tuple[Ema
                 continue
             ready.append((item, message))
 
+        # Few statements, not one per email (nor Django's bulk_update, whose CASE per field costs more than the send).
+        skipped = [item for item in items if item.status != QueueStatus.PENDING]
+        for (status, error), group in _group_by(skipped, lambda i: (i.status, i.last_error)).items():
+            EmailQueueItem.objects.filter(pk__in=[i.pk for i in group]).update(
+                status=status, last_error=error, updated_at=now
+            )
         batch = None
         if ready:
             batch = _batch_create(ready, worker=worker, now=now, calling=True)
-            for item, _ in ready:
-                item.status, item.batch, item.attempts = QueueStatus.SENDING, batch, item.attempts + 1
-        EmailQueueItem.objects.bulk_update(items, ["status", "last_error", "batch", "attempts", "updated_at"])
+            EmailQueueItem.objects.filter(pk__in=[item.pk for item, _ in ready]).update(
+                status=QueueStatus.SENDING, batch=batch, attempts=F("attempts") + 1, updated_at=now
+            )
     return batch, True
+
+
+def _group_by(items, key) -> dict:
+    groups: dict = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return groups
 
 
 def _batch_create(
@@ -343,10 +357,9 @@ def batch_record_sent(*, batch: EmailBatch, message_ids: list[str], result: Drai
         EmailQueueItem.objects.filter(pk__in=ids_by_item, status=QueueStatus.SENDING).select_related("step__template")
     )
     for item in items:
-        item.status, item.provider_message_id, item.sent_at = QueueStatus.SENT, ids_by_item[item.pk], now
-        item.last_error, item.updated_at = "", now
+        item.provider_message_id = ids_by_item[item.pk]
         result.touched_enrollments.add(item.enrollment_id)
-    EmailQueueItem.objects.bulk_update(items, ["status", "provider_message_id", "sent_at", "last_error", "updated_at"])
+    _items_mark_sent(items, now=now)
     subjects = {entry["item_id"]: entry["message"]["subject"] for entry in batch.messages}
     for item in items:
         # The id is all the timeline needs; loading every customer row would slow the drain for nothing.
@@ -365,6 +378,30 @@ def batch_record_sent(*, batch: EmailBatch, message_ids: list[str], result: Drai
     result.batches += 1
     # Resend can report "delivered" before we have stored the message id; those events wait unlinked until now.
     email_events_link_unmatched(provider_message_ids=list(ids_by_item.values()))
+
+
+def _items_mark_sent(items: list[EmailQueueItem], *, now) -> None:
+    """One UPDATE for a whole batch, each email with its own provider message id."""
+    if not items:
+        return
+    if connection.vendor == "postgresql":
+        values = ", ".join(["(%s::bigint, %s)"] * len(items))
+        params = [value for item in items for value in (item.pk, item.provider_message_id)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {EmailQueueItem._meta.db_table} AS item"  # noqa: S608 - only placeholders are interpolated
+                " SET status = %s, provider_message_id = v.message_id, sent_at = %s, last_error = '', updated_at = %s"
+                f" FROM (VALUES {values}) AS v(id, message_id) WHERE item.id = v.id",
+                [QueueStatus.SENT, now, now, *params],
+            )
+        return
+    EmailQueueItem.objects.filter(pk__in=[item.pk for item in items]).update(
+        status=QueueStatus.SENT,
+        sent_at=now,
+        last_error="",
+        updated_at=now,
+        provider_message_id=Case(*[When(pk=item.pk, then=Value(item.provider_message_id)) for item in items]),
+    )
 
 
 @transaction.atomic
