@@ -350,3 +350,18 @@ class Suppression(models.Model):
         # Addresses are compared lower-case everywhere (customers normalise the same way).
         self.email = self.email.strip().lower()
         super().save(*args, **kwargs)
+
+
+class ProviderCallSlot(models.Model):
+    """The next moment any worker may call a provider: one row per provider, shared by every worker.
+
+    Resend's rate limit is per team, not per process. Each worker reserves its call slot here with one atomic UPDATE
+    (automations.sending.provider_slot_reserve), so several workers together stay under the limit instead of each
+    finding it with a 429 and a second of sleep.
+    """
+
+    provider = models.CharField(max_length=50, unique=True)
+    next_slot_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.provider}: next call at {self.next_slot_at:%H:%M:%S.%f}"

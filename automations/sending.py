@@ -43,6 +43,7 @@ from .models import (
     EmailBatch,
     EmailQueueItem,
     EnrollmentStatus,
+    ProviderCallSlot,
     QueueStatus,
     Suppression,
     TemplateCategory,
@@ -110,21 +111,62 @@ class DjangoMailTransport:
 
 
 class ResendTransport:
-    """Resend: one email through anymail's backend (plus Idempotency-Key), several through the batch endpoint."""
+    """Resend: one email through anymail's backend (plus Idempotency-Key), several through the batch endpoint.
 
-    def __init__(self) -> None:
+    Calls are paced to the team's rate limit across all workers (provider_slot_reserve); the limit is the setting
+    until Resend's `ratelimit-limit` answer header says otherwise.
+    """
+
+    provider = "resend"
+
+    def __init__(self, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.batch_size = settings.AUTOMATIONS_BATCH_SIZE
         self.client = ResendClient.from_settings()
+        self.requests_per_second = float(settings.AUTOMATIONS_RESEND_REQUESTS_PER_SECOND)
+        self.sleep = sleep
 
     def send(self, *, messages: list[dict[str, Any]], idempotency_key: str) -> list[str]:
+        if self.requests_per_second > 0:
+            wait = provider_slot_reserve(provider=self.provider, interval=PACING_MARGIN / self.requests_per_second)
+            if wait > 0:
+                self.sleep(wait)
         if len(messages) == 1:
             return [_send_one(messages[0], idempotency_key=idempotency_key, backend=RESEND_BACKEND)]
-        return self.client.batch_send(messages=messages, idempotency_key=idempotency_key)
+        try:
+            return self.client.batch_send(messages=messages, idempotency_key=idempotency_key)
+        finally:
+            if self.client.rate_limit:
+                self.requests_per_second = float(self.client.rate_limit)
 
 
-def transport_get():
+# Slots a little wider than 1/limit: requests leave on time but arrive with jitter, and the provider counts arrivals.
+PACING_MARGIN = 1.05
+
+
+def provider_slot_reserve(*, provider: str, interval: float) -> float:
+    """Reserve the next call slot for `provider`; returns the seconds to wait for it (0 when it is now).
+
+    One statement, so two workers can never take the same slot; it runs in its own short transaction (autocommit) so
+    the row is never held while a worker sleeps or calls out.
+    """
+    if connection.vendor != "postgresql":
+        return 0.0  # the local single-process run (SQLite) has no second worker to share with
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ProviderCallSlot._meta.db_table} AS slot (provider, next_slot_at)"  # noqa: S608
+            " VALUES (%s, clock_timestamp() + make_interval(secs => %s))"
+            " ON CONFLICT (provider) DO UPDATE SET next_slot_at ="
+            " GREATEST(slot.next_slot_at, clock_timestamp()) + make_interval(secs => %s)"
+            " RETURNING EXTRACT(EPOCH FROM (slot.next_slot_at - make_interval(secs => %s) - clock_timestamp()))",
+            [provider, interval, interval, interval],
+        )
+        (wait,) = cursor.fetchone()
+    return max(0.0, float(wait))
+
+
+def transport_get(*, sleep: Callable[[float], None] = time.sleep):
     if settings.AUTOMATIONS_EMAIL_TRANSPORT == "resend":
-        return ResendTransport()
+        return ResendTransport(sleep=sleep)
     return DjangoMailTransport()
 
 
@@ -476,7 +518,7 @@ def email_queue_process(
     worker = worker or worker_name()
     budget = settings.AUTOMATIONS_DRAIN_SECONDS if time_budget is None else time_budget
     deadline = time.monotonic() + budget
-    transport = transport_get()
+    transport = transport_get(sleep=sleep)
     result = DrainResult()
     while time.monotonic() < deadline:
         batch = batch_claim_in_flight(worker=worker)

@@ -236,6 +236,9 @@ BILLING_EVENT_MAX_ATTEMPTS = env_int("BILLING_EVENT_MAX_ATTEMPTS", 8)
 # AUTOMATIONS_BATCH_SIZE) or "django" (one message at a time through EMAIL_BACKEND: files locally, locmem in tests).
 AUTOMATIONS_EMAIL_TRANSPORT = env("AUTOMATIONS_EMAIL_TRANSPORT", "resend" if RESEND_API_KEY else "django")
 AUTOMATIONS_BATCH_SIZE = min(100, env_int("AUTOMATIONS_BATCH_SIZE", 100))  # Resend's batch endpoint takes 100 at most
+# Calls per second to Resend, shared by all workers (Resend's limit is per team: 2 or 5 by default). Resend's
+# `ratelimit-limit` answer header overrides it at run time; 0 turns pacing off (429s are still honoured).
+AUTOMATIONS_RESEND_REQUESTS_PER_SECOND = float(env("AUTOMATIONS_RESEND_REQUESTS_PER_SECOND", "2"))
 # 5xx and timeouts are retried with exponential backoff (base * 2^(attempt-1)) up to this many attempts.
 AUTOMATIONS_MAX_SEND_ATTEMPTS = env_int("AUTOMATIONS_MAX_SEND_ATTEMPTS", 6)
 AUTOMATIONS_RETRY_BASE_SECONDS = env_int("AUTOMATIONS_RETRY_BASE_SECONDS", 30)

@@ -28,6 +28,8 @@ class ResendClient:
     api_key: str
     timeout: tuple[float, float] = (3.05, 15)
 
+    rate_limit: int | None = None  # requests per second, from the last `ratelimit-limit` header seen
+
     def __post_init__(self) -> None:
         if not self.api_url.endswith("/"):
             self.api_url += "/"
@@ -62,6 +64,9 @@ class ResendClient:
             )
         except requests.RequestException as exc:
             raise ResendError.from_transport(exc) from exc
+        limit = response.headers.get("ratelimit-limit")
+        if limit and limit.isdigit() and int(limit) > 0:
+            self.rate_limit = int(limit)  # the team's real limit, read at run time
         if not 200 <= response.status_code < 300:
             raise ResendError.from_response(response)
         try:

@@ -44,6 +44,7 @@ def resend(settings, fake_resend):
         "RESEND_API_URL": fake_resend.url + "/",
     }
     settings.AUTOMATIONS_SEND_TIMEOUT = 1.0
+    settings.AUTOMATIONS_RESEND_REQUESTS_PER_SECOND = 0  # no pacing unless a test turns it on
     settings.AUTOMATIONS_RETRY_BASE_SECONDS = 30
     return fake_resend
 

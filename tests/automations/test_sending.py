@@ -1,5 +1,6 @@
 """The queue against the fake Resend: batches, idempotency keys, 429/5xx/timeouts, bad emails, crashes, two workers."""
 
+import itertools
 import threading
 import time
 from datetime import timedelta
@@ -368,3 +369,26 @@ def test_local_run_without_resend_writes_emails_to_files(settings, tmp_path, dra
     assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
     written = "".join(path.read_text() for path in tmp_path.iterdir())
     assert "Welcome to ModReady" in written
+
+
+def test_workers_share_one_pace_under_the_providers_rate_limit():
+    from automations.sending import provider_slot_reserve
+
+    waits = [provider_slot_reserve(provider="resend", interval=0.2) for _ in range(4)]
+    # Each reservation takes the next free 200 ms slot, whoever asks: 0, 0.2, 0.4, 0.6 s from now.
+    assert waits[0] == pytest.approx(0, abs=0.05)
+    assert [round(b - a, 1) for a, b in itertools.pairwise(waits)] == [0.2, 0.2, 0.2]
+
+
+def test_paced_sending_stays_under_the_rate_limit(resend, settings, drain):
+    settings.AUTOMATIONS_RESEND_REQUESTS_PER_SECOND = 5
+    settings.AUTOMATIONS_BATCH_SIZE = 2
+    resend.rate_limit(per_second=5)
+    queue_welcomes(6)  # 12 emails, 6 calls
+
+    result = drain(sleep=time.sleep)
+
+    assert result.sent == 12
+    assert resend.rate_limited_count == 0
+    arrivals = [r.received_at for r in resend.requests]
+    assert arrivals[-1] - arrivals[0] >= 5 * 0.2
