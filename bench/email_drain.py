@@ -71,7 +71,7 @@ def not_final() -> int:
     return EmailQueueItem.objects.exclude(status__in=FINAL_QUEUE_STATUSES).count()
 
 
-def run(args, *, kill: bool) -> list:
+def run(args, *, kill: bool, pacing: bool) -> list:
     from django.db import connection
 
     from automations.models import EmailQueueItem, QueueStatus
@@ -90,12 +90,14 @@ def run(args, *, kill: bool) -> list:
             "RESEND_API_URL": fake.url + "/",
             "AUTOMATIONS_LEASE_SECONDS": str(args.lease),
             "AUTOMATIONS_BATCH_SIZE": str(args.batch_size),
+            # The operator sets the team's limit; without it workers find the limit by 429s only.
+            "AUTOMATIONS_RESEND_REQUESTS_PER_SECOND": "0" if not pacing else str(args.rate),
             "LOG_LEVEL": "ERROR",
         }
         command = [sys.executable, "manage.py", "process_email_queue", "--until-done", "--seconds", "600"]
 
         def spawn():
-            return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+            return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sys.stderr)
 
         started = time.monotonic()
         workers = [spawn() for _ in range(args.workers)]
@@ -121,7 +123,7 @@ def run(args, *, kill: bool) -> list:
         ceiling = args.rate * args.batch_size
         rate = args.items / elapsed
         return [
-            "SIGKILL + restart" if kill else "no crash",
+            ("SIGKILL + restart" if kill else "no crash") + (", paced" if pacing else ", 429s only"),
             args.items,
             args.workers,
             f"{killed_at:.1f}" if killed_at else "-",
@@ -146,7 +148,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--lease", type=int, default=5, help="Seconds before a dead worker's batch is re-sent.")
     parser.add_argument("--kill-at", type=float, default=0.3, help="Kill worker 1 when this share is delivered.")
     parser.add_argument("--no-kill", action="store_true")
-    parser.add_argument("--baseline", action="store_true", help="Also run once without the crash, first.")
+    parser.add_argument("--baseline", action="store_true", help="Also run without the crash, and without pacing.")
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args(argv)
 
@@ -168,8 +170,14 @@ def main(argv: list[str]) -> None:
             "sent",
         ],
     )
-    variants = ([False] if args.baseline else []) + ([not args.no_kill] if not (args.baseline and args.no_kill) else [])
-    for kill in variants:
+    variants = [(not args.no_kill, True)]
+    if args.baseline:
+        variants = [(False, False), (False, True), *([(True, True)] if not args.no_kill else [])]
+    for index, (kill, pacing) in enumerate(variants):
+        if index:
+            from django.db import connections
+
+            connections.close_all()  # the database is about to be dropped and created again
         django_on_fresh_database()
-        table.add(*run(args, kill=kill))
+        table.add(*run(args, kill=kill, pacing=pacing))
     table.print()
