@@ -30,7 +30,7 @@ from django.utils import timezone
 from customers import events
 from customers.lifecycle import Stage
 from customers.models import Customer, TimelineEvent, TimelineSource
-from customers.services import customer_try_move_stage, customer_upsert, timeline_event_record
+from customers.services import customer_try_move_stage, customer_upsert, normalize_email, timeline_event_record
 
 from . import selectors
 from .models import Subscription, SubscriptionStatus
@@ -122,8 +122,8 @@ def crm_customer_for_stripe(*, stripe_customer_id: str, stripe_customer: dict | 
     """The CRM customer for a Stripe customer, created or updated through customers.services (Stripe id first)."""
     email, name = customer_email_and_name(stripe_customer)
     existing = Customer.objects.filter(stripe_customer_id=stripe_customer_id).first() if stripe_customer_id else None
-    if existing and not email:
-        return existing
+    if existing and (not email or existing.email == normalize_email(email)) and (not name or existing.name == name):
+        return existing  # nothing to change: skip customer_upsert's locking read
     if not email:
         raise MissingCustomerEmail(f"Stripe customer {stripe_customer_id} has no email")
     fields = {"name": name} if name else {}

@@ -30,8 +30,17 @@ from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 from stripe._util import convert_to_stripe_object
 
+from customers.services import normalize_email
+
 from . import services
-from .stripe_objects import object_id, product_is_modready, timestamp_to_datetime
+from .models import Subscription
+from .stripe_objects import (
+    customer_email_and_name,
+    object_id,
+    product_is_modready,
+    subscription_state,
+    timestamp_to_datetime,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,31 +112,103 @@ def _expanded_products(subscription: dict) -> dict[str, dict]:
     return products
 
 
+def _same(known: dict | None, data: dict) -> bool:
+    """Whether a stored dj-stripe row already holds this data (dj-stripe adds keys of its own, e.g. `deleted`)."""
+    return known is not None and all(known.get(key) == value for key, value in data.items())
+
+
 def _mirror(model, data: dict, *, known: dict | None):
-    """Write a dj-stripe row from data we already have, unless it is already exactly that."""
-    if known is not None and known == data:
+    """Write a dj-stripe row from data we already have, unless it already holds exactly that."""
+    if _same(known, data):
         return None
     api_key = djstripe_settings.STRIPE_SECRET_KEY
     return model.sync_from_stripe_data(convert_to_stripe_object(data, api_key=api_key), api_key=api_key)
 
 
-def _sync_one(subscription: dict, *, summary: SyncSummary) -> None:
+@dataclass
+class _KnownPage:
+    """What the database already holds for one page, read in four queries instead of several per subscription."""
+
+    subscriptions: dict[str, tuple[int, dict]]
+    customers: dict[str, dict]
+    products: dict[str, dict]
+    crm: dict[str, Subscription]
+
+    @classmethod
+    def load(cls, page: list[dict]) -> "_KnownPage":
+        ids = [sub["id"] for sub in page]
+        customer_ids = {object_id(sub.get("customer")) for sub in page}
+        product_ids = {product_id for sub in page for product_id in _expanded_products(sub)}
+        return cls(
+            subscriptions={
+                row[0]: (row[1], row[2])
+                for row in djstripe_models.Subscription.objects.filter(id__in=ids).values_list(
+                    "id", "djstripe_id", "stripe_data"
+                )
+            },
+            customers=dict(
+                djstripe_models.Customer.objects.filter(id__in=customer_ids).values_list("id", "stripe_data")
+            ),
+            products=dict(djstripe_models.Product.objects.filter(id__in=product_ids).values_list("id", "stripe_data")),
+            crm={
+                sub.stripe_subscription_id: sub
+                for sub in Subscription.objects.select_related("customer").filter(stripe_subscription_id__in=ids)
+            },
+        )
+
+
+def _crm_is_current(crm: Subscription | None, state, *, djstripe_pk: int | None, customer: dict | None) -> bool:
+    if crm is None or crm.djstripe_subscription_id != djstripe_pk:
+        return False
+    if any(getattr(crm, name) != value for name, value in state.model_fields().items()):
+        return False
+    email, name = customer_email_and_name(customer)
+    return (not email or crm.customer.email == normalize_email(email)) and (not name or crm.customer.name == name)
+
+
+def _invoice_needs_attention(invoice) -> bool:
+    """Only a recent failed (open, attempted) or recovered (paid after several attempts) invoice can be news."""
+    if not isinstance(invoice, dict) or not _invoice_is_recent(invoice):
+        return False
+    attempts = int(invoice.get("attempt_count") or 0)
+    return (invoice.get("status") == "open" and attempts >= 1) or (invoice.get("status") == "paid" and attempts > 1)
+
+
+def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) -> None:
     products = _expanded_products(subscription)
     if not any(product_is_modready(product_id, product) for product_id, product in products.items()):
         summary.skipped_not_modready += 1
         return
     customer = subscription.get("customer") if isinstance(subscription.get("customer"), dict) else None
     retrieved = _as_retrieved(subscription)
+    invoice = subscription.get("latest_invoice")
+    djsub_pk, djsub_data = known.subscriptions.get(retrieved["id"], (None, None))
+
+    # The daily case: nothing changed since yesterday. Decided from the page's preloaded rows, without a query.
+    state = subscription_state(retrieved, product_lookup=products.get)
+    unchanged_mirror = (
+        _same(djsub_data, retrieved)
+        and (customer is None or _same(known.customers.get(customer["id"]), customer))
+        and all(_same(known.products.get(product_id), product) for product_id, product in products.items())
+    )
+    if (
+        unchanged_mirror
+        and _crm_is_current(known.crm.get(retrieved["id"]), state, djstripe_pk=djsub_pk, customer=customer)
+        and not _invoice_needs_attention(invoice)
+    ):
+        summary.unchanged += 1
+        return
+
     with transaction.atomic():
         if customer:
-            known = djstripe_models.Customer.objects.filter(id=customer["id"]).values_list("stripe_data", flat=True)
-            _mirror(djstripe_models.Customer, customer, known=known.first())
+            _mirror(djstripe_models.Customer, customer, known=known.customers.get(customer["id"]))
+            known.customers[customer["id"]] = customer
         for product in products.values():
-            known = djstripe_models.Product.objects.filter(id=product["id"]).values_list("stripe_data", flat=True)
-            _mirror(djstripe_models.Product, product, known=known.first())
-        djsub = djstripe_models.Subscription.objects.filter(id=retrieved["id"]).only("pk", "stripe_data").first()
-        written = _mirror(djstripe_models.Subscription, retrieved, known=djsub.stripe_data if djsub else None)
-        djsub_pk = (written or djsub).pk
+            # Products repeat across a page: mirror each once (dj-stripe also lists its features, one call).
+            _mirror(djstripe_models.Product, product, known=known.products.get(product["id"]))
+            known.products[product["id"]] = product
+        written = _mirror(djstripe_models.Subscription, retrieved, known=djsub_data)
+        djsub_pk = written.pk if written is not None else djsub_pk
 
         result = services.subscription_apply_stripe_state(
             stripe_subscription=retrieved,
@@ -135,8 +216,7 @@ def _sync_one(subscription: dict, *, summary: SyncSummary) -> None:
             stripe_customer=customer,
             djstripe_subscription_pk=djsub_pk,
         )
-        invoice = subscription.get("latest_invoice")
-        if isinstance(invoice, dict) and _invoice_is_recent(invoice):
+        if _invoice_needs_attention(invoice):
             services.invoice_apply_stripe_state(stripe_invoice=invoice, record_plain_payments=False)
     if result.created:
         summary.created += 1
@@ -166,10 +246,12 @@ def stripe_sync_run(
             starting_after=starting_after, attempts=page_attempts, retry_delay=retry_delay, summary=summary
         )
         summary.pages += 1
-        for subscription in page.get("data") or []:
+        data = page.get("data") or []
+        known = _KnownPage.load(data)
+        for subscription in data:
             summary.seen += 1
             try:
-                _sync_one(subscription, summary=summary)
+                _sync_one(subscription, known=known, summary=summary)
             except Exception:  # one bad object must not stop the run
                 summary.errors += 1
                 logger.exception("Stripe sync: subscription %s failed", subscription.get("id"))
