@@ -7,4 +7,4 @@ class AutomationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Domain-event subscribers and the anymail tracking-signal receiver register themselves on import.
-        from . import subscribers  # noqa: F401
+        from . import checks, subscribers  # noqa: F401
