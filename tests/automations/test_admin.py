@@ -230,3 +230,28 @@ def test_analytics_counts_per_rule_and_step(client, marketing_user, resend, publ
     assert analytics.days[-1][1:] == (4, 3, 1)
     assert b"<svg" in response.content
     assert b"cdn" not in response.content.lower()
+
+
+def test_marketing_adds_a_manual_suppression_and_reads_queue_items(client, marketing_user, publish):
+    client.force_login(marketing_user)
+    response = client.post(
+        reverse("admin:automations_suppression_add"), {"email": "Someone@Example.com", "reason": "manual", "note": ""}
+    )
+    assert response.status_code == 302
+    from automations.models import Suppression
+
+    suppression = Suppression.objects.get()
+    assert (suppression.email, suppression.reason) == ("someone@example.com", "manual")
+    assert suppression.note == f"Added by {marketing_user.username}"
+
+    publish("subscription.created", CustomerFactory(), subscription_payload())
+    pending = EmailQueueItem.objects.get(status=QueueStatus.PENDING)
+    page = client.get(reverse("admin:automations_emailqueueitem_change", args=[pending.pk]))
+    assert page.status_code == 200
+    # Reading the queue is not changing it: the cancel action is not offered to view-only staff.
+    client.post(
+        reverse("admin:automations_emailqueueitem_changelist"),
+        {"action": "cancel_pending", "_selected_action": [pending.pk]},
+    )
+    pending.refresh_from_db()
+    assert pending.status == QueueStatus.PENDING
