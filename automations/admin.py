@@ -17,10 +17,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 from jinja2 import TemplateError
 
+from customers.lifecycle import Stage
 from customers.models import Customer
 
 from . import selectors, services
 from .models import (
+    EVENT_CHOICES,
     AutomationRule,
     AutomationStep,
     EmailBatch,
@@ -158,8 +160,59 @@ class StepInline(admin.TabularInline):
     ordering = ("order",)
 
 
+class RuleForm(forms.ModelForm):
+    """Checkboxes and plain text instead of raw JSON, so marketing cannot type an event name that does not exist."""
+
+    exit_events = forms.MultipleChoiceField(
+        choices=EVENT_CHOICES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Any of these ends the sequence and cancels its unsent emails.",
+    )
+    condition_lifecycle_stages = forms.MultipleChoiceField(
+        label="Only in lifecycle stages",
+        choices=Stage.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: any stage.",
+    )
+    condition_product_ids = forms.CharField(
+        label="Only for products",
+        required=False,
+        help_text="Stripe product ids separated by commas, e.g. prod_ABC, prod_DEF. Empty: every product.",
+    )
+    condition_vip = forms.NullBooleanField(
+        label="VIP",
+        required=False,
+        widget=forms.Select(choices=[("unknown", "Anyone"), ("true", "Only VIP"), ("false", "Only non-VIP")]),
+    )
+
+    class Meta:
+        model = AutomationRule
+        fields = (
+            "name",
+            "description",
+            "enabled",
+            "trigger",
+            "reentry",
+            "exit_events",
+            "condition_product_ids",
+            "condition_lifecycle_stages",
+            "condition_vip",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["condition_product_ids"] = ", ".join(self.instance.condition_product_ids or [])
+
+    def clean_condition_product_ids(self):
+        return [part.strip() for part in self.cleaned_data["condition_product_ids"].split(",") if part.strip()]
+
+
 @admin.register(AutomationRule)
 class AutomationRuleAdmin(admin.ModelAdmin):
+    form = RuleForm
     list_display = ("name", "trigger", "enabled", "reentry", "step_count", "active_enrollments")
     list_filter = ("enabled", "trigger")
     search_fields = ("name",)

@@ -63,10 +63,10 @@ def rule_form(rule, steps):
         "enabled": "on",
         "trigger": rule.trigger,
         "reentry": rule.reentry,
-        "exit_events": '["payment.recovered"]',
-        "condition_product_ids": "[]",
-        "condition_lifecycle_stages": "[]",
-        "condition_vip": "unknown",
+        "exit_events": ["payment.recovered", "subscription.canceled"],
+        "condition_product_ids": "prod_A, prod_B",
+        "condition_lifecycle_stages": ["active", "at_risk"],
+        "condition_vip": "true",
         "steps-TOTAL_FORMS": str(len(steps)),
         "steps-INITIAL_FORMS": "0",
         "steps-MIN_NUM_FORMS": "0",
@@ -98,6 +98,11 @@ def test_the_rule_form_saves_valid_steps(client, marketing_user, empty_rule):
     )
     assert response.status_code == 302
     assert list(empty_rule.steps.values_list("order", "delay")) == [(1, timedelta(0)), (2, timedelta(days=2))]
+    empty_rule.refresh_from_db()
+    assert empty_rule.exit_events == ["payment.recovered", "subscription.canceled"]
+    assert empty_rule.condition_product_ids == ["prod_A", "prod_B"]
+    assert empty_rule.condition_lifecycle_stages == ["active", "at_risk"]
+    assert empty_rule.condition_vip is True
 
 
 @pytest.mark.parametrize(
