@@ -15,7 +15,7 @@ A page that fails (network, 429, 5xx) is retried with backoff; one bad subscript
 dj-stripe's `djstripe_sync_models` is never called (it walks account endpoints and is very slow).
 """
 
-import copy
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -70,16 +70,27 @@ class SyncSummary:
         return ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in asdict(self).items())
 
 
-def _list_page(*, starting_after: str | None, attempts: int, retry_delay: float, summary: SyncSummary) -> dict:
+def _stripe_client() -> stripe.StripeClient:
+    # Read stripe.api_base now (dj-stripe sets it from STRIPE_API_HOST; tests and benchmarks point it at the fake).
+    return stripe.StripeClient(
+        djstripe_settings.STRIPE_SECRET_KEY,
+        stripe_version=settings.STRIPE_API_VERSION,
+        base_addresses={"api": stripe.api_base},
+        max_network_retries=stripe.max_network_retries,
+    )
+
+
+def _list_page(
+    client: stripe.StripeClient, *, starting_after: str | None, attempts: int, retry_delay: float, summary: SyncSummary
+) -> dict:
+    """One page as plain JSON: raw_request skips building 10,000 StripeObjects per page only to turn them back into
+    dicts (most of the sync's CPU when nothing changed)."""
     params = {"status": "all", "limit": PAGE_SIZE, "expand": LIST_EXPAND}
     if starting_after:
         params["starting_after"] = starting_after
     for attempt in range(1, attempts + 1):
         try:
-            page = stripe.Subscription.list(
-                api_key=djstripe_settings.STRIPE_SECRET_KEY, stripe_version=settings.STRIPE_API_VERSION, **params
-            )
-            return page.to_dict(for_json=True)
+            return json.loads(client.raw_request("get", "/v1/subscriptions", **params).body)
         except RETRYABLE as exc:
             if attempt == attempts:
                 raise
@@ -91,15 +102,20 @@ def _list_page(*, starting_after: str | None, attempts: int, retry_delay: float,
 
 
 def _as_retrieved(subscription: dict) -> dict:
-    """The listed subscription with its expansions folded back to ids: the shape a retrieve (and a webhook) gives."""
-    data = copy.deepcopy(subscription)
-    data["customer"] = object_id(data.get("customer"))
+    """The listed subscription with its expansions folded back to ids: the shape a retrieve (and a webhook) gives.
+    Copies only the dicts on the way to an expansion; the listed object is left as it was."""
+    data = dict(subscription, customer=object_id(subscription.get("customer")))
     if isinstance(data.get("latest_invoice"), dict):
         data["latest_invoice"] = data["latest_invoice"]["id"]
-    for item in (data.get("items") or {}).get("data") or []:
-        price = item.get("price") or {}
-        if isinstance(price.get("product"), dict):
-            price["product"] = price["product"]["id"]
+    items = data.get("items")
+    if isinstance(items, dict) and items.get("data"):
+        folded = []
+        for item in items["data"]:
+            price = item.get("price") or {}
+            if isinstance(price.get("product"), dict):
+                item = dict(item, price=dict(price, product=price["product"]["id"]))
+            folded.append(item)
+        data["items"] = dict(items, data=folded)
     return data
 
 
@@ -240,10 +256,11 @@ def stripe_sync_run(
 ) -> SyncSummary:
     """List every Stripe subscription and apply it; returns the counts. Safe to run again at any time."""
     summary = SyncSummary()
+    client = _stripe_client()
     starting_after = None
     while True:
         page = _list_page(
-            starting_after=starting_after, attempts=page_attempts, retry_delay=retry_delay, summary=summary
+            client, starting_after=starting_after, attempts=page_attempts, retry_delay=retry_delay, summary=summary
         )
         summary.pages += 1
         data = page.get("data") or []

@@ -183,3 +183,17 @@ def test_schedule_runs_daily_at_eight_utc():
     [job] = [job for job in SCHEDULES if job.name == "billing.stripe-sync"]
     assert job.cron == "0 8 * * *"
     assert job.func == "billing.tasks.stripe_sync_task"
+
+
+def test_a_sync_with_nothing_new_costs_a_few_queries_per_page_not_per_subscription(
+    fake_stripe, django_assert_max_num_queries
+):
+    product = fake_stripe.add_product()
+    price = fake_stripe.add_price(product=product)
+    for n in range(150):
+        fake_stripe.add_subscription(email=f"q{n}@example.com", product=product, price=price)
+    run_sync()
+
+    with django_assert_max_num_queries(10):  # four reads per page, two pages
+        summary = run_sync()
+    assert (summary.seen, summary.unchanged) == (150, 150)
