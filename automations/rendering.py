@@ -8,7 +8,7 @@ a typo must stop one email, not send "Hi ," to ten thousand customers.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +18,21 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 LAYOUT_DIR = Path(__file__).parent / "jinja"
+# Stripe amounts are in the smallest unit; for these currencies that unit is the whole one
+# (https://docs.stripe.com/currencies#zero-decimal).
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd"}
+)
 CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "cad": "CA$", "aud": "A$"}
 
 
 def money(amount: Any, currency: str = "usd") -> str:
     """Minor units (Stripe's amounts) to a price: money(999, "usd") -> "$9.99"."""
+    currency = (currency or "usd").lower()
     try:
-        value = int(amount) / 100
+        value = int(amount) / (1 if currency in ZERO_DECIMAL_CURRENCIES else 100)
     except (TypeError, ValueError):
         return ""
-    currency = (currency or "usd").lower()
     symbol = CURRENCY_SYMBOLS.get(currency)
     return f"{symbol}{value:,.2f}" if symbol else f"{value:,.2f} {currency.upper()}"
 
@@ -37,7 +42,7 @@ def format_date(value: Any, fmt: str = "%B %-d, %Y") -> str:
     if value in (None, ""):
         return ""
     if isinstance(value, int | float):
-        value = datetime.fromtimestamp(value, tz=datetime.now().astimezone().tzinfo)
+        value = datetime.fromtimestamp(value, tz=UTC)
     if isinstance(value, str):
         parsed = parse_datetime(value)
         if parsed is None:

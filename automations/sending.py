@@ -299,14 +299,17 @@ def batch_claim_new(*, worker: str, size: int, result: DrainResult) -> tuple[Ema
         if not items:
             return None, False
         suppressions: dict[str, set[str]] = {}
-        for email, reason in Suppression.objects.filter(
-            email__in={item.recipient.lower() for item in items}
-        ).values_list("email", "reason"):
+        addresses = {item.recipient.lower() for item in items} | {item.customer.email.lower() for item in items}
+        for email, reason in Suppression.objects.filter(email__in=addresses).values_list("email", "reason"):
             suppressions.setdefault(email, set()).add(reason)
 
         ready: list[tuple[EmailQueueItem, dict[str, Any]]] = []
         subscriptions: dict[int, Any] = {}
         for item in items:
+            if item.recipient.lower() != item.customer.email.lower():
+                # The customer changed their address since the email was queued: write to where they read now.
+                item.recipient = item.customer.email
+                EmailQueueItem.objects.filter(pk=item.pk).update(recipient=item.recipient)
             result.touched_enrollments.add(item.enrollment_id)
             item.updated_at = now
             if item.enrollment.status != EnrollmentStatus.ACTIVE:

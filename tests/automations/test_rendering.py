@@ -57,3 +57,14 @@ def test_sending_through_resend_without_a_key_fails_at_start(settings):
     settings.AUTOMATIONS_EMAIL_TRANSPORT = "resend"
     settings.ANYMAIL = {**settings.ANYMAIL, "RESEND_API_KEY": ""}
     assert "automations.E002" in [message.id for message in run_checks()]
+
+
+def test_money_and_dates_read_like_a_receipt():
+    from automations.rendering import format_date, money
+
+    assert money(1999, "usd") == "$19.99"
+    assert money(2999, "eur") == "€29.99"
+    assert money(1500, "jpy") == "1,500.00 JPY"
+    assert money(None, "usd") == ""
+    assert format_date("2026-12-04T10:00:00Z") == "December 4, 2026"
+    assert format_date(1796378400) == "December 4, 2026"
