@@ -192,11 +192,17 @@ def enrollment_retime(*, enrollment: Enrollment, event: DomainEvent) -> int:
 def enrollments_exit_for_event(*, event: DomainEvent) -> list[Enrollment]:
     """End every running enrollment of the customer whose rule lists this event as an exit."""
     exited = []
-    running = Enrollment.objects.select_for_update().filter(
-        customer=event.customer, status=EnrollmentStatus.ACTIVE, rule__exit_events__contains=[event.name]
+    # A customer has a handful of running enrollments: filter the exit events here rather than with a JSON
+    # `contains` lookup, which SQLite (the local run) does not have.
+    running = (
+        Enrollment.objects.select_for_update(of=("self",))
+        .select_related("rule")
+        .filter(customer=event.customer, status=EnrollmentStatus.ACTIVE)
     )
     subscription_id = event.payload.get("subscription_id") or ""
     for enrollment in running:
+        if event.name not in (enrollment.rule.exit_events or []):
+            continue
         other_subscription = (
             subscription_id and enrollment.subscription_id and subscription_id != enrollment.subscription_id
         )

@@ -11,6 +11,9 @@ from automations.sending import email_queue_process
 
 class Command(BaseCommand):
     help = "Drain the email queue once (what the 2-minute schedule does), or until nothing is left to send."
+    # A worker restarted after a crash should be sending within a second; deployments run `check` separately, and a
+    # missing Resend key still fails the first drain loudly (ImproperlyConfigured).
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--seconds", type=float, default=None, help="Time budget of one drain.")
