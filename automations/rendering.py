@@ -206,7 +206,8 @@ def subscription_context(*, customer, event_payload: dict[str, Any]) -> dict[str
 
 def links_context() -> dict[str, str]:
     return {
-        "site_url": settings.SITE_URL,
+        "site_url": settings.SITE_URL,  # this back-office (where unsubscribe links point)
+        "website_url": settings.AUTOMATIONS_WEBSITE_URL,  # the public website: plans, sign-up
         "discord_url": settings.AUTOMATIONS_DISCORD_URL,
         "panel_url": settings.AUTOMATIONS_PANEL_URL,
         "billing_url": settings.AUTOMATIONS_BILLING_URL,

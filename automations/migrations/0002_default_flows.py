@@ -191,7 +191,7 @@ The ModReady team
 <h1 style="font-size:22px;margin:0 0 16px 0;">Your world is still here</h1>
 <p>Hi {{ customer.first_name }}, sorry to see you go. We keep a backup of your server for 14 days after it ends, so if you restart within that time your builds, inventories and mods are exactly where you left them.</p>
 {% if event.get("cancellation_reason") in ("too_expensive", "low_quality", "missing_features") %}<p>You told us something wasn't right. We read every answer - if you tell us more in a <a href="{{ discord_url }}">Discord ticket</a>, the team will look into it personally.</p>{% endif %}
-<p style="margin:28px 0;"><a href="{{ site_url }}" style="background:#16a34a;color:#ffffff;text-decoration:none;padding:12px 22px;border-radius:6px;font-weight:600;">Restart my server</a></p>
+<p style="margin:28px 0;"><a href="{{ website_url }}" style="background:#16a34a;color:#ffffff;text-decoration:none;padding:12px 22px;border-radius:6px;font-weight:600;">Restart my server</a></p>
 <p>The ModReady team</p>
 """,
         "text_body": """
@@ -202,7 +202,7 @@ Sorry to see you go. We keep a backup of your server for 14 days after it ends, 
 You told us something wasn't right. We read every answer - if you tell us more in a Discord ticket, the team will look into it personally: {{ discord_url }}
 {% endif %}
 
-Restart your server: {{ site_url }}
+Restart your server: {{ website_url }}
 
 The ModReady team
 """,
@@ -221,7 +221,7 @@ The ModReady team
   <li><strong>Daily automatic backups</strong> on every plan, restorable from the panel.</li>
   <li><strong>Free migration help:</strong> hosting somewhere else now? Send us your world in a Discord ticket and we move it for you.</li>
 </ul>
-<p style="margin:28px 0;"><a href="{{ site_url }}" style="background:#16a34a;color:#ffffff;text-decoration:none;padding:12px 22px;border-radius:6px;font-weight:600;">See the plans</a></p>
+<p style="margin:28px 0;"><a href="{{ website_url }}" style="background:#16a34a;color:#ffffff;text-decoration:none;padding:12px 22px;border-radius:6px;font-weight:600;">See the plans</a></p>
 <p>The ModReady team</p>
 """,
         "text_body": """
@@ -231,7 +231,7 @@ Hi {{ customer.first_name }}, a quick update from the ModReady team:
 - Daily automatic backups on every plan, restorable from the panel.
 - Free migration help: hosting somewhere else now? Send us your world in a Discord ticket and we move it for you: {{ discord_url }}
 
-See the plans: {{ site_url }}
+See the plans: {{ website_url }}
 
 The ModReady team
 """,
@@ -245,7 +245,7 @@ The ModReady team
         "html_body": """
 <h1 style="font-size:22px;margin:0 0 16px 0;">Come back and play - first month on us</h1>
 <p>Hi {{ customer.first_name }}, it has been a month since your server stopped. If you and your friends want to play again, your first month back is free: start a new server, then open a ticket in our <a href="{{ discord_url }}">Discord</a> with this email address and we credit the month.</p>
-<p style="margin:28px 0;"><a href="{{ site_url }}" style="background:#16a34a;color:#ffffff;text-decoration:none;padding:12px 22px;border-radius:6px;font-weight:600;">Start a server</a></p>
+<p style="margin:28px 0;"><a href="{{ website_url }}" style="background:#16a34a;color:#ffffff;text-decoration:none;padding:12px 22px;border-radius:6px;font-weight:600;">Start a server</a></p>
 <p>This is the last email we send about it. Thanks for having played with us.</p>
 <p>The ModReady team</p>
 """,
@@ -254,7 +254,7 @@ Hi {{ customer.first_name }},
 
 It has been a month since your server stopped. If you and your friends want to play again, your first month back is free: start a new server, then open a ticket in our Discord with this email address and we credit the month.
 
-Start a server: {{ site_url }}
+Start a server: {{ website_url }}
 Discord: {{ discord_url }}
 
 This is the last email we send about it. Thanks for having played with us.

@@ -251,6 +251,7 @@ AUTOMATIONS_DRAIN_SECONDS = env_int("AUTOMATIONS_DRAIN_SECONDS", 90)
 # Opens within this many seconds of delivery are counted as machine opens (privacy proxies, link scanners).
 AUTOMATIONS_MACHINE_OPEN_SECONDS = env_int("AUTOMATIONS_MACHINE_OPEN_SECONDS", 10)
 # Links used in email copy.
+AUTOMATIONS_WEBSITE_URL = env("AUTOMATIONS_WEBSITE_URL", "https://modready.example")
 AUTOMATIONS_DISCORD_URL = env("AUTOMATIONS_DISCORD_URL", "https://discord.gg/modready")
 AUTOMATIONS_PANEL_URL = env("AUTOMATIONS_PANEL_URL", "https://panel.modready.example")
 AUTOMATIONS_BILLING_URL = env("AUTOMATIONS_BILLING_URL", "https://modready.example/account/billing")

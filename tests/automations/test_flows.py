@@ -75,4 +75,5 @@ def test_win_back_flow_for_an_opted_in_customer(resend, publish, drain):
     assert len(resend.requests_to("POST", "/emails/batch")) == 1
     first = resend.delivered_to(customer.email)[0].message
     assert "You told us something wasn't right" in first["text"]
+    assert "Restart your server: https://modready.example" in first["text"]
     assert first["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
