@@ -25,8 +25,8 @@ class Stats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def rate(self, name: str) -> float | None:
-        """Bounces against sent; everything else against delivered (sent when nothing is delivered yet)."""
-        base = self.sent if name == "bounced" else (self.delivered or self.sent)
+        """Deliveries and bounces against sent; engagement against delivered (sent when nothing is delivered yet)."""
+        base = self.sent if name in ("delivered", "bounced") else (self.delivered or self.sent)
         return getattr(self, name) / base if base else None
 
 

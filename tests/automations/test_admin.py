@@ -260,3 +260,14 @@ def test_marketing_adds_a_manual_suppression_and_reads_queue_items(client, marke
     )
     pending.refresh_from_db()
     assert pending.status == QueueStatus.PENDING
+
+
+def test_rates_divide_deliveries_by_sent_and_engagement_by_delivered():
+    from automations.selectors import Stats
+
+    stats = Stats(sent=10, delivered=8, opened=4, human_opened=2, clicked=1, bounced=2, complained=0, unsubscribed=1)
+    assert stats.rate("delivered") == 0.8
+    assert stats.rate("bounced") == 0.2
+    assert stats.rate("opened") == 0.5
+    assert stats.rate("human_opened") == 0.25
+    assert Stats().rate("opened") is None
