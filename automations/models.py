@@ -314,7 +314,11 @@ class EmailEvent(models.Model):
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
-        indexes = [models.Index(fields=["queue_item", "type"], name="email_event_item_type_idx")]
+        indexes = [
+            models.Index(fields=["queue_item", "type"], name="email_event_item_type_idx"),
+            # Events that came before we knew their message id, waiting to be linked.
+            models.Index(fields=["received_at"], name="email_event_unlinked_idx", condition=Q(queue_item=None)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} at {self.occurred_at:%Y-%m-%d %H:%M}"

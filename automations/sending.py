@@ -49,7 +49,12 @@ from .models import (
     TemplateCategory,
 )
 from .rendering import customer_context, links_context, render_email, subscription_context
-from .services import email_events_link_unmatched, enrollments_complete_finished, unsubscribe_url
+from .services import (
+    email_events_link_recent_unmatched,
+    email_events_link_unmatched,
+    enrollments_complete_finished,
+    unsubscribe_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -539,6 +544,7 @@ def email_queue_process(
             sleep(wait)
             result.waited_seconds += wait
     enrollments_complete_finished(enrollment_ids=result.touched_enrollments)
+    email_events_link_recent_unmatched()
     return result
 
 

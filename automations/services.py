@@ -487,3 +487,14 @@ def email_events_link_unmatched(*, provider_message_ids: list[str]) -> int:
         _email_event_apply(event=event, item=item)
         linked += 1
     return linked
+
+
+def email_events_link_recent_unmatched(*, within: timedelta = timedelta(hours=24)) -> int:
+    """Sweep for events that lost the race with our commit (both sides saw the other not yet committed)."""
+    message_ids = list(
+        EmailEvent.objects.filter(queue_item__isnull=True, received_at__gte=timezone.now() - within)
+        .exclude(provider_message_id="")
+        .values_list("provider_message_id", flat=True)
+        .distinct()[:1000]
+    )
+    return email_events_link_unmatched(provider_message_ids=message_ids) if message_ids else 0

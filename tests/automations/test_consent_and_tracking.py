@@ -266,3 +266,21 @@ def test_emails_use_the_customers_current_subscription_from_billing(publish, res
     publish("subscription.created", customer, subscription_payload("sub_billing"))
     text = resend.delivered_to(customer.email)[0].message["text"]
     assert "Modpack Server 12 GB" in text and "€29.99 per month" in text
+
+
+def test_an_event_that_lost_the_race_is_linked_by_the_next_queue_run(sent_item, drain):
+    from automations.services import email_event_record
+
+    # Simulate both sides missing each other: the event is stored unlinked although the email is known.
+    event = email_event_record(
+        event_type="clicked", provider_event_id="late", provider_message_id="unknown-yet", occurred_at=timezone.now()
+    )
+    assert event.queue_item is None
+    EmailEvent.objects.filter(pk=event.pk).update(provider_message_id=sent_item.provider_message_id)
+
+    drain()
+
+    event.refresh_from_db()
+    sent_item.refresh_from_db()
+    assert event.queue_item == sent_item
+    assert sent_item.clicked_at is not None
