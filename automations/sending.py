@@ -383,13 +383,13 @@ def _batch_create(
 # --- sending and recording ---------------------------------------------------------------------------------------
 
 
-def batch_send(*, batch: EmailBatch, transport, result: DrainResult) -> float:
+def batch_send(*, batch: EmailBatch, transport, result: DrainResult, worker: str = "") -> float:
     """Make the provider call for a claimed batch and record the outcome. Returns seconds the drain should pause."""
     messages = [entry["message"] for entry in batch.messages]
     try:
         message_ids = transport.send(messages=messages, idempotency_key=batch.provider_idempotency_key)
     except ResendError as exc:
-        return batch_record_failure(batch=batch, error=exc, result=result)
+        return batch_record_failure(batch=batch, error=exc, result=result, worker=worker or batch.worker)
     batch_record_sent(batch=batch, message_ids=message_ids, result=result)
     return 0.0
 
@@ -455,9 +455,11 @@ def _items_mark_sent(items: list[EmailQueueItem], *, now) -> None:
 
 
 @transaction.atomic
-def batch_record_failure(*, batch: EmailBatch, error: ResendError, result: DrainResult) -> float:
+def batch_record_failure(*, batch: EmailBatch, error: ResendError, result: DrainResult, worker: str) -> float:
     batch = EmailBatch.objects.select_for_update().get(pk=batch.pk)
-    if batch.status != BatchStatus.SENDING:
+    if batch.status != BatchStatus.SENDING or batch.worker != worker:
+        # Sent meanwhile, or our lease ran out and another worker has taken the batch (and may be calling now):
+        # its outcome, not ours, decides. A success is always recorded (batch_record_sent), whoever made the call.
         return 0.0
     now = timezone.now()
     message = str(error)[:2000]
@@ -536,7 +538,7 @@ def email_queue_process(
                 if handled:
                     continue  # every claimed email was cancelled, suppressed or failed; look for more
                 break
-        wait = batch_send(batch=batch, transport=transport, result=result)
+        wait = batch_send(batch=batch, transport=transport, result=result, worker=worker)
         if wait:
             # A 429 is about our whole account, not this batch: every further call would be refused too.
             if time.monotonic() + wait >= deadline:

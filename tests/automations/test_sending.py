@@ -403,3 +403,19 @@ def test_an_email_goes_to_the_address_the_customer_has_when_it_is_sent(resend, d
     drain()
     assert {e.to[0] for e in resend.delivered} == {"new-address@example.com"}
     assert set(EmailQueueItem.objects.values_list("recipient", flat=True)) == {"new-address@example.com"}
+
+
+def test_a_slow_workers_late_failure_does_not_override_the_worker_that_took_over(resend):
+    from automations.sending import batch_claim_in_flight, batch_record_failure
+    from integrations.resend.client import ResendError
+
+    queue_welcomes(1)
+    batch, _ = batch_claim_new(worker="slow", size=100, result=DrainResult())
+    make_due()  # the slow worker's lease runs out while its call hangs
+    taken = batch_claim_in_flight(worker="fresh")
+    assert taken.pk == batch.pk and taken.possibly_accepted
+
+    batch_record_failure(batch=batch, error=ResendError(status=503), result=DrainResult(), worker="slow")
+
+    taken.refresh_from_db()
+    assert (taken.worker, taken.attempts, taken.call_in_progress) == ("fresh", 0, True)
