@@ -149,6 +149,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--gunicorn-workers", type=int, default=3)
     parser.add_argument("--gunicorn-threads", type=int, default=8)
     parser.add_argument("--q-workers", type=int, default=16, help="django-q2 workers processing our events")
+    parser.add_argument("--cluster-nice", type=int, default=10, help="nice level of the task cluster")
     parser.add_argument("--paced-rate", type=float, default=200, help="requests/s of the paced run (0: none)")
     parser.add_argument("--process-timeout", type=float, default=900)
     parser.add_argument(
@@ -215,7 +216,9 @@ def main(argv: list[str]) -> None:
         "--log-level=warning",
     ]
     server = subprocess.Popen(gunicorn, cwd=ROOT, env=env, start_new_session=True)
-    cluster_command = [python, "manage.py", "qcluster"]
+    # The task cluster runs at a lower CPU priority than the web workers (as a deployment on one box would): the
+    # acknowledgement must not queue behind the processing of earlier events.
+    cluster_command = ["nice", "-n", str(args.cluster_nice), python, "manage.py", "qcluster"]
     cluster = (
         None
         if args.cluster_after_ack
