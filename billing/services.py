@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 # email for a subscription they started a year ago.
 NEW_SUBSCRIPTION_WINDOW = timedelta(days=3)
 ENDED_STATUSES = {SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED}
+STARTED_STATUSES = {SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE}
 
 
 class MissingCustomerEmail(Exception):
@@ -222,17 +223,11 @@ def _subscription_created_facts(
         occurred_at=started,
         object_type="stripe.subscription",
         object_id_=sub_id,
-        domain_event=events.SUBSCRIPTION_CREATED if is_new else None,
         payload=_subscription_created_payload(state),
     )
     result.facts.append("created")
-    if state.status == SubscriptionStatus.TRIALING:
-        _move_along(customer, [Stage.TRIAL], cause="subscription trial started", occurred_at=started, key=key)
-    elif state.status in {SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE}:
-        path = [Stage.PURCHASE, Stage.ONBOARDING] if is_new else [Stage.PURCHASE, Stage.ACTIVE]
-        if state.status == SubscriptionStatus.PAST_DUE:
-            path.append(Stage.AT_RISK)
-        _move_along(customer, path, cause="subscription started", occurred_at=started, key=key)
+    if state.status in STARTED_STATUSES:
+        _subscription_started_facts(customer, state, key=key, started=started, is_new=is_new)
     elif state.status in ENDED_STATUSES and not is_new:
         _move_along(customer, [Stage.PURCHASE], cause="subscription imported", occurred_at=started, key=key)
     if state.status == SubscriptionStatus.CANCELED:
@@ -242,6 +237,28 @@ def _subscription_created_facts(
         _subscription_canceled_fact(subscription, state, result=result, occurred_at=occurred_at, announce=recent_end)
     elif state.cancel_at_period_end or state.cancel_at:
         _subscription_cancel_scheduled_fact(subscription, state, result=result, occurred_at=occurred_at)
+
+
+def _subscription_started_facts(
+    customer: Customer, state: SubscriptionState, *, key: str, started: datetime, is_new: bool
+) -> None:
+    """The customer has the subscription (trialing, active or past due): announce it and move the stage. Checkout
+    creates subscriptions as `incomplete` until the first payment succeeds; those start when they leave it."""
+    if is_new:
+        events.domain_event_publish(
+            name=events.SUBSCRIPTION_CREATED,
+            key=key,
+            customer=customer,
+            payload=_subscription_created_payload(state),
+            occurred_at=started,
+        )
+    if state.status == SubscriptionStatus.TRIALING:
+        _move_along(customer, [Stage.TRIAL], cause="subscription trial started", occurred_at=started, key=key)
+        return
+    path = [Stage.PURCHASE, Stage.ONBOARDING] if is_new else [Stage.PURCHASE, Stage.ACTIVE]
+    if state.status == SubscriptionStatus.PAST_DUE:
+        path.append(Stage.AT_RISK)
+    _move_along(customer, path, cause="subscription started", occurred_at=started, key=key)
 
 
 def _subscription_change_facts(
@@ -276,7 +293,16 @@ def _subscription_change_facts(
             payload=payload,
         )
         result.facts.append(f"status:{old_status}:{new_status}")
-        if old_status == SubscriptionStatus.TRIALING and new_status == SubscriptionStatus.ACTIVE:
+        if old_status == SubscriptionStatus.INCOMPLETE and new_status in STARTED_STATUSES:
+            started = state.stripe_created or occurred_at
+            _subscription_started_facts(
+                customer,
+                state,
+                key=f"subscription:{sub_id}:created",
+                started=started,
+                is_new=timezone.now() - started <= NEW_SUBSCRIPTION_WINDOW,
+            )
+        elif old_status == SubscriptionStatus.TRIALING and new_status == SubscriptionStatus.ACTIVE:
             _move_along(
                 customer, [Stage.PURCHASE, Stage.ONBOARDING], cause="trial converted", occurred_at=occurred_at, key=key
             )

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 
 import stripe
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
@@ -109,7 +110,6 @@ def stripe_event_receive(
     one racing the first on another worker, only counts itself. This is the hot path of the acknowledgement, hence
     the single statement instead of get_or_create's select, savepoint and insert.
     """
-    table = StripeEventProcessing._meta.db_table
     with transaction.atomic():
         trigger = djstripe_models.WebhookEventTrigger.objects.create(
             remote_ip=remote_ip,
@@ -118,6 +118,23 @@ def stripe_event_receive(
             valid=True,
             webhook_endpoint=endpoint,
         )
+        inserted, status = _processing_row_upsert(event=event, trigger_id=trigger.pk)
+        if inserted or status == EventProcessingStatus.FAILED:
+            event_id = event["id"]
+            transaction.on_commit(lambda: stripe_event_enqueue(event_id=event_id))
+    return event["id"], inserted
+
+
+def _processing_row_upsert(*, event: dict, trigger_id: int) -> tuple[bool, str]:
+    """Insert the processing row of an event id, or count one more delivery of it. Returns (inserted, status)."""
+    values = {
+        "event_type": str(event.get("type", ""))[:128],
+        "event_created": timestamp_to_datetime(event.get("created")),
+        "trigger_id": trigger_id,
+        "next_attempt_at": timezone.now() + PENDING_GRACE,
+    }
+    if connection.vendor == "postgresql":
+        table = StripeEventProcessing._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
@@ -129,18 +146,24 @@ def stripe_event_receive(
                 """,  # noqa: S608 (the table name is ours, every value is a parameter)
                 [
                     event["id"],
-                    str(event.get("type", ""))[:128],
-                    timestamp_to_datetime(event.get("created")),
-                    trigger.pk,
+                    values["event_type"],
+                    values["event_created"],
+                    trigger_id,
                     EventProcessingStatus.PENDING,
-                    timezone.now() + PENDING_GRACE,
+                    values["next_attempt_at"],
                 ],
             )
-            inserted, status = cursor.fetchone()
-        if inserted or status == EventProcessingStatus.FAILED:
-            event_id = event["id"]
-            transaction.on_commit(lambda: stripe_event_enqueue(event_id=event_id))
-    return event["id"], inserted
+            return cursor.fetchone()
+    # The embedded SQLite of a local run (no xmax there; its IMMEDIATE transactions already serialize writers): the
+    # portable form of the same statement, still decided by the unique event id.
+    try:
+        with transaction.atomic():
+            StripeEventProcessing.objects.create(event_id=event["id"], status=EventProcessingStatus.PENDING, **values)
+        return True, EventProcessingStatus.PENDING
+    except IntegrityError:
+        rows = StripeEventProcessing.objects.filter(event_id=event["id"])
+        rows.update(deliveries=F("deliveries") + 1, updated_at=timezone.now())
+        return False, rows.values_list("status", flat=True).get()
 
 
 _broker: list = []

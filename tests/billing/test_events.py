@@ -349,3 +349,24 @@ def test_out_of_order_invoice_events(fake_stripe, deliver, order):
     assert customer.lifecycle_stage == "active"
     assert DomainEvent.objects.filter(name="payment.recovered").count() == 1
     assert DomainEvent.objects.filter(name="payment.failed").count() == (1 if order == "as they happened" else 0)
+
+
+def test_checkout_subscription_starts_when_it_leaves_incomplete(fake_stripe, deliver):
+    """Checkout creates the subscription `incomplete`; it starts (and is announced) once the first payment succeeds."""
+    world = fake_stripe.add_subscription(email="sca@example.com", status="incomplete")
+    deliver(stripe_event("customer.subscription.created", world.subscription))
+
+    customer = Customer.objects.get(email="sca@example.com")
+    assert Subscription.objects.get().status == "incomplete"
+    assert customer.lifecycle_stage == "discovery"
+    assert not domain("subscription.created")
+
+    fake_stripe.update(world.subscription["id"], status="active")
+    deliver(stripe_event("customer.subscription.updated", fake_stripe.get(world.subscription["id"])))
+    deliver(stripe_event("customer.subscription.updated", fake_stripe.get(world.subscription["id"])))
+
+    customer.refresh_from_db()
+    assert customer.lifecycle_stage == "onboarding"
+    [created] = domain("subscription.created")
+    assert created.payload["status"] == "active"
+    assert kinds(customer).count("subscription.created") == 1
