@@ -62,6 +62,8 @@ class SyncSummary:
     skipped_not_modready: int = 0
     errors: int = 0
     page_retries: int = 0
+    # Set when the run stopped at its deadline with pages left: where the next run continues.
+    next_starting_after: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -253,11 +255,14 @@ def stripe_sync_run(
     progress: Callable[[SyncSummary], None] | None = None,
     page_attempts: int = 4,
     retry_delay: float = 2.0,
+    starting_after: str | None = None,
+    deadline: float | None = None,
 ) -> SyncSummary:
-    """List every Stripe subscription and apply it; returns the counts. Safe to run again at any time."""
+    """List every Stripe subscription (after `starting_after`) and apply it; returns the counts. Safe to run again
+    at any time. With a `deadline` (time.monotonic()), stops after the page that passes it and reports where to go on
+    in `next_starting_after`, so the scheduled task stays within django-q2's timeout."""
     summary = SyncSummary()
     client = _stripe_client()
-    starting_after = None
     while True:
         page = _list_page(
             client, starting_after=starting_after, attempts=page_attempts, retry_delay=retry_delay, summary=summary
@@ -274,8 +279,11 @@ def stripe_sync_run(
                 logger.exception("Stripe sync: subscription %s failed", subscription.get("id"))
         if progress:
             progress(summary)
-        if not page.get("has_more") or not page.get("data"):
+        if not page.get("has_more") or not data:
             break
-        starting_after = page["data"][-1]["id"]
+        starting_after = data[-1]["id"]
+        if deadline is not None and time.monotonic() >= deadline:
+            summary.next_starting_after = starting_after
+            break
     logger.info("Stripe sync done: %s", summary)
     return summary

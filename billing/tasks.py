@@ -1,5 +1,8 @@
 """django-q2 entry points: take ids, call one service, safe to run twice."""
 
+import time
+
+from django.conf import settings
 from django.utils import timezone
 
 from . import selectors, webhooks
@@ -17,8 +20,20 @@ def stripe_events_retry_due() -> int:
     return done
 
 
-def stripe_sync_task() -> dict:
-    """Schedule (daily 08:00 UTC): the Stripe subscription sync."""
+def stripe_sync_task(starting_after: str | None = None) -> dict:
+    """Schedule (daily 08:00 UTC): the Stripe subscription sync, in chunks that end well within django-q2's task
+    timeout; each chunk enqueues the next from its last subscription id. A chunk run twice applies the same pages
+    twice, which changes nothing."""
+    from django_q.tasks import async_task
+
     from .sync import stripe_sync_run
 
-    return stripe_sync_run().as_dict()
+    budget = settings.Q_CLUSTER.get("timeout", 120) / 2
+    summary = stripe_sync_run(starting_after=starting_after, deadline=time.monotonic() + budget)
+    if summary.next_starting_after:
+        async_task(
+            "billing.tasks.stripe_sync_task",
+            summary.next_starting_after,
+            task_name=f"stripe-sync-after:{summary.next_starting_after}",
+        )
+    return summary.as_dict()

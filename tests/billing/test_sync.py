@@ -8,6 +8,7 @@ import stripe
 from django.core.management import call_command
 from djstripe import models as djstripe_models
 
+from billing import tasks
 from billing.models import Subscription
 from billing.schedules import SCHEDULES
 from billing.sync import stripe_sync_run
@@ -197,3 +198,18 @@ def test_a_sync_with_nothing_new_costs_a_few_queries_per_page_not_per_subscripti
     with django_assert_max_num_queries(10):  # four reads per page, two pages
         summary = run_sync()
     assert (summary.seen, summary.unchanged) == (150, 150)
+
+
+def test_scheduled_sync_goes_on_in_chunks_within_the_task_timeout(fake_stripe, settings):
+    product = fake_stripe.add_product()
+    price = fake_stripe.add_price(product=product)
+    for n in range(250):
+        fake_stripe.add_subscription(email=f"chunk{n}@example.com", product=product, price=price)
+    # A budget of zero seconds: every chunk stops after one page and enqueues the next (run inline in tests).
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 0}
+
+    first = tasks.stripe_sync_task()
+
+    assert (first["pages"], first["seen"]) == (1, 100)
+    assert first["next_starting_after"]
+    assert Subscription.objects.count() == 250
