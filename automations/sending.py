@@ -265,12 +265,19 @@ def _message_for(item: EmailQueueItem, *, subscriptions: dict[int, Any]) -> dict
     validate_email(item.recipient)
     template = item.step.template
     customer = item.customer
-    if customer.pk not in subscriptions:
-        subscriptions[customer.pk] = subscription_context(customer=customer, event_payload=item.enrollment.context)
+    # One query per customer into billing, skipped for templates that never mention the subscription.
+    subscription = None
+    if any(
+        "subscription" in source
+        for source in (template.subject, template.preheader, template.html_body, template.text_body)
+    ):
+        if customer.pk not in subscriptions:
+            subscriptions[customer.pk] = subscription_context(customer=customer, event_payload=item.enrollment.context)
+        subscription = subscriptions[customer.pk]
     link = unsubscribe_url(email=item.recipient, queue_item_id=item.pk)
     context = {
         "customer": customer_context(customer),
-        "subscription": subscriptions[customer.pk],
+        "subscription": subscription,
         "event": item.enrollment.context,
         "unsubscribe_url": link,
         **links_context(),
