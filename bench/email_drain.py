@@ -135,6 +135,8 @@ def run(args, *, kill: bool, pacing: bool) -> list:
             sum(n - 1 for n in fake.duplicates().values()),
             not_final(),
             EmailQueueItem.objects.filter(status=QueueStatus.SENT).count(),
+            # The machine is shared: a busy neighbour takes CPU from the workers, so say how busy it was.
+            f"{os.getloadavg()[0]:.1f}",
         ]
 
 
@@ -168,6 +170,7 @@ def main(argv: list[str]) -> None:
             "duplicates",
             "not final",
             "sent",
+            "load 1m",
         ],
     )
     variants = [(not args.no_kill, True)]
