@@ -3,6 +3,7 @@
 Sending (claiming due items, calling the provider, recording the result) is in `automations.sending`.
 """
 
+import functools
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -296,10 +297,16 @@ def unsubscribe_token_read(*, token: str) -> dict[str, Any] | None:
 
 
 def unsubscribe_url(*, email: str, queue_item_id: int | None = None) -> str:
+    token = unsubscribe_token_make(email=email, queue_item_id=queue_item_id)
+    return settings.SITE_URL + _unsubscribe_path().replace("TOKEN", token)
+
+
+@functools.cache
+def _unsubscribe_path() -> str:
+    # Resolved once: reverse() per email costs more than signing the token, for the same answer every time.
     from django.urls import reverse
 
-    token = unsubscribe_token_make(email=email, queue_item_id=queue_item_id)
-    return settings.SITE_URL + reverse("automations:unsubscribe", args=[token])
+    return reverse("automations:unsubscribe", args=["TOKEN"])
 
 
 @transaction.atomic
