@@ -288,7 +288,7 @@ class FakeStripe(FakeServer):
         items = self.line_items.get(request.params["session_id"])
         if items is None:
             return self._missing("checkout.session", request.params["session_id"])
-        page = self._page(request, [copy.deepcopy(item) for item in items])
+        page = self._page(request, items)
         for path in _expand_params(request):
             page = self._expand(page, path.split("."))
         return page
@@ -352,7 +352,7 @@ class FakeStripe(FakeServer):
     def _list(self, request: FakeRequest, resource: str):
         query = {key: values[-1] for key, values in request.query.items()}
         with self.lock:
-            objects = [copy.deepcopy(obj) for obj in self.objects[resource].values()]
+            objects = list(self.objects[resource].values())
         if resource == "subscriptions":
             status = query.get("status")
             if status != "all":
@@ -369,9 +369,10 @@ class FakeStripe(FakeServer):
         limit = max(1, min(100, int(query.get("limit") or 10)))
         start = 0
         if query.get("starting_after"):
-            ids = [o["id"] for o in objects]
-            start = ids.index(query["starting_after"]) + 1 if query["starting_after"] in ids else len(ids)
-        data = objects[start : start + limit]
+            after = query["starting_after"]
+            start = next((i + 1 for i, obj in enumerate(objects) if obj["id"] == after), len(objects))
+        with self.lock:
+            data = [copy.deepcopy(obj) for obj in objects[start : start + limit]]  # only the page is copied
         return {"object": "list", "data": data, "has_more": start + limit < len(objects), "url": request.path}
 
     def _expand(self, value: Any, parts: list[str]) -> Any:
