@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from jinja2 import TemplateError
 
+from config.admin import ReadOnlyAdmin
 from customers.lifecycle import Stage
 from customers.models import Customer
 
@@ -34,18 +35,6 @@ from .models import (
     Suppression,
 )
 from .rendering import customer_context, links_context, render_email, sample_context, subscription_context
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 # --- templates ----------------------------------------------------------------------------------------------------
 

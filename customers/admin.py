@@ -7,22 +7,11 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
+from config.admin import ReadOnlyAdmin
+
 from . import selectors, services
 from .events import domain_event_dispatch
 from .models import Customer, DomainEvent, StageTransition, TimelineEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """For logs: staff may look, nobody edits history by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Customer)
