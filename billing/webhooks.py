@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import stripe
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.apps import __version__ as DJSTRIPE_VERSION
@@ -111,6 +112,23 @@ def stripe_event_receive(
     ON CONFLICT on the unique event id, so a duplicate delivery, even one racing the first on another worker, only
     counts itself. tests/billing/test_webhooks.py checks both rows through the ORM.
     """
+    if connection.vendor != "postgresql":
+        inserted, status = _delivery_store_portable(
+            body=body, event=event, headers=headers, remote_ip=remote_ip, endpoint=endpoint
+        )
+    else:
+        inserted, status = _delivery_store_postgresql(
+            body=body, event=event, headers=headers, remote_ip=remote_ip, endpoint=endpoint
+        )
+    if inserted or status == EventProcessingStatus.FAILED:
+        event_id = event["id"]
+        transaction.on_commit(lambda: stripe_event_enqueue(event_id=event_id))
+    return event["id"], inserted
+
+
+def _delivery_store_postgresql(
+    *, body: str, event: dict, headers: dict, remote_ip: str, endpoint: djstripe_models.WebhookEndpoint
+) -> tuple[bool, str]:
     trigger_table = djstripe_models.WebhookEventTrigger._meta.db_table
     table = StripeEventProcessing._meta.db_table
     with connection.cursor() as cursor:
@@ -142,10 +160,29 @@ def stripe_event_receive(
             ],
         )
         inserted, status = cursor.fetchone()
-    if inserted or status == EventProcessingStatus.FAILED:
-        event_id = event["id"]
-        transaction.on_commit(lambda: stripe_event_enqueue(event_id=event_id))
-    return event["id"], inserted
+    return inserted, status
+
+
+@transaction.atomic
+def _delivery_store_portable(
+    *, body: str, event: dict, headers: dict, remote_ip: str, endpoint: djstripe_models.WebhookEndpoint
+) -> tuple[bool, str]:
+    """The same two rows through the ORM, for the local run on SQLite (no data-modifying CTE there)."""
+    trigger = djstripe_models.WebhookEventTrigger.objects.create(
+        remote_ip=remote_ip, headers=headers, body=body, valid=True, webhook_endpoint=endpoint
+    )
+    processing, created = StripeEventProcessing.objects.get_or_create(
+        event_id=event["id"],
+        defaults={
+            "event_type": str(event.get("type", ""))[:128],
+            "event_created": timestamp_to_datetime(event.get("created")),
+            "trigger": trigger,
+            "next_attempt_at": timezone.now() + PENDING_GRACE,
+        },
+    )
+    if not created:
+        StripeEventProcessing.objects.filter(pk=processing.pk).update(deliveries=F("deliveries") + 1)
+    return created, processing.status
 
 
 _broker: list = []

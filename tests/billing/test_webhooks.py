@@ -281,3 +281,13 @@ def test_webhook_endpoint_command_creates_then_updates_the_secret(db, settings):
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.secret == "whsec_rotated"
     assert endpoint.url.endswith("/api/webhooks/stripe")
+
+
+def test_portable_store_used_on_sqlite_counts_duplicates_like_the_postgresql_one(webhook_endpoint):
+    event = stripe_event("customer.created", {"id": "cus_x", "object": "customer"})
+    store = {"body": json.dumps(event), "event": event, "headers": {}, "remote_ip": "127.0.0.1"}
+    assert webhooks._delivery_store_portable(**store, endpoint=webhook_endpoint) == (True, "pending")
+    assert webhooks._delivery_store_portable(**store, endpoint=webhook_endpoint) == (False, "pending")
+    assert webhooks._delivery_store_postgresql(**store, endpoint=webhook_endpoint) == (False, "pending")
+    assert StripeEventProcessing.objects.get().deliveries == 3
+    assert WebhookEventTrigger.objects.count() == 3
