@@ -9,7 +9,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
-NOT_BENCHMARKS = {"harness", "__main__"}
+# Support modules of benchmarks, not benchmarks themselves.
+NOT_BENCHMARKS = {"harness", "__main__", "stripe_settings", "stripe_urls"}
 
 
 def available() -> list[str]:

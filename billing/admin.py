@@ -1,21 +1,10 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from config.admin import ReadOnlyAdmin
+
 from . import webhooks
 from .models import StripeEventProcessing, Subscription
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Billing records come from Stripe: staff look, nobody edits them by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Subscription)

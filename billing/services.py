@@ -125,8 +125,8 @@ def crm_customer_for_stripe(*, stripe_customer_id: str, stripe_customer: dict | 
     existing = Customer.objects.filter(stripe_customer_id=stripe_customer_id).first() if stripe_customer_id else None
     if existing and (not email or existing.email == normalize_email(email)) and (not name or existing.name == name):
         return existing  # nothing to change: skip customer_upsert's locking read
-    if not email:
-        raise MissingCustomerEmail(f"Stripe customer {stripe_customer_id} has no email")
+    if not email and not stripe_customer_id:
+        raise MissingCustomerEmail("A Stripe object with neither a customer id nor an email")
     fields = {"name": name} if name else {}
     customer, _ = customer_upsert(email=email, stripe_customer_id=stripe_customer_id, **fields)
     return customer

@@ -12,7 +12,8 @@ from .lifecycle import Stage
 
 class Customer(models.Model):
     # Identity: anchored on the Stripe customer id when there is one; email is the fallback key.
-    email = models.EmailField(max_length=254)
+    # Blank only for a Stripe customer who has no email yet (Stripe allows it); such a customer is found by Stripe id.
+    email = models.EmailField(max_length=254, blank=True)
     name = models.CharField(max_length=200, blank=True)
     stripe_customer_id = models.CharField("Stripe customer id", max_length=255, blank=True, default="")
 
@@ -38,7 +39,7 @@ class Customer(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="customer_email_unique_ci"),
+            models.UniqueConstraint(Lower("email"), condition=~Q(email=""), name="customer_email_unique_ci"),
             models.UniqueConstraint(
                 fields=["stripe_customer_id"],
                 condition=~Q(stripe_customer_id=""),
@@ -51,7 +52,8 @@ class Customer(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} <{self.email}>" if self.name else self.email
+        address = self.email or self.stripe_customer_id or f"customer {self.pk}"
+        return f"{self.name} <{address}>" if self.name else address
 
 
 class TimelineSource(models.TextChoices):

@@ -68,7 +68,8 @@ def customer_upsert(
 
     Identity is anchored on the Stripe customer id: a customer found by it takes the new email, so an email change in
     Stripe does not make a second customer. Without a Stripe match, the email (case-insensitive) is the key, and a
-    Stripe id is attached to the customer found by email. Two writers racing to create the same customer meet at the
+    Stripe id is attached to the customer found by email; a Stripe customer with no email is created with a blank
+    one. Two writers racing to create the same customer meet at the
     unique constraints; the loser re-reads and updates instead.
     """
     _check_fields(fields)
@@ -79,8 +80,8 @@ def customer_upsert(
     customer = _find(email=email, stripe_customer_id=stripe_customer_id)
     created = False
     if customer is None:
-        if not email:
-            raise ValueError(f"No customer with Stripe id {stripe_customer_id} and no email to create one")
+        # A Stripe customer without an email still becomes a customer (keyed by its Stripe id), so no billing event
+        # about it is lost; the email arrives with a later customer.updated.
         try:
             with transaction.atomic():
                 customer = Customer.objects.create(

@@ -145,13 +145,25 @@ def test_sync_pages_through_everything_and_retries_a_failing_page(fake_stripe, m
 
 def test_one_bad_subscription_is_skipped_not_the_run(fake_stripe):
     fake_stripe.add_subscription(email="good@example.com")
-    nameless = fake_stripe.add_customer(email="")
-    fake_stripe.add_subscription(customer=nameless)
+    broken = fake_stripe.add_subscription(email="broken@example.com")
+    broken.subscription["customer"] = None  # neither a customer nor an email: nothing to attach it to
 
     summary = run_sync()
 
     assert (summary.seen, summary.created, summary.errors) == (2, 1, 1)
     assert Subscription.objects.count() == 1
+
+
+def test_a_stripe_customer_without_email_still_gets_its_subscription(fake_stripe):
+    nameless = fake_stripe.add_customer(email="")
+    world = fake_stripe.add_subscription(customer=nameless)
+
+    summary = run_sync()
+
+    assert (summary.created, summary.errors) == (1, 0)
+    customer = Customer.objects.get(stripe_customer_id=nameless["id"])
+    assert customer.email == ""
+    assert Subscription.objects.get().stripe_subscription_id == world.subscription["id"]
 
 
 def test_canceled_long_ago_is_imported_quietly(fake_stripe):

@@ -107,3 +107,13 @@ def test_timeline_keys_are_per_source(customer):
     services.timeline_event_record(customer=customer, source="stripe", source_key="1", kind="a")
     services.timeline_event_record(customer=customer, source="email", source_key="1", kind="b")
     assert customer.timeline_events.count() == 2
+
+
+def test_a_stripe_customer_without_email_is_kept_and_gets_its_email_later():
+    first, created = services.customer_upsert(email="", stripe_customer_id="cus_noemail")
+    second, _ = services.customer_upsert(email="", stripe_customer_id="cus_noemail2")
+
+    assert created and first.email == "" and second.pk != first.pk  # blank emails do not collide
+    later, created_again = services.customer_upsert(email="Found@Example.com", stripe_customer_id="cus_noemail")
+    assert not created_again and later.pk == first.pk
+    assert later.email == "found@example.com"

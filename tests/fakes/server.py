@@ -18,6 +18,7 @@ A handler gets a `FakeRequest` and returns a `FakeResponse`, a dict/list (200 JS
 
 import json
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -103,7 +104,7 @@ class FakeServer:
             spec = getattr(getattr(type(self), attr, None), "_fake_route", None)
             if spec:
                 self._routes.append((spec[0], spec[1], getattr(self, attr)))
-        self._server = ThreadingHTTPServer((host, port), self._make_handler())
+        self._server = _QuietServer((host, port), self._make_handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -219,6 +220,9 @@ class FakeServer:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without TCP_NODELAY, Nagle plus the client's delayed ACK add
+            # ~40 ms to every answer, which would swamp the latencies tests and benchmarks set on purpose.
+            disable_nagle_algorithm = True
 
             def _serve(self):
                 parts = urlsplit(self.path)
@@ -250,6 +254,13 @@ class FakeServer:
                 pass
 
         return RequestHandler
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A client that goes away mid-connection (a worker stopped at the end of a benchmark) is not an error here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _as_response(result: Any) -> FakeResponse:

@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,17 +115,6 @@ class FakeStripe(FakeServer):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         super().__init__(host, port)
-        # Headers and body go out in two writes: without TCP_NODELAY, Nagle plus the client's delayed ACK add ~40 ms
-        # to every answer, which would swamp the latencies the benchmarks set on purpose.
-        self._server.RequestHandlerClass.disable_nagle_algorithm = True
-        # A client that goes away mid-connection (a worker stopped at the end of a benchmark) is not an error here.
-        default_handle_error = self._server.handle_error
-
-        def handle_error(request, client_address):
-            if not isinstance(sys.exc_info()[1], ConnectionError):
-                default_handle_error(request, client_address)
-
-        self._server.handle_error = handle_error
         self.objects: dict[str, dict[str, dict]] = {resource: {} for resource in RESOURCES.values()}
         self.line_items: dict[str, list[dict]] = {}
         self.account = fixture("account")
