@@ -86,8 +86,6 @@ def _send_one(message: dict[str, Any], *, idempotency_key: str, backend: str | N
     """Send one message through a Django email backend; returns the provider's message id (or a local one)."""
     from anymail.exceptions import AnymailRequestsAPIError
 
-    from integrations.http import retry_after_seconds
-
     email = _email_message(message, idempotency_key=idempotency_key)
     try:
         with get_connection(backend) as connection:
@@ -96,12 +94,10 @@ def _send_one(message: dict[str, Any], *, idempotency_key: str, backend: str | N
     except AnymailRequestsAPIError as exc:
         response = getattr(exc, "response", None)
         if response is None:  # timeout or connection error: anymail wraps the requests exception
-            raise ResendError(status=0, body=f"{type(exc).__name__}: {exc}"[:2000]) from exc
-        raise ResendError(
-            status=response.status_code, body=response.text[:2000], retry_after=retry_after_seconds(response)
-        ) from exc
+            raise ResendError.from_transport(exc) from exc
+        raise ResendError.from_response(response) from exc
     except (OSError, ValueError) as exc:  # SMTP and file backends
-        raise ResendError(status=0, body=f"{type(exc).__name__}: {exc}"[:2000]) from exc
+        raise ResendError.from_transport(exc) from exc
     status = getattr(email, "anymail_status", None)
     return (status.message_id if status else None) or f"local:{idempotency_key}"
 

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -99,10 +100,9 @@ class CustomerAdmin(admin.ModelAdmin):
 
     def funnel_view(self, request):
         if not self.has_view_permission(request):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
-        days = int(request.GET.get("days", 30)) if request.GET.get("days", "30").isdigit() else 30
+        requested = request.GET.get("days", "")
+        days = int(requested) if requested.isdigit() and 0 < int(requested) <= 3650 else 30
         until = timezone.now()
         since = until - timedelta(days=days)
         current = selectors.stage_counts()

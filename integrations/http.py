@@ -59,8 +59,9 @@ class ProviderError(Exception):
         return cls(status=response.status_code, body=response.text[:2000], retry_after=retry_after_seconds(response))
 
     @classmethod
-    def from_transport(cls, exc: requests.RequestException):
-        return cls(status=0, body=f"{type(exc).__name__}: {exc}")
+    def from_transport(cls, exc: Exception):
+        """No answer at all: a timeout, a refused or dropped connection (or a local backend's I/O error)."""
+        return cls(status=0, body=f"{type(exc).__name__}: {exc}"[:2000])
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
