@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from integrations.resend.webhooks import signing_secret, signing_secret_problem
+
 
 @register(Tags.compatibility)
 def resend_configured(app_configs, **kwargs):
@@ -17,10 +19,19 @@ def resend_configured(app_configs, **kwargs):
                 id="automations.E002",
             )
         )
-    if settings.ANYMAIL.get("RESEND_API_KEY") and not settings.ANYMAIL.get("RESEND_SIGNING_SECRET"):
+    secret = signing_secret()
+    if secret and signing_secret_problem(secret):
+        problems.append(
+            Error(
+                f"{signing_secret_problem(secret)}: Resend tracking webhooks would all be refused.",
+                hint="Copy the webhook's signing secret (whsec_...) from Resend into RESEND_SIGNING_SECRET.",
+                id="automations.E003",
+            )
+        )
+    if settings.ANYMAIL.get("RESEND_API_KEY") and not secret:
         problems.append(
             Warning(
-                "RESEND_SIGNING_SECRET is not set: Resend tracking webhooks are accepted without a signature check.",
+                "RESEND_SIGNING_SECRET is not set: Resend tracking webhooks are refused (503) until it is.",
                 hint="Copy the webhook's signing secret (whsec_...) from Resend into RESEND_SIGNING_SECRET.",
                 id="automations.W001",
             )

@@ -528,6 +528,10 @@ def email_queue_process(
     sleep: Callable[[float], None] = time.sleep,
 ) -> DrainResult:
     """Drain due emails until none is left or the time budget is spent. Safe to run in several workers at once."""
+    if settings.EMAIL_DELIVERY == "disabled":
+        # Nothing is sent and nothing is marked sent: due emails stay pending until delivery is enabled again.
+        logger.warning("Email delivery is disabled (EMAIL_DELIVERY=disabled): the email queue is not drained.")
+        return DrainResult()
     worker = worker or worker_name()
     budget = settings.AUTOMATIONS_DRAIN_SECONDS if time_budget is None else time_budget
     deadline = time.monotonic() + budget

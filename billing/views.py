@@ -8,7 +8,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from djstripe.models.webhooks import get_remote_ip
+
+from config.client_address import client_ip_or_unknown
 
 from . import webhooks
 
@@ -35,6 +36,10 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     header = request.headers.get("Stripe-Signature", "")
     if not header:
         return _error(400, "missing Stripe-Signature header")
+    if not header.isascii():
+        # Stripe's header is ASCII (t=<digits>,v1=<hex>); anything else is not Stripe's, and stripe-python's
+        # constant-time compare raises TypeError on non-ASCII text instead of saying "no match".
+        return _error(400, "malformed Stripe-Signature header")
     limit = settings.BILLING_WEBHOOK_MAX_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -55,7 +60,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         logger.error("Stripe webhook received but no endpoint secret is configured (manage.py stripe_webhook_endpoint)")
         return _error(503, "webhook endpoint not configured")
     if not webhooks.signature_verify(payload=body, header=header, secret=endpoint.secret):
-        logger.warning("Stripe webhook with an invalid or stale signature from %s", get_remote_ip(request))
+        logger.warning("Stripe webhook with an invalid or stale signature from %s", client_ip_or_unknown(request))
         return _error(400, "invalid signature")
 
     try:
@@ -76,7 +81,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         body=body.decode("utf-8"),
         event=event,
         headers={name: request.headers[name] for name in STORED_HEADERS if name in request.headers},
-        remote_ip=get_remote_ip(request),
+        remote_ip=client_ip_or_unknown(request),
         endpoint=endpoint,
     )
     return JsonResponse({"received": event_id})

@@ -96,7 +96,8 @@ def signature_verify(*, payload: bytes, header: str, secret: str) -> bool:
         stripe.WebhookSignature.verify_header(
             payload.decode("utf-8"), header, secret, settings.BILLING_WEBHOOK_TOLERANCE
         )
-    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError):
+    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError, TypeError):
+        # TypeError: hmac.compare_digest refuses non-ASCII text, which a forged header can carry.
         return False
     return True
 

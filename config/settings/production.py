@@ -2,15 +2,25 @@
 
 DEBUG is forced off here whatever the environment says: dj-stripe honours an `X-Djstripe-Webhook-Secret` request
 header that overrides the webhook secret when DEBUG is on, so DEBUG in production would let anyone forge events.
+
+Email: production sends through Resend and needs SITE_URL (the links in emails), RESEND_API_KEY and
+RESEND_SIGNING_SECRET. A deployment that must run without email says so with EMAIL_DELIVERY=disabled: then the queue
+holds its emails pending and nothing is marked sent (base.py). Without either, start-up fails naming the variable.
 """
 
 from .base import *  # noqa: F403
-from .base import env_bool, env_int, env_list, env_required
+from .base import EMAIL_DELIVERY, env_bool, env_int, env_list, env_required
 
 DEBUG = False
 SECRET_KEY = env_required("SECRET_KEY")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [env_required("ALLOWED_HOSTS")]
 DATABASES = {"default": database_config(env_required("DATABASE_URL"))}
+
+if EMAIL_DELIVERY != "disabled":
+    # base.py has read them already (and picked the Resend backend and transport from RESEND_API_KEY); here their
+    # absence stops the start, naming the first one missing. EMAIL_DELIVERY=disabled is the explicit way out.
+    for required in ("SITE_URL", "RESEND_API_KEY", "RESEND_SIGNING_SECRET"):
+        env_required(required)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

@@ -1,0 +1,98 @@
+"""Resend's tracking webhook: anymail's view, answering bad input with 400 and a missing secret with 503.
+
+anymail's `ResendTrackingWebhookView` verifies the Svix signature and sends the `tracking` signal. Around it:
+- Only this one view is mounted (automations/urls.py), not `anymail.urls`, which mounts every provider's inbound and
+  tracking views, including Resend's inbound view that calls Resend's API with our key for anyone who posts to it.
+- The Svix library raises ValueError/binascii.Error on a malformed `svix-signature` (no comma, three parts, bad
+  base64) and UnicodeDecodeError on a body that is not UTF-8; anymail lets them through as 500s. Here each is a 400.
+- Without RESEND_SIGNING_SECRET anymail would accept unsigned posts (or fail on an empty secret): here the endpoint
+  answers 503, so Resend keeps retrying until the secret is configured, and logs why.
+- A signed body that is not a Resend event object is a 400 rather than a KeyError.
+
+Svix signatures: https://docs.svix.com/receiving/verifying-payloads/how-manual; Resend's events:
+https://resend.com/docs/dashboard/webhooks/event-types.
+"""
+
+import base64
+import binascii
+import json
+import logging
+import secrets
+
+from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.webhooks.resend import ResendTrackingWebhookView as AnymailResendTrackingWebhookView
+from anymail.webhooks.resend import SvixWebhook
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+logger = logging.getLogger(__name__)
+
+
+# Handed to anymail when there is no usable secret, so that its view still builds (and does not warn about unsigned
+# webhooks on every request); post() answers 503 before it could be used. Random per process: it matches nothing.
+_UNUSABLE_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_secret() -> str:
+    return (settings.ANYMAIL.get("RESEND_SIGNING_SECRET") or "").strip()
+
+
+def signing_secret_problem(secret: str) -> str | None:
+    """Why the secret cannot verify anything, or None when it can (also used by the start-up check)."""
+    if not secret:
+        return "RESEND_SIGNING_SECRET is not set"
+    try:
+        SvixWebhook(secret)
+    except Exception:  # the Svix library raises binascii.Error, its own EmptyWebhookSecretError, RuntimeError
+        return "RESEND_SIGNING_SECRET is not a valid Svix secret (whsec_ followed by base64)"
+    return None
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+class ResendTrackingWebhookView(AnymailResendTrackingWebhookView):
+    def __init__(self, **kwargs):
+        secret = signing_secret()
+        self.configuration_problem = signing_secret_problem(secret)
+        usable = secret if self.configuration_problem is None else _UNUSABLE_SECRET
+        super().__init__(**{**kwargs, "signing_secret": usable})
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if self.configuration_problem is not None:
+            logger.error(
+                "Resend tracking webhook refused with 503: %s, so its signature cannot be checked (copy the "
+                "webhook's whsec_... signing secret from Resend into RESEND_SIGNING_SECRET).",
+                self.configuration_problem,
+            )
+            return _error(503, "tracking webhook not configured")
+        try:
+            request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return _error(400, "body is not UTF-8")
+        try:
+            self.run_validators(request)
+        except AnymailWebhookValidationFailure:
+            logger.warning("Resend tracking webhook with an invalid signature (svix-id %r)", _svix_id(request))
+            return _error(400, "invalid signature")
+        except (ValueError, TypeError, binascii.Error):
+            # ValueError covers a signature without a comma or with extra parts and bad base64 (binascii.Error is a
+            # ValueError; listed for the reader); TypeError a non-ASCII header meeting hmac.compare_digest.
+            logger.warning("Resend tracking webhook with a malformed signature header (svix-id %r)", _svix_id(request))
+            return _error(400, "malformed svix-signature header")
+        try:
+            payload = json.loads(request.body)
+        except ValueError:
+            return _error(400, "malformed JSON")
+        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+            return _error(400, "not a Resend event")
+        if not isinstance(payload.get("data"), dict | None):
+            return _error(400, "not a Resend event")
+        for event in self.parse_events(request):
+            self.signal.send(sender=self.__class__, event=event, esp_name=self.esp_name)
+        return HttpResponse()
+
+
+def _svix_id(request: HttpRequest) -> str:
+    return request.headers.get("svix-id", "")[:100]
