@@ -6,16 +6,32 @@ import sys
 
 import pytest
 
+from tests.fakes.resend import SIGNING_SECRET
+
 PRINT_SETTINGS = (
     "import django; django.setup(); from django.conf import settings as s; "
     "print(s.DEBUG, s.DATABASES['default']['ENGINE'], s.SESSION_COOKIE_SECURE, s.SECURE_HSTS_SECONDS)"
 )
 
 
-def load(module: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}}
+DEPLOYMENT_VARIABLES = {
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "ALLOWED_HOSTS",
+    "DEBUG",
+    "SITE_URL",
+    "RESEND_API_KEY",
+    "RESEND_SIGNING_SECRET",
+    "EMAIL_DELIVERY",
+    "AUTOMATIONS_EMAIL_TRANSPORT",
+}
+
+
+def load(module: str, code: str = PRINT_SETTINGS, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in DEPLOYMENT_VARIABLES}
     return subprocess.run(
-        [sys.executable, "-c", PRINT_SETTINGS],
+        [sys.executable, "-c", code],
         env={**clean, "DJANGO_SETTINGS_MODULE": module, **env},
         capture_output=True,
         text=True,
@@ -27,10 +43,19 @@ PRODUCTION = {
     "SECRET_KEY": "x" * 60,
     "ALLOWED_HOSTS": "crm.modready.example",
     "DATABASE_URL": "postgres://u@127.0.0.1:5432/modready",
+    "SITE_URL": "https://crm.modready.example",
+    "RESEND_API_KEY": "re_live_key",
+    "RESEND_SIGNING_SECRET": SIGNING_SECRET,
 }
+PRINT_EMAIL_SETTINGS = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.EMAIL_DELIVERY, s.EMAIL_BACKEND, s.AUTOMATIONS_EMAIL_TRANSPORT, s.SITE_URL)"
+)
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "SITE_URL", "RESEND_API_KEY", "RESEND_SIGNING_SECRET"]
+)
 def test_production_refuses_to_start_without_required_settings(missing):
     result = load("config.settings.production", **{k: v for k, v in PRODUCTION.items() if k != missing})
     assert result.returncode != 0
@@ -66,3 +91,37 @@ def test_embedded_sqlite_is_shared_safely_between_web_and_scheduler(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["wal", "20000", "IMMEDIATE"]
+
+
+def test_production_sends_through_resend_with_links_to_the_public_site():
+    result = load("config.settings.production", PRINT_EMAIL_SETTINGS, **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "enabled",
+        "integrations.resend.backend.EmailBackend",
+        "resend",
+        "https://crm.modready.example",
+    ]
+
+
+def test_production_without_resend_starts_only_when_email_delivery_is_disabled_explicitly():
+    bare = {k: v for k, v in PRODUCTION.items() if k not in {"SITE_URL", "RESEND_API_KEY", "RESEND_SIGNING_SECRET"}}
+    assert load("config.settings.production", PRINT_EMAIL_SETTINGS, **bare).returncode != 0
+
+    result = load("config.settings.production", PRINT_EMAIL_SETTINGS, **bare, EMAIL_DELIVERY="disabled")
+    assert result.returncode == 0, result.stderr
+    # Not the file backend of the local run, which would "send" by writing files: every send is refused.
+    assert result.stdout.split()[:2] == ["disabled", "integrations.email_disabled.EmailBackend"]
+
+
+def test_an_unknown_email_delivery_value_refuses_to_start():
+    result = load("config.settings.production", PRINT_EMAIL_SETTINGS, **PRODUCTION, EMAIL_DELIVERY="off")
+    assert result.returncode != 0
+    assert "EMAIL_DELIVERY must be enabled or disabled" in result.stderr
+
+
+def test_secret_key_fallbacks_come_from_the_environment():
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.SECRET_KEY_FALLBACKS)"
+    result = load("config.settings.production", code, **PRODUCTION, SECRET_KEY_FALLBACKS="old-one, older-one")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['old-one', 'older-one']"

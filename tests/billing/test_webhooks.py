@@ -16,6 +16,7 @@ from djstripe.models import Event, WebhookEndpoint, WebhookEventTrigger
 
 from billing import tasks, webhooks
 from billing.models import StripeEventProcessing, Subscription
+from config.client_address import UNKNOWN_ADDRESS
 from customers.models import DomainEvent, TimelineEvent
 from tests.customers.factories import StaffUserFactory
 from tests.fakes.stripe import signature_header, stripe_event
@@ -87,6 +88,44 @@ def test_invalid_signature_is_refused(client, webhook_endpoint):
     # A valid signature of a different body (the body was tampered with).
     assert post_raw(client, body + b" ", signature_header(body, WEBHOOK_SECRET)).status_code == 400
     assert nothing_stored()
+
+
+@pytest.mark.parametrize("signature", ["t=1,v1=\xe9\xe9\xe9", "t=\xe9,v1=abc", "t=1,v1=ab\u00ffcd"])
+def test_a_signature_header_with_non_ascii_bytes_is_a_400(client, webhook_endpoint, signature):
+    body = json.dumps(stripe_event("customer.created", {"id": "cus_x", "object": "customer"})).encode()
+    response = post_raw(client, body, signature)
+    assert response.status_code == 400
+    assert nothing_stored()
+
+
+def test_signature_verify_says_no_to_non_ascii_instead_of_raising():
+    from billing.webhooks import signature_verify
+
+    header = "t=" + str(int(time.time())) + ",v1=\xe9" * 2
+    assert signature_verify(payload=b"{}", header=header, secret=WEBHOOK_SECRET) is False
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded_for", "stored"),
+    [
+        (0, "unknown", "127.0.0.1"),  # no trusted proxy: the header is ignored, REMOTE_ADDR is the client
+        (0, "203.0.113.9", "127.0.0.1"),  # ... even when it looks like an address (anyone can send it)
+        (1, "unknown", UNKNOWN_ADDRESS),  # the proxy's entry is garbage: stored as unknown, never a failed delivery
+        (1, "unknown, 198.51.100.7", "198.51.100.7"),  # the client wrote "unknown", our proxy appended the truth
+        (2, "203.0.113.66, 198.51.100.7, 10.0.0.2", "198.51.100.7"),  # two proxies: the second entry from the right
+        (2, "198.51.100.7", "127.0.0.1"),  # fewer entries than proxies: did not come through them, use the socket
+    ],
+)
+def test_a_delivery_is_stored_whatever_x_forwarded_for_says(
+    fake_stripe, deliver, settings, proxies, forwarded_for, stored
+):
+    settings.TRUSTED_PROXY_COUNT = proxies
+    world = fake_stripe.add_subscription(email="xff@example.com")
+    event = stripe_event("customer.subscription.created", world.subscription)
+    response = deliver(event, headers={"HTTP_X_FORWARDED_FOR": forwarded_for})
+    assert response.status_code == 200
+    assert WebhookEventTrigger.objects.get().remote_ip == stored
+    assert StripeEventProcessing.objects.get().status == "processed"
 
 
 def test_stale_signature_is_refused(client, webhook_endpoint):
@@ -257,6 +296,7 @@ def test_production_settings_force_debug_off():
         "SECRET_KEY": "x" * 50,
         "ALLOWED_HOSTS": "crm.modready.example",
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused",
+        "EMAIL_DELIVERY": "disabled",
     }
     code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
