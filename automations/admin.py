@@ -367,8 +367,8 @@ class EmailQueueItemAdmin(ReadOnlyAdmin):
 
 @admin.register(EmailEvent)
 class EmailEventAdmin(ReadOnlyAdmin):
-    list_display = ("type", "recipient", "occurred_at", "machine_open", "url", "provider_event_id")
-    list_filter = ("type", "machine_open")
+    list_display = ("type", "recipient", "occurred_at", "machine_open", "bounce_type", "url", "provider_event_id")
+    list_filter = ("type", "machine_open", "bounce_type")
     search_fields = ("recipient", "provider_message_id", "provider_event_id")
     date_hierarchy = "occurred_at"
 

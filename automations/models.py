@@ -261,9 +261,21 @@ class EmailQueueItem(models.Model):
     # the analytics page aggregates one row per email instead of every tracking event.
     delivered_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
+    # An open later than AUTOMATIONS_MACHINE_OPEN_SECONDS after delivery. Not proof of a person: Resend's open events
+    # carry no user agent or IP, so a privacy proxy that fetches later counts here too (docs/automations.md).
     human_opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
-    bounced_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True, help_text="Permanent bounce: the address is suppressed.")
+    soft_bounced_at = models.DateTimeField(
+        null=True, blank=True, help_text="Transient or undetermined bounce (mailbox full, ...): suppresses nothing."
+    )
+    failed_at = models.DateTimeField(null=True, blank=True, help_text="Resend reported email.failed.")
+    provider_suppressed_at = models.DateTimeField(
+        "suppressed by Resend at", null=True, blank=True, help_text="Resend reported email.suppressed."
+    )
+    delivery_problem = models.CharField(
+        max_length=500, blank=True, help_text="What Resend last said about a bounce, failure or suppression."
+    )
     complained_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
@@ -293,6 +305,20 @@ class EmailEventType(models.TextChoices):
     COMPLAINED = "complained", "Complained"
     DEFERRED = "deferred", "Deferred"
     FAILED = "failed", "Failed"
+    SUPPRESSED = "suppressed", "Suppressed by Resend"
+
+
+class BounceType(models.TextChoices):
+    # Resend's `bounce.type` (https://resend.com/docs/webhooks/emails/bounced). Only Permanent means a dead address.
+    PERMANENT = "Permanent", "Permanent"
+    TRANSIENT = "Transient", "Transient"
+    UNDETERMINED = "Undetermined", "Undetermined"
+
+
+# Transient bounces (mailbox full, greylisting, ...) suppress nothing alone; this many different emails to one
+# address bouncing within the window mean the address is not working, and it is suppressed.
+SOFT_BOUNCE_LIMIT = 3
+SOFT_BOUNCE_WINDOW = timedelta(days=30)
 
 
 class EmailEvent(models.Model):
@@ -308,7 +334,13 @@ class EmailEvent(models.Model):
     provider_event_id = models.CharField(max_length=255, unique=True)
     provider_message_id = models.CharField(max_length=255, blank=True)
     recipient = models.EmailField(max_length=254, blank=True)
-    machine_open = models.BooleanField(default=False, help_text="An open by a privacy proxy or a scanner.")
+    machine_open = models.BooleanField(
+        default=False, help_text="An open within AUTOMATIONS_MACHINE_OPEN_SECONDS of delivery: not a person."
+    )
+    bounce_type = models.CharField(max_length=20, blank=True, help_text="Resend's bounce.type, for bounces.")
+    detail = models.CharField(
+        max_length=500, blank=True, help_text="What Resend said: the bounce, failure or suppression message."
+    )
     payload = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 
@@ -318,6 +350,10 @@ class EmailEvent(models.Model):
             models.Index(fields=["queue_item", "type"], name="email_event_item_type_idx"),
             # Events that came before we knew their message id, waiting to be linked.
             models.Index(fields=["received_at"], name="email_event_unlinked_idx", condition=Q(queue_item=None)),
+            # Transient bounces per address over the last 30 days (three suppress the address).
+            models.Index(
+                fields=["recipient", "occurred_at"], name="email_event_bounce_idx", condition=Q(type="bounced")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -326,6 +362,7 @@ class EmailEvent(models.Model):
 
 class SuppressionReason(models.TextChoices):
     HARD_BOUNCE = "hard_bounce", "Hard bounce"
+    SOFT_BOUNCES = "soft_bounces", "Repeated transient bounces"
     COMPLAINT = "complaint", "Spam complaint"
     UNSUBSCRIBE = "unsubscribe", "Unsubscribed"
     MANUAL = "manual", "Added by staff"
@@ -333,7 +370,12 @@ class SuppressionReason(models.TextChoices):
 
 # An unsubscribe stops marketing only: a customer who unsubscribed still needs to hear that their payment failed.
 # Bounces, complaints and staff suppressions stop everything.
-SUPPRESSES_TRANSACTIONAL = (SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT, SuppressionReason.MANUAL)
+SUPPRESSES_TRANSACTIONAL = (
+    SuppressionReason.HARD_BOUNCE,
+    SuppressionReason.SOFT_BOUNCES,
+    SuppressionReason.COMPLAINT,
+    SuppressionReason.MANUAL,
+)
 
 
 class Suppression(models.Model):

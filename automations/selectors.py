@@ -3,10 +3,11 @@
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 
-from .models import AutomationStep, EmailQueueItem, QueueStatus
+from .models import SOFT_BOUNCE_LIMIT, SOFT_BOUNCE_WINDOW, AutomationStep, EmailQueueItem, QueueStatus
 
 
 @dataclass
@@ -16,7 +17,10 @@ class Stats:
     opened: int = 0
     human_opened: int = 0
     clicked: int = 0
-    bounced: int = 0
+    bounced: int = 0  # permanent bounces (the address is suppressed)
+    soft_bounced: int = 0  # transient or undetermined bounces (nothing suppressed)
+    failed: int = 0  # Resend's email.failed
+    provider_suppressed: int = 0  # Resend's email.suppressed
     complained: int = 0
     unsubscribed: int = 0
 
@@ -25,8 +29,10 @@ class Stats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def rate(self, name: str) -> float | None:
-        """Deliveries and bounces against sent; engagement against delivered (sent when nothing is delivered yet)."""
-        base = self.sent if name in ("delivered", "bounced") else (self.delivered or self.sent)
+        """Deliveries and delivery problems against sent; engagement against delivered (sent when nothing is
+        delivered yet)."""
+        against_sent = ("delivered", "bounced", "soft_bounced", "failed", "provider_suppressed")
+        base = self.sent if name in against_sent else (self.delivered or self.sent)
         return getattr(self, name) / base if base else None
 
 
@@ -50,6 +56,10 @@ class Analytics:
     rules: list[RuleRow]
     total: Stats
     days: list[tuple[date, int, int, int]]  # (day, sends, unique opens, unique clicks)
+    # The rules behind the figures, for the page to state them.
+    machine_open_seconds: int = field(default_factory=lambda: settings.AUTOMATIONS_MACHINE_OPEN_SECONDS)
+    soft_bounce_limit: int = SOFT_BOUNCE_LIMIT
+    soft_bounce_days: int = SOFT_BOUNCE_WINDOW.days
 
 
 COUNTS = {
@@ -59,6 +69,9 @@ COUNTS = {
     "human_opened": Count("id", filter=Q(human_opened_at__isnull=False)),
     "clicked": Count("id", filter=Q(clicked_at__isnull=False)),
     "bounced": Count("id", filter=Q(bounced_at__isnull=False)),
+    "soft_bounced": Count("id", filter=Q(soft_bounced_at__isnull=False)),
+    "failed": Count("id", filter=Q(failed_at__isnull=False)),
+    "provider_suppressed": Count("id", filter=Q(provider_suppressed_at__isnull=False)),
     "complained": Count("id", filter=Q(complained_at__isnull=False)),
     "unsubscribed": Count("id", filter=Q(unsubscribed_at__isnull=False)),
 }

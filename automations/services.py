@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -20,8 +20,11 @@ from customers.selectors import customer_get_by_email
 from customers.services import normalize_email, timeline_event_record
 
 from .models import (
+    SOFT_BOUNCE_LIMIT,
+    SOFT_BOUNCE_WINDOW,
     AutomationRule,
     AutomationStep,
+    BounceType,
     EmailEvent,
     EmailEventType,
     EmailQueueItem,
@@ -339,43 +342,29 @@ def email_unsubscribe(*, token: str) -> Suppression | None:
 
 # --- tracking ----------------------------------------------------------------------------------------------------
 
-# Openers that are not people: mailbox privacy proxies that fetch every image on delivery, and security scanners.
-# Gmail's image proxy is not listed: it fetches when the person opens the email.
-MACHINE_OPEN_USER_AGENTS = (
-    "yahoomailproxy",
-    "barracuda",
-    "mimecast",
-    "proofpoint",
-    "symantec",
-    "trendmicro",
-    "forcepoint",
-    "bitdefender",
-    "python-requests",
-    "curl/",
-    "go-http-client",
-    "headlesschrome",
-    "bot",
-    "scanner",
-)
-# Apple Mail Privacy Protection fetches with a bare "Mozilla/5.0" user agent.
-APPLE_MPP_USER_AGENT = "mozilla/5.0"
+# Resend's `email.opened` carries no user agent and no IP (https://resend.com/docs/webhooks/emails/opened), so a
+# privacy proxy's fetch (Apple Mail Privacy Protection, Yahoo's proxy, security scanners) cannot be told from a
+# person's by who fetched. Only timing hints at it: an open within AUTOMATIONS_MACHINE_OPEN_SECONDS of delivery is
+# a machine open. Later opens may still be proxies; clicks are the reliable engagement figure.
 
 ITEM_FIRST_TIMES = {
     EmailEventType.DELIVERED: "delivered_at",
     EmailEventType.OPENED: "opened_at",
     EmailEventType.CLICKED: "clicked_at",
-    EmailEventType.BOUNCED: "bounced_at",
     EmailEventType.COMPLAINED: "complained_at",
+    EmailEventType.FAILED: "failed_at",
+    EmailEventType.SUPPRESSED: "provider_suppressed_at",
 }
 
 
-def is_machine_open(*, user_agent: str, opened_at: datetime, delivered_at: datetime | None) -> bool:
-    agent = (user_agent or "").strip().lower()
-    if agent == APPLE_MPP_USER_AGENT or any(marker in agent for marker in MACHINE_OPEN_USER_AGENTS):
-        return True
-    if delivered_at is not None:
-        return opened_at - delivered_at < timedelta(seconds=settings.AUTOMATIONS_MACHINE_OPEN_SECONDS)
-    return False
+def is_machine_open(*, opened_at: datetime, delivered_at: datetime | None) -> bool:
+    if delivered_at is None:
+        return False
+    return opened_at - delivered_at < timedelta(seconds=settings.AUTOMATIONS_MACHINE_OPEN_SECONDS)
+
+
+def _is_permanent_bounce(event: EmailEvent) -> bool:
+    return event.type == EmailEventType.BOUNCED and event.bounce_type == BounceType.PERMANENT
 
 
 @transaction.atomic
@@ -388,9 +377,14 @@ def email_event_record(
     url: str = "",
     user_agent: str = "",
     recipient: str = "",
+    bounce_type: str = "",
+    detail: str = "",
     payload: dict | None = None,
 ) -> EmailEvent | None:
-    """Store one tracking event (once per provider event id) and apply it. None when it was a repeat."""
+    """Store one tracking event (once per provider event id) and apply it. None when it was a repeat.
+
+    `bounce_type` is Resend's bounce.type for bounces; `detail` what Resend said (bounce, failure or suppression
+    message), kept on the email."""
     occurred_at = occurred_at or timezone.now()
     item = (
         EmailQueueItem.objects.select_for_update()
@@ -402,9 +396,8 @@ def email_event_record(
     )
     machine_open = False
     if event_type == EmailEventType.OPENED and item is not None:
-        machine_open = is_machine_open(
-            user_agent=user_agent, opened_at=occurred_at, delivered_at=item.delivered_at or item.sent_at
-        )
+        machine_open = is_machine_open(opened_at=occurred_at, delivered_at=item.delivered_at or item.sent_at)
+    recipient = normalize_email(recipient or (item.recipient if item else ""))
     try:
         with transaction.atomic():
             event = EmailEvent.objects.create(
@@ -415,17 +408,23 @@ def email_event_record(
                 user_agent=(user_agent or "")[:500],
                 provider_event_id=provider_event_id,
                 provider_message_id=provider_message_id or "",
-                recipient=recipient or (item.recipient if item else ""),
+                recipient=recipient,
                 machine_open=machine_open,
+                bounce_type=(bounce_type or "")[:20] if event_type == EmailEventType.BOUNCED else "",
+                detail=(detail or "")[:500],
                 payload=payload or {},
             )
     except IntegrityError:
         return None  # the provider delivered this event before (webhooks are at least once)
 
-    if event_type == EmailEventType.BOUNCED and event.recipient:
-        suppression_add(email=event.recipient, reason=SuppressionReason.HARD_BOUNCE, queue_item=item)
-    elif event_type == EmailEventType.COMPLAINED and event.recipient:
-        suppression_add(email=event.recipient, reason=SuppressionReason.COMPLAINT, queue_item=item)
+    if _is_permanent_bounce(event) and recipient:
+        suppression_add(
+            email=recipient, reason=SuppressionReason.HARD_BOUNCE, queue_item=item, note=detail or "Permanent bounce"
+        )
+    elif event_type == EmailEventType.BOUNCED and recipient:
+        _soft_bounces_suppress(recipient=recipient, item=item)
+    elif event_type == EmailEventType.COMPLAINED and recipient:
+        suppression_add(email=recipient, reason=SuppressionReason.COMPLAINT, queue_item=item)
 
     if item is None:
         logger.info("Tracking event %s for a message not (yet) known: %s", provider_event_id, provider_message_id)
@@ -434,10 +433,49 @@ def email_event_record(
     return event
 
 
+def _soft_bounces_suppress(*, recipient: str, item: EmailQueueItem | None) -> bool:
+    """Suppress the address once SOFT_BOUNCE_LIMIT different emails to it bounced transiently within the window."""
+    if connection.vendor == "postgresql":
+        # Two bounce webhooks for one address at once must not each count the other as not there yet.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"soft-bounce:{recipient}"])
+    bounced_emails = (
+        EmailEvent.objects.filter(
+            type=EmailEventType.BOUNCED,
+            recipient=recipient,
+            occurred_at__gte=timezone.now() - SOFT_BOUNCE_WINDOW,
+        )
+        .exclude(bounce_type=BounceType.PERMANENT)
+        .values("provider_message_id")
+        .distinct()
+        .count()
+    )
+    if bounced_emails < SOFT_BOUNCE_LIMIT:
+        return False
+    suppression_add(
+        email=recipient,
+        reason=SuppressionReason.SOFT_BOUNCES,
+        queue_item=item,
+        note=f"{bounced_emails} emails bounced transiently within {SOFT_BOUNCE_WINDOW.days} days",
+    )
+    return True
+
+
+def _bounce_summary(event: EmailEvent) -> str:
+    label = f"bounced ({(event.bounce_type or 'undetermined').lower()})"
+    if _is_permanent_bounce(event):
+        return f"{label}: address suppressed"
+    if Suppression.objects.filter(email=event.recipient, reason=SuppressionReason.SOFT_BOUNCES).exists():
+        return f"{label}: address suppressed after repeated transient bounces"
+    return f"{label}: not suppressed"
+
+
 def _email_event_apply(*, event: EmailEvent, item: EmailQueueItem) -> None:
     """What a tracking event changes on its email: first-time stamps for analytics, and the customer's timeline."""
     changed = []
     field = ITEM_FIRST_TIMES.get(event.type)
+    if event.type == EmailEventType.BOUNCED:
+        field = "bounced_at" if _is_permanent_bounce(event) else "soft_bounced_at"
     if field and (getattr(item, field) is None or event.occurred_at < getattr(item, field)):
         setattr(item, field, event.occurred_at)
         changed.append(field)
@@ -445,20 +483,33 @@ def _email_event_apply(*, event: EmailEvent, item: EmailQueueItem) -> None:
     if event.type == EmailEventType.OPENED and not event.machine_open and first_human_open:
         item.human_opened_at = event.occurred_at
         changed.append("human_opened_at")
+    machine = " (within seconds of delivery: a machine open)" if event.machine_open else ""
+    summaries = {
+        EmailEventType.OPENED: f"opened{machine}",
+        EmailEventType.CLICKED: f"clicked {event.url}",
+        EmailEventType.FAILED: "failed at Resend",
+        EmailEventType.SUPPRESSED: "not sent: Resend suppressed the address",
+    }
+    summary = _bounce_summary(event) if event.type == EmailEventType.BOUNCED else summaries.get(event.type, event.type)
+    if event.type in (EmailEventType.BOUNCED, EmailEventType.FAILED, EmailEventType.SUPPRESSED):
+        item.delivery_problem = (f"{summary}. {event.detail}" if event.detail else summary)[:500]
+        changed.append("delivery_problem")
     if changed:
         item.save(update_fields=changed)
-    summaries = {
-        EmailEventType.OPENED: "opened" + (" (machine open)" if event.machine_open else ""),
-        EmailEventType.CLICKED: f"clicked {event.url}",
-    }
     timeline_event_record(
         customer=item.customer,
         source="email",
         source_key=f"resend-event:{event.provider_event_id}",
         kind=f"email.{event.type}",
         occurred_at=event.occurred_at,
-        summary=f"{item.step.template.name}: {summaries.get(event.type, event.type)}",
-        payload={"queue_item_id": item.pk, "url": event.url, "machine_open": event.machine_open},
+        summary=f"{item.step.template.name}: {summary}"[:500],
+        payload={
+            "queue_item_id": item.pk,
+            "url": event.url,
+            "machine_open": event.machine_open,
+            "bounce_type": event.bounce_type,
+            "detail": event.detail,
+        },
         object_type="email.queue_item",
         object_id=str(item.pk),
     )
@@ -488,7 +539,7 @@ def email_events_link_unmatched(*, provider_message_ids: list[str]) -> int:
         event.queue_item = item
         if event.type == EmailEventType.OPENED:
             event.machine_open = is_machine_open(
-                user_agent=event.user_agent, opened_at=event.occurred_at, delivered_at=item.delivered_at or item.sent_at
+                opened_at=event.occurred_at, delivered_at=item.delivered_at or item.sent_at
             )
         event.save(update_fields=["queue_item", "machine_open"])
         _email_event_apply(event=event, item=item)

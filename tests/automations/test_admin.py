@@ -271,3 +271,15 @@ def test_rates_divide_deliveries_by_sent_and_engagement_by_delivered():
     assert stats.rate("opened") == 0.5
     assert stats.rate("human_opened") == 0.25
     assert Stats().rate("opened") is None
+
+
+def test_analytics_says_what_opens_and_bounces_are(client, marketing_user, settings):
+    settings.AUTOMATIONS_MACHINE_OPEN_SECONDS = 12
+    client.force_login(marketing_user)
+    page = client.get(reverse("admin:automations_analytics")).content.decode()
+    assert "Clicks are the reliable engagement figure" in page
+    assert "Opens (may include proxies)" in page and "Resend reports no user agent or IP for an open" in page
+    assert "within 12 seconds of delivery" in page
+    for column in ("Hard bounces", "Soft bounces", "Failed", "Suppressed by Resend"):
+        assert f'<th class="num">{column}</th>' in page
+    assert "Human opens" not in page

@@ -210,17 +210,108 @@ def test_machine_opens_are_flagged_and_human_opens_counted(client, sent_item):
     assert EmailEvent.objects.get(type="clicked").url == "https://panel.modready.example"
 
 
-def test_known_scanner_user_agents_are_machine_opens():
+def test_an_open_is_judged_by_timing_alone_whatever_the_user_agent():
     from automations.services import is_machine_open
 
-    now = timezone.now()
-    assert is_machine_open(user_agent="Mozilla/5.0", opened_at=now, delivered_at=None)
-    assert is_machine_open(user_agent="Barracuda Sentinel (EE)", opened_at=now, delivered_at=None)
-    assert not is_machine_open(
-        user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64) via ggpht.com GoogleImageProxy",
-        opened_at=now,
-        delivered_at=now - timedelta(minutes=5),
+    # Resend's opens carry no user agent; only the time since delivery can mark a machine open.
+    delivered = timezone.now()
+    assert is_machine_open(opened_at=delivered + timedelta(seconds=2), delivered_at=delivered)
+    assert not is_machine_open(opened_at=delivered + timedelta(minutes=5), delivered_at=delivered)
+    assert not is_machine_open(opened_at=delivered, delivered_at=None)
+
+
+TRANSIENT = {"message": "The recipient's inbox is full.", "type": "Transient", "subType": "MailboxFull"}
+
+
+def bounce(client, *, email_id, to, msg_id, kind=TRANSIENT, at=None):
+    payload = resend_event(
+        "email.bounced", email_id=email_id, to=to, created_at=iso(at or timezone.now()), bounce=dict(kind)
     )
+    response = signed_webhook(client, payload, msg_id=msg_id)
+    assert response.status_code == 200
+    return response
+
+
+def test_a_transient_bounce_is_recorded_on_the_email_and_timeline_and_suppresses_nothing(client, sent_item):
+    bounce(client, email_id=sent_item.provider_message_id, to=sent_item.recipient, msg_id="soft_1")
+
+    assert not Suppression.objects.exists()
+    sent_item.refresh_from_db()
+    assert sent_item.bounced_at is None and sent_item.soft_bounced_at is not None
+    assert "transient" in sent_item.delivery_problem and "MailboxFull" in sent_item.delivery_problem
+    timeline = sent_item.customer.timeline_events.get(kind="email.bounced")
+    assert "bounced (transient): not suppressed" in timeline.summary
+    assert EmailEvent.objects.get().bounce_type == "Transient"
+
+
+@pytest.mark.parametrize("kind", ["Permanent"])
+def test_a_permanent_bounce_suppresses_the_address(client, sent_item, kind):
+    bounce(
+        client,
+        email_id=sent_item.provider_message_id,
+        to=sent_item.recipient,
+        msg_id="hard_1",
+        kind={"message": "The recipient's email address does not exist.", "type": kind, "subType": "General"},
+    )
+    suppression = Suppression.objects.get()
+    assert (suppression.email, suppression.reason) == (sent_item.recipient, SuppressionReason.HARD_BOUNCE)
+    sent_item.refresh_from_db()
+    assert sent_item.bounced_at is not None and sent_item.soft_bounced_at is None
+    assert "address suppressed" in sent_item.customer.timeline_events.get(kind="email.bounced").summary
+
+
+def test_an_undetermined_bounce_does_not_suppress_alone(client, sent_item):
+    undetermined = {"message": "The email bounced.", "type": "Undetermined", "subType": "Undetermined"}
+    bounce(client, email_id=sent_item.provider_message_id, to=sent_item.recipient, msg_id="u1", kind=undetermined)
+    assert not Suppression.objects.exists()
+
+
+def test_three_transient_bounces_within_30_days_suppress_the_address(client, resend, publish, drain):
+    address = "full.mailbox@example.com"
+    now = timezone.now()
+    # An old one does not count, and a second event about the same email is one bounced email, not two.
+    bounce(client, email_id="em_old", to=address, msg_id="b0", at=now - timedelta(days=31))
+    bounce(client, email_id="em_1", to=address, msg_id="b1", at=now - timedelta(days=20))
+    bounce(client, email_id="em_1", to=address, msg_id="b1-again", at=now - timedelta(days=20, hours=-1))
+    bounce(client, email_id="em_2", to=address.upper(), msg_id="b2", at=now - timedelta(days=3))
+    assert not Suppression.objects.exists()
+
+    bounce(client, email_id="em_3", to=address, msg_id="b3")
+    suppression = Suppression.objects.get()
+    assert (suppression.email, suppression.reason) == (address, SuppressionReason.SOFT_BOUNCES)
+
+    # Repeated transient bounces stop service emails too: the address is not receiving mail.
+    customer = CustomerFactory(email=address)
+    publish("payment.failed", customer, payment_failed_payload())
+    make_due()
+    drain()
+    items = EmailQueueItem.objects.filter(customer=customer)
+    assert items.exists()
+    assert set(items.values_list("status", flat=True)) == {QueueStatus.SUPPRESSED}
+    assert not resend.delivered_to(address)
+
+
+def test_failed_and_suppressed_by_resend_show_on_the_email_and_in_analytics(client, sent_item, publish):
+    from automations.selectors import email_analytics
+
+    other = CustomerFactory()
+    publish("subscription.created", other, subscription_payload("sub_2"))
+    other_item = EmailQueueItem.objects.get(customer=other, step__order=1)
+    now = timezone.now()
+    for msg_id, kind, item in (("f1", "email.failed", sent_item), ("s1", "email.suppressed", other_item)):
+        payload = resend_event(kind, email_id=item.provider_message_id, to=item.recipient, created_at=iso(now))
+        assert signed_webhook(client, payload, msg_id=msg_id).status_code == 200
+
+    sent_item.refresh_from_db()
+    other_item.refresh_from_db()
+    assert sent_item.failed_at is not None and "reached_daily_quota" in sent_item.delivery_problem
+    assert other_item.provider_suppressed_at is not None
+    assert "OnAccountSuppressionList" in other_item.delivery_problem
+    assert set(EmailEvent.objects.values_list("type", flat=True)) == {"failed", "suppressed"}
+    assert sent_item.customer.timeline_events.get(kind="email.failed").summary.endswith("failed at Resend")
+
+    stats = email_analytics(since=now - timedelta(days=1), until=now + timedelta(days=1)).total
+    assert (stats.failed, stats.provider_suppressed, stats.bounced, stats.soft_bounced) == (1, 1, 0, 0)
 
 
 def test_an_event_that_beats_our_commit_is_linked_when_the_email_is_recorded(resend):

@@ -155,12 +155,28 @@ def resend_event(
     }
     if event_type == "email.clicked":
         body["data"]["click"] = {"link": click_url, "userAgent": user_agent, "ipAddress": "203.0.113.9"}
+    # The shapes of https://resend.com/docs/webhooks/emails/bounced, .../failed and .../suppressed; a test passes
+    # bounce=/failed=/suppressed= to change them.
     if event_type == "email.bounced":
-        body["data"]["bounce"] = {
-            "message": "The recipient's email provider sent a hard bounce message.",
-            "type": "Permanent",
-            "subType": "General",
-        }
+        body["data"].setdefault(
+            "bounce",
+            {
+                "message": "The recipient's email provider sent a hard bounce message.",
+                "type": "Permanent",
+                "subType": "General",
+            },
+        )
+    if event_type == "email.failed":
+        body["data"].setdefault("failed", {"reason": "reached_daily_quota"})
+    if event_type == "email.suppressed":
+        body["data"].setdefault(
+            "suppressed",
+            {
+                "message": "Resend has suppressed sending to this address because it is on the account-level "
+                "suppression list.",
+                "type": "OnAccountSuppressionList",
+            },
+        )
     return body
 
 
