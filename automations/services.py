@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 # again leaves win-back whatever they bought, but a recovered payment on server B must not stop dunning for server A.
 CUSTOMER_WIDE_EXIT_EVENTS = frozenset({domain_events.SUBSCRIPTION_CREATED, domain_events.CHECKOUT_COMPLETED})
 
-UNSUBSCRIBE_SALT = "automations.unsubscribe"
+UNSUBSCRIBE_SALT = "automations.unsubscribe"  # the first links, which carried the address (still read)
+UNSUBSCRIBE_LINK_SALT = "automations.unsubscribe.item"
 
 
 # --- enrollment -------------------------------------------------------------------------------------------------
@@ -286,21 +287,42 @@ def suppression_add(
         return Suppression.objects.get(email=email, reason=reason), False
 
 
-def unsubscribe_token_make(*, email: str, queue_item_id: int | None = None) -> str:
-    """A signed token for the unsubscribe link. No expiry: an unsubscribe link in an old email must keep working."""
-    return signing.dumps({"e": normalize_email(email), "q": queue_item_id}, salt=UNSUBSCRIBE_SALT, compress=True)
+def _unsubscribe_signer() -> signing.Signer:
+    # Signed with SECRET_KEY, checked against SECRET_KEY_FALLBACKS too: rotating the key keeps sent links working.
+    return signing.Signer(salt=UNSUBSCRIBE_LINK_SALT)
+
+
+def unsubscribe_token_make(*, queue_item_id: int) -> str:
+    """The token of one email's unsubscribe link: that email's id, signed. Opaque (no address in it), the same every
+    time it is made (a batch re-sent under its idempotency key carries the same bytes) and without expiry (a link in
+    an old email must keep working)."""
+    return _unsubscribe_signer().sign(signing.b62_encode(queue_item_id))
 
 
 def unsubscribe_token_read(*, token: str) -> dict[str, Any] | None:
+    """{"e": address, "q": queue item id or None} for a token of ours, else None.
+
+    Tokens sent before the links became opaque (signing.dumps of {"e": address, "q": id}, salt UNSUBSCRIBE_SALT)
+    are in emails already delivered and keep working."""
+    try:
+        item_id = signing.b62_decode(_unsubscribe_signer().unsign(token))
+    except (signing.BadSignature, ValueError):
+        pass
+    else:
+        recipient = EmailQueueItem.objects.filter(pk=item_id).values_list("recipient", flat=True).first()
+        return {"e": normalize_email(recipient), "q": item_id} if recipient else None
     try:
         data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
-    except signing.BadSignature:
+    except (signing.BadSignature, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("e") else None
+    return data if isinstance(data, dict) and isinstance(data.get("e"), str) and data["e"] else None
 
 
-def unsubscribe_url(*, email: str, queue_item_id: int | None = None) -> str:
-    token = unsubscribe_token_make(email=email, queue_item_id=queue_item_id)
+def unsubscribe_url(*, queue_item_id: int | None = None, email: str = "") -> str:
+    """The unsubscribe link of one email. Without a queue item (a preview, a test send to staff) the link is a
+    placeholder that unsubscribes nobody: a staff member clicking it in a test email must not unsubscribe the
+    customer whose data filled the preview. `email` is accepted for callers' convenience and never put in the link."""
+    token = unsubscribe_token_make(queue_item_id=queue_item_id) if queue_item_id is not None else "preview"
     return settings.SITE_URL + _unsubscribe_path().replace("TOKEN", token)
 
 
@@ -319,7 +341,11 @@ def email_unsubscribe(*, token: str) -> Suppression | None:
     if data is None:
         return None
     email = data["e"]
-    item = EmailQueueItem.objects.filter(pk=data.get("q"), recipient__iexact=email).first() if data.get("q") else None
+    item = (
+        EmailQueueItem.objects.select_related("customer").filter(pk=data.get("q"), recipient__iexact=email).first()
+        if data.get("q")
+        else None
+    )
     suppression, created = suppression_add(email=email, reason=SuppressionReason.UNSUBSCRIBE, queue_item=item)
     now = timezone.now()
     if item is not None and item.unsubscribed_at is None:

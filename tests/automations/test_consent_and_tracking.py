@@ -1,14 +1,18 @@
 """Consent and suppression, one-click unsubscribe, and Resend's tracking webhook coming back."""
 
+import base64
+import binascii
+import contextlib
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import pytest
-from django.core import mail
+from django.core import mail, signing
 from django.urls import reverse
 from django.utils import timezone
 
 from automations.models import EmailEvent, EmailQueueItem, QueueStatus, Suppression, SuppressionReason
-from automations.services import suppression_add, unsubscribe_token_make
+from automations.services import suppression_add, unsubscribe_token_make, unsubscribe_url
 from tests.customers.factories import CustomerFactory
 from tests.fakes.resend import resend_event, signed_webhook
 
@@ -80,8 +84,17 @@ def test_suppressed_addresses_get_nothing_and_unsubscribes_still_get_service_ema
     assert all(m.to == [unsubscribed.email] for m in mail.outbox)
 
 
-def test_unsubscribe_get_asks_and_post_unsubscribes_without_login(client, customer):
-    url = reverse("automations:unsubscribe", args=[unsubscribe_token_make(email=customer.email)])
+def queued_item(publish, customer=None):
+    """A queue item (an email) for a customer, as the queue would have made it."""
+    customer = customer or CustomerFactory(opt_in_confirmed=True)
+    publish("subscription.canceled", customer, CANCELED)
+    return win_back_items(customer)[0]
+
+
+def test_unsubscribe_get_asks_and_post_unsubscribes_without_login(client, publish):
+    item = queued_item(publish)
+    customer = item.customer
+    url = reverse("automations:unsubscribe", args=[unsubscribe_token_make(queue_item_id=item.pk)])
 
     page = client.get(url)
     assert page.status_code == 200
@@ -99,10 +112,64 @@ def test_unsubscribe_get_asks_and_post_unsubscribes_without_login(client, custom
     assert customer.timeline_events.filter(kind="email.unsubscribed").count() == 1
 
 
-def test_unsubscribe_with_a_tampered_token_changes_nothing(client, customer):
-    token = unsubscribe_token_make(email=customer.email)
-    response = client.post(reverse("automations:unsubscribe", args=[token[:-2] + "xx"]))
-    assert response.status_code == 400
+def test_unsubscribe_with_a_tampered_token_changes_nothing(client, publish):
+    item = queued_item(publish)
+    token = unsubscribe_token_make(queue_item_id=item.pk)
+    other = queued_item(publish)
+    forged = signing.b62_encode(other.pk) + token[token.index(":") :]  # another email's id under this signature
+    for bad in (token[:-2] + "xx", forged, "preview", "no-colon", ":", "a:b:c", "\u00e9:\u00e9"):
+        response = client.post(reverse("automations:unsubscribe", args=[bad]))
+        assert response.status_code == 400, bad
+    assert not Suppression.objects.exists()
+
+
+def test_the_unsubscribe_link_in_an_email_carries_no_address(publish, drain):
+    customer = CustomerFactory(opt_in_confirmed=True, email="Private.Person@example.com")
+    publish("subscription.canceled", customer, CANCELED)
+    make_due()
+    drain()
+    link = mail.outbox[0].extra_headers["List-Unsubscribe"].strip("<>")
+    token = link.rsplit("/", 1)[1]
+    readable = {token, unquote(token)}
+    for part in unquote(token).replace(":", ".").split("."):
+        for candidate in (part, part + "=" * (-len(part) % 4)):
+            with contextlib.suppress(binascii.Error, ValueError):
+                readable.add(base64.urlsafe_b64decode(candidate).decode("latin-1"))
+    assert not any("private" in text.lower() or "@" in text for text in readable)
+    # The same email rendered again (a batch re-sent under its key) carries the same link.
+    item = win_back_items(customer)[0]
+    assert unsubscribe_url(queue_item_id=item.pk) == link
+
+
+def test_an_unsubscribe_link_sent_before_the_opaque_tokens_still_works(client, publish):
+    item = queued_item(publish)
+    old_token = signing.dumps({"e": item.recipient, "q": item.pk}, salt="automations.unsubscribe", compress=True)
+    assert client.post(reverse("automations:unsubscribe", args=[old_token])).status_code == 200
+    suppression = Suppression.objects.get()
+    assert (suppression.email, suppression.queue_item) == (item.recipient, item)
+
+
+def test_links_survive_a_secret_key_rotation_while_the_old_key_is_a_fallback(client, publish, settings):
+    item = queued_item(publish)
+    settings.SECRET_KEY = "old-key-" + "x" * 50
+    url = reverse("automations:unsubscribe", args=[unsubscribe_token_make(queue_item_id=item.pk)])
+
+    settings.SECRET_KEY = "new-key-" + "y" * 50
+    settings.SECRET_KEY_FALLBACKS = []
+    assert client.get(url).status_code == 400  # rotated without the fallback: every sent link is dead
+
+    settings.SECRET_KEY_FALLBACKS = ["old-key-" + "x" * 50]
+    assert client.get(url).status_code == 200
+    assert client.post(url).status_code == 200
+    assert Suppression.objects.get().email == item.recipient
+    # New links are signed with the new key only.
+    assert unsubscribe_token_make(queue_item_id=item.pk) != url.rsplit("/", 1)[1]
+
+
+def test_a_preview_link_unsubscribes_nobody(client, customer):
+    link = unsubscribe_url(email=customer.email)
+    assert customer.email not in link
+    assert client.post(link.removeprefix("http://127.0.0.1:8000")).status_code == 400
     assert not Suppression.objects.exists()
 
 
