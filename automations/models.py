@@ -274,7 +274,11 @@ class EmailQueueItem(models.Model):
         "suppressed by Resend at", null=True, blank=True, help_text="Resend reported email.suppressed."
     )
     delivery_problem = models.CharField(
-        max_length=500, blank=True, help_text="What Resend last said about a bounce, failure or suppression."
+        max_length=500,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="What Resend last said about a bounce, failure or suppression.",
     )
     complained_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
@@ -337,9 +341,16 @@ class EmailEvent(models.Model):
     machine_open = models.BooleanField(
         default=False, help_text="An open within AUTOMATIONS_MACHINE_OPEN_SECONDS of delivery: not a person."
     )
-    bounce_type = models.CharField(max_length=20, blank=True, help_text="Resend's bounce.type, for bounces.")
+    # db_default: rows written by raw SQL (bench/email_analytics.py) need not name the columns.
+    bounce_type = models.CharField(
+        max_length=20, blank=True, default="", db_default="", help_text="Resend's bounce.type, for bounces."
+    )
     detail = models.CharField(
-        max_length=500, blank=True, help_text="What Resend said: the bounce, failure or suppression message."
+        max_length=500,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="What Resend said: the bounce, failure or suppression message.",
     )
     payload = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
