@@ -87,9 +87,15 @@ class ResendTrackingWebhookView(AnymailResendTrackingWebhookView):
             return _error(400, "malformed JSON")
         if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
             return _error(400, "not a Resend event")
-        if not isinstance(payload.get("data"), dict | None):
+        if not isinstance(payload.get("data"), dict):
             return _error(400, "not a Resend event")
-        for event in self.parse_events(request):
+        try:
+            events = self.parse_events(request)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # anymail indexes into the payload (data.bounce.message, data.headers[].name, data.click.link) and only
+            # expects the keys to be missing, not to hold the wrong type.
+            return _error(400, "not a Resend event")
+        for event in events:
             self.signal.send(sender=self.__class__, event=event, esp_name=self.esp_name)
         return HttpResponse()
 

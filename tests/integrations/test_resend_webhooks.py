@@ -62,7 +62,19 @@ def test_a_body_that_is_not_utf8_is_a_400(client, secret):
     assert not EmailEvent.objects.exists()
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"data": {}}', b'{"type": "email.delivered", "data": 5}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"data": {}}',
+        b'{"type": "email.delivered", "data": 5}',
+        b'{"type": "email.delivered", "data": null}',
+        b'{"type": "email.bounced", "data": {"email_id": "em_1", "bounce": "gone"}}',
+        b'{"type": "email.clicked", "data": {"email_id": "em_1", "click": "https://x.example"}}',
+        b'{"type": "email.delivered", "data": {"email_id": "em_1", "headers": [1, 2]}}',
+    ],
+)
 def test_a_signed_body_that_is_not_a_resend_event_is_a_400(client, secret, body):
     response = post(client, body, svix_sign(body, msg_id="msg_shape"))
     assert response.status_code == 400
