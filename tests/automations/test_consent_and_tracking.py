@@ -442,3 +442,37 @@ def test_an_event_that_lost_the_race_is_linked_by_the_next_queue_run(sent_item, 
     sent_item.refresh_from_db()
     assert event.queue_item == sent_item
     assert sent_item.clicked_at is not None
+
+
+def test_bounces_recorded_before_the_type_was_kept_are_sorted_by_the_migration(sent_item, publish):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("automations.migrations.0009_tracking_bounces_honestly")
+    other = CustomerFactory()
+    publish("subscription.created", other, subscription_payload("sub_2"))
+    hard_item = EmailQueueItem.objects.get(customer=other, step__order=1)
+    now = timezone.now()
+    # What the tracking service used to leave: bounced_at for every bounce, the type only in the raw payload.
+    for n, (item, kind) in enumerate(((sent_item, "Transient"), (hard_item, "Permanent"))):
+        EmailEvent.objects.create(
+            queue_item=item,
+            type="bounced",
+            occurred_at=now,
+            provider_event_id=f"old-{n}",
+            provider_message_id=item.provider_message_id,
+            payload={"type": "email.bounced", "data": {"bounce": {"type": kind, "subType": "General"}}},
+        )
+        EmailQueueItem.objects.filter(pk=item.pk).update(bounced_at=now)
+
+    migration.bounces_by_type(apps, None)
+
+    sent_item.refresh_from_db()
+    hard_item.refresh_from_db()
+    assert (sent_item.bounced_at, sent_item.soft_bounced_at) == (None, now)
+    assert (hard_item.bounced_at, hard_item.soft_bounced_at) == (now, None)
+    assert dict(EmailEvent.objects.values_list("provider_event_id", "bounce_type")) == {
+        "old-0": "Transient",
+        "old-1": "Permanent",
+    }
