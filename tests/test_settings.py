@@ -114,6 +114,12 @@ def test_production_without_resend_starts_only_when_email_delivery_is_disabled_e
     assert result.stdout.split()[:2] == ["disabled", "integrations.email_disabled.EmailBackend"]
 
 
+def test_disabled_delivery_wins_over_a_resend_key():
+    result = load("config.settings.production", PRINT_EMAIL_SETTINGS, **PRODUCTION, EMAIL_DELIVERY="disabled")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:3] == ["disabled", "integrations.email_disabled.EmailBackend", "django"]
+
+
 def test_an_unknown_email_delivery_value_refuses_to_start():
     result = load("config.settings.production", PRINT_EMAIL_SETTINGS, **PRODUCTION, EMAIL_DELIVERY="off")
     assert result.returncode != 0

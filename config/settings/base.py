@@ -251,6 +251,9 @@ BILLING_EVENT_MAX_ATTEMPTS = env_int("BILLING_EVENT_MAX_ATTEMPTS", 8)
 # How the email queue sends: "resend" (Resend's API through integrations/resend, batches of up to
 # AUTOMATIONS_BATCH_SIZE) or "django" (one message at a time through EMAIL_BACKEND: files locally, locmem in tests).
 AUTOMATIONS_EMAIL_TRANSPORT = env("AUTOMATIONS_EMAIL_TRANSPORT", "resend" if RESEND_API_KEY else "django")
+if EMAIL_DELIVERY == "disabled":
+    # Every send goes through EMAIL_BACKEND, which refuses it, even with a Resend key present ("send me a test" too).
+    AUTOMATIONS_EMAIL_TRANSPORT = "django"
 AUTOMATIONS_BATCH_SIZE = min(100, env_int("AUTOMATIONS_BATCH_SIZE", 100))  # Resend's batch endpoint takes 100 at most
 # Calls per second to Resend, shared by all workers (Resend's limit is per team: 2 or 5 by default). Resend's
 # `ratelimit-limit` answer header overrides it at run time; 0 turns pacing off (429s are still honoured).
