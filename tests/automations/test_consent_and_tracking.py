@@ -301,7 +301,9 @@ def bounce(client, *, email_id, to, msg_id, kind=TRANSIENT, at=None):
     return response
 
 
-def test_a_transient_bounce_is_recorded_on_the_email_and_timeline_and_suppresses_nothing(client, sent_item):
+def test_a_transient_bounce_is_recorded_on_the_email_and_timeline_and_suppresses_nothing(
+    client, sent_item, marketing_user
+):
     bounce(client, email_id=sent_item.provider_message_id, to=sent_item.recipient, msg_id="soft_1")
 
     assert not Suppression.objects.exists()
@@ -311,6 +313,10 @@ def test_a_transient_bounce_is_recorded_on_the_email_and_timeline_and_suppresses
     timeline = sent_item.customer.timeline_events.get(kind="email.bounced")
     assert "bounced (transient): not suppressed" in timeline.summary
     assert EmailEvent.objects.get().bounce_type == "Transient"
+    # Staff see it on the email in the admin.
+    client.force_login(marketing_user)
+    page = client.get(reverse("admin:automations_emailqueueitem_change", args=[sent_item.pk])).content.decode()
+    assert "The recipient&#x27;s inbox is full." in page and "Soft bounced at" in page
 
 
 @pytest.mark.parametrize("kind", ["Permanent"])
