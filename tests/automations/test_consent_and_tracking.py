@@ -319,14 +319,13 @@ def test_a_transient_bounce_is_recorded_on_the_email_and_timeline_and_suppresses
     assert "The recipient&#x27;s inbox is full." in page and "Soft bounced at" in page
 
 
-@pytest.mark.parametrize("kind", ["Permanent"])
-def test_a_permanent_bounce_suppresses_the_address(client, sent_item, kind):
+def test_a_permanent_bounce_suppresses_the_address(client, sent_item):
     bounce(
         client,
         email_id=sent_item.provider_message_id,
         to=sent_item.recipient,
         msg_id="hard_1",
-        kind={"message": "The recipient's email address does not exist.", "type": kind, "subType": "General"},
+        kind={"message": "The recipient's email address does not exist.", "type": "Permanent", "subType": "General"},
     )
     suppression = Suppression.objects.get()
     assert (suppression.email, suppression.reason) == (sent_item.recipient, SuppressionReason.HARD_BOUNCE)
