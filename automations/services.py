@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -539,8 +540,7 @@ def staff_test_send_reserve(*, user, template: EmailTemplate) -> StaffTestSend |
 
     Counted in the database under a lock on the user's row, so the limit holds across web workers and concurrent
     requests (a per-process cache would let each worker allow its own five)."""
-    user_model = type(user)
-    user_model.objects.select_for_update().filter(pk=user.pk).first()
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
     now = timezone.now()
     recent = StaffTestSend.objects.filter(user=user, sent_at__gt=now - timedelta(minutes=1)).count()
     if recent >= TEST_SENDS_PER_MINUTE:

@@ -39,7 +39,9 @@ MORE_POISON = {
     "doubling in a namespace": (
         "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}"
     ),
-    "doubling with +": "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+    "doubling with +": (
+        "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}"
+    ),
     "a wide centre": "{{ 'a'|center(1000000000) }}",
     "a wide ljust": "{{ customer.email.ljust(1000000000) }}",
     "a wide format": "{{ '{:>999999999}'.format(1) }}",
