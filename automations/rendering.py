@@ -152,7 +152,9 @@ def _refuse_recursive_macros(tree: nodes.Template) -> None:
 
 
 def _in_layout(environment: BoundedSandboxedEnvironment, source: str, layout: str):
-    body = _parse_part(environment, source)
+    # The comment keeps the body's last newline, which Jinja strips at the very end of a source, as it was when the
+    # body was text inside the layout.
+    body = _parse_part(environment, source + "{# end of the body #}")
     tree = environment.parse(f'{{% extends "{layout}" %}}{{% block content %}}{{% endblock %}}')
     tree.find(nodes.Block).body = body.body
     return environment.from_string(tree)
