@@ -154,22 +154,24 @@ class StepFormSet(forms.BaseInlineFormSet):
     def clean(self):
         # Before the model's unique check, which would say the same thing less clearly.
         orders = []
+        kept_history = []
         for form in self.forms:
             if not getattr(form, "cleaned_data", None):
                 continue
             if form.cleaned_data.get("DELETE"):
                 # The queue items point to the step with PROTECT: say so on the form instead of a ProtectedError.
                 if form.instance.pk and services.step_has_history(step=form.instance):
-                    form.add_error(
-                        None,
+                    kept_history.append(
                         f"Step {form.instance.order} has sent or queued emails and cannot be deleted; "
-                        'tick "Retired" instead: it stops sending and keeps its numbers.',
+                        'tick "Retired" instead: it stops sending and keeps its numbers.'
                     )
                 continue
             order = form.cleaned_data.get("order")
             if order in orders:
                 raise forms.ValidationError(f"Two steps have order {order}; each step needs its own position.")
             orders.append(order)
+        if kept_history:
+            raise forms.ValidationError(kept_history)
         super().clean()
 
 

@@ -124,6 +124,10 @@ def _parse_part(environment: BoundedSandboxedEnvironment, source: str) -> nodes.
     for loop in tree.find_all(nodes.For):
         if loop.recursive:
             raise TemplateSyntaxError("Recursive loops are not allowed", loop.lineno)
+    for name in tree.find_all(nodes.Name):
+        # `self.content()` renders the block the body is in, from inside it: recursion by another name.
+        if name.ctx == "load" and name.name in ("self", "super"):
+            raise TemplateSyntaxError(f"{name.name!r} is not available: blocks belong to the layout", name.lineno)
     _refuse_recursive_macros(tree)
     return tree
 
