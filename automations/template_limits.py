@@ -328,7 +328,10 @@ def _filter_estimates(name: str, args: tuple, kwargs: dict) -> tuple:
 
 
 # Filters whose numeric arguments are data, not sizes: checked by their own estimate instead.
-_DATA_ARGUMENT_FILTERS = frozenset({"format", "money", "date", "default", "d", "replace", "join", "round", "sum"})
+_DATA_ARGUMENT_FILTERS = frozenset(
+    {"format", "money", "date", "default", "d", "replace", "join", "round", "sum"}
+    | {"select", "reject", "selectattr", "rejectattr", "map", "min", "max"}
+)
 
 
 def _guard_filter(name: str, function):
@@ -394,8 +397,9 @@ class BoundedSandboxedEnvironment(ImmutableSandboxedEnvironment):
     @staticmethod
     def _finalize(value: Any) -> Any:
         # What `{{ ... }}` prints: a list holding the same long string 50,000 times is small in memory and huge
-        # as text, so measure before Jinja turns it into a string.
-        _check_values(value)
+        # as text, so measure before Jinja turns it into a string (and, escaped, into a new copy: counted).
+        budget = _budget()
+        budget.allocate(_size(value, budget.max_value + 1))
         return value
 
     def concat(self, parts: Iterable[str]) -> str:  # type: ignore[override]
@@ -424,7 +428,9 @@ class BoundedSandboxedEnvironment(ImmutableSandboxedEnvironment):
             owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
             if isinstance(owner, str | bytes):
                 args = _estimate_string_method(name, owner, args, kwargs)
-            if name not in ("format", "format_map", "get"):
+            # Widths and lengths of the built-in types' methods ("a".ljust(n), (1).to_bytes(n)); numbers passed to
+            # dict(), namespace() or a dict's get() are data.
+            if isinstance(owner, str | bytes | int) and name not in ("format", "format_map"):
                 _check_int_arguments(args, kwargs)
         budget.depth += 1
         try:
