@@ -114,7 +114,7 @@ def run_with_budget(budget: RenderBudget, function, *args, **kwargs):
 
 def render_bounded(template, context: dict[str, Any], *, max_length: int, part: str) -> str:
     """Stream one template's output under the current budget, stopping past `max_length` characters."""
-    budget = _budget()
+    budget = _current.get() or RenderBudget().start()
     chunks: list[str] = []
     size = 0
     stream = template.generate(context)

@@ -183,3 +183,15 @@ def test_processing_the_queue_after_a_retirement_sends_nothing_for_the_retired_s
     drain()
     assert not enrollment.queue_items.filter(step__order=2, status=QueueStatus.SENT).exists()
     assert enrollment.queue_items.get(step__order=1).status == QueueStatus.SENT
+
+
+def test_retry_now_does_not_bring_back_emails_of_a_retired_step(rule):
+    from automations.services import queue_items_retry_now
+
+    enrollment = enroll(rule)
+    item = enrollment.queue_items.get(step__order=2)
+    EmailQueueItem.objects.filter(pk=item.pk).update(status=QueueStatus.FAILED)
+    step_retire(step_id=item.step_id)
+    assert queue_items_retry_now(item_ids=[item.pk]) == 0
+    item.refresh_from_db()
+    assert item.status == QueueStatus.FAILED
