@@ -20,6 +20,7 @@ from jinja2 import TemplateError
 from config.admin import ReadOnlyAdmin
 from customers.lifecycle import Stage
 from customers.models import Customer
+from integrations.resend.client import ResendError
 
 from . import selectors, services
 from .models import (
@@ -32,6 +33,7 @@ from .models import (
     EmailTemplate,
     Enrollment,
     QueueStatus,
+    StaffTestSend,
     Suppression,
 )
 from .rendering import customer_context, links_context, render_email, sample_context, subscription_context
@@ -53,12 +55,12 @@ def preview_context(*, customer: Customer | None) -> dict:
 
 @admin.register(EmailTemplate)
 class EmailTemplateAdmin(admin.ModelAdmin):
-    list_display = ("name", "category", "subject", "used_by", "updated_at")
-    list_filter = ("category",)
+    list_display = ("name", "category", "subject", "used_by", "retired", "updated_at")
+    list_filter = ("category", "retired")
     search_fields = ("name", "subject")
     readonly_fields = ("preview_link", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("name", "description", "category", "preview_link")}),
+        (None, {"fields": ("name", "description", "category", "retired", "preview_link")}),
         ("Content (Jinja2)", {"fields": ("subject", "preheader", "html_body", "text_body")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
@@ -91,10 +93,17 @@ class EmailTemplateAdmin(admin.ModelAdmin):
         template = get_object_or_404(EmailTemplate, pk=pk)
         if not self.has_view_permission(request, template):
             raise PermissionDenied
-        customer_id = request.GET.get("customer") or request.POST.get("customer")
-        customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
+        customer_id = request.GET.get("customer") or request.POST.get("customer") or ""
+        customer = None
+        if customer_id:
+            pk = _database_id(customer_id)
+            customer = Customer.objects.filter(pk=pk).first() if pk else None
+            if customer is None:
+                messages.warning(request, f"No customer {customer_id[:40]!r}: showing the sample customer instead.")
+                customer_id = ""
         error = rendered = None
         try:
+            # The same limits as the queue: a runaway template answers here with its error within a second.
             rendered = render_email(template=template, context=preview_context(customer=customer))
         except TemplateError as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -118,10 +127,24 @@ class EmailTemplateAdmin(admin.ModelAdmin):
     def _send_test(self, request, template, rendered, customer_id):
         from .sending import send_test_email
 
-        send_test_email(to=request.user.email, rendered=rendered, marketing=template.category == "marketing")
-        self.message_user(request, f"Test email sent to {request.user.email}.", messages.SUCCESS)
         url = reverse("admin:automations_emailtemplate_preview", args=[template.pk])
-        return redirect(f"{url}?customer={customer_id}" if customer_id else url)
+        url = f"{url}?customer={customer_id}" if customer_id else url
+        test_send = services.staff_test_send_reserve(user=request.user, template=template)
+        if test_send is None:
+            self.message_user(
+                request,
+                f"You sent {services.TEST_SENDS_PER_MINUTE} tests in the last minute; wait a minute and try again.",
+                messages.WARNING,
+            )
+            return redirect(url)
+        try:
+            send_test_email(to=request.user.email, rendered=rendered, marketing=template.category == "marketing")
+        except ResendError as exc:
+            services.staff_test_send_failed(test_send=test_send, error=str(exc))
+            self.message_user(request, f"The test email could not be sent: {exc}", messages.ERROR)
+            return redirect(url)
+        self.message_user(request, f"Test email sent to {request.user.email}.", messages.SUCCESS)
+        return redirect(url)
 
 
 # --- rules and steps ----------------------------------------------------------------------------------------------
@@ -131,13 +154,24 @@ class StepFormSet(forms.BaseInlineFormSet):
     def clean(self):
         # Before the model's unique check, which would say the same thing less clearly.
         orders = []
+        kept_history = []
         for form in self.forms:
-            if not getattr(form, "cleaned_data", None) or form.cleaned_data.get("DELETE"):
+            if not getattr(form, "cleaned_data", None):
+                continue
+            if form.cleaned_data.get("DELETE"):
+                # The queue items point to the step with PROTECT: say so on the form instead of a ProtectedError.
+                if form.instance.pk and services.step_has_history(step=form.instance):
+                    kept_history.append(
+                        f"Step {form.instance.order} has sent or queued emails and cannot be deleted; "
+                        'tick "Retired" instead: it stops sending and keeps its numbers.'
+                    )
                 continue
             order = form.cleaned_data.get("order")
             if order in orders:
                 raise forms.ValidationError(f"Two steps have order {order}; each step needs its own position.")
             orders.append(order)
+        if kept_history:
+            raise forms.ValidationError(kept_history)
         super().clean()
 
 
@@ -145,7 +179,7 @@ class StepInline(admin.TabularInline):
     model = AutomationStep
     formset = StepFormSet
     extra = 0
-    fields = ("order", "delay", "anchor", "template")
+    fields = ("order", "delay", "anchor", "template", "retired")
     ordering = ("order",)
 
 
@@ -214,6 +248,15 @@ class AutomationRuleAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(step_total=Count("steps", distinct=True))
 
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        for step_form in formset.forms:
+            step = step_form.instance
+            if step.pk and step.retired and "retired" in getattr(step_form, "changed_data", ()):
+                cancelled = services.step_retire(step_id=step.pk)
+                if cancelled:
+                    self.message_user(request, f"Step {step.order} retired: {cancelled} pending email(s) cancelled.")
+
     @admin.display(description="steps", ordering="step_total")
     def step_count(self, obj):
         return obj.step_total
@@ -231,13 +274,12 @@ class AutomationRuleAdmin(admin.ModelAdmin):
     def analytics_view(self, request):
         if not request.user.has_perm("automations.view_emailqueueitem"):
             raise PermissionDenied
-        today = timezone.now().date()
-        since_day = _parse_day(request.GET.get("since")) or today - timedelta(days=29)
-        until_day = _parse_day(request.GET.get("until")) or today
+        since_day, until_day, rule_id, problems = _analytics_parameters(request.GET, today=timezone.now().date())
+        for problem in problems:
+            messages.warning(request, problem)
         since = timezone.make_aware(datetime.combine(since_day, time.min))
         until = timezone.make_aware(datetime.combine(until_day + timedelta(days=1), time.min))
-        rule_id = request.GET.get("rule") or None
-        analytics = selectors.email_analytics(since=since, until=until, rule_id=int(rule_id) if rule_id else None)
+        analytics = selectors.email_analytics(since=since, until=until, rule_id=rule_id)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -245,11 +287,51 @@ class AutomationRuleAdmin(admin.ModelAdmin):
             "analytics": analytics,
             "chart": _chart(analytics.days),
             "rules": AutomationRule.objects.order_by("name"),
-            "rule_id": int(rule_id) if rule_id else None,
+            "rule_id": rule_id,
             "since": since_day,
             "until": until_day,
         }
         return TemplateResponse(request, "admin/automations/analytics.html", context)
+
+
+ANALYTICS_MAX_DAYS = 366  # one query over a year of sent emails; a wider range held a worker for 30 s
+
+
+def _analytics_parameters(params, *, today):
+    """The page's period and rule from the query string, each bad value replaced by a default and explained."""
+    problems = []
+    since_day = _parse_day(params.get("since"))
+    until_day = _parse_day(params.get("until"))
+    if params.get("since") and since_day is None:
+        problems.append(f"{params['since'][:40]!r} is not a date (YYYY-MM-DD); showing the default period.")
+    if params.get("until") and until_day is None:
+        problems.append(f"{params['until'][:40]!r} is not a date (YYYY-MM-DD); showing up to today.")
+    if until_day is None or until_day > today:
+        if until_day is not None:
+            problems.append("The period cannot end in the future; showing up to today.")
+        until_day = today
+    since_day = since_day or until_day - timedelta(days=29)
+    if since_day > until_day:
+        problems.append("The start date was after the end date; they have been swapped.")
+        since_day, until_day = until_day, since_day
+    if (until_day - since_day).days + 1 > ANALYTICS_MAX_DAYS:
+        since_day = until_day - timedelta(days=ANALYTICS_MAX_DAYS - 1)
+        problems.append(f"A period is at most {ANALYTICS_MAX_DAYS} days; showing from {since_day:%Y-%m-%d}.")
+    rule_id = None
+    raw_rule = params.get("rule") or ""
+    if raw_rule:
+        rule_id = _database_id(raw_rule)
+        if rule_id is None or not AutomationRule.objects.filter(pk=rule_id).exists():
+            problems.append(f"No rule {raw_rule[:40]!r}; showing all rules.")
+            rule_id = None
+    return since_day, until_day, rule_id, problems
+
+
+def _database_id(value: str) -> int | None:
+    """A primary key from a query string, or None: "abc", "²" or a number past bigint must not reach the database."""
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
 
 
 def _parse_day(value):
@@ -371,6 +453,14 @@ class EmailEventAdmin(ReadOnlyAdmin):
     list_filter = ("type", "machine_open", "bounce_type")
     search_fields = ("recipient", "provider_message_id", "provider_event_id")
     date_hierarchy = "occurred_at"
+
+
+@admin.register(StaffTestSend)
+class StaffTestSendAdmin(ReadOnlyAdmin):
+    list_display = ("sent_at", "user", "template", "recipient", "error")
+    list_select_related = ("user", "template")
+    search_fields = ("recipient", "user__username")
+    date_hierarchy = "sent_at"
 
 
 @admin.register(EmailBatch)

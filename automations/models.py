@@ -6,6 +6,7 @@ guarantees are described in docs/automations.md.
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -37,6 +38,9 @@ class EmailTemplate(models.Model):
         help_text='Jinja2, HTML-escaped. Rendered inside the ModReady layout (block "content").',
     )
     text_body = models.TextField(help_text="Jinja2, plain text. Rendered inside the plain-text layout.")
+    # A template whose emails were sent cannot be deleted (the queue items point to it through their step); retiring
+    # it keeps it out of new steps instead.
+    retired = models.BooleanField(default=False, help_text="Retired templates cannot be used by active steps.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -44,14 +48,18 @@ class EmailTemplate(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.name
+        return f"{self.name} (retired)" if self.retired else self.name
 
     def clean(self) -> None:
         # Imported here: rendering imports the models for typing only, and the admin form must refuse a template
         # that does not compile before it can reach the queue.
         from .rendering import template_compile_errors
 
-        errors = template_compile_errors(subject=self.subject, html=self.html_body, text=self.text_body)
+        errors = template_compile_errors(
+            subject=self.subject, preheader=self.preheader, html=self.html_body, text=self.text_body, name=self.name
+        )
+        if self.retired and self.pk and self.steps.filter(retired=False).exists():
+            errors["retired"] = "Steps that are not retired still use this template: retire them first."
         if errors:
             raise ValidationError(errors)
 
@@ -126,6 +134,9 @@ class AutomationStep(models.Model):
     delay = models.DurationField(default=timedelta, help_text='e.g. "0" (now), "1 00:00:00" (1 day), "3:00:00" (3 h).')
     anchor = models.CharField(max_length=30, choices=StepAnchor.choices, default=StepAnchor.ENROLLMENT)
     template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="steps")
+    # A step whose emails were queued cannot be deleted (their history points to it); a retired step queues no new
+    # emails, its pending ones are cancelled, and its sent ones stay in the analytics.
+    retired = models.BooleanField(default=False, help_text="Retired steps send nothing new and keep their history.")
 
     class Meta:
         ordering = ["rule", "order"]
@@ -135,16 +146,25 @@ class AutomationStep(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rule.name} #{self.order}: {self.template.name}"
+        retired = " (retired)" if self.retired else ""
+        return f"{self.rule.name} #{self.order}: {self.template.name}{retired}"
 
     def clean(self) -> None:
         if self.delay is not None and self.delay < timedelta(0):
             raise ValidationError({"delay": "A delay cannot be negative."})
+        if self.template_id and not self.retired and self.template.retired:
+            raise ValidationError({"template": f"Template {self.template.name!r} is retired."})
         if self.template_id:
             from .rendering import template_compile_errors
 
             template = self.template
-            errors = template_compile_errors(subject=template.subject, html=template.html_body, text=template.text_body)
+            errors = template_compile_errors(
+                subject=template.subject,
+                preheader=template.preheader,
+                html=template.html_body,
+                text=template.text_body,
+                name=template.name,
+            )
             if errors:
                 raise ValidationError({"template": f"Template {template.name!r} does not compile: {errors}"})
 
@@ -156,7 +176,9 @@ class EnrollmentStatus(models.TextChoices):
 
 
 class Enrollment(models.Model):
-    rule = models.ForeignKey(AutomationRule, on_delete=models.CASCADE, related_name="enrollments")
+    # PROTECT, like every link from sent email to its rule, step and template: deleting a rule must not take its
+    # enrollments, their queue items and their tracking with it. A rule with history is disabled instead.
+    rule = models.ForeignKey(AutomationRule, on_delete=models.PROTECT, related_name="enrollments")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="enrollments")
     # What the re-entry policy counts: "customer", "subscription:<id>" or "event:<domain event key>".
     scope_key = models.CharField(max_length=300)
@@ -243,7 +265,7 @@ class EmailBatch(models.Model):
 
 class EmailQueueItem(models.Model):
     enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="queue_items")
-    step = models.ForeignKey(AutomationStep, on_delete=models.CASCADE, related_name="queue_items")
+    step = models.ForeignKey(AutomationStep, on_delete=models.PROTECT, related_name="queue_items")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="email_queue_items")
     recipient = models.EmailField(max_length=254)
     scheduled_at = models.DateTimeField()
@@ -422,3 +444,20 @@ class ProviderCallSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}: next call at {self.next_slot_at:%H:%M:%S.%f}"
+
+
+class StaffTestSend(models.Model):
+    """One "send me a test" from the template preview: who, which template, when. The per-person limit counts these
+    rows (in the database, so it holds across every web worker)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    template = models.ForeignKey(EmailTemplate, on_delete=models.SET_NULL, null=True, related_name="+")
+    recipient = models.EmailField(max_length=254)
+    sent_at = models.DateTimeField(db_index=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+
+    def __str__(self) -> str:
+        return f"Test of {self.template} to {self.recipient} at {self.sent_at:%Y-%m-%d %H:%M}"

@@ -41,6 +41,11 @@ class StepRow:
     step: AutomationStep
     stats: Stats
 
+    @property
+    def label(self) -> str:
+        # Retired steps keep their row: their emails were sent, and their numbers stay part of the rule's.
+        return f"{self.step.order}. {self.step.template.name}" + (" (retired)" if self.step.retired else "")
+
 
 @dataclass
 class RuleRow:

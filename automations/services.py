@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -28,10 +29,12 @@ from .models import (
     EmailEvent,
     EmailEventType,
     EmailQueueItem,
+    EmailTemplate,
     Enrollment,
     EnrollmentStatus,
     QueueStatus,
     ReentryPolicy,
+    StaffTestSend,
     StepAnchor,
     Suppression,
     SuppressionReason,
@@ -138,7 +141,7 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
         # The re-entry policy, enforced by the unique constraints: already enrolled in this scope (or a second
         # dispatch of the same event won the race).
         return None
-    steps = sorted(rule.steps.all(), key=lambda step: step.order)
+    steps = sorted((step for step in rule.steps.all() if not step.retired), key=lambda step: step.order)
     times = step_times(steps=steps, enrolled_at=now, context=event.payload)
     items = EmailQueueItem.objects.bulk_create(
         [
@@ -177,7 +180,7 @@ def enrollment_retime(*, enrollment: Enrollment, event: DomainEvent) -> int:
     )
     if not items:
         return 0
-    steps = sorted(enrollment.rule.steps.all(), key=lambda step: step.order)
+    steps = sorted((step for step in enrollment.rule.steps.all() if not step.retired), key=lambda step: step.order)
     due_by_step = dict(
         zip(
             [s.pk for s in steps],
@@ -256,8 +259,10 @@ def queue_process_enqueue() -> None:
 def queue_items_retry_now(*, item_ids: list[int]) -> int:
     """Put failed emails back in the queue, due now, with their attempt count reset."""
     now = timezone.now()
-    count = EmailQueueItem.objects.filter(pk__in=item_ids, status=QueueStatus.FAILED).update(
-        status=QueueStatus.PENDING, attempts=0, next_attempt_at=now, last_error="", batch=None, updated_at=now
+    count = (
+        EmailQueueItem.objects.filter(pk__in=item_ids, status=QueueStatus.FAILED)
+        .exclude(step__retired=True)
+        .update(status=QueueStatus.PENDING, attempts=0, next_attempt_at=now, last_error="", batch=None, updated_at=now)
     )
     if count:
         transaction.on_commit(queue_process_enqueue)
@@ -582,3 +587,43 @@ def email_events_link_recent_unmatched(*, within: timedelta = timedelta(hours=24
         .distinct()[:1000]
     )
     return email_events_link_unmatched(provider_message_ids=message_ids) if message_ids else 0
+
+
+# --- steps and templates with history -----------------------------------------------------------------------------
+
+
+def step_has_history(*, step: AutomationStep) -> bool:
+    """Whether any email was ever queued for the step: such a step is retired, never deleted (PROTECT)."""
+    return step.pk is not None and EmailQueueItem.objects.filter(step=step).exists()
+
+
+@transaction.atomic
+def step_retire(*, step_id: int) -> int:
+    """Retire a step: no new enrollment queues it and its pending emails are cancelled. Returns how many."""
+    AutomationStep.objects.filter(pk=step_id).update(retired=True)
+    return EmailQueueItem.objects.filter(step_id=step_id, status=QueueStatus.PENDING).update(
+        status=QueueStatus.CANCELLED, last_error="Step retired", updated_at=timezone.now()
+    )
+
+
+# --- "send me a test" -----------------------------------------------------------------------------------------------
+
+TEST_SENDS_PER_MINUTE = 5
+
+
+@transaction.atomic
+def staff_test_send_reserve(*, user, template: EmailTemplate) -> StaffTestSend | None:
+    """Record a test send for `user`, or None when they already sent TEST_SENDS_PER_MINUTE in the last minute.
+
+    Counted in the database under a lock on the user's row, so the limit holds across web workers and concurrent
+    requests (a per-process cache would let each worker allow its own five)."""
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    now = timezone.now()
+    recent = StaffTestSend.objects.filter(user=user, sent_at__gt=now - timedelta(minutes=1)).count()
+    if recent >= TEST_SENDS_PER_MINUTE:
+        return None
+    return StaffTestSend.objects.create(user=user, template=template, recipient=user.email, sent_at=now)
+
+
+def staff_test_send_failed(*, test_send: StaffTestSend, error: str) -> None:
+    StaffTestSend.objects.filter(pk=test_send.pk).update(error=error[:2000])

@@ -64,7 +64,9 @@ def test_money_and_dates_read_like_a_receipt():
 
     assert money(1999, "usd") == "$19.99"
     assert money(2999, "eur") == "€29.99"
-    assert money(1500, "jpy") == "1,500.00 JPY"
+    # The yen has no minor unit: Stripe's 1500 is ¥1,500, not 15.00 (https://docs.stripe.com/currencies#zero-decimal).
+    assert money(1500, "jpy") == "1,500 JPY"
+    assert money(250000, "krw") == "250,000 KRW"
     assert money(None, "usd") == ""
     assert format_date("2026-12-04T10:00:00Z") == "December 4, 2026"
     assert format_date(1796378400) == "December 4, 2026"
