@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers import services as customer_services
-from integrations.discord.invites import DiscordInviteClient
+from integrations.discord.invites import invite_client, invite_url
 from integrations.espocrm.client import EspoCrmClient
 from integrations.http import ProviderError
 from integrations.mautic.client import MauticClient, MauticError, field_is_true
@@ -167,7 +167,7 @@ def _invite_under_lock(recorder: StepRecorder, contact_id: str) -> tuple[Discord
 
 
 def _invite_create(recorder: StepRecorder, row: MauticContact, tier: str) -> DiscordInvite:
-    discord = DiscordInviteClient.from_settings()
+    discord = invite_client()
     role = settings.DISCORD_INVITE_ROLE_ID_VIP if tier == InviteTier.VIP else settings.DISCORD_INVITE_ROLE_ID_BASIC
     with recorder.step("discord.invite", detail=f"{tier} invite") as note:
         made = discord.invite_create(
@@ -175,8 +175,10 @@ def _invite_create(recorder: StepRecorder, row: MauticContact, tier: str) -> Dis
             max_age=settings.DISCORD_INVITE_MAX_AGE,
             role_ids=[role] if role else None,
         )
-        note.detail = f"{tier} invite {made.url}"
-    return DiscordInvite.objects.create(contact=row, tier=tier, code=made.code, url=made.url, run=recorder.run)
+        note.detail = f"{tier} invite {invite_url(made)}"
+    return DiscordInvite.objects.create(
+        contact=row, tier=tier, code=made["code"], url=invite_url(made), run=recorder.run
+    )
 
 
 def _mark(invite: DiscordInvite, state: str) -> None:
