@@ -141,7 +141,7 @@ def _claim(run_id: int) -> WorkflowRun | None:
     stale = timezone.now() - STALE_RUNNING
     with transaction.atomic():
         run = (
-            WorkflowRun.objects.select_for_update(skip_locked=True)
+            WorkflowRun.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("customer")
             .filter(pk=run_id)
             .filter(
