@@ -2,6 +2,7 @@
 
     with FakeShopware() as shopware:
         shopware.token_ttl = 600                 # seconds a token lives (expires_in)
+        shopware.fail_creates_next(503)          # the next code create fails and creates nothing
         shopware.lose_next_answer()              # the next code create is applied, then the connection drops
         shopware.codes                           # id -> {"id", "code", "promotionId"}
 
@@ -30,6 +31,7 @@ class FakeShopware(FakeServer):
         self.codes: dict[str, dict] = {}
         self.promotions = {PROMOTION_ID}
         self._lose_answers = 0
+        self._create_failures: list[int] = []
         self._seq = itertools.count(1)
 
     def reset(self) -> None:
@@ -38,12 +40,18 @@ class FakeShopware(FakeServer):
             self.tokens.clear()
             self.codes.clear()
             self._lose_answers = 0
+            self._create_failures.clear()
             self.token_ttl = 600
 
     def lose_next_answer(self, times: int = 1) -> None:
         """The next code creates are applied, then the connection closes without an answer (an unknown outcome)."""
         with self.lock:
             self._lose_answers += times
+
+    def fail_creates_next(self, status: int = 503, *, times: int = 1) -> None:
+        """The next code creates answer `status` and create nothing (token calls are not affected)."""
+        with self.lock:
+            self._create_failures.extend([status] * times)
 
     def error_body(self, status: int) -> Any:
         return {"errors": [{"code": "0", "status": str(status), "title": "Injected", "detail": f"Injected {status}"}]}
@@ -83,6 +91,8 @@ class FakeShopware(FakeServer):
         payload = request.json() or {}
         code_id, code, promotion_id = payload.get("id"), payload.get("code"), payload.get("promotionId")
         with self.lock:
+            if self._create_failures:
+                return FakeResponse(self._create_failures.pop(0), self.error_body(503))
             if promotion_id not in self.promotions:
                 return FakeResponse(400, self.error_body(400))
             if code_id in self.codes or any(c["code"] == code for c in self.codes.values()):

@@ -65,3 +65,13 @@ def deliver_mautic(client, django_capture_on_commit_callbacks):
             )
 
     return post
+
+
+# Billing's fake Stripe and signed-delivery fixtures, for workflow 2 (triggered by billing's checkout events).
+from tests.billing.conftest import (  # noqa: E402, F401
+    _fresh_endpoint_cache,
+    deliver,
+    fake_stripe,
+    fake_stripe_server,
+    webhook_endpoint,
+)
