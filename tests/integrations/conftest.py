@@ -48,7 +48,7 @@ def fakes(_servers, settings):
     settings.DISCORD_INVITE_ROLE_ID_VIP, settings.DISCORD_INVITE_ROLE_ID_BASIC = "1700000000000000001", ""
     settings.STRIPE_VIP_RESERVATION_PRODUCT_ID = "prod_vip_reservation"
     settings.INTEGRATIONS_RETRY_BASE_SECONDS = 60
-    return type("Fakes", (), _servers)
+    return type("Fakes", (), {**_servers, "espocrm_key": espocrm_fake.API_KEY})
 
 
 @pytest.fixture
