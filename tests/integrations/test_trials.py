@@ -129,3 +129,12 @@ def test_the_command_reads_the_configured_path(tmp_path, settings, capsys):
     settings.TRIALS_DB_PATH = trials_db(tmp_path / "trials.db", [("ada@example.com", "2026-11-20", "a", "b")])
     call_command("sync_trials")
     assert "1 signups read, 1 customers created" in capsys.readouterr().out
+
+
+def test_the_sync_and_the_reconciliation_are_scheduled():
+    from config.schedules import declared_jobs
+
+    jobs = {job.name: job for job in declared_jobs()}
+    assert jobs["integrations.trials-sync"].cron == "0 7 * * *"
+    assert jobs["integrations.trials-sync"].func == "integrations.tasks.trials_sync_task"
+    assert jobs["integrations.mautic-reconcile"].cron.split()[1:] == ["*", "*", "*", "*"]  # hourly
