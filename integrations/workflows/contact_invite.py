@@ -112,58 +112,67 @@ def _contact_row(contact_id: str, email: str) -> MauticContact:
 def _invite_under_lock(recorder: StepRecorder, contact_id: str) -> tuple[DiscordInvite, str] | None:
     """Everything between re-reading the contact and sending the email, under the contact's row lock.
 
-    Outside errors are caught inside the locked block and raised after it commits, so what was done (an invite
-    created, a write confirmed) is kept for the retry.
+    An outside error is caught here and raised after the locked block commits, so what was done before it (an
+    invite created, a write confirmed, the steps recorded) is kept for the retry.
     """
     mautic = MauticClient.from_settings()
     row = _contact_row(contact_id, str(recorder.run.input.get("fields", {}).get("email") or ""))
     failure: Exception | None = None
     with transaction.atomic():
         MauticContact.objects.select_for_update().get(pk=row.pk)
-        with recorder.step("mautic.reread"):
-            fresh = mautic.contact_get(contact_id)
-        if not fresh.flag("opt_in_confirmed"):
-            return None
-        tier = tier_of(fresh.fields)
-        field = LINK_FIELDS[tier]
-        link = fresh.text(field)
-        invite = current_invite(contact_id, tier)
         try:
-            if link:
-                if invite is None or invite.url != link:
-                    return None  # someone else's link (or an old one of ours kept by staff): leave it
-                if invite.state == InviteState.CREATED:  # the write went through but we never saw the answer
-                    _mark(invite, InviteState.STORED)
-                if invite.state == InviteState.EMAILED and invite.run_id != recorder.run.pk:
-                    return None
-            else:
-                if invite is not None and invite.state != InviteState.CREATED:
-                    _mark(invite, InviteState.SUPERSEDED)  # the field was cleared in Mautic: reissue
-                    recorder.record("discord.reissue", "ok", f"{field} was cleared in Mautic", timezone.now())
-                    invite = None
-                if invite is None:
-                    invite = _invite_create(recorder, row, tier)
-                with recorder.step("mautic.write", detail=field):
-                    mautic.contact_edit(contact_id, {field: invite.url})
-                with recorder.step("mautic.read_back", detail=field):
-                    stored = mautic.contact_get(contact_id).text(field)
-                    if stored != invite.url:
-                        message = f"{field} reads {stored!r} after the write"
-                        raise MauticError(status=200, body=message, call="read_back")
-                _mark(invite, InviteState.STORED)
-            if invite.state == InviteState.STORED:
-                email_id = INVITE_EMAILS[tier]()
-                with recorder.step("mautic.invite_email", detail=f"{tier} invite email {email_id}"):
-                    mautic.email_send(email_id=email_id, contact_id=contact_id)
-                _mark(invite, InviteState.EMAILED)
+            result = _locked_steps(recorder, mautic, row)
         except (ProviderError, ImproperlyConfigured) as exc:
-            failure = exc
-        if recorder.run.customer_id and invite is not None and invite.state != InviteState.CREATED:
-            customer_services.customer_update(customer=recorder.run.customer, **{field: invite.url})
-        MauticContact.objects.filter(pk=row.pk).update(last_processed_at=timezone.now(), email=fresh.email or row.email)
+            failure, result = exc, None
+        MauticContact.objects.filter(pk=row.pk).update(last_processed_at=timezone.now())
     if failure is not None:
         raise failure
+    return result
+
+
+def _locked_steps(recorder: StepRecorder, mautic: MauticClient, row: MauticContact):
+    contact_id = row.contact_id
+    with recorder.step("mautic.reread"):
+        fresh = mautic.contact_get(contact_id)
+    if not fresh.flag("opt_in_confirmed"):
+        return None
+    tier = tier_of(fresh.fields)
+    field = LINK_FIELDS[tier]
+    link = fresh.text(field)
+    invite = current_invite(contact_id, tier)
+    if link:
+        if invite is None or invite.url != link:
+            return None  # someone else's link (or an old one of ours kept by staff): leave it
+        if invite.state == InviteState.CREATED:  # the write went through but we never saw the answer
+            _stored(recorder, invite, field)
+        if invite.state == InviteState.EMAILED and invite.run_id != recorder.run.pk:
+            return None
+    else:
+        if invite is not None and invite.state != InviteState.CREATED:
+            _mark(invite, InviteState.SUPERSEDED)  # the field was cleared in Mautic: reissue
+            recorder.record("discord.reissue", "ok", f"{field} was cleared in Mautic", timezone.now())
+            invite = None
+        if invite is None:
+            invite = _invite_create(recorder, row, tier)
+        with recorder.step("mautic.write", detail=field):
+            mautic.contact_edit(contact_id, {field: invite.url})
+        with recorder.step("mautic.read_back", detail=field):
+            stored = mautic.contact_get(contact_id).text(field)
+            if stored != invite.url:
+                raise MauticError(status=200, body=f"{field} reads {stored!r} after the write", call="read_back")
+        _stored(recorder, invite, field)
+    if invite.state == InviteState.STORED:
+        email_id = INVITE_EMAILS[tier]()
+        with recorder.step("mautic.invite_email", detail=f"{tier} invite email {email_id}"):
+            mautic.email_send(email_id=email_id, contact_id=contact_id)
+        _mark(invite, InviteState.EMAILED)
     return invite, fresh.email
+
+
+def _stored(recorder: StepRecorder, invite: DiscordInvite, field: str) -> None:
+    _mark(invite, InviteState.STORED)
+    if recorder.run.customer_id:
+        customer_services.customer_update(customer=recorder.run.customer, **{field: invite.url})
 
 
 def _invite_create(recorder: StepRecorder, row: MauticContact, tier: str) -> DiscordInvite:

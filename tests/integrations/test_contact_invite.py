@@ -240,3 +240,18 @@ def test_two_concurrent_webhooks_for_one_contact_make_one_invite(fakes, monkeypa
     assert sorted(results) == sorted([RunStatus.SUCCEEDED, RunStatus.SKIPPED])
     assert len(fakes.discord.invites) == 1
     assert len(fakes.mautic.sent_emails) == 1
+
+
+def test_mautic_down_at_the_reread_fails_the_run_visibly_and_the_retry_completes(fakes, deliver_mautic):
+    contact_id = fakes.mautic.add_contact(email="ada@example.com", opt_in_confirmed=True)
+    body = fakes.mautic.webhook_body([contact_id])
+    fakes.mautic.fail_next(503, times=3)  # the re-read and the client's two retries
+
+    deliver_mautic(body)
+
+    run = WorkflowRun.objects.get()
+    assert run.status == RunStatus.FAILED and "contacts.get" in run.last_error
+    assert run.steps.get(name="mautic.reread").outcome == "failed"
+    assert fakes.discord.invites == {}
+    assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
+    assert len(fakes.discord.invites) == 1 and len(fakes.mautic.sent_emails) == 1
