@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -550,14 +551,20 @@ def checkout_completed_record(
     line_items: list[dict],
     product_lookup: ProductLookup,
     occurred_at: datetime | None = None,
+    stripe_event_type: str = "checkout.session.completed",
 ) -> bool:
-    """checkout.session.completed: https://docs.stripe.com/api/checkout/sessions/object, line items from
-    https://docs.stripe.com/api/checkout/sessions/line_items. Counts when any line item is a ModReady product."""
+    """checkout.session.completed and checkout.session.async_payment_succeeded (a delayed payment method that has
+    now paid): https://docs.stripe.com/api/checkout/sessions/object, line items from
+    https://docs.stripe.com/api/checkout/sessions/line_items. Counts when any line item is a ModReady product or
+    the crowdfunding VIP reservation (STRIPE_VIP_RESERVATION_PRODUCT_ID, which integrations fulfils)."""
     product_ids = []
+    vip_product_id = settings.STRIPE_VIP_RESERVATION_PRODUCT_ID
     for item in line_items:
         product = (item.get("price") or {}).get("product")
         product_id = object_id(product)
-        if product_is_modready(product_id, product if isinstance(product, dict) else product_lookup(product_id)):
+        if (vip_product_id and product_id == vip_product_id) or product_is_modready(
+            product_id, product if isinstance(product, dict) else product_lookup(product_id)
+        ):
             product_ids.append(product_id)
     if not product_ids:
         return False
@@ -573,9 +580,13 @@ def checkout_completed_record(
     currency = (stripe_session.get("currency") or "").lower()
     return _fact(
         customer=customer,
-        key=f"checkout-session:{session_id}:completed",
+        # The completed event of a delayed payment says unpaid; the later async_payment_succeeded is its own fact.
+        key=f"checkout-session:{session_id}:completed"
+        if stripe_event_type == "checkout.session.completed"
+        else f"checkout-session:{session_id}:async-payment-succeeded",
         kind="checkout.completed",
-        summary=f"Checkout completed: {amount_total / 100:.2f} {currency.upper()} ({stripe_session.get('mode')})",
+        summary=f"Checkout completed: {amount_total / 100:.2f} {currency.upper()} ({stripe_session.get('mode')}, "
+        f"{stripe_session.get('payment_status') or 'unknown'})",
         occurred_at=occurred_at or timestamp_to_datetime(stripe_session.get("created")) or timezone.now(),
         object_type="stripe.checkout_session",
         object_id_=session_id,
@@ -588,6 +599,7 @@ def checkout_completed_record(
             "amount_total": amount_total,
             "currency": currency,
             "customer_email": email,
+            "stripe_event_type": stripe_event_type,
         },
     )
 

@@ -370,7 +370,11 @@ def _on_checkout_completed(event, occurred_at: datetime) -> None:
         )
         items = [json.loads(str(item)) for item in line_items.auto_paging_iter()]
     services.checkout_completed_record(
-        stripe_session=data, line_items=items, product_lookup=djstripe_product_lookup, occurred_at=occurred_at
+        stripe_session=data,
+        line_items=items,
+        product_lookup=djstripe_product_lookup,
+        occurred_at=occurred_at,
+        stripe_event_type=event.type,
     )
 
 
@@ -394,6 +398,7 @@ HANDLERS: dict[str, Callable] = {
     "invoice.payment_failed": _on_invoice,
     "charge.dispute.created": _on_dispute,
     "checkout.session.completed": _on_checkout_completed,
+    "checkout.session.async_payment_succeeded": _on_checkout_completed,
     "customer.created": _on_customer,
     "customer.updated": _on_customer,
 }

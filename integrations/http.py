@@ -6,6 +6,7 @@ honour rate limits. Each provider raises its own subclass of `ProviderError`, ra
 Tokens and secrets never go into an error message or a log line.
 """
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -43,11 +44,13 @@ class ProviderError(Exception):
     status: int
     body: str = ""
     retry_after: float | None = None
+    call: str = ""  # which call failed, e.g. "contacts.edit"
 
     provider = "provider"
 
     def __str__(self) -> str:
-        return f"{self.provider} error {self.status}: {self.body[:300]}"
+        where = f" {self.call}" if self.call else ""
+        return f"{self.provider}{where} error {self.status}: {self.body[:300]}"
 
     @property
     def is_retryable(self) -> bool:
@@ -62,6 +65,74 @@ class ProviderError(Exception):
     def from_transport(cls, exc: Exception):
         """No answer at all: a timeout, a refused or dropped connection (or a local backend's I/O error)."""
         return cls(status=0, body=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+class ApiClient:
+    """A JSON API client on the shared session: one method, `request`, that names the call, retries only what is
+    safe, honours Retry-After, and raises the provider's error.
+
+    - A 429 means the provider did not act, so any call waits Retry-After (up to `max_wait` seconds; longer waits are
+      raised, and the caller's task backs off) and tries again.
+    - A transport failure or a 5xx may have acted: only idempotent calls (GET, or those the caller marks so) are
+      retried here. Everything else is raised with status 0 or 5xx and left to the caller, who knows how to check.
+    """
+
+    error_class: type[ProviderError] = ProviderError
+    retries = 2
+    max_wait = 30.0
+    backoff = 0.5
+
+    def __init__(self, *, base_url: str, timeout: tuple[float, float] = DEFAULT_TIMEOUT, headers: dict | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.session = session_build(timeout=timeout, headers={"Accept": "application/json", **(headers or {})})
+
+    def prepare(self, call: str) -> None:
+        """Hook before each attempt (a token refresh)."""
+
+    def wait_seconds(self, response: requests.Response) -> float | None:
+        return retry_after_seconds(response)
+
+    def request(
+        self, call: str, method: str, path: str, *, idempotent: bool | None = None, **kwargs
+    ) -> requests.Response:
+        if idempotent is None:
+            idempotent = method.upper() in {"GET", "HEAD"}
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            self.prepare(call)
+            try:
+                response = self.session.request(method, url, **kwargs)
+            except requests.RequestException as exc:
+                if idempotent and not last:
+                    time.sleep(self.backoff * 2**attempt)
+                    continue
+                error = self.error_class.from_transport(exc)
+                error.call = call
+                raise error from exc
+            if response.status_code == 429:
+                wait = self.wait_seconds(response)
+                wait = self.backoff * 2**attempt if wait is None else wait
+                if not last and wait <= self.max_wait:
+                    time.sleep(wait)
+                    continue
+            elif response.status_code >= 500 and idempotent and not last:
+                time.sleep(self.backoff * 2**attempt)
+                continue
+            if not 200 <= response.status_code < 300:
+                error = self.error_class.from_response(response)
+                error.call = call
+                raise error
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def json_or_error(response: requests.Response, error_class: type[ProviderError], call: str):
+    """The JSON body of a 2xx answer, or the provider's error when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise error_class(status=response.status_code, body=f"Not JSON: {response.text[:300]}", call=call) from exc
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:

@@ -1,1 +1,196 @@
-"""Integrations keep no tables of their own yet; each outside system has a client package here."""
+"""What the integrations keep: incoming webhook deliveries, workflow runs and their steps, and the few rows that make
+the crowdfunding workflows exactly-once (one invite per contact and tier, one promo code per checkout session).
+
+Only `integrations.services` (and the workflow modules it hands to) write these tables.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+
+class DeliveryStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """One incoming webhook delivery from any provider, stored before it is answered and processed in a task.
+
+    `dedupe_key` is the provider's event id when it sends one, else a digest of the raw body (Mautic sends no id):
+    unique per provider, so a repeated delivery is stored and processed once.
+    """
+
+    provider = models.CharField(max_length=32)
+    dedupe_key = models.CharField(max_length=255)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField()
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "dedupe_key"], name="webhook_delivery_unique_per_provider"),
+        ]
+        indexes = [
+            models.Index(fields=["received_at"], name="webhook_delivery_pending_idx", condition=~Q(status="processed")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} delivery {self.pk}"
+
+
+class RunKind(models.TextChoices):
+    CONTACT_INVITE = "contact_invite", "Mautic contact -> Discord invite"
+    VIP_COUPON = "vip_coupon", "VIP reservation -> Shopware coupon"
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed (will retry)"
+    GAVE_UP = "gave_up", "Failed (gave up)"
+
+
+class WorkflowRun(models.Model):
+    """One run of a workflow for one subject (a Mautic contact, a Stripe checkout session).
+
+    `key` is derived from what triggered the run (`mautic-delivery:<id>:<contact>`, `checkout-session:<cs>:vip`):
+    unique, so the same trigger never makes two runs.
+    """
+
+    kind = models.CharField(max_length=32, choices=RunKind.choices)
+    key = models.CharField(max_length=255, unique=True)
+    subject = models.CharField(max_length=255, db_index=True, help_text="mautic-contact:<id> or a checkout session")
+    customer = models.ForeignKey(
+        "customers.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="workflow_runs"
+    )
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    input = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="workflow_run_retry_idx", condition=Q(status="failed")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.subject}"
+
+
+class StepOutcome(models.TextChoices):
+    OK = "ok", "OK"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+
+
+class WorkflowStep(models.Model):
+    """One step of a run, kept once per (run, name) and updated on each attempt."""
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=16, choices=StepOutcome.choices)
+    detail = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="workflow_step_unique_per_run")]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.outcome}"
+
+
+class MauticContact(models.Model):
+    """Our row per Mautic contact: the lock that serialises its invite work (SELECT ... FOR UPDATE), replacing
+    n8n's random waits."""
+
+    contact_id = models.CharField(max_length=32, unique=True)
+    email = models.EmailField(max_length=254, blank=True)
+    last_processed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Mautic contact {self.contact_id}"
+
+
+class InviteTier(models.TextChoices):
+    VIP = "vip", "VIP"
+    BASIC = "basic", "Basic"
+
+
+class InviteState(models.TextChoices):
+    CREATED = "created", "Created in Discord"
+    STORED = "stored", "Stored on the Mautic contact"
+    EMAILED = "emailed", "Emailed"
+    SUPERSEDED = "superseded", "Superseded (field cleared in Mautic, reissued)"
+
+
+class DiscordInvite(models.Model):
+    """Every invite we made, kept before it is written to Mautic: a retry after a failed write reuses it instead of
+    making a second one. At most one current (not superseded) invite per contact and tier."""
+
+    contact = models.ForeignKey(MauticContact, on_delete=models.CASCADE, related_name="invites")
+    tier = models.CharField(max_length=8, choices=InviteTier.choices)
+    code = models.CharField(max_length=32, unique=True)
+    url = models.URLField()
+    state = models.CharField(max_length=16, choices=InviteState.choices, default=InviteState.CREATED)
+    run = models.ForeignKey(WorkflowRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="invites")
+    created_at = models.DateTimeField(auto_now_add=True)
+    stored_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "tier"], condition=~Q(state="superseded"), name="discord_invite_one_current"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class PromoCode(models.Model):
+    """The VIP promo code of one checkout session, stored before any outside call: a retry reuses it, and the
+    unique session id means one session never yields two codes. `shopware_id` is derived from our row, so after
+    an unknown outcome we can ask Shopware whether it has the code."""
+
+    checkout_session_id = models.CharField(max_length=255, unique=True)
+    code = models.CharField(max_length=64, unique=True)
+    shopware_id = models.CharField(max_length=32, unique=True)
+    email = models.EmailField(max_length=254)
+    created_at = models.DateTimeField(auto_now_add=True)
+    in_shopware_at = models.DateTimeField(null=True, blank=True)
+    mautic_contact_id = models.CharField(max_length=32, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class SyncCursor(models.Model):
+    """Where a recurring job left off (the reconciliation job's "modified since")."""
+
+    name = models.CharField(max_length=64, unique=True)
+    value = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value:%Y-%m-%d %H:%M}"

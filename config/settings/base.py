@@ -274,3 +274,85 @@ AUTOMATIONS_WEBSITE_URL = env("AUTOMATIONS_WEBSITE_URL", "https://modready.examp
 AUTOMATIONS_DISCORD_URL = env("AUTOMATIONS_DISCORD_URL", "https://discord.gg/modready")
 AUTOMATIONS_PANEL_URL = env("AUTOMATIONS_PANEL_URL", "https://panel.modready.example")
 AUTOMATIONS_BILLING_URL = env("AUTOMATIONS_BILLING_URL", "https://modready.example/account/billing")
+
+# --- Support over Discord (support app, integrations/discord) --------------------------------------------------------
+# Discord POSTs interactions to /api/discord/interactions; the bot works through the REST API only (no gateway).
+# DISCORD_ENABLED=1 requires the ids and keys below and fails at start naming the first one missing.
+DISCORD_ENABLED = env_bool("DISCORD_ENABLED")
+DISCORD_APPLICATION_ID = env("DISCORD_APPLICATION_ID")
+DISCORD_PUBLIC_KEY = env("DISCORD_PUBLIC_KEY")  # hex, from the developer portal: verifies interaction signatures
+DISCORD_BOT_TOKEN = env("DISCORD_BOT_TOKEN")
+DISCORD_GUILD_ID = env("DISCORD_GUILD_ID")
+DISCORD_STAFF_ROLE_ID = env("DISCORD_STAFF_ROLE_ID")
+DISCORD_SUPPORT_CHANNEL_ID = env("DISCORD_SUPPORT_CHANNEL_ID")
+# Ticket categories in order: the first is used until it holds 50 channels, then the next (overflow).
+DISCORD_TICKET_CATEGORY_IDS = env_list("DISCORD_TICKET_CATEGORY_IDS")
+DISCORD_API_URL = env("DISCORD_API_URL", "https://discord.com/api/v10")  # tests and benchmarks point it at a fake
+DISCORD_TIMEOUT = float(env("DISCORD_TIMEOUT", "15"))  # read timeout of one REST call, seconds
+# Support hours: days (mon-sun, ranges allowed) and a time range in DISCORD_SUPPORT_TIMEZONE. Outside them tickets
+# still open, with a notice of when staff are back. Empty = always staffed.
+DISCORD_SUPPORT_HOURS = env("DISCORD_SUPPORT_HOURS", "mon-fri 09:00-18:00")
+DISCORD_SUPPORT_TIMEZONE = env("DISCORD_SUPPORT_TIMEZONE", "Europe/Berlin")
+DISCORD_MAX_OPEN_TICKETS_PER_USER = env_int("DISCORD_MAX_OPEN_TICKETS_PER_USER", 3)
+DISCORD_REOPEN_COOLDOWN_MINUTES = env_int("DISCORD_REOPEN_COOLDOWN_MINUTES", 10)
+# Inactivity: a warning after DISCORD_AUTOCLOSE_WARN_HOURS without a message, the close DISCORD_AUTOCLOSE_GRACE_HOURS
+# after the warning if still nothing was said.
+DISCORD_AUTOCLOSE_WARN_HOURS = env_int("DISCORD_AUTOCLOSE_WARN_HOURS", 48)
+DISCORD_AUTOCLOSE_GRACE_HOURS = env_int("DISCORD_AUTOCLOSE_GRACE_HOURS", 24)
+# Attachments larger than this are kept as metadata only in the transcript (bytes).
+DISCORD_ATTACHMENT_MAX_BYTES = env_int("DISCORD_ATTACHMENT_MAX_BYTES", 8 * 1024 * 1024)
+
+if DISCORD_ENABLED:
+    for _name in (
+        "DISCORD_APPLICATION_ID",
+        "DISCORD_PUBLIC_KEY",
+        "DISCORD_BOT_TOKEN",
+        "DISCORD_GUILD_ID",
+        "DISCORD_STAFF_ROLE_ID",
+        "DISCORD_SUPPORT_CHANNEL_ID",
+        "DISCORD_TICKET_CATEGORY_IDS",
+    ):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"DISCORD_ENABLED is on but {_name} is empty (see .env.example).")
+
+# --- Integrations (integrations app): the crowdfunding workflows and the trials sync ---------------------------------
+# Each provider is off unless its *_ENABLED flag is set; an enabled provider with a missing variable stops the process
+# at start (integrations.apps), naming the variable.
+MAUTIC_ENABLED = env_bool("MAUTIC_ENABLED")
+MAUTIC_BASE_URL = env("MAUTIC_BASE_URL")  # e.g. https://mautic.modready.example (the API is under /api)
+MAUTIC_USERNAME = env("MAUTIC_USERNAME")  # Basic auth (enable it in Mautic's API settings)
+MAUTIC_PASSWORD = env("MAUTIC_PASSWORD")
+MAUTIC_WEBHOOK_SECRET = env("MAUTIC_WEBHOOK_SECRET")  # the secret of the webhook in Mautic, verifies Webhook-Signature
+MAUTIC_EMAIL_INVITE_VIP = env("MAUTIC_EMAIL_INVITE_VIP")  # Mautic email ids sent by the workflows
+MAUTIC_EMAIL_INVITE_BASIC = env("MAUTIC_EMAIL_INVITE_BASIC")
+MAUTIC_EMAIL_COUPON = env("MAUTIC_EMAIL_COUPON")
+MAUTIC_WEBHOOK_MAX_BYTES = env_int("MAUTIC_WEBHOOK_MAX_BYTES", 1024 * 1024)
+
+SHOPWARE_ENABLED = env_bool("SHOPWARE_ENABLED")
+SHOPWARE_BASE_URL = env("SHOPWARE_BASE_URL")  # the shop's URL; the Admin API is under /api
+SHOPWARE_CLIENT_ID = env("SHOPWARE_CLIENT_ID")  # an integration's access key id (client credentials)
+SHOPWARE_CLIENT_SECRET = env("SHOPWARE_CLIENT_SECRET")
+SHOPWARE_VIP_PROMOTION_ID = env("SHOPWARE_VIP_PROMOTION_ID")  # with useCodes and useIndividualCodes on
+
+ESPOCRM_ENABLED = env_bool("ESPOCRM_ENABLED")
+ESPOCRM_BASE_URL = env("ESPOCRM_BASE_URL")  # the API is under /api/v1
+ESPOCRM_API_KEY = env("ESPOCRM_API_KEY")
+
+DISCORD_INVITES_ENABLED = env_bool("DISCORD_INVITES_ENABLED")
+DISCORD_INVITE_CHANNEL_ID = env("DISCORD_INVITE_CHANNEL_ID")  # the channel the invites open on
+# Seconds an invite lives (0 = forever, at most 604800). Discord's own default is 24 hours, which would expire
+# links people read days later; a week is Discord's longest finite age, and expired invites free the 1,000 cap.
+DISCORD_INVITE_MAX_AGE = env_int("DISCORD_INVITE_MAX_AGE", 604800)
+DISCORD_INVITE_ROLE_ID_VIP = env("DISCORD_INVITE_ROLE_ID_VIP")  # granted on acceptance (needs MANAGE_ROLES); optional
+DISCORD_INVITE_ROLE_ID_BASIC = env("DISCORD_INVITE_ROLE_ID_BASIC")
+
+# The Stripe product whose purchase is a VIP reservation (workflow 2).
+STRIPE_VIP_RESERVATION_PRODUCT_ID = env("STRIPE_VIP_RESERVATION_PRODUCT_ID")
+
+# Failed workflow runs are retried with exponential backoff (base * 2^(attempt-1), at most 6 h) up to this many times.
+INTEGRATIONS_RUN_MAX_ATTEMPTS = env_int("INTEGRATIONS_RUN_MAX_ATTEMPTS", 8)
+INTEGRATIONS_RETRY_BASE_SECONDS = env_int("INTEGRATIONS_RETRY_BASE_SECONDS", 60)
+
+# The website's trial signups (SQLite, opened read-only) synced daily at 07:00 UTC.
+TRIALS_DB_PATH = env("TRIALS_DB_PATH", "/var/www/modready-api/trials.db")
+TRIALS_TABLE = env("TRIALS_TABLE", "trials")

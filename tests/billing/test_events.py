@@ -248,6 +248,7 @@ def test_checkout_completed(fake_stripe, deliver):
         "amount_total": 2500,
         "currency": "eur",
         "customer_email": "vip@example.com",
+        "stripe_event_type": "checkout.session.completed",
     }
     assert kinds(crm_customer) == ["checkout.completed"]
 

@@ -1,0 +1,5 @@
+"""Discord's REST API for the support bot (HTTP interactions, no gateway). See client.py."""
+
+from .client import DiscordClient, DiscordError, RateLimiter
+
+__all__ = ["DiscordClient", "DiscordError", "RateLimiter"]

@@ -1,0 +1,438 @@
+"""Discord's REST API (v10) for a bot that works over HTTP interactions (no gateway).
+
+https://discord.com/developers/docs/reference: `Authorization: Bot <token>`, `User-Agent: DiscordBot (url, version)`.
+Rate limits (https://discord.com/developers/docs/topics/rate-limits) are read from the answers, never hard-coded:
+`X-RateLimit-Bucket`, `-Remaining`, `-Reset-After` per bucket; a 429 carries `retry_after` (seconds, float) and
+`global`. Before a request whose bucket is known to be empty, the client waits for its reset; a 429 waits
+`retry_after` and retries the same request (a 429 means Discord did not act on it). The global limit (about 50
+requests a second per bot) is kept by pacing every bot-authenticated call; interaction webhooks do not count.
+
+What is never retried here: 401 and 403 (Discord bans an IP after 10,000 invalid requests in 10 minutes; a bad token
+latches the client so the rest of the run stops), other 4xx, and a POST/PATCH that got a 5xx or no answer (it may
+have been applied: the caller checks before acting again). GET, PUT and DELETE are idempotent and are retried on a
+5xx or a dropped connection a few times.
+
+To add an endpoint, write a small method that calls `self.request(method, path, json=...)`; buckets, retries and
+errors come with it. The bot token and interaction tokens never appear in an error or a log line.
+"""
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from django.conf import settings
+
+from integrations.http import ProviderError, session_build
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "v10"
+DEFAULT_API_URL = f"https://discord.com/api/{API_VERSION}"
+PAGE_SIZE = 100  # the most messages one history call returns
+
+# Permission bits (https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags).
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+EMBED_LINKS = 1 << 14
+ATTACH_FILES = 1 << 15
+READ_MESSAGE_HISTORY = 1 << 16
+TICKET_MEMBER_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_MESSAGE_HISTORY
+
+# Error codes (https://discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes).
+UNKNOWN_CHANNEL = 10003
+UNKNOWN_MESSAGE = 10008
+UNKNOWN_INTERACTION = 10062
+MAX_GUILD_CHANNELS = 30013
+MAX_GUILD_INVITES = 30016
+ALREADY_ACKNOWLEDGED = 40060
+MISSING_ACCESS = 50001
+MISSING_PERMISSIONS = 50013
+INVALID_FORM_BODY = 50035
+
+
+@dataclass
+class DiscordError(ProviderError):
+    """Discord refused a call or could not be reached (status 0). `code` and `message` are Discord's JSON error."""
+
+    code: int = 0
+    message: str = ""
+
+    provider = "discord"
+
+    def __str__(self) -> str:
+        detail = f" code {self.code}" if self.code else ""
+        return f"discord error {self.status}{detail}: {self.message or self.body[:300]}"
+
+    @property
+    def is_auth_failure(self) -> bool:
+        """401/403: the token or the bot's permissions are wrong; retrying only counts towards an IP ban."""
+        return self.status in (401, 403)
+
+    @property
+    def is_retryable(self) -> bool:
+        return not self.is_auth_failure and super().is_retryable
+
+    @classmethod
+    def from_response(cls, response: requests.Response) -> "DiscordError":
+        code, message = 0, ""
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            code = data.get("code") or 0
+            message = str(data.get("message") or "")
+            if data.get("errors"):
+                message = f"{message} {_flatten_errors(data['errors'])}".strip()
+        return cls(
+            status=response.status_code,
+            body=response.text[:2000],
+            retry_after=_retry_after(response, data),
+            code=code if isinstance(code, int) else 0,
+            message=message[:500],
+        )
+
+
+def _flatten_errors(errors: Any, prefix: str = "") -> str:
+    """Discord's nested form errors as `field: message` pairs, e.g. `parent_id: Maximum number of channels ...`."""
+    if not isinstance(errors, dict):
+        return ""
+    parts = []
+    for key, value in errors.items():
+        if key == "_errors" and isinstance(value, list):
+            parts.extend(f"{prefix or 'body'}: {e.get('message', '')}" for e in value if isinstance(e, dict))
+        elif isinstance(value, dict):
+            parts.append(_flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+    return "; ".join(p for p in parts if p)
+
+
+def _retry_after(response: requests.Response, data: Any) -> float | None:
+    if isinstance(data, dict) and isinstance(data.get("retry_after"), int | float):
+        return float(data["retry_after"])
+    for header in ("Retry-After", "X-RateLimit-Reset-After"):
+        try:
+            return float(response.headers[header])
+        except (KeyError, ValueError):
+            continue
+    return None
+
+
+@dataclass
+class _Bucket:
+    remaining: int = 1
+    reset_at: float = 0.0  # time.monotonic() when the bucket refills
+
+
+@dataclass
+class RateLimiter:
+    """Per-bucket and global limits of one bot, shared by every client of this process (threads included).
+
+    Routes map to bucket ids as Discord reports them; a bucket's state is kept per major parameter (channel,
+    guild, webhook), because Discord limits `/channels/1/messages` and `/channels/2/messages` separately.
+    """
+
+    global_per_second: float = 50.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    route_buckets: dict[str, str] = field(default_factory=dict)
+    buckets: dict[str, _Bucket] = field(default_factory=dict)
+    global_reset_at: float = 0.0
+    recent_global: deque = field(default_factory=deque)
+
+    def wait_turn(self, route: str, major: str, *, counts_globally: bool) -> None:
+        while True:
+            with self.lock:
+                now = self.clock()
+                wait = max(0.0, self.global_reset_at - now) if counts_globally else 0.0
+                bucket_id = self.route_buckets.get(route)
+                bucket = self.buckets.get(f"{bucket_id}:{major}") if bucket_id else None
+                if bucket and bucket.remaining <= 0 and bucket.reset_at > now:
+                    wait = max(wait, bucket.reset_at - now)
+                if counts_globally and not wait:
+                    while self.recent_global and now - self.recent_global[0] >= 1.0:
+                        self.recent_global.popleft()
+                    if len(self.recent_global) >= self.global_per_second:
+                        wait = 1.0 - (now - self.recent_global[0])
+                if wait <= 0:
+                    if bucket and bucket.reset_at > now:
+                        bucket.remaining -= 1  # reserve our call until the answer tells the truth
+                    if counts_globally:
+                        self.recent_global.append(now)
+                    return
+            self.sleep(wait)
+
+    def update(self, route: str, major: str, headers: Any) -> None:
+        bucket_id = headers.get("X-RateLimit-Bucket")
+        if not bucket_id:
+            return
+        try:
+            remaining = int(headers.get("X-RateLimit-Remaining", "1"))
+            reset_after = float(headers.get("X-RateLimit-Reset-After", "0"))
+        except ValueError:
+            return
+        with self.lock:
+            self.route_buckets[route] = bucket_id
+            self.buckets[f"{bucket_id}:{major}"] = _Bucket(remaining=remaining, reset_at=self.clock() + reset_after)
+
+    def hit_global(self, retry_after: float) -> None:
+        with self.lock:
+            self.global_reset_at = max(self.global_reset_at, self.clock() + retry_after)
+
+
+_shared_limiter = RateLimiter()
+
+_MAJOR = re.compile(r"^/(channels|guilds|webhooks)/(\d+)(?:/([^/]+))?")
+_ID = re.compile(r"/\d{5,}")
+
+
+def _route_and_major(method: str, path: str) -> tuple[str, str]:
+    """The rate-limit route (`POST /channels/{major}/messages`) and its major parameter.
+
+    Interaction tokens sit in webhook paths; they are part of the major parameter and never of a logged route.
+    """
+    match = _MAJOR.match(path)
+    if not match:
+        return f"{method} {_ID.sub('/{id}', path)}", ""
+    kind, major_id, token = match.groups()
+    major = f"{major_id}/{token}" if kind == "webhooks" and token else major_id
+    rest = path[match.end() :] if kind == "webhooks" else path[len(f"/{kind}/{major_id}") :]
+    return f"{method} /{kind}/{{major}}{_ID.sub('/{id}', rest)}", major
+
+
+@dataclass
+class Attachment:
+    """A downloaded attachment: `data` is None when it was larger than the cap (then only its metadata is kept)."""
+
+    filename: str
+    content_type: str
+    size: int
+    data: bytes | None
+
+
+@dataclass
+class DiscordClient:
+    bot_token: str
+    application_id: str
+    api_url: str = DEFAULT_API_URL
+    timeout: tuple[float, float] = (3.05, 15)
+    max_attempts: int = 4  # per call, for 429s and idempotent retries
+    max_wait: float = 60.0  # a rate-limit wait longer than this is raised (the task retries later) instead of slept
+    limiter: RateLimiter = field(default_factory=lambda: _shared_limiter)
+    user_agent: str = "DiscordBot (https://modready.example, 1.0)"
+
+    def __post_init__(self) -> None:
+        self.api_url = self.api_url.rstrip("/")
+        self.session = session_build(
+            timeout=self.timeout, headers={"User-Agent": self.user_agent, "Accept": "application/json"}
+        )
+        # Attachments come from Discord's CDN, which needs no credentials: a separate session never sends the token.
+        self.cdn_session = session_build(timeout=self.timeout, headers={"User-Agent": self.user_agent})
+        self._auth_failed: DiscordError | None = None
+
+    def __repr__(self) -> str:  # dataclass's repr would print the token
+        return f"DiscordClient(application_id={self.application_id!r}, api_url={self.api_url!r})"
+
+    @classmethod
+    def from_settings(cls) -> "DiscordClient":
+        from django.core.exceptions import ImproperlyConfigured
+
+        for name in ("DISCORD_BOT_TOKEN", "DISCORD_APPLICATION_ID"):
+            if not getattr(settings, name, ""):
+                raise ImproperlyConfigured(f"Calling Discord needs {name} (see .env.example).")
+        return cls(
+            bot_token=settings.DISCORD_BOT_TOKEN,
+            application_id=settings.DISCORD_APPLICATION_ID,
+            api_url=settings.DISCORD_API_URL,
+            timeout=(3.05, settings.DISCORD_TIMEOUT),
+            user_agent=f"DiscordBot ({settings.SITE_URL}, 1.0)",
+        )
+
+    # --- the one request path ----------------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
+        """One API call; returns the decoded JSON (None for 204). Raises DiscordError."""
+        if self._auth_failed is not None:
+            raise self._auth_failed
+        method = method.upper()
+        is_webhook = path.startswith("/webhooks/")
+        route, major = _route_and_major(method, path)
+        headers = {} if is_webhook else {"Authorization": f"Bot {self.bot_token}"}
+        idempotent = method in ("GET", "PUT", "DELETE")
+        for attempt in range(1, self.max_attempts + 1):
+            self.limiter.wait_turn(route, major, counts_globally=not is_webhook)
+            try:
+                response = self.session.request(method, self.api_url + path, json=json, params=params, headers=headers)
+            except requests.RequestException as exc:
+                # Not from_transport: a requests error message carries the URL, and webhook URLs hold a token.
+                error = DiscordError(status=0, body=f"{route}: no answer ({type(exc).__name__})")
+                error.message = error.body
+                if idempotent and attempt < self.max_attempts:
+                    self.limiter.sleep(min(2.0**attempt * 0.25, 5.0))
+                    continue
+                raise error from exc
+            self.limiter.update(route, major, response.headers)
+            if response.status_code < 300:
+                return response.json() if response.content else None
+            error = DiscordError.from_response(response)
+            if error.is_auth_failure and response.status_code == 401:
+                self._auth_failed = error  # a bad token: stop this run here instead of repeating invalid requests
+            if response.status_code == 429:
+                wait = error.retry_after if error.retry_after is not None else 1.0
+                if (
+                    response.headers.get("X-RateLimit-Global", "").lower() == "true"
+                    or '"global": true' in response.text
+                ):
+                    self.limiter.hit_global(wait)
+                logger.warning(
+                    "Discord 429 on %s (scope %s), waiting %.2fs",
+                    route,
+                    response.headers.get("X-RateLimit-Scope", "?"),
+                    wait,
+                )
+                if attempt < self.max_attempts and wait <= self.max_wait:
+                    self.limiter.sleep(wait)
+                    continue
+            elif response.status_code >= 500 and idempotent and attempt < self.max_attempts:
+                self.limiter.sleep(min(2.0**attempt * 0.25, 5.0))
+                continue
+            logger.warning("Discord call %s failed: %s %s", route, error.status, error.code)
+            raise error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- guild channels ----------------------------------------------------------------------------------------------
+    def channel_create(
+        self,
+        *,
+        guild_id: str,
+        name: str,
+        parent_id: str = "",
+        permission_overwrites: list[dict] | None = None,
+        topic: str = "",
+    ) -> dict:
+        """A text channel (https://discord.com/developers/docs/resources/guild#create-guild-channel)."""
+        body: dict[str, Any] = {"name": name, "type": 0, "permission_overwrites": permission_overwrites or []}
+        if parent_id:
+            body["parent_id"] = parent_id
+        if topic:
+            body["topic"] = topic[:1024]
+        return self.request("POST", f"/guilds/{guild_id}/channels", json=body)
+
+    def guild_channels(self, *, guild_id: str) -> list[dict]:
+        return self.request("GET", f"/guilds/{guild_id}/channels")
+
+    def channel_get(self, *, channel_id: str) -> dict:
+        return self.request("GET", f"/channels/{channel_id}")
+
+    def channel_delete(self, *, channel_id: str) -> None:
+        """Irreversible; a channel already gone (10003) counts as deleted."""
+        try:
+            self.request("DELETE", f"/channels/{channel_id}")
+        except DiscordError as exc:
+            if exc.status == 404 and exc.code == UNKNOWN_CHANNEL:
+                return
+            raise
+
+    def permission_overwrite_put(
+        self, *, channel_id: str, overwrite_id: str, overwrite_type: int, allow: int, deny: int = 0
+    ) -> None:
+        """https://discord.com/developers/docs/resources/channel#edit-channel-permissions (type 0 role, 1 member)."""
+        body = {"type": overwrite_type, "allow": str(allow), "deny": str(deny)}
+        self.request("PUT", f"/channels/{channel_id}/permissions/{overwrite_id}", json=body)
+
+    def permission_overwrite_delete(self, *, channel_id: str, overwrite_id: str) -> None:
+        self.request("DELETE", f"/channels/{channel_id}/permissions/{overwrite_id}")
+
+    # --- messages ----------------------------------------------------------------------------------------------------
+    def message_create(self, *, channel_id: str, payload: dict) -> dict:
+        """https://discord.com/developers/docs/resources/message#create-message (content, embeds, components)."""
+        return self.request("POST", f"/channels/{channel_id}/messages", json=payload)
+
+    def message_edit(self, *, channel_id: str, message_id: str, payload: dict) -> dict:
+        return self.request("PATCH", f"/channels/{channel_id}/messages/{message_id}", json=payload)
+
+    def messages_list(
+        self, *, channel_id: str, before: str = "", after: str = "", limit: int = PAGE_SIZE
+    ) -> list[dict]:
+        """One page of history, oldest first (Discord answers newest first; we sort by snowflake id)."""
+        params: dict[str, Any] = {"limit": limit}
+        if before:
+            params["before"] = before
+        if after:
+            params["after"] = after
+        page = self.request("GET", f"/channels/{channel_id}/messages", params=params) or []
+        return sorted(page, key=lambda m: int(m["id"]))
+
+    def messages_after(self, *, channel_id: str, after: str = "", max_pages: int = 50) -> Iterator[dict]:
+        """Messages newer than `after` (all when empty), oldest first, page by page."""
+        cursor = after or "0"
+        for _ in range(max_pages):
+            page = self.messages_list(channel_id=channel_id, after=cursor)
+            yield from page
+            if len(page) < PAGE_SIZE:
+                return
+            cursor = page[-1]["id"]
+
+    def messages_history(self, *, channel_id: str) -> list[dict]:
+        """The whole history, oldest first, read backwards 100 at a time with `before=`."""
+        messages: list[dict] = []
+        before = ""
+        while True:
+            page = self.messages_list(channel_id=channel_id, before=before)
+            messages[:0] = page
+            if len(page) < PAGE_SIZE:
+                return messages
+            before = page[0]["id"]
+
+    def attachment_download(self, *, url: str, max_bytes: int) -> bytes | None:
+        """Download from the CDN (no token sent); None when larger than `max_bytes`. Raises DiscordError."""
+        try:
+            with self.cdn_session.get(url, stream=True) as response:
+                if response.status_code >= 300:
+                    raise DiscordError(status=response.status_code, message="attachment download failed")
+                declared = int(response.headers.get("Content-Length") or 0)
+                if declared > max_bytes:
+                    return None
+                data = bytearray()
+                for chunk in response.iter_content(64 * 1024):
+                    data.extend(chunk)
+                    if len(data) > max_bytes:
+                        return None
+                return bytes(data)
+        except requests.RequestException as exc:  # the message would carry the signed URL: keep only the kind
+            raise DiscordError(status=0, body=f"attachment download: no answer ({type(exc).__name__})") from exc
+
+    # --- invites (added for the crowdfunding workflow, integrations/workflows/contact_invite.py) --------------------
+    def invite_create(self, *, channel_id: str, max_age: int, role_ids: list[str] | None = None) -> dict:
+        """A single-use invite (https://discord.com/developers/docs/resources/channel#create-channel-invite):
+        `max_uses` 1, `unique` true, `max_age` from the caller (Discord's default of 24 hours would expire links read
+        days later), `role_ids` granted on acceptance (needs MANAGE_ROLES). Answers the invite; the link is
+        `https://discord.gg/<code>`. A POST: not retried on a 5xx or a lost answer (a second invite would be made).
+
+        A guild holds at most 1,000 invites: that refusal (code 30016) is raised with a message saying what to do.
+        """
+        body: dict[str, Any] = {"max_age": max_age, "max_uses": 1, "unique": True}
+        if role_ids:
+            body["role_ids"] = role_ids
+        try:
+            return self.request("POST", f"/channels/{channel_id}/invites", json=body)
+        except DiscordError as exc:
+            if exc.code == MAX_GUILD_INVITES:
+                exc.message = (
+                    "invites.create: the guild holds 1,000 invites, Discord's maximum (code 30016). Delete unused "
+                    "invites in the server settings, or lower DISCORD_INVITE_MAX_AGE so they expire sooner."
+                )
+            raise
+
+    # --- interaction responses (https://discord.com/developers/docs/interactions/receiving-and-responding) ----------
+    def interaction_original_edit(self, *, interaction_token: str, payload: dict) -> dict:
+        path = f"/webhooks/{self.application_id}/{interaction_token}/messages/@original"
+        return self.request("PATCH", path, json=payload)
+
+    def interaction_followup(self, *, interaction_token: str, payload: dict) -> dict:
+        return self.request("POST", f"/webhooks/{self.application_id}/{interaction_token}", json=payload)

@@ -1,0 +1,213 @@
+"""Workflow runs: every run is recorded with its steps, retried with backoff when it fails, and each step goes on
+the customer's timeline.
+
+    run, created = workflow_run_create(kind=, key=, subject=, input=)   # once per key; enqueued on commit
+    run_execute(run_id=)   # the task: claims the run, calls the kind's workflow with a StepRecorder
+
+A workflow is a function `(recorder) -> str` registered with `@workflow(RunKind.X)`. It returns the outcome (shown in
+the admin) or raises `RunSkipped(reason)`; any other exception fails the run, which the retry schedule runs again
+after a backoff until INTEGRATIONS_RUN_MAX_ATTEMPTS. Workflows are written so a second execution of the same run
+acts only where the first did not finish (they keep their own progress in unique rows).
+"""
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from customers import services as customer_services
+from customers.models import Customer
+
+from .models import RunKind, RunStatus, StepOutcome, WorkflowRun, WorkflowStep
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(hours=6)
+# A run left "running" this long was lost with its worker; the retry sweep takes it again.
+STALE_RUNNING = timedelta(minutes=15)
+
+TIMELINE_SOURCE = {RunKind.CONTACT_INVITE: "mautic", RunKind.VIP_COUPON: "crm"}
+
+
+class RunSkipped(Exception):
+    """The workflow has nothing to do for this subject (not opted in, not VIP, our own write-back...)."""
+
+
+Workflow = Callable[["StepRecorder"], str]
+_workflows: dict[str, Workflow] = {}
+
+
+def workflow(kind: str) -> Callable[[Workflow], Workflow]:
+    def register(function: Workflow) -> Workflow:
+        _workflows[kind] = function
+        return function
+
+    return register
+
+
+@dataclass
+class StepRecorder:
+    run: WorkflowRun
+    steps: list[str] = field(default_factory=list)
+
+    def customer_set(self, customer: Customer) -> None:
+        if self.run.customer_id != customer.pk:
+            self.run.customer = customer
+            WorkflowRun.objects.filter(pk=self.run.pk).update(customer=customer)
+
+    @contextmanager
+    def step(self, name: str, detail: str = "") -> Iterator["StepNote"]:
+        """Record one step: ok when the block finishes, failed (and re-raised) when it raises."""
+        note = StepNote(detail=detail)
+        started = timezone.now()
+        try:
+            yield note
+        except Exception as exc:
+            self.record(name, StepOutcome.FAILED, note.detail, started, error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.record(name, note.outcome, note.detail, started)
+
+    def skip(self, name: str, detail: str) -> None:
+        self.record(name, StepOutcome.SKIPPED, detail, timezone.now())
+
+    def record(self, name: str, outcome: str, detail: str, started: datetime, *, error: str = "") -> None:
+        now = timezone.now()
+        step, created = WorkflowStep.objects.get_or_create(
+            run=self.run,
+            name=name,
+            defaults={
+                "outcome": outcome,
+                "detail": detail[:500],
+                "error": error[:5000],
+                "started_at": started,
+                "finished_at": now,
+            },
+        )
+        if not created:
+            WorkflowStep.objects.filter(pk=step.pk).update(
+                outcome=outcome,
+                detail=detail[:500],
+                error=error[:5000],
+                started_at=started,
+                finished_at=now,
+                attempts=F("attempts") + 1,
+            )
+        self.steps.append(name)
+        if self.run.customer_id:
+            summary = f"{name}: {outcome}" + (f" ({detail})" if detail else "") + (f": {error}" if error else "")
+            customer_services.timeline_event_record(
+                customer=self.run.customer,
+                source=TIMELINE_SOURCE.get(self.run.kind, "crm"),
+                source_key=f"workflow-run:{self.run.pk}:attempt-{self.run.attempts}:{name}",
+                kind=f"workflow.{self.run.kind}.{name}",
+                occurred_at=now,
+                summary=summary,
+                payload={"run_id": self.run.pk, "step": name, "outcome": outcome, "error": error[:1000]},
+                object_type="integrations.workflow_run",
+                object_id=str(self.run.pk),
+            )
+
+
+@dataclass
+class StepNote:
+    detail: str = ""
+    outcome: str = StepOutcome.OK
+
+
+def workflow_run_create(*, kind: str, key: str, subject: str, input: dict, customer=None) -> tuple[WorkflowRun, bool]:
+    """Once per key; the run is enqueued after commit."""
+    try:
+        with transaction.atomic():
+            run = WorkflowRun.objects.create(kind=kind, key=key, subject=subject, input=input, customer=customer)
+    except IntegrityError:
+        return WorkflowRun.objects.get(key=key), False
+    transaction.on_commit(lambda: workflow_run_enqueue(run_id=run.pk))
+    return run, True
+
+
+def workflow_run_enqueue(*, run_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("integrations.tasks.workflow_run_task", run_id, task_name=f"workflow-run:{run_id}")
+
+
+def _claim(run_id: int) -> WorkflowRun | None:
+    stale = timezone.now() - STALE_RUNNING
+    with transaction.atomic():
+        run = (
+            WorkflowRun.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("customer")
+            .filter(pk=run_id)
+            .filter(
+                Q(status__in=[RunStatus.PENDING, RunStatus.FAILED]) | Q(status=RunStatus.RUNNING, updated_at__lt=stale)
+            )
+            .first()
+        )
+        if run is None:
+            return None
+        run.status = RunStatus.RUNNING
+        run.attempts += 1
+        run.next_attempt_at = None
+        run.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+        return run
+
+
+def run_execute(*, run_id: int) -> str | None:
+    """Run one workflow run. Returns its status afterwards, or None when it was not ours to run."""
+    run = _claim(run_id)
+    if run is None:
+        return None
+    recorder = StepRecorder(run=run)
+    try:
+        outcome = _workflows[run.kind](recorder)
+        status = RunStatus.SUCCEEDED
+        error = ""
+    except RunSkipped as skipped:
+        outcome, status, error = str(skipped), RunStatus.SKIPPED, ""
+    except Exception as exc:  # kept on the run, retried by the sweep, shown in the admin
+        logger.warning("Workflow run %s (%s %s) failed: %s", run.pk, run.kind, run.subject, exc)
+        outcome, error = "", f"{type(exc).__name__}: {exc}"
+        status = RunStatus.FAILED if run.attempts < settings.INTEGRATIONS_RUN_MAX_ATTEMPTS else RunStatus.GAVE_UP
+    now = timezone.now()
+    run.status = status
+    run.outcome = outcome[:300]
+    run.last_error = error[:5000]
+    run.finished_at = None if status == RunStatus.FAILED else now
+    run.next_attempt_at = now + backoff(run.attempts) if status == RunStatus.FAILED else None
+    run.save(update_fields=["status", "outcome", "last_error", "finished_at", "next_attempt_at", "updated_at"])
+    return status
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(MAX_BACKOFF, timedelta(seconds=settings.INTEGRATIONS_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)))
+
+
+def workflow_runs_due(*, now: datetime | None = None, limit: int = 200) -> list[int]:
+    now = now or timezone.now()
+    stale = now - STALE_RUNNING
+    return list(
+        WorkflowRun.objects.filter(
+            Q(status=RunStatus.FAILED, next_attempt_at__lte=now)
+            | Q(status=RunStatus.RUNNING, updated_at__lt=stale)
+            | Q(status=RunStatus.PENDING, created_at__lt=now - timedelta(minutes=5))
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def workflow_run_retry(*, run_ids: list[int]) -> int:
+    """From the admin: run failed (or given-up) runs again now."""
+    with transaction.atomic():
+        count = WorkflowRun.objects.filter(pk__in=run_ids, status__in=[RunStatus.FAILED, RunStatus.GAVE_UP]).update(
+            status=RunStatus.FAILED, next_attempt_at=timezone.now()
+        )
+        for run_id in run_ids:
+            transaction.on_commit(lambda run_id=run_id: workflow_run_enqueue(run_id=run_id))
+    return count

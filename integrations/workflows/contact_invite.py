@@ -1,0 +1,223 @@
+"""Workflow 1: Mautic contact updated -> Discord invite -> Mautic (write, read back) -> invite email -> EspoCRM lead.
+
+From the seed's n8n workflow, with guarantees instead of random waits:
+- One task per contact event (a delivery may hold several). The webhook's fields decide whether there is anything
+  to do; `opt_in_confirmed` gates everything.
+- VIP (`vip_status`) gets the VIP invite, everyone else the Basic one. A contact who becomes VIP after receiving the
+  Basic invite gets the VIP invite too (its link field is empty): VIP is a different role and the seed promises VIPs
+  their invite; the Basic link stays where it is.
+- With the link field empty: lock the contact's row (SELECT ... FOR UPDATE on `MauticContact`), re-read the contact
+  from Mautic, and only if the field is still empty create the invite. The invite is stored in `DiscordInvite`
+  before it is written to Mautic, so a retry after a failed write reuses it instead of creating a second one.
+  Two webhooks for the same contact at the same moment: the second waits for the lock, re-reads, finds the link.
+- Our own write of the link makes Mautic send another update webhook: its link field holds our current invite, which
+  is already emailed, so the run ends before any outside call (a quiet no-op).
+- A field cleared in Mautic while our invite is stored there means "reissue" (the seed's procedure): the old invite
+  is marked superseded and a new one is made.
+- The contact's marketing fields are mirrored onto the CRM Customer on every event.
+"""
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from customers import services as customer_services
+from integrations.discord.invites import invite_client, invite_url
+from integrations.espocrm.client import EspoCrmClient
+from integrations.http import ProviderError
+from integrations.mautic.client import MauticClient, MauticError, field_is_true
+from integrations.mautic.webhook import PROVIDER, contacts_in
+from integrations.models import DiscordInvite, InviteState, InviteTier, MauticContact, RunKind, WebhookDelivery
+from integrations.runs import RunSkipped, StepRecorder, workflow, workflow_run_create
+from integrations.webhooks import webhook_processor
+
+from .crm import customer_mirror_mautic
+
+LINK_FIELDS = {InviteTier.VIP: "discord_invite_link_vip", InviteTier.BASIC: "discord_invite_link_basic"}
+INVITE_EMAILS = {
+    InviteTier.VIP: lambda: settings.MAUTIC_EMAIL_INVITE_VIP,
+    InviteTier.BASIC: lambda: settings.MAUTIC_EMAIL_INVITE_BASIC,
+}
+
+
+@webhook_processor(PROVIDER)
+def mautic_delivery_process(delivery: WebhookDelivery) -> None:
+    """One run per contact in the delivery (the last event wins when a delivery names a contact twice)."""
+    import json
+
+    latest: dict[str, tuple[str, dict]] = {}
+    for event_type, contact_id, fields in contacts_in(json.loads(bytes(delivery.body))):
+        latest[contact_id] = (event_type, fields)
+    for contact_id, (event_type, fields) in latest.items():
+        workflow_run_create(
+            kind=RunKind.CONTACT_INVITE,
+            key=f"mautic-delivery:{delivery.pk}:contact-{contact_id}",
+            subject=f"mautic-contact:{contact_id}",
+            input={"contact_id": contact_id, "event": event_type, "fields": fields, "source": "webhook"},
+        )
+
+
+def tier_of(fields: dict) -> str:
+    return InviteTier.VIP if field_is_true(fields.get("vip_status")) else InviteTier.BASIC
+
+
+def current_invite(contact_id: str, tier: str) -> DiscordInvite | None:
+    return (
+        DiscordInvite.objects.filter(contact__contact_id=contact_id, tier=tier)
+        .exclude(state=InviteState.SUPERSEDED)
+        .first()
+    )
+
+
+@workflow(RunKind.CONTACT_INVITE)
+def contact_invite(recorder: StepRecorder) -> str:
+    run = recorder.run
+    contact_id = str(run.input["contact_id"])
+    fields = run.input.get("fields") or {}
+
+    customer, changed = customer_mirror_mautic(contact_id=contact_id, fields=fields)
+    if customer is not None:
+        recorder.customer_set(customer)
+        if changed:
+            recorder.record("crm.mirror", "ok", "marketing fields copied from Mautic", timezone.now())
+    if not field_is_true(fields.get("opt_in_confirmed")):
+        raise RunSkipped("opt_in_confirmed is not true")
+
+    tier = tier_of(fields)
+    link = str(fields.get(LINK_FIELDS[tier]) or "").strip()
+    if link:
+        invite = current_invite(contact_id, tier)
+        ours_unfinished = invite is not None and invite.url == link and invite.state != InviteState.EMAILED
+        retrying_ours = invite is not None and invite.run_id == run.pk
+        if not (ours_unfinished or retrying_ours):
+            raise RunSkipped(f"already has its {tier} invite link")
+
+    handled = _invite_under_lock(recorder, contact_id)
+    if handled is None:
+        raise RunSkipped("the contact changed meanwhile; nothing to do")
+    invite, contact_email = handled
+    lead = _lead_ensure(recorder, contact_email, fields)
+    return f"{invite.tier} invite {invite.code} {invite.state}" + (f", lead {lead}" if lead else "")
+
+
+def _contact_row(contact_id: str, email: str) -> MauticContact:
+    try:
+        with transaction.atomic():
+            return MauticContact.objects.get_or_create(contact_id=contact_id, defaults={"email": email})[0]
+    except IntegrityError:
+        return MauticContact.objects.get(contact_id=contact_id)
+
+
+def _invite_under_lock(recorder: StepRecorder, contact_id: str) -> tuple[DiscordInvite, str] | None:
+    """Everything between re-reading the contact and sending the email, under the contact's row lock.
+
+    An outside error is caught here and raised after the locked block commits, so what was done before it (an
+    invite created, a write confirmed, the steps recorded) is kept for the retry.
+    """
+    mautic = MauticClient.from_settings()
+    row = _contact_row(contact_id, str(recorder.run.input.get("fields", {}).get("email") or ""))
+    failure: Exception | None = None
+    with transaction.atomic():
+        MauticContact.objects.select_for_update().get(pk=row.pk)
+        try:
+            result = _locked_steps(recorder, mautic, row)
+        except (ProviderError, ImproperlyConfigured) as exc:
+            failure, result = exc, None
+        MauticContact.objects.filter(pk=row.pk).update(last_processed_at=timezone.now())
+    if failure is not None:
+        raise failure
+    return result
+
+
+def _locked_steps(recorder: StepRecorder, mautic: MauticClient, row: MauticContact):
+    contact_id = row.contact_id
+    with recorder.step("mautic.reread"):
+        fresh = mautic.contact_get(contact_id)
+    if not fresh.flag("opt_in_confirmed"):
+        return None
+    tier = tier_of(fresh.fields)
+    field = LINK_FIELDS[tier]
+    link = fresh.text(field)
+    invite = current_invite(contact_id, tier)
+    if link:
+        if invite is None or invite.url != link:
+            return None  # someone else's link (or an old one of ours kept by staff): leave it
+        if invite.state == InviteState.CREATED:  # the write went through but we never saw the answer
+            _stored(recorder, invite, field)
+        if invite.state == InviteState.EMAILED and invite.run_id != recorder.run.pk:
+            return None
+    else:
+        if invite is not None and invite.state != InviteState.CREATED:
+            _mark(invite, InviteState.SUPERSEDED)  # the field was cleared in Mautic: reissue
+            recorder.record("discord.reissue", "ok", f"{field} was cleared in Mautic", timezone.now())
+            invite = None
+        if invite is None:
+            invite = _invite_create(recorder, row, tier)
+        with recorder.step("mautic.write", detail=field):
+            mautic.contact_edit(contact_id, {field: invite.url})
+        with recorder.step("mautic.read_back", detail=field):
+            stored = mautic.contact_get(contact_id).text(field)
+            if stored != invite.url:
+                raise MauticError(status=200, body=f"{field} reads {stored!r} after the write", call="read_back")
+        _stored(recorder, invite, field)
+    if invite.state == InviteState.STORED:
+        email_id = INVITE_EMAILS[tier]()
+        with recorder.step("mautic.invite_email", detail=f"{tier} invite email {email_id}"):
+            mautic.email_send(email_id=email_id, contact_id=contact_id)
+        _mark(invite, InviteState.EMAILED)
+    return invite, fresh.email
+
+
+def _stored(recorder: StepRecorder, invite: DiscordInvite, field: str) -> None:
+    _mark(invite, InviteState.STORED)
+    if recorder.run.customer_id:
+        customer_services.customer_update(customer=recorder.run.customer, **{field: invite.url})
+
+
+def _invite_create(recorder: StepRecorder, row: MauticContact, tier: str) -> DiscordInvite:
+    discord = invite_client()
+    role = settings.DISCORD_INVITE_ROLE_ID_VIP if tier == InviteTier.VIP else settings.DISCORD_INVITE_ROLE_ID_BASIC
+    with recorder.step("discord.invite", detail=f"{tier} invite") as note:
+        made = discord.invite_create(
+            channel_id=settings.DISCORD_INVITE_CHANNEL_ID,
+            max_age=settings.DISCORD_INVITE_MAX_AGE,
+            role_ids=[role] if role else None,
+        )
+        note.detail = f"{tier} invite {invite_url(made)}"
+    return DiscordInvite.objects.create(
+        contact=row, tier=tier, code=made["code"], url=invite_url(made), run=recorder.run
+    )
+
+
+def _mark(invite: DiscordInvite, state: str) -> None:
+    now = timezone.now()
+    invite.state = state
+    update = ["state"]
+    if state == InviteState.STORED:
+        invite.stored_at = now
+        update.append("stored_at")
+    elif state == InviteState.EMAILED:
+        invite.emailed_at = now
+        update.append("emailed_at")
+    invite.save(update_fields=update)
+
+
+def _lead_ensure(recorder: StepRecorder, email: str, fields: dict) -> str:
+    """The seed's EspoCRM sync: find the lead by email, create it when missing (a 409 names the existing one)."""
+    customer = recorder.run.customer
+    if not email or (customer is not None and customer.espocrm_lead_id):
+        return customer.espocrm_lead_id if customer is not None else ""
+    espocrm = EspoCrmClient.from_settings()
+    with recorder.step("espocrm.lead") as note:
+        lead_id, created = espocrm.lead_ensure(
+            email=email,
+            first_name=str(fields.get("firstname") or ""),
+            last_name=str(fields.get("lastname") or ""),
+            source="Campaign",
+            description="Crowdfunding contact from Mautic",
+        )
+        note.detail = f"{'created' if created else 'found'} lead {lead_id}"
+    if customer is not None:
+        customer_services.customer_update(customer=customer, espocrm_lead_id=lead_id)
+    return lead_id

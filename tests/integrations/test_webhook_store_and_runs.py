@@ -1,0 +1,124 @@
+"""The provider-neutral webhook store, workflow runs and their admin, and the start-up configuration check."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse
+
+from integrations import config, webhooks
+from integrations.models import DeliveryStatus, RunStatus, WebhookDelivery, WorkflowRun
+from integrations.runs import RunSkipped, run_execute, workflow, workflow_run_create, workflow_runs_due
+from integrations.tasks import workflow_runs_retry_task
+from tests.customers.factories import StaffUserFactory
+
+pytestmark = pytest.mark.django_db
+
+calls: list[str] = []
+
+
+@webhooks.webhook_processor("test-provider")
+def _process(delivery):
+    calls.append(bytes(delivery.body).decode())
+    if bytes(delivery.body) == b"boom":
+        raise ValueError("cannot handle boom")
+
+
+def test_a_delivery_is_stored_once_per_provider_and_key(run_on_commit):
+    calls.clear()
+    with run_on_commit():
+        first, created = webhooks.webhook_delivery_store(
+            provider="test-provider", dedupe_key="k1", headers={}, body=b"a"
+        )
+        again, created_again = webhooks.webhook_delivery_store(
+            provider="test-provider", dedupe_key="k1", headers={}, body=b"a"
+        )
+        webhooks.webhook_delivery_store(provider="other", dedupe_key="k1", headers={}, body=b"a")
+    assert created and not created_again and first.pk == again.pk
+    assert calls == ["a"]  # processed once; "other" has no processor and fails, kept with its error
+    first.refresh_from_db()
+    assert first.status == DeliveryStatus.PROCESSED and first.attempts == 1
+    assert WebhookDelivery.objects.get(provider="other").last_error.startswith("LookupError")
+
+
+def test_a_failed_delivery_keeps_its_error_and_is_reprocessed_from_the_admin(client, run_on_commit, monkeypatch):
+    calls.clear()
+    with run_on_commit():
+        delivery, _ = webhooks.webhook_delivery_store(
+            provider="test-provider", dedupe_key="k2", headers={}, body=b"boom"
+        )
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED and "cannot handle boom" in delivery.last_error
+
+    client.force_login(StaffUserFactory(is_superuser=True))
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(body=b"fixed")
+    with run_on_commit():
+        response = client.post(
+            reverse("admin:integrations_webhookdelivery_changelist"),
+            {"action": "reprocess", "_selected_action": [delivery.pk]},
+        )
+    assert response.status_code == 302
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PROCESSED and delivery.attempts == 2 and delivery.last_error == ""
+
+
+attempts_seen: list[int] = []
+
+
+@workflow("test_kind")
+def _flaky(recorder):
+    attempts_seen.append(recorder.run.attempts)
+    with recorder.step("only.step"):
+        if recorder.run.attempts < 2:
+            raise RuntimeError("not yet")
+    if recorder.run.input.get("skip"):
+        raise RunSkipped("nothing to do")
+    return "done"
+
+
+def test_a_failed_run_backs_off_then_the_sweep_and_the_admin_retry_it(client, run_on_commit, settings, monkeypatch):
+    monkeypatch.setattr(WorkflowRun._meta.get_field("kind"), "choices", None)
+    with run_on_commit():
+        run, _ = workflow_run_create(kind="test_kind", key="t:1", subject="s", input={})
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.last_error == "RuntimeError: not yet"
+    assert run.next_attempt_at is not None and run.steps.get().outcome == "failed"
+    assert workflow_runs_due() == []  # backoff not over
+
+    client.force_login(StaffUserFactory(is_superuser=True))
+    with run_on_commit():
+        client.post(
+            reverse("admin:integrations_workflowrun_changelist"), {"action": "retry", "_selected_action": [run.pk]}
+        )
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.outcome == "done" and run.attempts == 2
+    step = run.steps.get()
+    assert (step.outcome, step.attempts) == ("ok", 2)
+    page = client.get(reverse("admin:integrations_workflowrun_change", args=[run.pk]))
+    assert page.status_code == 200 and b"only.step" in page.content
+
+
+def test_the_sweep_runs_failed_runs_whose_backoff_is_over(run_on_commit, monkeypatch):
+    from django.utils import timezone
+
+    monkeypatch.setattr(WorkflowRun._meta.get_field("kind"), "choices", None)
+    with run_on_commit():
+        run, _ = workflow_run_create(kind="test_kind", key="t:2", subject="s", input={"skip": True})
+    WorkflowRun.objects.filter(pk=run.pk).update(next_attempt_at=timezone.now())
+    with run_on_commit():
+        assert workflow_runs_retry_task() == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.SKIPPED and run.outcome == "nothing to do"
+    assert run_execute(run_id=run.pk) is None  # a finished run is not run again
+
+
+def test_enabled_but_unconfigured_provider_fails_loudly_naming_the_variable(settings):
+    settings.MAUTIC_ENABLED = True
+    settings.MAUTIC_BASE_URL = ""
+    with pytest.raises(ImproperlyConfigured, match="MAUTIC_BASE_URL"):
+        config.configuration_check()
+    settings.MAUTIC_ENABLED = False
+    config.configuration_check()  # disabled: nothing required
+
+
+def test_the_mautic_endpoint_is_closed_when_mautic_is_disabled(client, settings):
+    settings.MAUTIC_ENABLED = False
+    assert client.post("/api/webhooks/mautic", data=b"{}", content_type="application/json").status_code == 404
