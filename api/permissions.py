@@ -2,7 +2,8 @@
 
 Reads need `view_<model>` (DRF's DjangoModelPermissions asks nothing for GET); writes need add/change/delete. An
 action that is not a plain create/update (retry, enable, enroll) names the permission it needs, the same one the
-admin checks for that action.
+admin checks for that action. Permissions are checked before anything is looked up, so a caller without them
+learns nothing (403, never 404).
 """
 
 from rest_framework.permissions import DjangoModelPermissions
@@ -17,6 +18,12 @@ class ModelPermissions(DjangoModelPermissions):
         "HEAD": VIEW,
         "OPTIONS": VIEW,
     }
+
+    def _queryset(self, view):
+        # The model is all that is needed; a view's get_queryset may query (a nested list checks its customer).
+        if getattr(view, "queryset", None) is not None:
+            return view.queryset
+        return super()._queryset(view)
 
     def has_permission(self, request, view):
         user = request.user
