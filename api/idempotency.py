@@ -42,7 +42,7 @@ class IdempotencyKeyReused(APIException):
 def principal_of(request) -> str:
     api_key = request.auth
     if api_key is not None and hasattr(api_key, "prefix"):
-        return f"key:{api_key.pk}"
+        return f"key:{api_key.prefix}"
     return f"user:{request.user.pk}"
 
 

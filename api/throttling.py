@@ -8,7 +8,7 @@ class PrincipalRateThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         if request.auth is not None and hasattr(request.auth, "prefix"):
-            ident = f"key:{request.auth.pk}"
+            ident = f"key:{request.auth.prefix}"
         elif request.user and request.user.is_authenticated:
             ident = f"user:{request.user.pk}"
         else:

@@ -226,7 +226,9 @@ class QueueItemActionView(APIView):
             changed = services.queue_items_retry_now(item_ids=[item.pk])
             refused = "Only a failed email can be retried; this one is {status}."
         else:
-            changed = services.queue_items_cancel(item_ids=[item.pk], reason=f"Cancelled through the API by {request.user}")
+            changed = services.queue_items_cancel(
+                item_ids=[item.pk], reason=f"Cancelled through the API by {request.user}"
+            )
             refused = "Only a pending email can be cancelled; this one is {status}."
         if not changed:
             raise Conflict(refused.format(status=item.status))

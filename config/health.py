@@ -31,9 +31,7 @@ def _database() -> dict:
 def _scheduler(now) -> dict:
     from django_q.models import Schedule, Success
 
-    most_overdue = (
-        Schedule.objects.exclude(repeats=0).order_by("next_run").values_list("next_run", flat=True).first()
-    )
+    most_overdue = Schedule.objects.exclude(repeats=0).order_by("next_run").values_list("next_run", flat=True).first()
     last_task = Success.objects.order_by("-stopped").values_list("stopped", flat=True).first()
     result = {"last_task_finished_at": last_task.isoformat() if last_task else None}
     if most_overdue is None:
@@ -55,7 +53,11 @@ def _queue(now) -> dict:
 def healthz(request):
     now = timezone.now()
     checks = {}
-    for name, check in (("database", _database), ("scheduler", lambda: _scheduler(now)), ("queue", lambda: _queue(now))):
+    for name, check in (
+        ("database", _database),
+        ("scheduler", lambda: _scheduler(now)),
+        ("queue", lambda: _queue(now)),
+    ):
         try:
             checks[name] = check()
         except Exception as exc:  # a monitor must get an answer, not a 500 page

@@ -133,7 +133,10 @@ def test_stage_history(key_client, customer):
         for n, (a, b) in enumerate([("discovery", "trial"), ("trial", "purchase")])
     ]
     body = key_client.get(f"/api/v1/customers/{customer.pk}/stage-history/").json()
-    assert [(row["id"], row["to_stage"]) for row in body["results"]] == [(moves[1].pk, "purchase"), (moves[0].pk, "trial")]
+    assert [(row["id"], row["to_stage"]) for row in body["results"]] == [
+        (moves[1].pk, "purchase"),
+        (moves[0].pk, "trial"),
+    ]
 
 
 def test_subscriptions_list_filters_and_detail(key_client):
