@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "integrations",
     "support",
     "api",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -183,8 +184,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "WEBHOOKS": [
+        f"webhooks.schema.{name}"
+        for name in ("PURCHASE", "AT_RISK", "CHURNED", "WIN_BACK", "PAYMENT_FAILED", "PAYMENT_RECOVERED")
+    ],
     "ENUM_NAME_OVERRIDES": {
-        name: f"drf_standardized_errors.openapi_serializers.{name}.choices" for name in _ERROR_ENUMS
+        **{name: f"drf_standardized_errors.openapi_serializers.{name}.choices" for name in _ERROR_ENUMS},
+        "LifecycleStageEnum": "customers.lifecycle.Stage.choices",
+        "SubscriptionStatusEnum": "billing.models.SubscriptionStatus.choices",
+        "QueueStatusEnum": "automations.models.QueueStatus.choices",
+        "EnrollmentStatusEnum": "automations.models.EnrollmentStatus.choices",
     },
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }
@@ -294,3 +303,11 @@ AUTOMATIONS_WEBSITE_URL = env("AUTOMATIONS_WEBSITE_URL", "https://modready.examp
 AUTOMATIONS_DISCORD_URL = env("AUTOMATIONS_DISCORD_URL", "https://discord.gg/modready")
 AUTOMATIONS_PANEL_URL = env("AUTOMATIONS_PANEL_URL", "https://panel.modready.example")
 AUTOMATIONS_BILLING_URL = env("AUTOMATIONS_BILLING_URL", "https://modready.example/account/billing")
+
+# --- Outbound webhooks (webhooks app) --------------------------------------------------------------------------------
+# Read timeout of one delivery, in seconds (Standard Webhooks receivers should answer fast).
+WEBHOOKS_TIMEOUT = env_int("WEBHOOKS_TIMEOUT", 15)
+# Server-side request forgery guard: endpoint URLs resolving to loopback/private/link-local addresses are refused,
+# and plain http is refused, unless these are set (development and tests only).
+WEBHOOKS_ALLOW_PRIVATE_URLS = env_bool("WEBHOOKS_ALLOW_PRIVATE_URLS")
+WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP")
