@@ -5,23 +5,34 @@ Actions go through the same services as the admin: enable/disable (`rule_set_ena
 (`queue_items_cancel`). Analytics come from `selectors.email_analytics`, the admin analytics page's selector.
 """
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import django_filters
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import filters, generics, mixins, serializers, status, viewsets
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.filters import StrictBooleanFilter, StrictFilterSet
 from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent, principal_of
 from api.pagination import IdCursorPagination
+from api.schema import documents_page_size_errors
 from customers.models import Customer
 
 from . import selectors, services
-from .models import AutomationRule, AutomationStep, EmailQueueItem, Enrollment, EnrollmentStatus, QueueStatus
+from .models import (
+    EVENT_CHOICES,
+    AutomationRule,
+    AutomationStep,
+    EmailQueueItem,
+    Enrollment,
+    EnrollmentStatus,
+    QueueStatus,
+)
 
 
 class Conflict(APIException):
@@ -62,13 +73,22 @@ class RuleSerializer(serializers.ModelSerializer):
         ]
 
 
+class RuleFilter(StrictFilterSet):
+    enabled = StrictBooleanFilter()
+    trigger = django_filters.ChoiceFilter(choices=EVENT_CHOICES)
+
+    class Meta:
+        model = AutomationRule
+        fields = []
+
+
 class RuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Automation rules (a handful: no pagination)."""
 
     queryset = selectors.rule_list()
     serializer_class = RuleSerializer
     pagination_class = None
-    filterset_fields = ["enabled", "trigger"]
+    filterset_class = RuleFilter
 
 
 class RuleEnabledView(APIView):
@@ -135,7 +155,7 @@ class RuleEnrollView(APIView):
         return Response(EnrollmentSerializer(enrollment).data, status=status.HTTP_201_CREATED)
 
 
-class EnrollmentFilter(django_filters.FilterSet):
+class EnrollmentFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=EnrollmentStatus.choices)
     rule = django_filters.NumberFilter(field_name="rule_id")
 
@@ -144,6 +164,7 @@ class EnrollmentFilter(django_filters.FilterSet):
         fields = []
 
 
+@documents_page_size_errors
 class CustomerEnrollmentsView(generics.ListAPIView):
     """The customer's enrollments in automation rules, newest first."""
 
@@ -193,7 +214,7 @@ class QueueItemSerializer(serializers.ModelSerializer):
         ]
 
 
-class QueueItemFilter(django_filters.FilterSet):
+class QueueItemFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=QueueStatus.choices)
     rule = django_filters.NumberFilter(field_name="enrollment__rule_id")
     customer = django_filters.NumberFilter(field_name="customer_id")
@@ -203,6 +224,7 @@ class QueueItemFilter(django_filters.FilterSet):
         fields = []
 
 
+@documents_page_size_errors
 class QueueItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = selectors.queue_item_list()
     serializer_class = QueueItemSerializer
@@ -241,18 +263,22 @@ MAX_ANALYTICS_DAYS = 366
 
 
 class AnalyticsQuerySerializer(serializers.Serializer):
-    since = serializers.DateField(required=False, help_text="First day (UTC), default 29 days before until.")
-    until = serializers.DateField(required=False, help_text="Last day (UTC, included), default today.")
+    since = serializers.DateField(required=False, help_text="First day (UTC); default 29 days before until.")
+    until = serializers.DateField(required=False, help_text="Last day (UTC, included); default today.")
     rule = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
 
-    def validate(self, attrs):
-        until = attrs.get("until") or timezone.now().date()
-        since = attrs.get("since") or until - timedelta(days=29)
-        if since > until:
-            raise serializers.ValidationError({"since": "Must not be after until."})
-        if (until - since).days >= MAX_ANALYTICS_DAYS:
-            raise serializers.ValidationError({"since": f"At most {MAX_ANALYTICS_DAYS} days at once."})
-        return {**attrs, "since": since, "until": until}
+
+def analytics_period(*, since: date | None, until: date | None) -> tuple[date, date] | None:
+    """The days to report: at most MAX_ANALYTICS_DAYS ending at `until` (a longer range is shortened, and the
+    answer's `since` says so); None when since is after until (nothing to report)."""
+    until = min(until or timezone.now().date(), date.max - timedelta(days=1))
+    if since is None:
+        since = until - timedelta(days=29) if until > date.min + timedelta(days=29) else date.min
+    if since > until:
+        return None
+    if (until - since).days >= MAX_ANALYTICS_DAYS:
+        since = until - timedelta(days=MAX_ANALYTICS_DAYS - 1)
+    return since, until
 
 
 class StatsSerializer(serializers.Serializer):
@@ -271,14 +297,19 @@ class StatsSerializer(serializers.Serializer):
     bounce_rate = serializers.FloatField(allow_null=True)
 
 
+RATES = {
+    "delivery_rate": "delivered",
+    "open_rate": "opened",
+    "human_open_rate": "human_opened",
+    "click_rate": "clicked",
+    "bounce_rate": "bounced",
+}
+
+
 def _stats(stats) -> dict:
     return {
         **{name: getattr(stats, name) for name in stats.__dataclass_fields__},
-        "delivery_rate": stats.rate("delivered"),
-        "open_rate": stats.rate("opened"),
-        "human_open_rate": stats.rate("human_opened"),
-        "click_rate": stats.rate("clicked"),
-        "bounce_rate": stats.rate("bounced"),
+        **{rate: stats.rate(count) for rate, count in RATES.items()},
     }
 
 
@@ -311,6 +342,9 @@ class AnalyticsSerializer(serializers.Serializer):
     days = DayStatsSerializer(many=True)
 
 
+@extend_validation_errors(["invalid"], field_name="since")
+@extend_validation_errors(["invalid"], field_name="until")
+@extend_validation_errors(["invalid", "min_value", "max_value", "max_string_length"], field_name="rule")
 class EmailAnalyticsView(APIView):
     """Emails sent in a date range and what became of them, per rule and step: the admin analytics page's numbers,
     from the same selector (`automations.selectors.email_analytics`)."""
@@ -319,9 +353,20 @@ class EmailAnalyticsView(APIView):
 
     @extend_schema(parameters=[AnalyticsQuerySerializer], responses=AnalyticsSerializer)
     def get(self, request):
-        query = AnalyticsQuerySerializer(data=request.query_params)
+        # A plain dict: DRF would treat an empty `until=` from a QueryDict as absent instead of invalid.
+        query = AnalyticsQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        since_day, until_day = query.validated_data["since"], query.validated_data["until"]
+        period = analytics_period(since=query.validated_data.get("since"), until=query.validated_data.get("until"))
+        if period is None:
+            empty = {name: 0 for name in StatsSerializer().fields if not name.endswith("_rate")}
+            data = {
+                "since": query.validated_data["since"],
+                "until": query.validated_data["until"],
+                "rules": [],
+                "days": [],
+            }
+            return Response(AnalyticsSerializer({**data, "total": {**empty, **dict.fromkeys(RATES)}}).data)
+        since_day, until_day = period
         since = datetime.combine(since_day, time.min, tzinfo=UTC)
         until = datetime.combine(until_day + timedelta(days=1), time.min, tzinfo=UTC)
         analytics = selectors.email_analytics(since=since, until=until, rule_id=query.validated_data.get("rule"))
@@ -344,7 +389,7 @@ class EmailAnalyticsView(APIView):
                 }
             )
         data = {
-            "since": analytics.since,
+            "since": since_day,
             "until": until_day,
             "total": _stats(analytics.total),
             "rules": rules,

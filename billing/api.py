@@ -5,7 +5,9 @@ import django_filters
 from django.db.models import Q
 from rest_framework import filters, mixins, serializers, viewsets
 
+from api.filters import StrictBooleanFilter, StrictFilterSet
 from api.pagination import IdCursorPagination
+from api.schema import documents_page_size_errors
 
 from .models import Subscription, SubscriptionStatus
 from .selectors import subscription_list
@@ -51,11 +53,11 @@ class SubscriptionDetailSerializer(SubscriptionSerializer):
         fields = [*SubscriptionSerializer.Meta.fields, "cancellation_comment", "metadata"]
 
 
-class SubscriptionFilter(django_filters.FilterSet):
+class SubscriptionFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=SubscriptionStatus.choices)
     product = django_filters.CharFilter(field_name="product_id")
     customer = django_filters.NumberFilter(field_name="customer_id")
-    cancel_scheduled = django_filters.BooleanFilter(
+    cancel_scheduled = StrictBooleanFilter(
         method="filter_cancel_scheduled", help_text="Set to end at period end or at a date, and not ended yet."
     )
     cancellation_reason = django_filters.CharFilter()
@@ -69,6 +71,7 @@ class SubscriptionFilter(django_filters.FilterSet):
         return queryset.filter(scheduled) if value else queryset.exclude(scheduled)
 
 
+@documents_page_size_errors
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = subscription_list()
     filterset_class = SubscriptionFilter

@@ -20,3 +20,5 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("automations.urls")),
 ]
+
+handler404 = "api.errors.not_found"

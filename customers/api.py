@@ -10,7 +10,9 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import filters, generics, mixins, serializers, viewsets
 
+from api.filters import StrictBooleanFilter, StrictFilterSet, UtcDateTimeFilter
 from api.pagination import IdCursorPagination, RecentFirstCursorPagination
+from api.schema import documents_page_size_errors
 from automations.selectors import suppression_state_for_email
 from billing.models import SubscriptionStatus
 from billing.selectors import subscription_exists_filter, subscription_list_for_customer
@@ -95,18 +97,18 @@ class CustomerDetailSerializer(CustomerSerializer):
         ).data
 
 
-class CustomerFilter(django_filters.FilterSet):
+class CustomerFilter(StrictFilterSet):
     stage = django_filters.MultipleChoiceFilter(field_name="lifecycle_stage", choices=Stage.choices)
-    vip = django_filters.BooleanFilter(field_name="vip_status")
-    opt_in = django_filters.BooleanFilter(field_name="opt_in_confirmed")
+    vip = StrictBooleanFilter(field_name="vip_status")
+    opt_in = StrictBooleanFilter(field_name="opt_in_confirmed")
     product = django_filters.CharFilter(method="filter_product", help_text="Has a subscription of this product id.")
     subscription_status = django_filters.MultipleChoiceFilter(
         method="filter_subscription_status",
         choices=SubscriptionStatus.choices,
         help_text="Has a subscription in one of these statuses.",
     )
-    created_since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    changed_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    created_since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    changed_since = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Customer
@@ -121,6 +123,7 @@ class CustomerFilter(django_filters.FilterSet):
         return queryset.filter(Exists(subscription_exists_filter(customer=OuterRef("pk"), statuses=value)))
 
 
+@documents_page_size_errors
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Customers, newest first. `search` matches email and name (contains) and the Stripe, Discord, Mautic and
     EspoCRM ids (exact)."""
@@ -153,16 +156,17 @@ class TimelineEventSerializer(serializers.ModelSerializer):
         fields = ["id", "source", "kind", "occurred_at", "summary", "payload", "object_type", "object_id"]
 
 
-class TimelineFilter(django_filters.FilterSet):
+class TimelineFilter(StrictFilterSet):
     source = django_filters.MultipleChoiceFilter(choices=TimelineSource.choices)
     kind = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    since = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
 
     class Meta:
         model = TimelineEvent
         fields = []
 
 
+@documents_page_size_errors
 class CustomerTimelineView(generics.ListAPIView):
     """Everything that happened to one customer, newest first."""
 
@@ -182,6 +186,7 @@ class StageTransitionSerializer(serializers.ModelSerializer):
         fields = ["id", "from_stage", "to_stage", "cause", "occurred_at", "forced"]
 
 
+@documents_page_size_errors
 class CustomerStageHistoryView(generics.ListAPIView):
     """The customer's lifecycle moves, newest first."""
 

@@ -10,6 +10,7 @@ from .models import EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoin
 
 
 class EndpointForm(forms.ModelForm):
+    url = forms.URLField(label="URL", max_length=2000, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
         choices=[(name, name) for name in EVENT_TYPES], widget=forms.CheckboxSelectMultiple
     )

@@ -186,5 +186,9 @@ def test_analytics_match_the_admin_selector(marketing_client, rule):
         until=datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC),
     )
     assert body["total"]["clicked"] == selected.total.clicked and body["total"]["sent"] == selected.total.sent
-    bad = marketing_client.get("/api/v1/analytics/email/", {"since": "2026-02-01", "until": "2026-01-01"})
+    bad = marketing_client.get("/api/v1/analytics/email/", {"since": "2026-13-01"})
     assert bad.status_code == 400 and bad.json()["errors"][0]["attr"] == "since"
+    backwards = marketing_client.get("/api/v1/analytics/email/", {"since": "2026-02-01", "until": "2026-01-01"})
+    assert backwards.status_code == 200 and backwards.json()["days"] == []
+    long = marketing_client.get("/api/v1/analytics/email/", {"since": "2000-01-01", "until": "2026-01-01"}).json()
+    assert (long["since"], len(long["days"])) == ("2025-01-01", 366)
