@@ -19,7 +19,8 @@ GENERATE = """
 INSERT INTO customers_customer (email, name, stripe_customer_id, discord_user_id, mautic_contact_id, espocrm_lead_id,
     lifecycle_stage, stage_changed_at, opt_in_confirmed, vip_status, promo_code, discord_invite_link_vip,
     discord_invite_link_basic, metadata, created_at, updated_at)
-SELECT 'player' || g || '@example.com', 'Player ' || g, 'cus_' || g, '', '', '', (ARRAY['discovery','trial','purchase','onboarding','active','at_risk','churned','win_back'])[1 + g %% 8], now(),
+SELECT 'player' || g || '@example.com', 'Player ' || g, 'cus_' || g, '', '', '',
+    (ARRAY['discovery','trial','purchase','onboarding','active','at_risk','churned','win_back'])[1 + g %% 8], now(),
     g %% 2 = 0, g %% 20 = 0, '', '', '', '{}', now() - (g %% 365) * interval '1 day', now()
 FROM generate_series(1, %(customers)s) AS g;
 
