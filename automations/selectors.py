@@ -7,7 +7,17 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 
-from .models import SOFT_BOUNCE_LIMIT, SOFT_BOUNCE_WINDOW, AutomationStep, EmailQueueItem, QueueStatus
+from .models import (
+    SOFT_BOUNCE_LIMIT,
+    SOFT_BOUNCE_WINDOW,
+    SUPPRESSES_TRANSACTIONAL,
+    AutomationRule,
+    AutomationStep,
+    EmailQueueItem,
+    Enrollment,
+    QueueStatus,
+    Suppression,
+)
 
 
 @dataclass
@@ -122,3 +132,39 @@ def email_analytics(*, since: datetime, until: datetime, rule_id: int | None = N
         days.append((day, sends, opens, clicks))
         day += timedelta(days=1)
     return Analytics(since=since.date(), until=until.date(), rules=list(rules.values()), total=total, days=days)
+
+
+def suppression_state_for_email(*, email: str, opt_in_confirmed: bool) -> dict:
+    """Whether the queue would send marketing or transactional email to this address (the API's customer detail)."""
+    reasons = (
+        sorted(Suppression.objects.filter(email=email.strip().lower()).values_list("reason", flat=True))
+        if email
+        else []
+    )
+    return {
+        "reasons": reasons,
+        "marketing_allowed": bool(email) and opt_in_confirmed and not reasons,
+        "transactional_allowed": bool(email) and not any(reason in SUPPRESSES_TRANSACTIONAL for reason in reasons),
+    }
+
+
+def queue_oldest_due_at(*, now: datetime) -> datetime | None:
+    """When the longest-waiting due pending email became due (queue_item_due_idx): the queue's age for /healthz."""
+    return (
+        EmailQueueItem.objects.filter(status=QueueStatus.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+
+
+def rule_list():
+    return AutomationRule.objects.prefetch_related("steps__template").order_by("name")
+
+
+def enrollment_list_for_customer(*, customer_id: int):
+    return Enrollment.objects.filter(customer_id=customer_id).select_related("rule").order_by("-id")
+
+
+def queue_item_list():
+    return EmailQueueItem.objects.select_related("enrollment__rule", "step__template")

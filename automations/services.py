@@ -627,3 +627,67 @@ def staff_test_send_reserve(*, user, template: EmailTemplate) -> StaffTestSend |
 
 def staff_test_send_failed(*, test_send: StaffTestSend, error: str) -> None:
     StaffTestSend.objects.filter(pk=test_send.pk).update(error=error[:2000])
+# --- staff actions on rules and enrollments (admin and API) ----------------------------------------------------------
+
+
+class EnrollmentRefused(Exception):
+    """A hand enrollment that the rule's state or its re-entry policy does not allow."""
+
+
+@transaction.atomic
+def rule_set_enabled(*, rule_id: int, enabled: bool) -> AutomationRule:
+    """Turn a rule on or off. Off stops new enrollments; running ones carry on (exit them to stop their emails)."""
+    rule = AutomationRule.objects.select_for_update().get(pk=rule_id)
+    if rule.enabled != enabled:
+        rule.enabled = enabled
+        rule.save(update_fields=["enabled", "updated_at"])
+    return rule
+
+
+@transaction.atomic
+def enrollment_start_by_hand(*, rule: AutomationRule, customer: Customer, reason: str) -> Enrollment:
+    """Enroll a customer in a rule at a staff member's (or a tool's) request, without a triggering event.
+
+    The rule's conditions are not applied (the person asking decided), but its re-entry policy is: once per customer
+    means once, and a sequence never runs twice at once for the customer. Raises EnrollmentRefused otherwise.
+    """
+    if not rule.enabled:
+        raise EnrollmentRefused(f"Rule {rule.name!r} is disabled.")
+    if not customer.email:
+        raise EnrollmentRefused("The customer has no email address.")
+    now = timezone.now()
+    scope_key = "customer" if rule.reentry == ReentryPolicy.ONCE_PER_CUSTOMER else f"manual:{now.isoformat()}"
+    try:
+        with transaction.atomic():
+            enrollment = Enrollment.objects.create(
+                rule=rule,
+                customer=customer,
+                scope_key=scope_key,
+                context={"enrolled_by": reason[:200]},
+                enrolled_at=now,
+            )
+    except IntegrityError:
+        raise EnrollmentRefused(f"{customer} is already enrolled in {rule.name!r}.") from None
+    steps = sorted((step for step in rule.steps.all() if not step.retired), key=lambda step: step.order)
+    times = step_times(steps=steps, enrolled_at=now, context={})
+    items = EmailQueueItem.objects.bulk_create(
+        [
+            EmailQueueItem(
+                enrollment=enrollment,
+                step=step,
+                customer=customer,
+                recipient=customer.email,
+                scheduled_at=due,
+                next_attempt_at=due,
+                idempotency_key=f"email:enrollment-{enrollment.pk}:step-{step.pk}",
+            )
+            for step, due in zip(steps, times, strict=True)
+        ]
+    )
+    if not items:
+        enrollment.status = EnrollmentStatus.COMPLETED
+        enrollment.completed_at = now
+        enrollment.save(update_fields=["status", "completed_at"])
+    elif any(item.scheduled_at <= now for item in items):
+        transaction.on_commit(queue_process_enqueue)
+    return enrollment

@@ -45,3 +45,18 @@ def stripe_events_due(*, now, limit: int = 200) -> list[str]:
         .order_by("next_attempt_at")
         .values_list("event_id", flat=True)[:limit]
     )
+
+
+def subscription_list() -> QuerySet[Subscription]:
+    """Every CRM subscription with its customer joined (the API's list)."""
+    return Subscription.objects.select_related("customer")
+
+
+def subscription_exists_filter(*, customer, product_id: str | None = None, statuses=None) -> QuerySet[Subscription]:
+    """Subscriptions of `customer` (a customer or an OuterRef), for `Exists(...)` filters on customers."""
+    queryset = Subscription.objects.filter(customer=customer)
+    if product_id is not None:
+        queryset = queryset.filter(product_id=product_id)
+    if statuses:
+        queryset = queryset.filter(status__in=statuses)
+    return queryset

@@ -12,6 +12,10 @@ logger = logging.getLogger(__name__)
 
 SUPPORT = "Support"
 MARKETING = "Marketing"
+# The group of the users that API keys act as (api.ServiceAccountKey): tools such as the website and the server
+# provisioning panel. They read the customer record and may enroll a customer in a rule; a key that needs more gets
+# a service account with another group.
+SERVICE_ACCOUNTS = "Service accounts"
 
 VIEW = ("view",)
 EDIT = ("view", "add", "change", "delete")
@@ -36,6 +40,15 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.emailqueueitem": VIEW,
         "automations.emailevent": VIEW,
         "automations.suppression": ("view", "add"),
+    },
+    SERVICE_ACCOUNTS: {
+        "customers.customer": VIEW,
+        "customers.timelineevent": VIEW,
+        "customers.stagetransition": VIEW,
+        "billing.subscription": VIEW,
+        "automations.automationrule": VIEW,
+        "automations.enrollment": ("view", "add"),
+        "automations.emailqueueitem": VIEW,
     },
 }
 

@@ -47,3 +47,12 @@ def stage_entries(*, since: datetime, until: datetime) -> list[tuple[str, int]]:
     )
     counts = {row["to_stage"]: row["customers"] for row in rows}
     return [(stage, counts.get(stage, 0)) for stage in FUNNEL_ORDER]
+
+
+def customer_timeline_queryset(*, customer: Customer) -> QuerySet[TimelineEvent]:
+    """The customer's timeline, newest first, for paging (timeline_customer_recent_idx)."""
+    return TimelineEvent.objects.filter(customer=customer).order_by("-occurred_at", "-id")
+
+
+def customer_stage_history_queryset(*, customer: Customer) -> QuerySet[StageTransition]:
+    return StageTransition.objects.filter(customer=customer).order_by("-occurred_at", "-id")

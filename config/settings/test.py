@@ -19,3 +19,7 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 WHITENOISE_USE_FINDERS = True  # serve static files from the apps; tests never run collectstatic
 WHITENOISE_AUTOREFRESH = True
 STRIPE_TEST_SECRET_KEY = "sk_test_" + "0" * 24 + "modreadytests"
+
+# Webhook receivers in tests listen on 127.0.0.1 over plain http.
+WEBHOOKS_ALLOW_PRIVATE_URLS = True
+WEBHOOKS_ALLOW_HTTP = True

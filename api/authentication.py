@@ -1,0 +1,41 @@
+"""Who is calling: a service account's API key, or a staff member's browser session."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework_api_key.permissions import KeyParser
+
+from .models import ServiceAccountKey
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Api-Key <prefix>.<secret>` -> (the key's service account user, the key).
+
+    A revoked, expired or unknown key, or one whose service account is inactive, is refused with 401. The last-used
+    time is written at most once per `API_KEY_LAST_USED_RESOLUTION` seconds, so a busy tool does not turn every read
+    into a write.
+    """
+
+    keyword = KeyParser.keyword
+
+    def authenticate(self, request):
+        key = KeyParser().get_from_authorization(request._request)
+        if not key:
+            return None
+        try:
+            api_key = ServiceAccountKey.objects.get_from_key(key)
+        except ServiceAccountKey.DoesNotExist:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.") from None
+        if api_key.has_expired or not api_key.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        now = timezone.now()
+        resolution = timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION)
+        if api_key.last_used_at is None or api_key.last_used_at < now - resolution:
+            ServiceAccountKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+            api_key.last_used_at = now
+        return api_key.user, api_key
+
+    def authenticate_header(self, request):
+        return self.keyword

@@ -1,0 +1,63 @@
+"""/api/v1/: every resource, collected from the apps that own them (each app's `api.py`).
+
+Tickets (support) and workflow runs (integrations) join here the same way once those apps have their `api.py`:
+one `router.register(...)` line each, and their model permissions already drive access.
+"""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from automations import api as automations_api
+from billing import api as billing_api
+from customers import api as customers_api
+
+router = SimpleRouter()
+router.register("customers", customers_api.CustomerViewSet, basename="customer")
+router.register("subscriptions", billing_api.SubscriptionViewSet, basename="subscription")
+router.register("automation-rules", automations_api.RuleViewSet, basename="automation-rule")
+router.register("email-queue-items", automations_api.QueueItemViewSet, basename="email-queue-item")
+
+urlpatterns = [
+    *router.urls,
+    path(
+        "customers/<int:customer_id>/timeline/",
+        customers_api.CustomerTimelineView.as_view(),
+        name="customer-timeline",
+    ),
+    path(
+        "customers/<int:customer_id>/stage-history/",
+        customers_api.CustomerStageHistoryView.as_view(),
+        name="customer-stage-history",
+    ),
+    path(
+        "customers/<int:customer_id>/enrollments/",
+        automations_api.CustomerEnrollmentsView.as_view(),
+        name="customer-enrollments",
+    ),
+    path(
+        "automation-rules/<int:pk>/enable/",
+        automations_api.RuleEnabledView.as_view(enabled=True),
+        name="automation-rule-enable",
+    ),
+    path(
+        "automation-rules/<int:pk>/disable/",
+        automations_api.RuleEnabledView.as_view(enabled=False),
+        name="automation-rule-disable",
+    ),
+    path(
+        "automation-rules/<int:pk>/enrollments/",
+        automations_api.RuleEnrollView.as_view(),
+        name="automation-rule-enroll",
+    ),
+    path(
+        "email-queue-items/<int:pk>/retry/",
+        automations_api.QueueItemActionView.as_view(action_name="retry"),
+        name="email-queue-item-retry",
+    ),
+    path(
+        "email-queue-items/<int:pk>/cancel/",
+        automations_api.QueueItemActionView.as_view(action_name="cancel"),
+        name="email-queue-item-cancel",
+    ),
+    path("analytics/email/", automations_api.EmailAnalyticsView.as_view(), name="email-analytics"),
+]

@@ -1,0 +1,401 @@
+"""REST resources of the automations app: rules, enrollments, the email queue and analytics (/api/v1/...).
+
+Actions go through the same services as the admin: enable/disable (`rule_set_enabled`), enroll by hand
+(`enrollment_start_by_hand`), retry a failed email (`queue_items_retry_now`), cancel a pending one
+(`queue_items_cancel`). Analytics come from `selectors.email_analytics`, the admin analytics page's selector.
+"""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import django_filters
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
+from rest_framework import filters, generics, mixins, serializers, status, viewsets
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.filters import StrictBooleanFilter, StrictFilterSet
+from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent, principal_of
+from api.pagination import IdCursorPagination
+from api.schema import documents_page_size_errors
+from customers.models import Customer
+
+from . import selectors, services
+from .models import (
+    EVENT_CHOICES,
+    AutomationRule,
+    AutomationStep,
+    EmailQueueItem,
+    Enrollment,
+    EnrollmentStatus,
+    QueueStatus,
+)
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+# --- rules ------------------------------------------------------------------------------------------------------------
+
+
+class StepSerializer(serializers.ModelSerializer):
+    template = serializers.CharField(source="template.name")
+
+    class Meta:
+        model = AutomationStep
+        fields = ["id", "order", "delay", "anchor", "template"]
+
+
+class RuleSerializer(serializers.ModelSerializer):
+    steps = StepSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = AutomationRule
+        fields = [
+            "id",
+            "name",
+            "description",
+            "trigger",
+            "enabled",
+            "reentry",
+            "condition_product_ids",
+            "condition_lifecycle_stages",
+            "condition_vip",
+            "exit_events",
+            "steps",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class RuleFilter(StrictFilterSet):
+    enabled = StrictBooleanFilter()
+    trigger = django_filters.ChoiceFilter(choices=EVENT_CHOICES)
+
+    class Meta:
+        model = AutomationRule
+        fields = []
+
+
+class RuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Automation rules (a handful: no pagination)."""
+
+    queryset = selectors.rule_list()
+    serializer_class = RuleSerializer
+    pagination_class = None
+    filterset_class = RuleFilter
+
+
+class RuleEnabledView(APIView):
+    """POST .../enable or .../disable. Disabling stops new enrollments; running ones carry on."""
+
+    enabled: bool = True
+    required_permissions = {"POST": ["automations.change_automationrule"]}
+
+    @extend_schema(request=None, responses=RuleSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER])
+    @idempotent
+    def post(self, request, pk: int):
+        get_object_or_404(AutomationRule.objects.only("pk"), pk=pk)
+        rule = services.rule_set_enabled(rule_id=pk, enabled=self.enabled)
+        return Response(RuleSerializer(selectors.rule_list().get(pk=rule.pk)).data)
+
+
+# --- enrollments ------------------------------------------------------------------------------------------------------
+
+
+class EnrollmentSerializer(serializers.ModelSerializer):
+    rule_name = serializers.CharField(source="rule.name", read_only=True)
+
+    class Meta:
+        model = Enrollment
+        fields = [
+            "id",
+            "rule",
+            "rule_name",
+            "customer",
+            "subscription_id",
+            "status",
+            "exit_reason",
+            "enrolled_at",
+            "completed_at",
+            "exited_at",
+        ]
+
+
+class EnrollInputSerializer(serializers.Serializer):
+    customer = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The customer's id.")
+
+
+class RuleEnrollView(APIView):
+    """POST: enroll a customer in this rule by hand. 201 with the enrollment; 409 when the rule is disabled, the
+    customer has no email, or the re-entry policy refuses (already enrolled)."""
+
+    required_permissions = {"POST": ["automations.add_enrollment"]}
+
+    @extend_schema(
+        request=EnrollInputSerializer, responses={201: EnrollmentSerializer}, parameters=[IDEMPOTENCY_KEY_PARAMETER]
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        rule = get_object_or_404(AutomationRule, pk=pk)
+        data = EnrollInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = get_object_or_404(Customer, pk=data.validated_data["customer"])
+        try:
+            enrollment = services.enrollment_start_by_hand(
+                rule=rule, customer=customer, reason=f"API ({principal_of(request)}, {request.user})"
+            )
+        except services.EnrollmentRefused as exc:
+            raise Conflict(str(exc)) from None
+        return Response(EnrollmentSerializer(enrollment).data, status=status.HTTP_201_CREATED)
+
+
+class EnrollmentFilter(StrictFilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=EnrollmentStatus.choices)
+    rule = django_filters.NumberFilter(field_name="rule_id")
+
+    class Meta:
+        model = Enrollment
+        fields = []
+
+
+@documents_page_size_errors
+class CustomerEnrollmentsView(generics.ListAPIView):
+    """The customer's enrollments in automation rules, newest first."""
+
+    serializer_class = EnrollmentSerializer
+    filterset_class = EnrollmentFilter
+    pagination_class = IdCursorPagination
+    queryset = Enrollment.objects.none()
+
+    def get_queryset(self):
+        customer = get_object_or_404(Customer.objects.only("pk"), pk=self.kwargs["customer_id"])
+        return selectors.enrollment_list_for_customer(customer_id=customer.pk)
+
+
+# --- the email queue --------------------------------------------------------------------------------------------------
+
+
+class QueueItemSerializer(serializers.ModelSerializer):
+    rule = serializers.IntegerField(source="enrollment.rule_id", read_only=True)
+    rule_name = serializers.CharField(source="enrollment.rule.name", read_only=True)
+    template = serializers.CharField(source="step.template.name", read_only=True)
+
+    class Meta:
+        model = EmailQueueItem
+        fields = [
+            "id",
+            "customer",
+            "enrollment",
+            "rule",
+            "rule_name",
+            "step",
+            "template",
+            "recipient",
+            "status",
+            "scheduled_at",
+            "next_attempt_at",
+            "attempts",
+            "last_error",
+            "sent_at",
+            "delivered_at",
+            "opened_at",
+            "clicked_at",
+            "bounced_at",
+            "complained_at",
+            "unsubscribed_at",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class QueueItemFilter(StrictFilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=QueueStatus.choices)
+    rule = django_filters.NumberFilter(field_name="enrollment__rule_id")
+    customer = django_filters.NumberFilter(field_name="customer_id")
+
+    class Meta:
+        model = EmailQueueItem
+        fields = []
+
+
+@documents_page_size_errors
+class QueueItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    queryset = selectors.queue_item_list()
+    serializer_class = QueueItemSerializer
+    filterset_class = QueueItemFilter
+    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, filters.OrderingFilter]
+    ordering_fields = ["id"]
+    pagination_class = IdCursorPagination
+
+
+class QueueItemActionView(APIView):
+    """POST .../retry (a failed email, due now) or .../cancel (a pending one). 409 when the item is in another state."""
+
+    action_name = "retry"
+    required_permissions = {"POST": ["automations.change_emailqueueitem"]}
+
+    @extend_schema(request=None, responses=QueueItemSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER])
+    @idempotent
+    def post(self, request, pk: int):
+        item = get_object_or_404(EmailQueueItem.objects.only("pk", "status"), pk=pk)
+        if self.action_name == "retry":
+            changed = services.queue_items_retry_now(item_ids=[item.pk])
+            refused = "Only a failed email can be retried; this one is {status}."
+        else:
+            changed = services.queue_items_cancel(
+                item_ids=[item.pk], reason=f"Cancelled through the API by {request.user}"
+            )
+            refused = "Only a pending email can be cancelled; this one is {status}."
+        if not changed:
+            raise Conflict(refused.format(status=item.status))
+        return Response(QueueItemSerializer(selectors.queue_item_list().get(pk=item.pk)).data)
+
+
+# --- analytics --------------------------------------------------------------------------------------------------------
+
+MAX_ANALYTICS_DAYS = 366
+
+
+class AnalyticsQuerySerializer(serializers.Serializer):
+    since = serializers.DateField(required=False, help_text="First day (UTC); default 29 days before until.")
+    until = serializers.DateField(required=False, help_text="Last day (UTC, included); default today.")
+    rule = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+
+def analytics_period(*, since: date | None, until: date | None) -> tuple[date, date] | None:
+    """The days to report: at most MAX_ANALYTICS_DAYS ending at `until` (a longer range is shortened, and the
+    answer's `since` says so); None when since is after until (nothing to report)."""
+    until = min(until or timezone.now().date(), date.max - timedelta(days=1))
+    if since is None:
+        since = until - timedelta(days=29) if until > date.min + timedelta(days=29) else date.min
+    if since > until:
+        return None
+    if (until - since).days >= MAX_ANALYTICS_DAYS:
+        since = until - timedelta(days=MAX_ANALYTICS_DAYS - 1)
+    return since, until
+
+
+class StatsSerializer(serializers.Serializer):
+    sent = serializers.IntegerField()
+    delivered = serializers.IntegerField()
+    opened = serializers.IntegerField()
+    human_opened = serializers.IntegerField()
+    clicked = serializers.IntegerField()
+    bounced = serializers.IntegerField()
+    complained = serializers.IntegerField()
+    unsubscribed = serializers.IntegerField()
+    delivery_rate = serializers.FloatField(allow_null=True)
+    open_rate = serializers.FloatField(allow_null=True)
+    human_open_rate = serializers.FloatField(allow_null=True)
+    click_rate = serializers.FloatField(allow_null=True)
+    bounce_rate = serializers.FloatField(allow_null=True)
+
+
+RATES = {
+    "delivery_rate": "delivered",
+    "open_rate": "opened",
+    "human_open_rate": "human_opened",
+    "click_rate": "clicked",
+    "bounce_rate": "bounced",
+}
+
+
+def _stats(stats) -> dict:
+    return {
+        **{name: getattr(stats, name) for name in stats.__dataclass_fields__},
+        **{rate: stats.rate(count) for rate, count in RATES.items()},
+    }
+
+
+class StepStatsSerializer(serializers.Serializer):
+    step = serializers.IntegerField()
+    order = serializers.IntegerField()
+    template = serializers.CharField()
+    stats = StatsSerializer()
+
+
+class RuleStatsSerializer(serializers.Serializer):
+    rule = serializers.IntegerField()
+    rule_name = serializers.CharField()
+    stats = StatsSerializer()
+    steps = StepStatsSerializer(many=True)
+
+
+class DayStatsSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    sends = serializers.IntegerField()
+    unique_opens = serializers.IntegerField()
+    unique_clicks = serializers.IntegerField()
+
+
+class AnalyticsSerializer(serializers.Serializer):
+    since = serializers.DateField()
+    until = serializers.DateField()
+    total = StatsSerializer()
+    rules = RuleStatsSerializer(many=True)
+    days = DayStatsSerializer(many=True)
+
+
+@extend_validation_errors(["invalid"], field_name="since")
+@extend_validation_errors(["invalid"], field_name="until")
+@extend_validation_errors(["invalid", "min_value", "max_value", "max_string_length"], field_name="rule")
+class EmailAnalyticsView(APIView):
+    """Emails sent in a date range and what became of them, per rule and step: the admin analytics page's numbers,
+    from the same selector (`automations.selectors.email_analytics`)."""
+
+    required_permissions = {"GET": ["automations.view_emailqueueitem"]}
+
+    @extend_schema(parameters=[AnalyticsQuerySerializer], responses=AnalyticsSerializer)
+    def get(self, request):
+        # A plain dict: DRF would treat an empty `until=` from a QueryDict as absent instead of invalid.
+        query = AnalyticsQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        period = analytics_period(since=query.validated_data.get("since"), until=query.validated_data.get("until"))
+        if period is None:
+            empty = {name: 0 for name in StatsSerializer().fields if not name.endswith("_rate")}
+            data = {
+                "since": query.validated_data["since"],
+                "until": query.validated_data["until"],
+                "rules": [],
+                "days": [],
+            }
+            return Response(AnalyticsSerializer({**data, "total": {**empty, **dict.fromkeys(RATES)}}).data)
+        since_day, until_day = period
+        since = datetime.combine(since_day, time.min, tzinfo=UTC)
+        until = datetime.combine(until_day + timedelta(days=1), time.min, tzinfo=UTC)
+        analytics = selectors.email_analytics(since=since, until=until, rule_id=query.validated_data.get("rule"))
+        rules = []
+        for row in analytics.rules:
+            rules.append(
+                {
+                    "rule": row.steps[0].step.rule_id,
+                    "rule_name": row.rule_name,
+                    "stats": _stats(row.stats),
+                    "steps": [
+                        {
+                            "step": step_row.step.pk,
+                            "order": step_row.step.order,
+                            "template": step_row.step.template.name,
+                            "stats": _stats(step_row.stats),
+                        }
+                        for step_row in row.steps
+                    ],
+                }
+            )
+        data = {
+            "since": since_day,
+            "until": until_day,
+            "total": _stats(analytics.total),
+            "rules": rules,
+            "days": [
+                {"day": day, "sends": sends, "unique_opens": opens, "unique_clicks": clicks}
+                for day, sends, opens, clicks in analytics.days
+            ],
+        }
+        return Response(AnalyticsSerializer(data).data)

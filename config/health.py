@@ -1,0 +1,67 @@
+"""GET /healthz for monitors and load balancers: unauthenticated, 200 when healthy, 503 when any check fails.
+
+- database: a `SELECT 1` answers.
+- scheduler: django-q2's scheduler advances each schedule's `next_run` when it starts the job, so the most overdue
+  `next_run` is how long the scheduler has been silent. Late by more than HEALTHZ_SCHEDULER_MAX_LAG, or no schedule
+  installed at all, is unhealthy. The last finished task is reported alongside.
+- queue: how long the longest-waiting due email has waited (the email queue runs every 2 minutes); more than
+  HEALTHZ_QUEUE_MAX_AGE is unhealthy.
+
+It says only what monitors need: no customer data, no configuration.
+"""
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
+
+
+def _database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {"ok": True}
+
+
+def _scheduler(now) -> dict:
+    from django_q.models import Schedule, Success
+
+    most_overdue = Schedule.objects.exclude(repeats=0).order_by("next_run").values_list("next_run", flat=True).first()
+    last_task = Success.objects.order_by("-stopped").values_list("stopped", flat=True).first()
+    result = {"last_task_finished_at": last_task.isoformat() if last_task else None}
+    if most_overdue is None:
+        return {**result, "ok": False, "error": "no schedules installed (manage.py install_schedules)"}
+    lag = max(0.0, (now - most_overdue).total_seconds())
+    return {**result, "ok": lag <= settings.HEALTHZ_SCHEDULER_MAX_LAG, "lag_seconds": round(lag)}
+
+
+def _queue(now) -> dict:
+    from automations.selectors import queue_oldest_due_at
+
+    oldest = queue_oldest_due_at(now=now)
+    age = (now - oldest).total_seconds() if oldest else 0.0
+    return {"ok": age <= settings.HEALTHZ_QUEUE_MAX_AGE, "oldest_due_email_age_seconds": round(age)}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    now = timezone.now()
+    checks = {}
+    for name, check in (
+        ("database", _database),
+        ("scheduler", lambda: _scheduler(now)),
+        ("queue", lambda: _queue(now)),
+    ):
+        try:
+            checks[name] = check()
+        except Exception as exc:  # a monitor must get an answer, not a 500 page
+            logger.exception("healthz: %s check failed", name)
+            checks[name] = {"ok": False, "error": type(exc).__name__}
+    healthy = all(check["ok"] for check in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503)

@@ -1,0 +1,55 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from api.models import ServiceAccountKey
+from config.roles import SERVICE_ACCOUNTS
+from tests.customers.factories import StaffUserFactory
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_budget():
+    cache.clear()
+
+
+@pytest.fixture
+def service_account(db):
+    user = get_user_model().objects.create_user(username="provisioning-panel")
+    user.groups.add(Group.objects.get(name=SERVICE_ACCOUNTS))
+    return user
+
+
+@pytest.fixture
+def api_key(service_account):
+    key_row, key = ServiceAccountKey.objects.create_key(name="panel", user=service_account)
+    return key_row, key
+
+
+@pytest.fixture
+def key_client(api_key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key[1]}")
+    return client
+
+
+def session_client(user):
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client_api(db):
+    return session_client(StaffUserFactory(is_superuser=True))
+
+
+@pytest.fixture
+def support_client(support_user):
+    return session_client(support_user)
+
+
+@pytest.fixture
+def marketing_client(marketing_user):
+    return session_client(marketing_user)

@@ -1,0 +1,58 @@
+"""The groups of config/roles.py see and do through the API exactly what the admin allows them."""
+
+import pytest
+
+from automations.models import AutomationRule
+
+pytestmark = pytest.mark.django_db
+
+READS = {
+    "/api/v1/customers/": {"Support", "Marketing", "Service"},
+    "/api/v1/subscriptions/": {"Support", "Service"},
+    "/api/v1/automation-rules/": {"Marketing", "Service"},
+    "/api/v1/email-queue-items/": {"Marketing", "Service"},
+    "/api/v1/analytics/email/": {"Marketing", "Service"},
+}
+
+
+@pytest.fixture
+def clients(support_client, marketing_client, key_client):
+    return {"Support": support_client, "Marketing": marketing_client, "Service": key_client}
+
+
+def test_reads_follow_view_permissions(clients):
+    for url, allowed in READS.items():
+        for role, client in clients.items():
+            expected = 200 if role in allowed else 403
+            assert client.get(url).status_code == expected, (url, role)
+
+
+def test_nested_reads_follow_the_nested_model(clients, customer):
+    assert clients["Support"].get(f"/api/v1/customers/{customer.pk}/timeline/").status_code == 200
+    assert clients["Support"].get(f"/api/v1/customers/{customer.pk}/enrollments/").status_code == 403
+    assert clients["Marketing"].get(f"/api/v1/customers/{customer.pk}/enrollments/").status_code == 200
+
+
+def test_actions_follow_change_permissions(clients, customer):
+    rule = AutomationRule.objects.create(name="Test rule", trigger="payment.failed")
+    # Support may not touch rules; the service account may read them but not switch them.
+    assert clients["Support"].post(f"/api/v1/automation-rules/{rule.pk}/disable/").status_code == 403
+    assert clients["Service"].post(f"/api/v1/automation-rules/{rule.pk}/disable/").status_code == 403
+    assert clients["Marketing"].post(f"/api/v1/automation-rules/{rule.pk}/disable/").status_code == 200
+    assert clients["Marketing"].post(f"/api/v1/automation-rules/{rule.pk}/enable/").status_code == 200
+    # Marketing may only view the queue (as in the admin, where retry needs change_emailqueueitem).
+    assert clients["Marketing"].post("/api/v1/email-queue-items/1/retry/").status_code == 403
+    # Enrolling needs add_enrollment: the service account has it, Marketing does not.
+    url = f"/api/v1/automation-rules/{rule.pk}/enrollments/"
+    assert clients["Marketing"].post(url, {"customer": customer.pk}, format="json").status_code == 403
+    response = clients["Service"].post(url, {"customer": customer.pk}, format="json")
+    assert response.status_code == 201, response.json()
+
+
+def test_no_group_no_access(db):
+    from tests.api.conftest import session_client
+    from tests.customers.factories import StaffUserFactory
+
+    client = session_client(StaffUserFactory())
+    for url in READS:
+        assert client.get(url).status_code == 403
