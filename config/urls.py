@@ -24,4 +24,5 @@ urlpatterns = [
     # Each app owns its own paths, including the full prefix (billing: api/webhooks/stripe).
     path("", include("billing.urls")),
     path("", include("automations.urls")),
+    path("", include("support.urls")),
 ]

@@ -9,6 +9,7 @@ from django.urls import path
 from django.utils import timezone
 
 from config.admin import ReadOnlyAdmin
+from support.admin import CustomerTicketInline
 
 from . import selectors, services
 from .events import domain_event_dispatch
@@ -41,6 +42,7 @@ class CustomerAdmin(admin.ModelAdmin):
     # Invite links typed without a scheme are https (Django 6's default, chosen now).
     formfield_overrides = {models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}}
     change_form_template = "admin/customers/customer/change_form.html"
+    inlines = [CustomerTicketInline]  # the customer's support tickets
     change_list_template = "admin/customers/customer/change_list.html"
     fieldsets = (
         (None, {"fields": ("email", "name", "lifecycle_stage", "stage_changed_at")}),

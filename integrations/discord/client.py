@@ -406,6 +406,10 @@ class DiscordClient:
         except requests.RequestException as exc:  # the message would carry the signed URL: keep only the kind
             raise DiscordError(status=0, body=f"attachment download: no answer ({type(exc).__name__})") from exc
 
+    def dm_channel_create(self, *, recipient_id: str) -> dict:
+        """The bot's direct-message channel with a user (https://discord.com/developers/docs/resources/user#create-dm)."""
+        return self.request("POST", "/users/@me/channels", json={"recipient_id": recipient_id})
+
     # --- interaction responses (https://discord.com/developers/docs/interactions/receiving-and-responding) ----------
     def interaction_original_edit(self, *, interaction_token: str, payload: dict) -> dict:
         path = f"/webhooks/{self.application_id}/{interaction_token}/messages/@original"
