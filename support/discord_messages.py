@@ -166,9 +166,7 @@ def opening_message(ticket: Ticket, context: list[str]) -> dict:
         lines.append(f"Triage suggests **{ticket.get_suggested_category_display()}** ({ticket.triage_reason}).")
     lines.extend(context)
     if ticket.claimed_by_discord_id:
-        lines.append(
-            f"Claimed by <@{ticket.claimed_by_discord_id}> at {ticket.claimed_at:%Y-%m-%d %H:%M} UTC."
-        )
+        lines.append(f"Claimed by <@{ticket.claimed_by_discord_id}> at {ticket.claimed_at:%Y-%m-%d %H:%M} UTC.")
     return {
         "content": "\n".join(lines)[:2000],
         "components": ticket_buttons(ticket),

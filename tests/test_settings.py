@@ -66,3 +66,9 @@ def test_embedded_sqlite_is_shared_safely_between_web_and_scheduler(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["wal", "20000", "IMMEDIATE"]
+
+
+def test_discord_enabled_but_not_configured_refuses_to_start():
+    result = load("config.settings.production", **PRODUCTION, DISCORD_ENABLED="1", DISCORD_APPLICATION_ID="1")
+    assert result.returncode != 0
+    assert "DISCORD_ENABLED is on but DISCORD_PUBLIC_KEY is empty" in result.stderr

@@ -41,9 +41,15 @@ def send(client, django_capture_on_commit_callbacks):
     return post
 
 
-def open_ticket(send, *, user_id=CUSTOMER_DISCORD_ID, category="technical", subject="Server crashes", description=(
-    "It crashes on start"
-), email=""):
+def open_ticket(
+    send,
+    *,
+    user_id=CUSTOMER_DISCORD_ID,
+    category="technical",
+    subject="Server crashes",
+    description=("It crashes on start"),
+    email="",
+):
     """Click the panel button, then submit the modal: what a customer does."""
     click = send(fake_discord.button_click("ticket:open", user_id=user_id))
     assert click.json()["type"] == 9, click.json()

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from nacl.signing import SigningKey
 
 from support.models import DiscordInteraction, Ticket

@@ -81,7 +81,9 @@ def test_two_simultaneous_submits_make_one_ticket(discord):
         meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in sign_interaction(body).items()}
         barrier.wait()
         try:
-            answers.append(Client().post("/api/discord/interactions", data=body, content_type="application/json", **meta))
+            answers.append(
+                Client().post("/api/discord/interactions", data=body, content_type="application/json", **meta)
+            )
         finally:
             connection.close()
 
@@ -188,8 +190,12 @@ def test_outside_support_hours_the_ticket_opens_with_a_notice(discord, send, set
 def test_panel_is_posted_then_updated_in_place(discord, settings):
     from django.core.management import call_command
 
-    discord.channels[fake_discord.SUPPORT_CHANNEL_ID] = {"id": fake_discord.SUPPORT_CHANNEL_ID, "type": 0,
-                                                         "guild_id": fake_discord.GUILD_ID, "name": "support"}
+    discord.channels[fake_discord.SUPPORT_CHANNEL_ID] = {
+        "id": fake_discord.SUPPORT_CHANNEL_ID,
+        "type": 0,
+        "guild_id": fake_discord.GUILD_ID,
+        "name": "support",
+    }
     discord.messages[fake_discord.SUPPORT_CHANNEL_ID] = []
     call_command("support_panel")
     call_command("support_panel")
