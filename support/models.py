@@ -35,6 +35,8 @@ class Ticket(models.Model):
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.PROTECT, related_name="tickets", null=True, blank=True
     )
+    # How the customer was found: by the Discord id stored on them, or by the (unverified) email typed in the form.
+    customer_link = models.CharField(max_length=10, blank=True, choices=[("discord", "Discord id"), ("email", "Email")])
     discord_user_id = models.CharField("Discord user id", max_length=32, db_index=True)
     discord_username = models.CharField(max_length=100, blank=True)
     discord_channel_id = models.CharField("Discord channel id", max_length=32, blank=True)

@@ -14,9 +14,9 @@ SCHEDULES = [
         description="Warn inactive tickets, then close them after the grace period.",
     ),
     ScheduledJob(
-        name="support.tickets-close-retry",
-        func="support.tasks.tickets_close_retry_task",
+        name="support.tickets-retry",
+        func="support.tasks.tickets_retry_task",
         cron="*/5 * * * *",
-        description="Retry ticket closes that failed midway (the channel stays until the transcript is saved).",
+        description="Retry ticket openings and closes that failed midway (a channel stays until its transcript is saved).",
     ),
 ]

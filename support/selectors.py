@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from statistics import median
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from billing.selectors import subscription_current_for_customer
 from customers.models import Customer, TimelineEvent
@@ -34,6 +34,9 @@ def ticket_customer_context(*, ticket: Ticket) -> list[str]:
     if customer is None:
         email = f" (gave {ticket.contact_email}, not a known customer)" if ticket.contact_email else ""
         return [f"Customer: not linked to the CRM{email}."]
+    if ticket.customer_link == "email":
+        # The email in the form is unverified and the customer reads this channel too: no account details here.
+        return [f"Customer: linked by the email in the form ({ticket.contact_email}, unverified); see the admin."]
     lines = [f"Customer: {customer.name or customer.email} · stage {customer.get_lifecycle_stage_display()}"]
     if customer.vip_status:
         lines[0] += " · **VIP**"
@@ -74,6 +77,15 @@ def tickets_inactive(*, since: datetime) -> QuerySet[Ticket]:
     """Open tickets whose last message (or, with none, their opening) is older than `since`."""
     return Ticket.objects.filter(status=TicketStatus.OPEN).filter(
         Q(last_message_at__lt=since) | Q(last_message_at__isnull=True, opened_at__lt=since)
+    )
+
+
+def opening_tickets_due(*, now: datetime, retry_after: timedelta) -> list[int]:
+    """Tickets whose channel creation failed or whose task was lost, not tried for `retry_after`."""
+    return list(
+        Ticket.objects.filter(status=TicketStatus.OPENING, interaction_at__lte=now - retry_after)
+        .filter(Q(last_error_at__isnull=True) | Q(last_error_at__lte=now - retry_after))
+        .values_list("pk", flat=True)
     )
 
 

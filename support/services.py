@@ -125,6 +125,7 @@ def ticket_open_request(
     suggestion = triage(subject=subject, description=description) if category == TicketCategory.OTHER else None
     ticket = Ticket(
         customer=customer,
+        customer_link=linked_by,
         discord_user_id=discord_user_id,
         discord_username=username[:100],
         category=category,
@@ -144,8 +145,6 @@ def ticket_open_request(
     except IntegrityError:
         # The other click (or a racing submit) won: the unique constraint, not the check above, decides.
         return OpenResult(None, open_refusal(discord_user_id=discord_user_id, category=category) or "Already open.")
-    if linked_by == "email":
-        logger.info("Ticket %s linked to customer %s by modal email", ticket.pk, customer.pk)
     _enqueue("support.tasks.ticket_open_task", ticket.pk, name=f"ticket-open:{ticket.pk}")
     return OpenResult(ticket)
 

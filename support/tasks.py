@@ -33,9 +33,13 @@ def tickets_autoclose_task() -> dict:
     return workflows.autoclose_run()
 
 
-def tickets_close_retry_task() -> int:
-    """Schedule (every 5 minutes): retry closes that failed midway or whose task was lost."""
-    due = selectors.closing_tickets_due(now=timezone.now(), retry_after=timedelta(minutes=5))
-    for ticket_id in due:
+def tickets_retry_task() -> int:
+    """Schedule (every 5 minutes): retry openings and closes that failed midway or whose task was lost."""
+    now, wait = timezone.now(), timedelta(minutes=5)
+    opening = selectors.opening_tickets_due(now=now, retry_after=wait)
+    for ticket_id in opening:
+        workflows.ticket_open_run(ticket_id=ticket_id)
+    closing = selectors.closing_tickets_due(now=now, retry_after=wait)
+    for ticket_id in closing:
         workflows.ticket_close_run(ticket_id=ticket_id)
-    return len(due)
+    return len(opening) + len(closing)

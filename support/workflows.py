@@ -104,12 +104,13 @@ def ticket_open_run(*, ticket_id: int) -> str:
             "Please try again in a little while, or email support@modready.example.",
         )
         return "no room"
-    except DiscordError as exc:
+    except DiscordError as exc:  # left "opening"; the retry job tries again (support.tasks.tickets_retry_task)
         services.ticket_error_record(ticket=ticket, error=exc)
         if exc.is_auth_failure:
             _reply(discord, ticket, "Sorry, we could not open your ticket; staff have been told.")
             return "auth failure"
-        raise
+        logger.warning("Opening ticket %s failed, will retry: %s", ticket.pk, exc)
+        return "retry"
     ticket = services.ticket_channel_opened(ticket=ticket, channel_id=channel_id)
     try:
         opening = discord.message_create(

@@ -101,8 +101,12 @@ def test_unknown_discord_user_is_linked_by_email_and_the_id_stored(discord, send
     open_ticket(send, email="Gamer@Example.com")
     customer.refresh_from_db()
     assert customer.discord_user_id == CUSTOMER_DISCORD_ID
-    assert Ticket.objects.get().customer == customer
+    ticket = Ticket.objects.get()
+    assert (ticket.customer, ticket.customer_link) == (customer, "email")
     assert TimelineEvent.objects.filter(customer=customer, kind="discord.linked").exists()
+    # The email was typed, not proven: the channel (which the user reads) shows no account details.
+    opening = discord.channel_messages(ticket.discord_channel_id)[0]["content"]
+    assert "unverified" in opening and "Plan:" not in opening
 
 
 def test_unknown_user_without_a_matching_email_still_gets_a_ticket(discord, send):
@@ -154,6 +158,22 @@ def test_a_lost_answer_to_channel_create_does_not_make_a_second_channel(discord,
     assert (ticket.status, ticket.discord_channel_id) == ("open", channel_id)
     assert discord.requests_to("POST", r"/api/v10/guilds/\d+/channels") == []
     assert len(discord.channel_messages(channel_id)) == 1  # the opening message
+
+
+def test_a_discord_outage_while_opening_is_retried_by_the_job(discord, send):
+    from support.tasks import tickets_retry_task
+
+    discord.fail_next(503, times=20)
+    open_ticket(send)
+    ticket = Ticket.objects.get()
+    assert ticket.status == TicketStatus.OPENING and "503" in ticket.last_error
+    discord.reset()
+    Ticket.objects.filter(pk=ticket.pk).update(
+        interaction_at=datetime.now(UTC) - timedelta(minutes=6), last_error_at=datetime.now(UTC) - timedelta(minutes=6)
+    )
+    assert tickets_retry_task() == 1
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.OPEN and ticket.discord_channel_id in discord.channels
 
 
 def test_max_open_tickets_per_user(discord, send, settings):

@@ -230,7 +230,7 @@ def test_a_500_during_close_leaves_the_channel_and_the_ticket_closing_then_retri
         close_requested_at=datetime.now(UTC) - timedelta(minutes=10),
         last_error_at=datetime.now(UTC) - timedelta(minutes=10),
     )
-    assert _run_on_commit(tasks.tickets_close_retry_task) == 1
+    assert _run_on_commit(tasks.tickets_retry_task) == 1
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.CLOSED and channel_id not in discord.channels
     assert TicketMessage.objects.filter(ticket=ticket).count() == 151
