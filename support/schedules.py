@@ -17,6 +17,6 @@ SCHEDULES = [
         name="support.tickets-retry",
         func="support.tasks.tickets_retry_task",
         cron="*/5 * * * *",
-        description="Retry ticket openings and closes that failed midway (a channel stays until its transcript is saved).",
+        description="Retry ticket openings and closes that failed midway.",
     ),
 ]

@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from statistics import median
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from billing.selectors import subscription_current_for_customer
 from customers.models import Customer, TimelineEvent
