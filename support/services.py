@@ -280,15 +280,18 @@ def ticket_transcript_store(*, ticket: Ticket, messages: list[dict], files: dict
     `files` maps attachment ids to their bytes (None: larger than the cap). An attachment absent from `files`
     was not downloaded and must not be stored, so the caller fails the close instead.
     """
-    stored = {m.discord_message_id: m for m in TicketMessage.objects.filter(ticket=ticket)}
+    Ticket.objects.select_for_update().get(pk=ticket.pk)  # two closes of one ticket store one after the other
+    stored = dict(TicketMessage.objects.filter(ticket=ticket).values_list("discord_message_id", "pk"))
     have_files = set(
         TicketAttachment.objects.filter(message__ticket=ticket).values_list("discord_attachment_id", flat=True)
     )
+    new_rows = []
     for message in messages:
+        if message["id"] in stored:
+            continue
         author = message.get("author") or {}
-        row = stored.get(message["id"])
-        if row is None:
-            row = TicketMessage.objects.create(
+        new_rows.append(
+            TicketMessage(
                 ticket=ticket,
                 discord_message_id=message["id"],
                 author_id=author.get("id", ""),
@@ -298,19 +301,27 @@ def ticket_transcript_store(*, ticket: Ticket, messages: list[dict], files: dict
                 embeds=message.get("embeds") or [],
                 sent_at=datetime.fromisoformat(message["timestamp"]),
             )
+        )
+    for row in TicketMessage.objects.bulk_create(new_rows, batch_size=500):
+        stored[row.discord_message_id] = row.pk
+    attachments = []
+    for message in messages:
         for attachment in message.get("attachments") or []:
             if attachment["id"] in have_files:
                 continue
             data = files[attachment["id"]]
-            TicketAttachment.objects.create(
-                message=row,
-                discord_attachment_id=attachment["id"],
-                filename=attachment.get("filename", "")[:255],
-                content_type=(attachment.get("content_type") or "")[:100],
-                size=attachment.get("size") or 0,
-                data=data,
-                too_large=data is None,
+            attachments.append(
+                TicketAttachment(
+                    message_id=stored[message["id"]],
+                    discord_attachment_id=attachment["id"],
+                    filename=attachment.get("filename", "")[:255],
+                    content_type=(attachment.get("content_type") or "")[:100],
+                    size=attachment.get("size") or 0,
+                    data=data,
+                    too_large=data is None,
+                )
             )
+    TicketAttachment.objects.bulk_create(attachments, batch_size=100)
     Ticket.objects.filter(pk=ticket.pk).update(transcript_html=html)
     return len(messages)
 
