@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from config.admin import ReadOnlyAdmin
 
@@ -194,24 +194,30 @@ class TicketAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/support/metrics.html", context)
 
 
-class CustomerTicketInline(admin.TabularInline):
-    """The customer's tickets on their admin page (customers/admin.py lists it)."""
-
-    model = Ticket
-    fk_name = "customer"
-    fields = ("link", "subject", "category", "status", "opened_at", "closed_at", "rating")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
-    ordering = ("-opened_at",)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="ticket")
-    def link(self, obj: Ticket) -> str:
-        return format_html('<a href="{}">#{}</a>', reverse("admin:support_ticket_change", args=[obj.pk]), obj.pk)
+def customer_tickets_html(customer) -> str:
+    """The customer's tickets as links, for the customer's admin page (a read-only field in customers/admin.py)."""
+    if customer is None or customer.pk is None:
+        return "—"
+    tickets = list(Ticket.objects.filter(customer=customer).order_by("-opened_at")[:20])
+    if not tickets:
+        return "No tickets."
+    rows = format_html_join(
+        "",
+        '<li><a href="{}">#{}</a> {} · {} · {} · opened {}</li>',
+        (
+            (
+                reverse("admin:support_ticket_change", args=[t.pk]),
+                t.pk,
+                t.subject,
+                t.get_category_display(),
+                t.get_status_display(),
+                f"{t.opened_at:%Y-%m-%d}",
+            )
+            for t in tickets
+        ),
+    )
+    everything = reverse("admin:support_ticket_changelist") + f"?customer__id__exact={customer.pk}"
+    return format_html('<ul style="margin:0">{}</ul><a href="{}">All their tickets</a>', rows, everything)
 
 
 @admin.register(DiscordInteraction)

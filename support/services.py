@@ -183,6 +183,14 @@ def ticket_not_opened(*, ticket: Ticket, reason: str) -> None:
     )
 
 
+def tickets_opening_give_up(*, opened_before: datetime) -> int:
+    """Tickets that could not get a channel for a long time (Discord down, a bad token) stop holding the customer's
+    slot: they become "not opened" and keep their last error for staff."""
+    return Ticket.objects.filter(status=TicketStatus.OPENING, interaction_at__lt=opened_before).update(
+        status=TicketStatus.NOT_OPENED, closed_at=timezone.now(), close_reason="Discord unavailable while opening"
+    )
+
+
 def ticket_error_record(*, ticket: Ticket, error: Exception) -> None:
     Ticket.objects.filter(pk=ticket.pk).update(last_error=str(error)[:2000], last_error_at=timezone.now())
 

@@ -4,7 +4,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from . import selectors, workflows
+from . import selectors, services, workflows
+
+OPENING_GIVE_UP_HOURS = 6  # a ticket still without a channel after this frees the customer's slot
 
 
 def ticket_open_task(ticket_id: int) -> str:
@@ -34,8 +36,10 @@ def tickets_autoclose_task() -> dict:
 
 
 def tickets_retry_task() -> int:
-    """Schedule (every 5 minutes): retry openings and closes that failed midway or whose task was lost."""
+    """Schedule (every 5 minutes): retry openings and closes that failed midway or whose task was lost; openings
+    still failing after OPENING_GIVE_UP_HOURS become "not opened"."""
     now, wait = timezone.now(), timedelta(minutes=5)
+    services.tickets_opening_give_up(opened_before=now - timedelta(hours=OPENING_GIVE_UP_HOURS))
     opening = selectors.opening_tickets_due(now=now, retry_after=wait)
     for ticket_id in opening:
         workflows.ticket_open_run(ticket_id=ticket_id)

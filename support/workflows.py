@@ -88,7 +88,8 @@ def _create_channel(discord: DiscordClient, ticket: Ticket) -> str:
 
 
 def ticket_open_run(*, ticket_id: int) -> str:
-    """Create the channel, post the opening message, tell the customer. Raises DiscordError to be retried."""
+    """Create the channel, post the opening message, tell the customer. A Discord failure leaves the ticket
+    "opening" with its error, for support.tasks.tickets_retry_task."""
     ticket = selectors.ticket_get(ticket_id=ticket_id)
     if ticket is None or ticket.status != TicketStatus.OPENING:
         return "nothing to do"

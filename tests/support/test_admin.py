@@ -90,8 +90,12 @@ def test_metrics_page_medians_per_staff_and_ratings(admin_client):
 def test_customer_page_lists_their_tickets(admin_client):
     customer = CustomerFactory(discord_user_id=CUSTOMER_DISCORD_ID)
     make_ticket(customer=customer, subject="Where is my invoice")
+    make_ticket(subject="Someone else's", user=2)
     page = admin_client.get(f"/admin/customers/customer/{customer.pk}/change/")
     assert page.status_code == 200 and "Where is my invoice" in page.content.decode()
+    theirs = admin_client.get(f"/admin/support/ticket/?customer__id__exact={customer.pk}")
+    assert theirs.status_code == 200
+    assert "Where is my invoice" in theirs.content.decode() and "Someone else" not in theirs.content.decode()
 
 
 def test_transcript_needs_admin_access(client, support_user, marketing_user):

@@ -176,6 +176,19 @@ def test_a_discord_outage_while_opening_is_retried_by_the_job(discord, send):
     assert ticket.status == TicketStatus.OPEN and ticket.discord_channel_id in discord.channels
 
 
+def test_an_opening_that_fails_for_hours_frees_the_slot(discord, send):
+    from support.tasks import tickets_retry_task
+
+    discord.fail_next(503, times=20)
+    open_ticket(send, category="setup")
+    Ticket.objects.update(interaction_at=datetime.now(UTC) - timedelta(hours=7))
+    tickets_retry_task()
+    ticket = Ticket.objects.get()
+    assert ticket.status == TicketStatus.NOT_OPENED and "503" in ticket.last_error
+    discord.reset()
+    assert open_ticket(send, category="setup").json()["type"] == 5
+
+
 def test_max_open_tickets_per_user(discord, send, settings):
     settings.DISCORD_MAX_OPEN_TICKETS_PER_USER = 2
     open_ticket(send, category="setup")
