@@ -28,6 +28,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "billing.subscription": VIEW,
         "support.ticket": ("view", "change"),
         "support.ticketmessage": VIEW,
+        "support.ticketattachment": VIEW,
+        "support.discordinteraction": VIEW,
     },
     MARKETING: {
         "customers.customer": VIEW,

@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("automations.urls")),
     path("", include("integrations.urls")),
+    path("", include("support.urls")),
 ]
 
 handler404 = "api.errors.not_found"

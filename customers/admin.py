@@ -9,6 +9,7 @@ from django.urls import path
 from django.utils import timezone
 
 from config.admin import ReadOnlyAdmin
+from support.admin import customer_tickets_html
 
 from . import selectors, services
 from .events import domain_event_dispatch
@@ -36,7 +37,7 @@ class CustomerAdmin(admin.ModelAdmin):
         "=espocrm_lead_id",
         "promo_code",
     )
-    readonly_fields = ("lifecycle_stage", "stage_changed_at", "created_at", "updated_at")
+    readonly_fields = ("lifecycle_stage", "stage_changed_at", "created_at", "updated_at", "support_tickets")
     date_hierarchy = "created_at"
     # Invite links typed without a scheme are https (Django 6's default, chosen now).
     formfield_overrides = {models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}}
@@ -60,8 +61,13 @@ class CustomerAdmin(admin.ModelAdmin):
             "Other systems",
             {"fields": ("stripe_customer_id", "discord_user_id", "mautic_contact_id", "espocrm_lead_id")},
         ),
+        ("Support", {"fields": ("support_tickets",)}),
         ("More", {"classes": ("collapse",), "fields": ("metadata", "created_at", "updated_at")}),
     )
+
+    @admin.display(description="Tickets")
+    def support_tickets(self, obj):
+        return customer_tickets_html(obj)
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

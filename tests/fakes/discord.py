@@ -516,6 +516,26 @@ class FakeDiscord(FakeServer):
                 page = older[-limit:]
             return FakeResponse(200, json.loads(json.dumps(list(reversed(page)))))  # newest first, as Discord
 
+    @route("POST", r"/api/v10/users/@me/channels")
+    def dm_channel_create(self, request: FakeRequest):
+        recipient_id = str((request.json() or {}).get("recipient_id") or "")
+        with self.lock:
+            for channel in self.channels.values():
+                if channel["type"] == 1 and channel["recipients"][0]["id"] == recipient_id:
+                    return channel
+            channel_id = snowflake()
+            channel = {"id": channel_id, "type": 1, "guild_id": None, "recipients": [user_object(recipient_id)]}
+            self.channels[channel_id] = channel
+            self.messages[channel_id] = []
+            return channel
+
+    def dm_messages(self, user_id: str) -> list[dict]:
+        with self.lock:
+            for channel in self.channels.values():
+                if channel["type"] == 1 and channel["recipients"][0]["id"] == user_id:
+                    return list(self.messages.get(channel["id"], []))
+            return []
+
     # --- CDN --------------------------------------------------------------------------------------------------------
     @route("GET", r"/attachments/.+")
     def cdn_get(self, request: FakeRequest):

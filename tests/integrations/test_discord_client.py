@@ -116,3 +116,21 @@ def test_interaction_original_edit_and_followup(fake):
     client.interaction_followup(interaction_token="tok-1", payload={"content": "more"})
     assert fake.originals["tok-1"]["content"] == "done"
     assert fake.followups["tok-1"][0]["content"] == "more"
+
+
+def test_a_global_429_pauses_every_route(fake):
+    client = make_client(fake)
+    fake.fail_429(retry_after=0.3, is_global=True)
+    client.guild_channels(guild_id=GUILD_ID)
+    assert client.limiter.global_reset_at > 0
+    assert client.slept[0] == 0.3
+
+
+def test_dropped_connection_on_a_read_is_retried_and_errors_hold_no_webhook_token(fake):
+    client = make_client(fake)
+    fake.drop_next()
+    assert client.guild_channels(guild_id=GUILD_ID)  # answered on the second try
+    fake.drop_next()
+    with pytest.raises(DiscordError) as caught:
+        client.interaction_followup(interaction_token="secret-interaction-token", payload={"content": "x"})
+    assert caught.value.status == 0 and "secret-interaction-token" not in str(caught.value) + caught.value.body

@@ -1,0 +1,227 @@
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from config.admin import ReadOnlyAdmin
+
+from . import selectors, services
+from .models import DiscordInteraction, Ticket, TicketAttachment, TicketStatus
+
+INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+
+
+@admin.register(Ticket)
+class TicketAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "subject",
+        "category",
+        "suggested_category",
+        "status",
+        "priority",
+        "customer",
+        "claimed_by_name",
+        "opened_at",
+        "first_staff_response_at",
+        "rating",
+        "has_error",
+    )
+    list_filter = ("status", "category", "priority", "customer__vip_status", "claimed_by_name", "outside_support_hours")
+    search_fields = ("customer__email", "customer__name", "discord_username", "=discord_user_id", "subject", "=id")
+    list_select_related = ("customer",)
+    date_hierarchy = "opened_at"
+    actions = ("close_tickets", "reopen_tickets")
+    change_list_template = "admin/support/ticket/change_list.html"
+    exclude = ("interaction_token", "transcript_html")
+    fieldsets = (
+        (None, {"fields": ("status", "category", "subject", "description", "priority", "customer", "transcript")}),
+        ("Triage", {"fields": ("suggested_category", "triage_reason", "outside_support_hours")}),
+        (
+            "Discord",
+            {
+                "fields": (
+                    "discord_username",
+                    "discord_user_id",
+                    "contact_email",
+                    "discord_channel_id",
+                    "claimed_by_name",
+                    "claimed_at",
+                    "last_error",
+                    "last_error_at",
+                )
+            },
+        ),
+        (
+            "Activity",
+            {
+                "fields": (
+                    "opened_at",
+                    "message_count",
+                    "last_message_at",
+                    "first_staff_response_at",
+                    "first_responder_name",
+                    "inactivity_warned_at",
+                )
+            },
+        ),
+        (
+            "Close and feedback",
+            {
+                "fields": (
+                    "close_requested_at",
+                    "closed_by_name",
+                    "close_reason",
+                    "closed_at",
+                    "close_attempts",
+                    "rating",
+                    "rating_comment",
+                )
+            },
+        ),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Everything comes from Discord or the services; staff act through the actions.
+        return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(boolean=True, description="error")
+    def has_error(self, obj: Ticket) -> bool:
+        return bool(obj.last_error)
+
+    @admin.display(description="transcript")
+    def transcript(self, obj: Ticket) -> str:
+        if not obj.transcript_html:
+            return "—"
+        return format_html(
+            '<a href="{}" target="_blank">Open the transcript</a>',
+            reverse("admin:support_ticket_transcript", args=[obj.pk]),
+        )
+
+    @admin.action(description="Close the selected tickets (transcript saved first)", permissions=["change"])
+    def close_tickets(self, request, queryset):
+        name = request.user.get_full_name() or request.user.get_username()
+        closing = 0
+        for ticket in queryset.filter(status=TicketStatus.OPEN):
+            services.ticket_close_request(ticket=ticket, by_name=f"{name} (admin)", reason="Closed from the admin")
+            closing += 1
+        self.message_user(request, f"{closing} ticket(s) closing.", messages.SUCCESS)
+
+    @admin.action(description="Reopen the selected tickets in a new channel", permissions=["change"])
+    def reopen_tickets(self, request, queryset):
+        reopened = refused = 0
+        for ticket in queryset.filter(status__in=[TicketStatus.CLOSED, TicketStatus.NOT_OPENED]):
+            if services.ticket_reopen(ticket=ticket):
+                reopened += 1
+            else:
+                refused += 1
+        self.message_user(request, f"{reopened} reopening, {refused} refused (the user has an open ticket there).")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("metrics/", view(self.metrics_view), name="support_ticket_metrics"),
+            path("<int:ticket_id>/transcript/", view(self.transcript_view), name="support_ticket_transcript"),
+            path(
+                "<int:ticket_id>/attachment/<str:attachment_id>/",
+                view(self.attachment_view),
+                name="support_ticket_attachment",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _require_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+
+    def transcript_view(self, request, ticket_id: int):
+        self._require_view(request)
+        ticket = get_object_or_404(Ticket, pk=ticket_id)
+        if not ticket.transcript_html:
+            raise Http404("No transcript yet")
+        response = HttpResponse(ticket.transcript_html)
+        # Customer-written content: no scripts, images only from here.
+        response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+        return response
+
+    def attachment_view(self, request, ticket_id: int, attachment_id: str):
+        self._require_view(request)
+        attachment = get_object_or_404(
+            TicketAttachment, message__ticket_id=ticket_id, discord_attachment_id=attachment_id, too_large=False
+        )
+        inline = attachment.content_type in INLINE_IMAGE_TYPES
+        response = HttpResponse(
+            bytes(attachment.data or b""),
+            content_type=attachment.content_type if inline else "application/octet-stream",
+        )
+        disposition = "inline" if inline else "attachment"
+        response["Content-Disposition"] = f'{disposition}; filename="{attachment.filename.replace(chr(34), "")}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def metrics_view(self, request):
+        self._require_view(request)
+        today = timezone.now().date()
+        try:
+            since = date.fromisoformat(request.GET.get("since") or str(today - timedelta(days=30)))
+            until = date.fromisoformat(request.GET.get("until") or str(today))
+        except ValueError:
+            since, until = today - timedelta(days=30), today
+        metrics = selectors.support_metrics(
+            since=datetime.combine(since, time.min, tzinfo=UTC),
+            until=datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC),
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Support metrics",
+            "opts": self.model._meta,
+            "since": since,
+            "until": until,
+            "metrics": metrics,
+        }
+        return TemplateResponse(request, "admin/support/metrics.html", context)
+
+
+def customer_tickets_html(customer) -> str:
+    """The customer's tickets as links, for the customer's admin page (a read-only field in customers/admin.py)."""
+    if customer is None or customer.pk is None:
+        return "—"
+    tickets = list(Ticket.objects.filter(customer=customer).order_by("-opened_at")[:20])
+    if not tickets:
+        return "No tickets."
+    rows = format_html_join(
+        "",
+        '<li><a href="{}">#{}</a> {} · {} · {} · opened {}</li>',
+        (
+            (
+                reverse("admin:support_ticket_change", args=[t.pk]),
+                t.pk,
+                t.subject,
+                t.get_category_display(),
+                t.get_status_display(),
+                f"{t.opened_at:%Y-%m-%d}",
+            )
+            for t in tickets
+        ),
+    )
+    everything = reverse("admin:support_ticket_changelist") + f"?customer__id__exact={customer.pk}"
+    return format_html('<ul style="margin:0">{}</ul><a href="{}">All their tickets</a>', rows, everything)
+
+
+@admin.register(DiscordInteraction)
+class DiscordInteractionAdmin(ReadOnlyAdmin):
+    list_display = ("interaction_id", "interaction_type", "custom_id", "discord_user_id", "received_at")
+    search_fields = ("=interaction_id", "=discord_user_id", "custom_id")
+    list_filter = ("interaction_type",)

@@ -1,0 +1,150 @@
+"""Reads of support's tables (and the CRM context a ticket shows), with their joins applied."""
+
+from datetime import datetime, timedelta
+from statistics import median
+
+from django.db.models import Count, Q, QuerySet
+
+from billing.selectors import subscription_current_for_customer
+from customers.models import Customer, TimelineEvent
+
+from .models import ACTIVE_STATUSES, Ticket, TicketCategory, TicketStatus
+
+
+def customer_by_discord_id(*, discord_user_id: str) -> Customer | None:
+    return Customer.objects.filter(discord_user_id=discord_user_id).first() if discord_user_id else None
+
+
+def active_tickets_of(*, discord_user_id: str) -> list[Ticket]:
+    return list(Ticket.objects.filter(discord_user_id=discord_user_id, status__in=ACTIVE_STATUSES))
+
+
+def last_closed_ticket_of(*, discord_user_id: str) -> Ticket | None:
+    tickets = Ticket.objects.filter(discord_user_id=discord_user_id, status=TicketStatus.CLOSED)
+    return tickets.order_by("-closed_at").first()
+
+
+def ticket_get(*, ticket_id: int) -> Ticket | None:
+    return Ticket.objects.select_related("customer").filter(pk=ticket_id).first()
+
+
+def ticket_customer_context(*, ticket: Ticket) -> list[str]:
+    """What staff should know about the customer, for the opening message (the customer sees it too)."""
+    customer = ticket.customer
+    if customer is None:
+        email = f" (gave {ticket.contact_email}, not a known customer)" if ticket.contact_email else ""
+        return [f"Customer: not linked to the CRM{email}."]
+    if ticket.customer_link == "email":
+        # The email in the form is unverified and the customer reads this channel too: no account details here.
+        return [f"Customer: linked by the email in the form ({ticket.contact_email}, unverified); see the admin."]
+    lines = [f"Customer: {customer.name or customer.email} · stage {customer.get_lifecycle_stage_display()}"]
+    if customer.vip_status:
+        lines[0] += " · **VIP**"
+    subscription = subscription_current_for_customer(customer=customer)
+    if subscription:
+        lines.append(
+            f"Plan: {subscription.product_name or subscription.product_id} · {subscription.get_status_display()}"
+        )
+    else:
+        lines.append("Plan: no subscription")
+    counts = (
+        Ticket.objects.filter(customer=customer)
+        .exclude(pk=ticket.pk)
+        .aggregate(
+            open=Count("pk", filter=Q(status__in=ACTIVE_STATUSES)),
+            past=Count("pk", filter=Q(status=TicketStatus.CLOSED)),
+        )
+    )
+    lines.append(f"Other tickets: {counts['open']} open, {counts['past']} closed")
+    failure = (
+        TimelineEvent.objects.filter(customer=customer, kind="invoice.payment_failed").order_by("-occurred_at").first()
+    )
+    if failure:
+        lines.append(f"Last payment failure: {failure.occurred_at:%Y-%m-%d}")
+    return lines
+
+
+def tickets_to_read(*, limit: int = 200) -> list[Ticket]:
+    """Open tickets, least recently read first (by last seen message), for the activity job."""
+    return list(
+        Ticket.objects.filter(status=TicketStatus.OPEN)
+        .exclude(discord_channel_id="")
+        .order_by("last_message_at")[:limit]
+    )
+
+
+def tickets_inactive(*, since: datetime) -> QuerySet[Ticket]:
+    """Open tickets whose last message (or, with none, their opening) is older than `since`."""
+    return Ticket.objects.filter(status=TicketStatus.OPEN).filter(
+        Q(last_message_at__lt=since) | Q(last_message_at__isnull=True, opened_at__lt=since)
+    )
+
+
+def opening_tickets_due(*, now: datetime, retry_after: timedelta) -> list[int]:
+    """Tickets whose channel creation failed or whose task was lost, not tried for `retry_after`."""
+    return list(
+        Ticket.objects.filter(status=TicketStatus.OPENING, interaction_at__lte=now - retry_after)
+        .filter(Q(last_error_at__isnull=True) | Q(last_error_at__lte=now - retry_after))
+        .values_list("pk", flat=True)
+    )
+
+
+def closing_tickets_due(*, now: datetime, retry_after: timedelta) -> list[int]:
+    """Tickets stuck in closing (a failed or lost close task) whose last attempt is old enough to try again."""
+    return list(
+        Ticket.objects.filter(status=TicketStatus.CLOSING, close_requested_at__lte=now - retry_after)
+        .filter(Q(last_error_at__isnull=True) | Q(last_error_at__lte=now - retry_after))
+        .values_list("pk", flat=True)
+    )
+
+
+def _median_minutes(values: list[timedelta]) -> float | None:
+    return round(median(v.total_seconds() for v in values) / 60, 1) if values else None
+
+
+def support_metrics(*, since: datetime, until: datetime) -> dict:
+    """Open tickets by category (now); over tickets opened in [since, until): median minutes to first response and
+    to resolution, overall and per staff member (the claimer, else the first responder); ratings."""
+    open_by_category = dict(
+        Ticket.objects.filter(status__in=ACTIVE_STATUSES).values_list("category").annotate(n=Count("pk"))
+    )
+    tickets = list(
+        Ticket.objects.filter(opened_at__gte=since, opened_at__lt=until).exclude(status=TicketStatus.NOT_OPENED)
+    )
+    first = [t.first_staff_response_at - t.opened_at for t in tickets if t.first_staff_response_at]
+    resolution = [t.closed_at - t.opened_at for t in tickets if t.status == TicketStatus.CLOSED and t.closed_at]
+    ratings = [t.rating for t in tickets if t.rating]
+    staff: dict[str, dict] = {}
+    for ticket in tickets:
+        name = ticket.claimed_by_name or ticket.first_responder_name
+        if not name:
+            continue
+        entry = staff.setdefault(name, {"tickets": 0, "first": [], "resolution": [], "ratings": []})
+        entry["tickets"] += 1
+        if ticket.first_staff_response_at:
+            entry["first"].append(ticket.first_staff_response_at - ticket.opened_at)
+        if ticket.status == TicketStatus.CLOSED and ticket.closed_at:
+            entry["resolution"].append(ticket.closed_at - ticket.opened_at)
+        if ticket.rating:
+            entry["ratings"].append(ticket.rating)
+    return {
+        "open_by_category": [(c.label, open_by_category.get(c.value, 0)) for c in TicketCategory],
+        "tickets": len(tickets),
+        "median_first_response_minutes": _median_minutes(first),
+        "median_resolution_minutes": _median_minutes(resolution),
+        "ratings": {
+            "count": len(ratings),
+            "average": round(sum(ratings) / len(ratings), 2) if ratings else None,
+            "distribution": [(n, ratings.count(n)) for n in range(1, 6)],
+        },
+        "staff": [
+            {
+                "name": name,
+                "tickets": entry["tickets"],
+                "median_first_response_minutes": _median_minutes(entry["first"]),
+                "median_resolution_minutes": _median_minutes(entry["resolution"]),
+                "average_rating": round(sum(entry["ratings"]) / len(entry["ratings"]), 2) if entry["ratings"] else None,
+            }
+            for name, entry in sorted(staff.items())
+        ],
+    }

@@ -1,0 +1,49 @@
+"""django-q2 entry points: take ids, call one workflow, safe to run twice (see support/workflows.py)."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from . import selectors, services, workflows
+
+OPENING_GIVE_UP_HOURS = 6  # a ticket still without a channel after this frees the customer's slot
+
+
+def ticket_open_task(ticket_id: int) -> str:
+    return workflows.ticket_open_run(ticket_id=ticket_id)
+
+
+def ticket_close_task(ticket_id: int) -> str:
+    return workflows.ticket_close_run(ticket_id=ticket_id)
+
+
+def ticket_feedback_request_task(ticket_id: int) -> str:
+    return workflows.ticket_feedback_request_run(ticket_id=ticket_id)
+
+
+def ticket_opening_message_refresh_task(ticket_id: int) -> None:
+    workflows.ticket_opening_message_refresh(ticket_id=ticket_id)
+
+
+def tickets_activity_task() -> int:
+    """Schedule (every 2 minutes): read new messages of open tickets."""
+    return workflows.activity_read_run()
+
+
+def tickets_autoclose_task() -> dict:
+    """Schedule (every 15 minutes): warn, then close, tickets without activity."""
+    return workflows.autoclose_run()
+
+
+def tickets_retry_task() -> int:
+    """Schedule (every 5 minutes): retry openings and closes that failed midway or whose task was lost; openings
+    still failing after OPENING_GIVE_UP_HOURS become "not opened"."""
+    now, wait = timezone.now(), timedelta(minutes=5)
+    services.tickets_opening_give_up(opened_before=now - timedelta(hours=OPENING_GIVE_UP_HOURS))
+    opening = selectors.opening_tickets_due(now=now, retry_after=wait)
+    for ticket_id in opening:
+        workflows.ticket_open_run(ticket_id=ticket_id)
+    closing = selectors.closing_tickets_due(now=now, retry_after=wait)
+    for ticket_id in closing:
+        workflows.ticket_close_run(ticket_id=ticket_id)
+    return len(opening) + len(closing)
