@@ -25,6 +25,7 @@ def default_flows(request):
     from django.apps import apps
 
     import_module("automations.migrations.0002_default_flows").create_defaults(apps, None)
+    import_module("automations.migrations.0007_dunning_timed_to_stripe").time_dunning_to_stripe(apps, None)
 
 
 @pytest.fixture
