@@ -161,10 +161,14 @@ def _wakeup_consume() -> None:
     DispatchWakeup.objects.filter(name=WAKEUP_NAME).update(requested_at=None)
 
 
-def domain_events_drain(*, time_budget: float = DRAIN_SECONDS, clock: Callable[[], float] = time.monotonic) -> int:
+def domain_events_drain(
+    *, time_budget: float = DRAIN_SECONDS, clock: Callable[[], float] = time.monotonic, woken: bool = True
+) -> int:
     """Dispatch due events, one transaction each, until none is due or the time budget is spent. Returns how many
-    were dispatched. Several drains may run at once (one per worker): each claims events with SKIP LOCKED."""
-    _wakeup_consume()  # from here on, a new publish asks for another drain, so nothing published now is missed
+    were dispatched. Several drains may run at once (one per worker): each claims events with SKIP LOCKED.
+    `woken`: this is the drain a wake-up enqueued (not the minute sweep), so it takes the wake-up flag."""
+    if woken:
+        _wakeup_consume()  # from here on, a new publish asks for another drain, so nothing published now is missed
     deadline = clock() + time_budget
     dispatched = 0
     skipped: set[int] = set()

@@ -14,5 +14,6 @@ def domain_events_drain_task() -> int:
 
 
 def domain_events_dispatch_pending() -> int:
-    """Schedule (every minute): dispatch what a lost wake-up, a crash or a failing handler's backoff left due."""
-    return domain_events_drain()
+    """Schedule (every minute): dispatch what a lost wake-up, a crash or a failing handler's backoff left due. The
+    wake-up flag stays as it is: a drain it enqueued may still be waiting on the broker."""
+    return domain_events_drain(woken=False)

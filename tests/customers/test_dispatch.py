@@ -109,3 +109,17 @@ def test_dispatch_locks_only_the_event_so_other_work_on_the_customer_does_not_de
         release.set()
         holder.join()
     assert received == ["locked-customer"]
+
+
+@pytest.mark.django_db
+def test_the_minute_sweep_dispatches_what_is_due_and_leaves_the_waiting_drain_its_wake_up(received):
+    from customers.tasks import domain_events_dispatch_pending
+
+    customer = CustomerFactory()
+    with mock.patch("django_q.tasks.async_task") as enqueue:
+        events.domain_event_publish(name=events.TRIAL_STARTED, key="swept", customer=customer)
+        assert events.dispatch_wake() is True  # a drain is enqueued...
+        assert domain_events_dispatch_pending() == 1  # ...but the sweep gets there first
+        assert events.dispatch_wake() is False  # that drain is still waiting: no second one
+    assert enqueue.call_count == 1
+    assert received == ["swept"]
