@@ -123,9 +123,24 @@ class AutomationRule(models.Model):
 class StepAnchor(models.TextChoices):
     ENROLLMENT = "enrollment", "after enrollment"
     PREVIOUS_STEP = "previous_step", "after the previous step"
-    # Dunning timed to Stripe: the payment.failed payload carries the invoice's next_payment_attempt. Without one
-    # (Stripe has given up retrying), the step falls back to "after enrollment".
+    # Dunning timed to Stripe: the payment.failed payload carries the invoice's next_payment_attempt, and every later
+    # failure of the same subscription moves the pending steps below to the attempt it announces
+    # (automations.services.step_times and enrollment_retime).
+    # Due at the next attempt + delay; without one (Stripe has given up retrying), at enrollment + delay.
     NEXT_PAYMENT_ATTEMPT = "next_payment_attempt", "after Stripe's next payment attempt"
+    # Due `delay` before the next attempt (never before the enrollment); not sent when no attempt is coming.
+    BEFORE_NEXT_PAYMENT_ATTEMPT = "before_next_payment_attempt", "before Stripe's next payment attempt"
+    # Due `delay` after the failure that ends Stripe's retries (next_payment_attempt null). While retries remain it
+    # waits, due RETRIES_EXHAUSTED_FALLBACK after the last announced attempt in case that failure never reaches us.
+    RETRIES_EXHAUSTED = "retries_exhausted", "when Stripe stops retrying"
+
+
+# Anchors whose time comes from Stripe's retry schedule: a later payment.failed re-times their unsent emails.
+STRIPE_RETRY_ANCHORS = (
+    StepAnchor.NEXT_PAYMENT_ATTEMPT,
+    StepAnchor.BEFORE_NEXT_PAYMENT_ATTEMPT,
+    StepAnchor.RETRIES_EXHAUSTED,
+)
 
 
 class AutomationStep(models.Model):

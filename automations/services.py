@@ -15,14 +15,16 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from billing import selectors as billing_selectors
 from customers import events as domain_events
-from customers.models import Customer, DomainEvent
+from customers.models import Customer, DomainEvent, TimelineEvent
 from customers.selectors import customer_get_by_email
 from customers.services import normalize_email, timeline_event_record
 
 from .models import (
     SOFT_BOUNCE_LIMIT,
     SOFT_BOUNCE_WINDOW,
+    STRIPE_RETRY_ANCHORS,
     AutomationRule,
     AutomationStep,
     BounceType,
@@ -70,20 +72,42 @@ def _scope_key(*, rule: AutomationRule, event: DomainEvent) -> str:
     return f"event:{event.key}"
 
 
-def step_times(*, steps: list[AutomationStep], enrolled_at: datetime, context: dict[str, Any]) -> list[datetime]:
-    """When each step (in order) is due."""
+# The last notice waits this long after the last retry Stripe announced, in case the failure that ends the retries
+# never reaches us (a lost webhook the daily sync has not healed yet).
+RETRIES_EXHAUSTED_FALLBACK = timedelta(days=3)
+
+
+def step_times(
+    *, steps: list[AutomationStep], enrolled_at: datetime, context: dict[str, Any], now: datetime | None = None
+) -> list[datetime | None]:
+    """When each step (in order) is due; None for a step that is not to be sent (a reminder of a retry that will not
+    come). `context` is the enrollment's context: the triggering payload, updated by each later payment failure."""
+    now = now or enrolled_at
     next_payment_attempt = _parse_time(context.get("next_payment_attempt"))
-    times = []
+    # A payment.failed payload always names next_payment_attempt; null there means Stripe stopped retrying.
+    retries_over = "next_payment_attempt" in context and next_payment_attempt is None
+    last_attempt = _parse_time(context.get("last_announced_payment_attempt")) or next_payment_attempt
+    times: list[datetime | None] = []
     previous = enrolled_at
     for step in steps:
+        due: datetime | None
         if step.anchor == StepAnchor.PREVIOUS_STEP:
             due = previous + step.delay
         elif step.anchor == StepAnchor.NEXT_PAYMENT_ATTEMPT and next_payment_attempt:
             due = next_payment_attempt + step.delay
+        elif step.anchor == StepAnchor.BEFORE_NEXT_PAYMENT_ATTEMPT and "next_payment_attempt" in context:
+            due = max(next_payment_attempt - step.delay, now) if next_payment_attempt else None
+        elif step.anchor == StepAnchor.RETRIES_EXHAUSTED and "next_payment_attempt" in context:
+            if last_attempt is None:
+                due = None  # Stripe never announced a retry (none configured): no "last retry failed" to tell
+            elif retries_over:
+                due = (_parse_time(context.get("retries_exhausted_at")) or now) + step.delay
+            else:
+                due = last_attempt + RETRIES_EXHAUSTED_FALLBACK + step.delay
         else:
             due = enrolled_at + step.delay
         times.append(due)
-        previous = due
+        previous = due or previous
     return times
 
 
@@ -96,6 +120,56 @@ def _parse_time(value: Any) -> datetime | None:
             parsed = timezone.make_aware(parsed, UTC)
         return parsed
     return None
+
+
+def _retry_context(payload: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """What the payment.failed payload tells the retry anchors, with the moment Stripe's retries were seen to end."""
+    context = dict(payload)
+    if payload.get("next_payment_attempt"):
+        context["last_announced_payment_attempt"] = payload["next_payment_attempt"]
+    elif "next_payment_attempt" in payload:
+        context["retries_exhausted_at"] = now.isoformat()
+    return context
+
+
+# Triggers that are about a subscription which must still be alive when the subscriber runs.
+_LIVE_SUBSCRIPTION_TRIGGERS = frozenset(
+    {
+        domain_events.SUBSCRIPTION_CREATED,
+        domain_events.SUBSCRIPTION_CANCEL_SCHEDULED,
+        domain_events.SUBSCRIPTION_TRIAL_ENDING,
+        domain_events.PAYMENT_FAILED,
+    }
+)
+
+
+def trigger_stale_reason(*, event: DomainEvent) -> str:
+    """Why the event no longer holds by the CRM's current state ('' when it still does).
+
+    Events are dispatched after their commit and in no guaranteed order, so a payment failure can reach automations
+    after the subscription's cancellation, or a subscription.created after its own cancellation. The subscription
+    row is locked (within the caller's transaction): a cancellation being applied right now either committed before
+    (and is seen here) or waits until this enrollment is committed (and then exits it).
+    """
+    subscription_id = event.payload.get("subscription_id") or ""
+    if event.name not in _LIVE_SUBSCRIPTION_TRIGGERS or not subscription_id:
+        return ""
+    subscription = billing_selectors.subscription_get_for_update(stripe_subscription_id=subscription_id)
+    if subscription is None:
+        return ""  # the CRM does not know it (yet): nothing says the trigger is stale
+    if subscription.status in billing_selectors.ENDED_STATUSES:
+        return f"subscription {subscription_id} has ended ({subscription.status})"
+    if event.name == domain_events.PAYMENT_FAILED:
+        invoice_id = event.payload.get("invoice_id") or ""
+        if invoice_id and DomainEvent.objects.filter(key=f"invoice:{invoice_id}:payment-recovered").exists():
+            return f"invoice {invoice_id} has been paid since"
+    elif event.name == domain_events.SUBSCRIPTION_CANCEL_SCHEDULED and not (
+        subscription.cancel_at_period_end or subscription.cancel_at
+    ):
+        return "the cancellation has been withdrawn since"
+    elif event.name == domain_events.SUBSCRIPTION_TRIAL_ENDING and subscription.status != "trialing":
+        return f"the trial is over ({subscription.status})"
+    return ""
 
 
 @transaction.atomic
@@ -114,8 +188,14 @@ def enrollments_start_for_event(*, event: DomainEvent) -> list[Enrollment]:
 
 @transaction.atomic
 def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment | None:
-    """Start one enrollment and queue its emails; None when the re-entry policy (or a running copy) says no."""
+    """Start one enrollment and queue its emails; None when the re-entry policy (or a running copy) says no, when
+    the trigger no longer holds, or when the customer has no email address (noted on the timeline, and started
+    when an address arrives: enrollments_start_skipped)."""
     customer = event.customer
+    stale = trigger_stale_reason(event=event)
+    if stale:
+        logger.info("Rule %s not started for %s: %s", rule.name, event.key, stale)
+        return None
     subscription_id = event.payload.get("subscription_id") or ""
     running = Enrollment.objects.filter(
         rule=rule, customer=customer, subscription_id=subscription_id, status=EnrollmentStatus.ACTIVE
@@ -125,7 +205,11 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
             # Stripe retried the invoice and failed again: the sequence keeps running, timed to the new attempt.
             enrollment_retime(enrollment=running, event=event)
         return None
+    if not customer.email:
+        _enrollment_skipped_note(rule=rule, event=event)
+        return None
     now = timezone.now()
+    context = _retry_context(event.payload, now=now)
     try:
         with transaction.atomic():
             enrollment = Enrollment.objects.create(
@@ -134,7 +218,7 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
                 scope_key=_scope_key(rule=rule, event=event),
                 subscription_id=subscription_id,
                 trigger_event=event,
-                context=event.payload,
+                context=context,
                 enrolled_at=now,
             )
     except IntegrityError:
@@ -142,7 +226,7 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
         # dispatch of the same event won the race).
         return None
     steps = sorted((step for step in rule.steps.all() if not step.retired), key=lambda step: step.order)
-    times = step_times(steps=steps, enrolled_at=now, context=event.payload)
+    times = step_times(steps=steps, enrolled_at=now, context=context)
     items = EmailQueueItem.objects.bulk_create(
         [
             EmailQueueItem(
@@ -155,6 +239,7 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
                 idempotency_key=f"email:enrollment-{enrollment.pk}:step-{step.pk}",
             )
             for step, due in zip(steps, times, strict=True)
+            if due is not None
         ]
     )
     if not items:
@@ -167,33 +252,79 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
     return enrollment
 
 
+SKIPPED_NO_EMAIL = "automation.skipped_no_email"
+
+
+def _enrollment_skipped_note(*, rule: AutomationRule, event: DomainEvent) -> None:
+    timeline_event_record(
+        customer=event.customer,
+        source="automations",
+        source_key=f"skipped-no-email:rule-{rule.pk}:event-{event.pk}",
+        kind=SKIPPED_NO_EMAIL,
+        summary=f"{rule.name} not started: the customer has no email address (starts when one arrives)",
+        payload={"rule_id": rule.pk, "domain_event_id": event.pk, "domain_event_key": event.key},
+        object_type="automations.rule",
+        object_id=str(rule.pk),
+    )
+
+
+@transaction.atomic
+def enrollments_start_skipped(*, customer: Customer) -> list[Enrollment]:
+    """The customer has an email address now: start what was skipped for lack of one, if its trigger still holds
+    (trigger_stale_reason) and the rule is still enabled and matching. Safe to run twice (the enrollments' unique
+    constraints)."""
+    started: list[Enrollment] = []
+    notes = TimelineEvent.objects.filter(customer=customer, source="automations", kind=SKIPPED_NO_EMAIL)
+    for payload in notes.order_by("occurred_at", "id").values_list("payload", flat=True):
+        rule = AutomationRule.objects.filter(pk=payload.get("rule_id"), enabled=True).first()
+        event = DomainEvent.objects.select_related("customer").filter(pk=payload.get("domain_event_id")).first()
+        if rule is None or event is None or event.customer_id != customer.pk or rule.trigger != event.name:
+            continue
+        if not rule_matches(rule=rule, customer=event.customer, payload=event.payload):
+            continue
+        enrollment = enrollment_start(rule=rule, event=event)
+        if enrollment is not None:
+            started.append(enrollment)
+    return started
+
+
 @transaction.atomic
 def enrollment_retime(*, enrollment: Enrollment, event: DomainEvent) -> int:
-    """Move the unsent steps anchored to Stripe's next payment attempt to the attempt the new event announces."""
-    if not event.payload.get("next_payment_attempt"):
+    """A later payment failure of the same subscription: move the unsent steps anchored to Stripe's retries to what
+    the new failure announces (the next attempt, or the end of the retries). Returns how many emails changed."""
+    if "next_payment_attempt" not in event.payload:
         return 0
-    context = {**enrollment.context, **event.payload}
+    now = timezone.now()
+    context = {**enrollment.context, **_retry_context(event.payload, now=now)}
     items = list(
         enrollment.queue_items.select_for_update()
-        .filter(status=QueueStatus.PENDING, step__anchor=StepAnchor.NEXT_PAYMENT_ATTEMPT)
+        .filter(status=QueueStatus.PENDING, step__anchor__in=STRIPE_RETRY_ANCHORS)
         .select_related("step")
     )
+    enrollment.context = context
+    enrollment.save(update_fields=["context"])
     if not items:
         return 0
     steps = sorted((step for step in enrollment.rule.steps.all() if not step.retired), key=lambda step: step.order)
     due_by_step = dict(
         zip(
             [s.pk for s in steps],
-            step_times(steps=steps, enrolled_at=enrollment.enrolled_at, context=context),
+            step_times(steps=steps, enrolled_at=enrollment.enrolled_at, context=context, now=now),
             strict=True,
         )
     )
-    for item in items:
-        item.scheduled_at = item.next_attempt_at = due_by_step.get(item.step_id, item.scheduled_at)
-    EmailQueueItem.objects.bulk_update(items, ["scheduled_at", "next_attempt_at", "updated_at"])
-    enrollment.context = context
-    enrollment.save(update_fields=["context"])
-    return len(items)
+    to_cancel = [item.pk for item in items if item.step_id in due_by_step and due_by_step[item.step_id] is None]
+    moved = [item for item in items if due_by_step.get(item.step_id) is not None]
+    for item in moved:
+        item.scheduled_at = item.next_attempt_at = due_by_step[item.step_id]
+    EmailQueueItem.objects.bulk_update(moved, ["scheduled_at", "next_attempt_at", "updated_at"])
+    if to_cancel:
+        EmailQueueItem.objects.filter(pk__in=to_cancel, status=QueueStatus.PENDING).update(
+            status=QueueStatus.CANCELLED, last_error="Stripe announced no further retry to remind of", updated_at=now
+        )
+    if any(item.scheduled_at <= now for item in moved):
+        transaction.on_commit(queue_process_enqueue)
+    return len(moved) + len(to_cancel)
 
 
 @transaction.atomic

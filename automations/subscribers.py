@@ -7,10 +7,15 @@ provider event ids).
 from anymail.signals import tracking
 from django.dispatch import receiver
 
-from customers.events import EVENT_NAMES, subscriber
+from customers.events import CUSTOMER_EMAIL_ADDED, EVENT_NAMES, subscriber
 from customers.models import DomainEvent
 
-from .services import email_event_record, enrollments_exit_for_event, enrollments_start_for_event
+from .services import (
+    email_event_record,
+    enrollments_exit_for_event,
+    enrollments_start_for_event,
+    enrollments_start_skipped,
+)
 
 # anymail's normalised event types -> ours. "sent" is ours already (we record it when Resend accepts the email).
 ANYMAIL_EVENT_TYPES = {
@@ -55,6 +60,8 @@ def on_domain_event(event: DomainEvent) -> None:
     # Exits first: a new subscription ends win-back before it can start anything else.
     enrollments_exit_for_event(event=event)
     enrollments_start_for_event(event=event)
+    if event.name == CUSTOMER_EMAIL_ADDED:
+        enrollments_start_skipped(customer=event.customer)
 
 
 @receiver(tracking, dispatch_uid="automations.tracking")

@@ -22,6 +22,8 @@ class SubscriptionStatus(models.TextChoices):
 
 # The statuses in which the customer still has (or is about to have) the product.
 CURRENT_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
+# The statuses a subscription never leaves: nothing about it can be saved any more (no dunning, no welcome).
+ENDED_STATUSES = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
 
 
 class Subscription(models.Model):

@@ -5,6 +5,7 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from customers.models import Customer
 
 from .models import CURRENT_STATUSES, StripeEventProcessing, Subscription
+from .models import ENDED_STATUSES as ENDED_STATUSES  # for apps that decide by a subscription's status
 
 
 def subscription_current_for_customer(*, customer: Customer) -> Subscription | None:
@@ -28,6 +29,16 @@ def subscription_list_for_customer(*, customer: Customer) -> QuerySet[Subscripti
 
 def subscription_get_by_stripe_id(*, stripe_subscription_id: str) -> Subscription | None:
     return Subscription.objects.select_related("customer").filter(stripe_subscription_id=stripe_subscription_id).first()
+
+
+def subscription_get_for_update(*, stripe_subscription_id: str) -> Subscription | None:
+    """The subscription, row-locked until the caller's transaction ends: for a decision that must not race a status
+    change being applied (billing.services locks the same row to change it)."""
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .filter(stripe_subscription_id=stripe_subscription_id)
+        .first()
+    )
 
 
 def customer_has_other_current_subscription(*, customer: Customer, exclude_stripe_subscription_id: str) -> bool:

@@ -34,7 +34,7 @@ from customers.models import Customer, TimelineEvent, TimelineSource
 from customers.services import customer_try_move_stage, customer_upsert, normalize_email, timeline_event_record
 
 from . import selectors
-from .models import Subscription, SubscriptionStatus
+from .models import ENDED_STATUSES, Subscription, SubscriptionStatus
 from .stripe_objects import (
     ProductLookup,
     SubscriptionState,
@@ -53,8 +53,13 @@ logger = logging.getLogger(__name__)
 # imported quietly: record, timeline and stage, but no subscription.created domain event, so nobody gets a welcome
 # email for a subscription they started a year ago.
 NEW_SUBSCRIPTION_WINDOW = timedelta(days=3)
-ENDED_STATUSES = {SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED}
 STARTED_STATUSES = {SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE}
+# Stripe's statuses for a subscription the customer had but is not paying for: retries failed and the subscription
+# was left unpaid, or a trial ended without a payment method and it was paused
+# (https://docs.stripe.com/billing/subscriptions/overview#subscription-statuses). A subscription first seen in one of
+# them is not announced (no welcome), but moves the customer through the stages they must have passed, to at_risk.
+LAPSED_STATUSES = {SubscriptionStatus.UNPAID, SubscriptionStatus.PAUSED}
+AT_RISK_STATUSES = {SubscriptionStatus.PAST_DUE, *LAPSED_STATUSES}
 
 
 class MissingCustomerEmail(Exception):
@@ -229,6 +234,14 @@ def _subscription_created_facts(
     result.facts.append("created")
     if state.status in STARTED_STATUSES:
         _subscription_started_facts(customer, state, key=key, started=started, is_new=is_new)
+    elif state.status in LAPSED_STATUSES:
+        _move_along(
+            customer,
+            [Stage.PURCHASE, Stage.ACTIVE, Stage.AT_RISK],
+            cause=f"subscription first seen {state.status}",
+            occurred_at=started,
+            key=key,
+        )
     elif state.status in ENDED_STATUSES and not is_new:
         _move_along(customer, [Stage.PURCHASE], cause="subscription imported", occurred_at=started, key=key)
     if state.status == SubscriptionStatus.CANCELED:
@@ -307,9 +320,19 @@ def _subscription_change_facts(
             _move_along(
                 customer, [Stage.PURCHASE, Stage.ONBOARDING], cause="trial converted", occurred_at=occurred_at, key=key
             )
-        elif new_status in {SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID}:
-            _move_along(customer, [Stage.AT_RISK], cause=f"subscription {new_status}", occurred_at=occurred_at, key=key)
-        elif old_status in {SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID} and new_status == "active":
+        elif new_status in AT_RISK_STATUSES:
+            # From incomplete (never started) the customer passes through purchase first; elsewhere it is refused
+            # and skipped as a move already made.
+            _move_along(
+                customer,
+                [Stage.PURCHASE, Stage.ACTIVE, Stage.AT_RISK]
+                if old_status == SubscriptionStatus.INCOMPLETE
+                else [Stage.AT_RISK],
+                cause=f"subscription {new_status}",
+                occurred_at=occurred_at,
+                key=key,
+            )
+        elif old_status in AT_RISK_STATUSES and new_status == "active":
             _move_along(customer, [Stage.ACTIVE], cause="subscription active again", occurred_at=occurred_at, key=key)
         if new_status == SubscriptionStatus.CANCELED:
             _subscription_canceled_fact(subscription, state, result=result, occurred_at=occurred_at, announce=True)
@@ -432,13 +455,23 @@ def invoice_apply_stripe_state(
     """Record payment facts from the current state of a subscription invoice. Returns the facts recorded.
 
     Mapping: https://docs.stripe.com/api/invoices/object. An open invoice with attempt_count >= 1 has had a failed
-    attempt (`next_payment_attempt` is when Stripe retries, null when it will not); a paid invoice that failed
+    attempt (`next_payment_attempt` is when Stripe retries, null when it will not) while its subscription can still
+    be saved (not canceled or incomplete_expired: after the end it is no failure); a paid invoice that failed
     before (attempt_count > 1, or a failure we recorded) is a recovery. Invoices of non-ModReady subscriptions, and
     invoices without a subscription, are ignored. The daily sync passes record_plain_payments=False: it looks for
     failures and recoveries only, not for every ordinary payment.
     """
     sub_id = invoice_subscription_id(stripe_invoice)
-    subscription = selectors.subscription_get_by_stripe_id(stripe_subscription_id=sub_id) if sub_id else None
+    # Locked: the subscription's status decides below whether an open invoice is still a failure, and a cancellation
+    # applied concurrently must either come first (and be seen) or wait for this to commit.
+    subscription = (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .filter(stripe_subscription_id=sub_id)
+        .first()
+        if sub_id
+        else None
+    )
     if subscription is None:
         return []
     invoice_id = stripe_invoice["id"]
@@ -448,7 +481,11 @@ def invoice_apply_stripe_state(
     customer = subscription.customer
     common = {"object_type": "stripe.invoice", "object_id_": invoice_id, "occurred_at": occurred_at}
     facts: list[str] = []
-    if status == "open" and attempts >= 1:
+    if status == "open" and attempts >= 1 and subscription.status in ENDED_STATUSES:
+        # Stripe leaves the last failed invoice open when it cancels the subscription after its retries: there is
+        # nothing left to save, so it is no payment failure (no dunning, no at_risk). The cancellation is the fact.
+        logger.info("Invoice %s: open after subscription %s ended; not a payment failure", invoice_id, sub_id)
+    elif status == "open" and attempts >= 1:
         next_attempt = timestamp_to_datetime(stripe_invoice.get("next_payment_attempt"))
         amount_due = int(stripe_invoice.get("amount_due") or 0)
         currency = (stripe_invoice.get("currency") or "").lower()

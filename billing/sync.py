@@ -184,12 +184,16 @@ def _crm_is_current(crm: Subscription | None, state, *, djstripe_pk: int | None,
     return (not email or crm.customer.email == normalize_email(email)) and (not name or crm.customer.name == name)
 
 
-def _invoice_needs_attention(invoice) -> bool:
-    """Only a recent failed (open, attempted) or recovered (paid after several attempts) invoice can be news."""
+def _invoice_needs_attention(invoice, *, subscription_status: str) -> bool:
+    """Only a recent failed (open, attempted) or recovered (paid after several attempts) invoice can be news. An open
+    invoice of a subscription that has ended is no failure any more (billing.services.invoice_apply_stripe_state
+    says the same): looking at it would only send the unchanged subscription down the slow path every day."""
     if not isinstance(invoice, dict) or not _invoice_is_recent(invoice):
         return False
     attempts = int(invoice.get("attempt_count") or 0)
-    return (invoice.get("status") == "open" and attempts >= 1) or (invoice.get("status") == "paid" and attempts > 1)
+    if invoice.get("status") == "open" and attempts >= 1:
+        return subscription_status not in services.ENDED_STATUSES
+    return invoice.get("status") == "paid" and attempts > 1
 
 
 def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) -> None:
@@ -209,10 +213,11 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
         and (customer is None or _same(known.customers.get(customer["id"]), customer))
         and all(_same(known.products.get(product_id), product) for product_id, product in products.items())
     )
+    invoice_is_news = _invoice_needs_attention(invoice, subscription_status=retrieved.get("status") or "")
     if (
         unchanged_mirror
         and _crm_is_current(known.crm.get(retrieved["id"]), state, djstripe_pk=djsub_pk, customer=customer)
-        and not _invoice_needs_attention(invoice)
+        and not invoice_is_news
     ):
         summary.unchanged += 1
         return
@@ -234,7 +239,7 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
             stripe_customer=customer,
             djstripe_subscription_pk=djsub_pk,
         )
-        if _invoice_needs_attention(invoice):
+        if invoice_is_news:
             services.invoice_apply_stripe_state(stripe_invoice=invoice, record_plain_payments=False)
     if result.created:
         summary.created += 1

@@ -323,6 +323,16 @@ def subscription_apply_from_djstripe(*, subscription_id: str, occurred_at: datet
     )
 
 
+def subscription_refresh_from_stripe(*, subscription_id: str, occurred_at: datetime | None = None):
+    """Retrieve the subscription from Stripe (https://docs.stripe.com/api/subscriptions/retrieve), mirror it through
+    dj-stripe and apply it to the CRM: the current state, whatever dj-stripe held before."""
+    data = djstripe_models.Subscription.stripe_class.retrieve(
+        id=subscription_id, api_key=_api_key(), stripe_version=settings.STRIPE_API_VERSION
+    )
+    djstripe_models.Subscription.sync_from_stripe_data(data, api_key=_api_key())
+    return subscription_apply_from_djstripe(subscription_id=subscription_id, occurred_at=occurred_at)
+
+
 def _on_subscription(event, occurred_at: datetime) -> None:
     subscription_id = event.data["object"]["id"]
     subscription_apply_from_djstripe(subscription_id=subscription_id, occurred_at=occurred_at)
@@ -337,8 +347,14 @@ def _on_invoice(event, occurred_at: datetime) -> None:
     subscription_id = invoice_subscription_id(data)
     if not subscription_id:
         return
-    # The invoice event may arrive before (or instead of) the subscription's own: make sure the CRM has it.
-    if selectors.subscription_get_by_stripe_id(stripe_subscription_id=subscription_id) is None:
+    if data.get("status") == "open" and int(data.get("attempt_count") or 0) >= 1:
+        # A failed attempt counts only while the subscription can still be saved, and the CRM may not know yet that
+        # Stripe has canceled it (the customer.subscription.deleted of the last retry can come after this event, or
+        # be waiting in another worker). Ask Stripe for the subscription's current state first: one call, only for
+        # failures.
+        subscription_refresh_from_stripe(subscription_id=subscription_id, occurred_at=occurred_at)
+    elif selectors.subscription_get_by_stripe_id(stripe_subscription_id=subscription_id) is None:
+        # The invoice event may arrive before (or instead of) the subscription's own: make sure the CRM has it.
         subscription_apply_from_djstripe(subscription_id=subscription_id, occurred_at=occurred_at)
     services.invoice_apply_stripe_state(stripe_invoice=data, occurred_at=occurred_at)
 

@@ -4,7 +4,8 @@ Billing announces "payment failed for customer X"; automations decides what that
 a plain function registry over a durable outbox (`customers.models.DomainEvent`):
 
 - `domain_event_publish(...)` is called by a service inside its transaction. It stores the event under an
-  idempotency key (a second publish of the same key is a no-op) and, on commit, enqueues its dispatch.
+  idempotency key (a second publish of the same key is a no-op) and, on commit, wakes the dispatcher (one drain task
+  for any number of events, see `dispatch_wake`).
 - `@subscriber("payment.failed")` registers a handler. Apps register theirs in `AppConfig.ready()` by importing
   their `subscribers` module. A handler gets the `DomainEvent` row and must be safe to run twice (dispatch is at
   least once); it writes through its own app's services.
@@ -15,14 +16,15 @@ The event names are listed here so publishers and subscribers agree on one vocab
 """
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from .models import Customer, DomainEvent
+from .models import Customer, DispatchWakeup, DomainEvent
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ DISPUTE_OPENED = "dispute.opened"
 CHECKOUT_COMPLETED = "checkout.completed"
 CUSTOMER_STAGE_CHANGED = "customer.stage_changed"
 TRIAL_STARTED = "trial.started"
+# A customer without an email address got one (payload: {"email": ...}); what was skipped for lack of one may start.
+CUSTOMER_EMAIL_ADDED = "customer.email_added"
 
 EVENT_NAMES: tuple[str, ...] = (
     SUBSCRIPTION_CREATED,
@@ -53,6 +57,7 @@ EVENT_NAMES: tuple[str, ...] = (
     CHECKOUT_COMPLETED,
     CUSTOMER_STAGE_CHANGED,
     TRIAL_STARTED,
+    CUSTOMER_EMAIL_ADDED,
 )
 
 MAX_DISPATCH_ATTEMPTS = 10
@@ -103,59 +108,136 @@ def domain_event_publish(
             )
     except IntegrityError:
         return DomainEvent.objects.get(key=key), False
-    transaction.on_commit(lambda: _enqueue_dispatch(event.pk))
+    transaction.on_commit(_enqueue_dispatch)
     return event, True
 
 
-def _enqueue_dispatch(event_id: int) -> None:
-    from django_q.tasks import async_task
+# --- dispatch ---------------------------------------------------------------------------------------------------------
+#
+# Publishing does not enqueue one task per event: a burst of thousands of events would put thousands of tasks on the
+# broker, each finding most of the work done. `dispatch_wake` enqueues a drain only when none is waiting (the
+# `DispatchWakeup` row's flag, flipped with one UPSERT), and the drain dispatches due events until there are none, so
+# the broker holds at most one waiting drain while any number of workers run one each.
 
-    async_task("customers.tasks.domain_event_dispatch_task", event_id, task_name=f"domain-event:{event_id}")
+WAKEUP_NAME = "customers.domain-events"
+# A drain stops taking new events after this long and asks for a successor, so one task stays within django-q2's
+# timeout (Q_TIMEOUT, 120 s by default).
+DRAIN_SECONDS = 60.0
+# A wake-up flag older than this was lost (the process died between setting it and enqueuing): set it again.
+STALE_WAKEUP = timedelta(minutes=2)
+
+
+def _enqueue_dispatch(*_args) -> None:
+    """On commit of a publish: make sure a drain will run (a side effect: only from on_commit, or outside a
+    transaction)."""
+    dispatch_wake()
+
+
+def dispatch_wake() -> bool:
+    """Enqueue a drain task unless one is already waiting on the broker. Returns whether it enqueued one."""
+    now = timezone.now()
+    table = DispatchWakeup._meta.db_table
+    with connection.cursor() as cursor:
+        # One statement, so two publishers racing here cannot both enqueue: only the one that flipped the flag (or
+        # found it stale) gets a row back.
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (name, requested_at) VALUES (%s, %s)
+            ON CONFLICT (name) DO UPDATE SET requested_at = excluded.requested_at
+            WHERE {table}.requested_at IS NULL OR {table}.requested_at < %s
+            RETURNING id
+            """,  # noqa: S608 (the table name is the model's; every value is a parameter)
+            [WAKEUP_NAME, now, now - STALE_WAKEUP],
+        )
+        flipped = cursor.fetchone() is not None
+    if flipped:
+        from django_q.tasks import async_task
+
+        async_task("customers.tasks.domain_events_drain_task", task_name="customers:domain-events-drain")
+    return flipped
+
+
+def _wakeup_consume() -> None:
+    DispatchWakeup.objects.filter(name=WAKEUP_NAME).update(requested_at=None)
+
+
+def domain_events_drain(
+    *, time_budget: float = DRAIN_SECONDS, clock: Callable[[], float] = time.monotonic, woken: bool = True
+) -> int:
+    """Dispatch due events, one transaction each, until none is due or the time budget is spent. Returns how many
+    were dispatched. Several drains may run at once (one per worker): each claims events with SKIP LOCKED.
+    `woken`: this is the drain a wake-up enqueued (not the minute sweep), so it takes the wake-up flag."""
+    if woken:
+        _wakeup_consume()  # from here on, a new publish asks for another drain, so nothing published now is missed
+    deadline = clock() + time_budget
+    dispatched = 0
+    skipped: set[int] = set()
+    while clock() < deadline:
+        outcome = _dispatch_next_due(exclude=skipped)
+        if outcome is None:
+            return dispatched
+        event_id, done = outcome
+        dispatched += done
+        if not done:
+            skipped.add(event_id)  # failed: its backoff is set; do not pick it again in this drain
+    dispatch_wake()  # out of time with work left: a successor carries on
+    return dispatched
+
+
+def _dispatch_next_due(*, exclude: set[int]) -> tuple[int, bool] | None:
+    with transaction.atomic():
+        event = (
+            DomainEvent.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("customer")
+            .filter(dispatched_at__isnull=True, next_attempt_at__lte=timezone.now())
+            .exclude(pk__in=exclude)
+            .order_by("next_attempt_at", "id")
+            .first()
+        )
+        if event is None:
+            return None
+        return event.pk, _dispatch_locked(event)
 
 
 def domain_event_dispatch(*, event_id: int) -> bool:
     """Run every handler of one pending event. Returns True when the event is fully dispatched.
 
     The row lock (SKIP LOCKED) keeps two workers from dispatching the same event at the same moment; handlers are
-    still written to be idempotent because a crash after a handler's commit and before ours re-runs it.
+    still written to be idempotent because a crash after a handler's commit and before ours re-runs it. Only the
+    event's own row is locked (`of=("self",)`): locking the joined customer row too would make every other event of
+    the same customer skip and wait for the sweep while one of them runs.
     """
     with transaction.atomic():
         event = (
-            DomainEvent.objects.select_for_update(skip_locked=True)
+            DomainEvent.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("customer")
             .filter(pk=event_id, dispatched_at__isnull=True)
             .first()
         )
         if event is None:
             return False
-        errors = []
-        for handler in handlers_for(event.name):
-            try:
-                with transaction.atomic():
-                    handler(event)
-            except Exception as exc:  # one handler's failure must not stop the others
-                logger.exception("Domain event %s: handler %s failed", event.key, handler.__qualname__)
-                errors.append(f"{handler.__module__}.{handler.__qualname__}: {exc!r}")
-        event.attempts += 1
-        now = timezone.now()
-        if errors:
-            event.last_error = "\n".join(errors)
-            event.next_attempt_at = (
-                now + timedelta(minutes=2**event.attempts) if event.attempts < MAX_DISPATCH_ATTEMPTS else None
-            )
-        else:
-            event.dispatched_at = now
-            event.next_attempt_at = None
-            event.last_error = ""
-        event.save(update_fields=["attempts", "last_error", "next_attempt_at", "dispatched_at"])
-        return not errors
+        return _dispatch_locked(event)
 
 
-def pending_domain_event_ids(*, now: datetime | None = None, grace: timedelta = timedelta(seconds=30)) -> list[int]:
-    """Events a crash or a failed handler left behind and whose backoff is over."""
-    now = now or timezone.now()
-    return list(
-        DomainEvent.objects.filter(dispatched_at__isnull=True, next_attempt_at__lte=now - grace)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:500]
-    )
+def _dispatch_locked(event: DomainEvent) -> bool:
+    errors = []
+    for handler in handlers_for(event.name):
+        try:
+            with transaction.atomic():
+                handler(event)
+        except Exception as exc:  # one handler's failure must not stop the others
+            logger.exception("Domain event %s: handler %s failed", event.key, handler.__qualname__)
+            errors.append(f"{handler.__module__}.{handler.__qualname__}: {exc!r}")
+    event.attempts += 1
+    now = timezone.now()
+    if errors:
+        event.last_error = "\n".join(errors)
+        event.next_attempt_at = (
+            now + timedelta(minutes=2**event.attempts) if event.attempts < MAX_DISPATCH_ATTEMPTS else None
+        )
+    else:
+        event.dispatched_at = now
+        event.next_attempt_at = None
+        event.last_error = ""
+    event.save(update_fields=["attempts", "last_error", "next_attempt_at", "dispatched_at"])
+    return not errors

@@ -150,3 +150,18 @@ class DomainEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key})"
+
+
+class DispatchWakeup(models.Model):
+    """Coalesces the wake-ups of a background drain: at most one drain task waits on the broker at a time.
+
+    A publish flips `requested_at` from empty to now with one UPSERT and enqueues a drain task only when it made that
+    flip; a drain empties it when it starts and then works until nothing is due. A burst of thousands of events thus
+    puts one task on the broker, not one per event. See customers.events.dispatch_wake.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'requested' if self.requested_at else 'idle'}"

@@ -98,6 +98,7 @@ def customer_upsert(
                 raise
 
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    had_email = bool(customer.email)
     changed = _apply_identity(customer, email=email, stripe_customer_id=stripe_customer_id)
     for field, value in fields.items():
         if getattr(customer, field) != value:
@@ -110,6 +111,13 @@ def customer_upsert(
             changed.add("metadata")
     if changed:
         customer.save(update_fields=[*changed, "updated_at"])
+    if not had_email and "email" in changed:
+        events.domain_event_publish(
+            name=events.CUSTOMER_EMAIL_ADDED,
+            key=f"customer:{customer.pk}:email-added:{customer.email}",
+            customer=customer,
+            payload={"email": customer.email},
+        )
     return customer, created
 
 

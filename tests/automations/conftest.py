@@ -25,6 +25,7 @@ def default_flows(request):
     from django.apps import apps
 
     import_module("automations.migrations.0002_default_flows").create_defaults(apps, None)
+    import_module("automations.migrations.0007_dunning_timed_to_stripe").time_dunning_to_stripe(apps, None)
 
 
 @pytest.fixture
@@ -103,7 +104,13 @@ def subscription_payload(subscription_id="sub_1", product_id="prod_modded", **ex
     }
 
 
-def payment_failed_payload(subscription_id="sub_1", next_payment_attempt=None, **extra):
+_RETRY_IN_THREE_DAYS = object()
+
+
+def payment_failed_payload(subscription_id="sub_1", next_payment_attempt=_RETRY_IN_THREE_DAYS, **extra):
+    """A payment.failed payload. Stripe announces its next retry unless next_payment_attempt=None (retries over)."""
+    if next_payment_attempt is _RETRY_IN_THREE_DAYS:
+        next_payment_attempt = (timezone.now() + timedelta(days=3)).replace(microsecond=0).isoformat()
     return {
         "invoice_id": "in_1",
         "subscription_id": subscription_id,
