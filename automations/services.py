@@ -225,30 +225,7 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
         # The re-entry policy, enforced by the unique constraints: already enrolled in this scope (or a second
         # dispatch of the same event won the race).
         return None
-    steps = sorted((step for step in rule.steps.all() if not step.retired), key=lambda step: step.order)
-    times = step_times(steps=steps, enrolled_at=now, context=context)
-    items = EmailQueueItem.objects.bulk_create(
-        [
-            EmailQueueItem(
-                enrollment=enrollment,
-                step=step,
-                customer=customer,
-                recipient=customer.email,
-                scheduled_at=due,
-                next_attempt_at=due,
-                idempotency_key=f"email:enrollment-{enrollment.pk}:step-{step.pk}",
-            )
-            for step, due in zip(steps, times, strict=True)
-            if due is not None
-        ]
-    )
-    if not items:
-        enrollment.status = EnrollmentStatus.COMPLETED
-        enrollment.completed_at = now
-        enrollment.save(update_fields=["status", "completed_at"])
-    elif any(item.scheduled_at <= now for item in items):
-        # A "send now" step should not wait for the next scheduled queue run.
-        transaction.on_commit(queue_process_enqueue)
+    _enrollment_queue_steps(enrollment=enrollment, context=context, now=now)
     return enrollment
 
 
@@ -286,6 +263,34 @@ def enrollments_start_skipped(*, customer: Customer) -> list[Enrollment]:
         if enrollment is not None:
             started.append(enrollment)
     return started
+
+
+def _enrollment_queue_steps(*, enrollment: Enrollment, context: dict[str, Any], now: datetime) -> None:
+    """Queue one email per active step of a new enrollment (none for a step with no due time), or complete it."""
+    steps = sorted((step for step in enrollment.rule.steps.all() if not step.retired), key=lambda step: step.order)
+    times = step_times(steps=steps, enrolled_at=now, context=context)
+    items = EmailQueueItem.objects.bulk_create(
+        [
+            EmailQueueItem(
+                enrollment=enrollment,
+                step=step,
+                customer=enrollment.customer,
+                recipient=enrollment.customer.email,
+                scheduled_at=due,
+                next_attempt_at=due,
+                idempotency_key=f"email:enrollment-{enrollment.pk}:step-{step.pk}",
+            )
+            for step, due in zip(steps, times, strict=True)
+            if due is not None
+        ]
+    )
+    if not items:
+        enrollment.status = EnrollmentStatus.COMPLETED
+        enrollment.completed_at = now
+        enrollment.save(update_fields=["status", "completed_at"])
+    elif any(item.scheduled_at <= now for item in items):
+        # A "send now" step should not wait for the next scheduled queue run.
+        transaction.on_commit(queue_process_enqueue)
 
 
 @transaction.atomic
@@ -799,26 +804,5 @@ def enrollment_start_by_hand(*, rule: AutomationRule, customer: Customer, reason
             )
     except IntegrityError:
         raise EnrollmentRefused(f"{customer} is already enrolled in {rule.name!r}.") from None
-    steps = sorted((step for step in rule.steps.all() if not step.retired), key=lambda step: step.order)
-    times = step_times(steps=steps, enrolled_at=now, context={})
-    items = EmailQueueItem.objects.bulk_create(
-        [
-            EmailQueueItem(
-                enrollment=enrollment,
-                step=step,
-                customer=customer,
-                recipient=customer.email,
-                scheduled_at=due,
-                next_attempt_at=due,
-                idempotency_key=f"email:enrollment-{enrollment.pk}:step-{step.pk}",
-            )
-            for step, due in zip(steps, times, strict=True)
-        ]
-    )
-    if not items:
-        enrollment.status = EnrollmentStatus.COMPLETED
-        enrollment.completed_at = now
-        enrollment.save(update_fields=["status", "completed_at"])
-    elif any(item.scheduled_at <= now for item in items):
-        transaction.on_commit(queue_process_enqueue)
+    _enrollment_queue_steps(enrollment=enrollment, context={}, now=now)
     return enrollment
