@@ -5,6 +5,7 @@ Everything that differs between machines comes from environment variables, each 
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -47,7 +48,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.ModReadyAdminConfig",  # django.contrib.admin with the two-factor site (config/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -56,6 +57,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
     "django_q",
     "djstripe",
     "anymail",
@@ -74,8 +80,18 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as axes asks: it turns a locked-out login into the lockout answer.
+    "axes.middleware.AxesMiddleware",
+]
+
+# axes first: it refuses a locked-out username or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -153,7 +169,55 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "ModReady customer operations API", "VERSION": "1.0.0"}
+# The schema and the Swagger UI are for staff with an admin session (second factor included); the UI's files come
+# from drf-spectacular-sidecar through our static files, never from a CDN, and its online validator is off.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ModReady customer operations API",
+    "VERSION": "1.0.0",
+    "SERVE_PERMISSIONS": ["config.admin_site.IsAdminSiteUser"],
+    "SERVE_AUTHENTICATION": ["rest_framework.authentication.SessionAuthentication"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+}
+
+# --- Staff login: lockout (django-axes), two-factor (django-otp), Content-Security-Policy (django-csp) ---------------
+
+# Proxies in front of the app that append to X-Forwarded-For (0: the app faces clients directly). The client address
+# for lockouts is read from it (config/client_address.py).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# After AXES_FAILURE_LIMIT failed logins for one username, or from one address, both are refused for
+# AXES_COOLOFF_MINUTES; every attempt during a lockout starts the cool-off again, so a script that keeps trying stays
+# locked out while a person who waits gets back in. A success resets the count.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_CLIENT_IP_CALLABLE = "config.client_address.client_address"
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# A superuser without a TOTP device can use nothing but the two-factor setup page (on in production settings).
+ADMIN_OTP_REQUIRED_FOR_SUPERUSERS = env_bool("ADMIN_OTP_REQUIRED_FOR_SUPERUSERS", False)
+OTP_TOTP_ISSUER = "ModReady back-office"
+
+# No third-party script anywhere: scripts, styles, fonts and frames only from this origin. Inline styles stay allowed
+# (the admin's own templates and email previews use style attributes); inline scripts do not. Images may come from
+# https (email previews show the email's images) and data: URIs (the admin's icons, Swagger UI).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "https:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # django-q2: the ORM broker by default (no extra service), Redis when Q_REDIS_URL is set. A task is given `timeout`
 # seconds, handed to another worker after `retry` seconds (so retry must exceed timeout, or a slow task runs twice
