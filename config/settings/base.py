@@ -154,6 +154,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# `manage.py seed_demo` (demo customers, an admin login) runs only where a settings module allows it: local and test.
+SEED_DEMO_ALLOWED = False
+
 # The public base URL of this deployment, used for links in emails (unsubscribe, tracking) and in notifications.
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 

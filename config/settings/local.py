@@ -22,3 +22,6 @@ def _local_secret_key() -> str:
 
 
 SECRET_KEY = env("SECRET_KEY") or _local_secret_key()
+
+# bin/run loads demo customers and an admin login (customers/management/commands/seed_demo.py).
+SEED_DEMO_ALLOWED = True

@@ -19,3 +19,4 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 WHITENOISE_USE_FINDERS = True  # serve static files from the apps; tests never run collectstatic
 WHITENOISE_AUTOREFRESH = True
 STRIPE_TEST_SECRET_KEY = "sk_test_" + "0" * 24 + "modreadytests"
+SEED_DEMO_ALLOWED = True
