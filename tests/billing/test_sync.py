@@ -3,11 +3,12 @@
 import io
 import re
 import time
-from datetime import UTC, datetime
+from datetime import timedelta
 
 import pytest
 import stripe
 from django.core.management import call_command
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.models import Schedule
 from djstripe import models as djstripe_models
@@ -198,8 +199,10 @@ def test_command_shows_progress_and_summary(fake_stripe):
 
 def test_installing_the_schedules_plans_the_sync_for_the_next_eight_utc():
     Schedule.objects.all().delete()  # a fresh deployment (migrate may have installed them already)
-    schedules_install(now=datetime(2026, 3, 1, 9, 30, tzinfo=UTC))
+    before = timezone.now()
+    schedules_install()
 
     schedule = Schedule.objects.get(func="billing.tasks.stripe_sync_task")
-    assert schedule.next_run == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # 08:00 UTC has passed today: tomorrow's
+    assert (schedule.next_run.hour, schedule.next_run.minute) == (8, 0)
+    assert before < schedule.next_run <= before + timedelta(days=1)
     assert import_string(schedule.func) is tasks.stripe_sync_task
