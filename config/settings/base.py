@@ -133,6 +133,10 @@ def database_config(url: str) -> dict:
 
 
 DATABASES = {"default": database_config(env("DATABASE_URL"))}
+# The embedded SQLite database takes dj-stripe's migrations as one (billing/djstripe_migrations): the same tables and
+# recorded history, in seconds instead of minutes. PostgreSQL keeps dj-stripe's own migrations.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    MIGRATION_MODULES = {"djstripe": "billing.djstripe_migrations"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
