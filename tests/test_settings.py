@@ -12,10 +12,10 @@ PRINT_SETTINGS = (
 )
 
 
-def load(module: str, **env: str) -> subprocess.CompletedProcess:
+def load(module: str, code: str = PRINT_SETTINGS, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}}
     return subprocess.run(
-        [sys.executable, "-c", PRINT_SETTINGS],
+        [sys.executable, "-c", code],
         env={**clean, "DJANGO_SETTINGS_MODULE": module, **env},
         capture_output=True,
         text=True,
@@ -41,6 +41,17 @@ def test_production_never_runs_with_debug_even_when_asked():
     result = load("config.settings.production", **PRODUCTION, DEBUG="1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "django.db.backends.postgresql", "True", "31536000"]
+
+
+def test_production_requires_two_factor_for_superusers_even_when_the_environment_says_otherwise():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.ADMIN_OTP_REQUIRED_FOR_SUPERUSERS, s.SEED_DEMO_ALLOWED, "
+        "'axes.middleware.AxesMiddleware' in s.MIDDLEWARE)"
+    )
+    result = load("config.settings.production", code, **PRODUCTION, ADMIN_OTP_REQUIRED_FOR_SUPERUSERS="0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "True"]
 
 
 def test_local_run_defaults_to_embedded_sqlite_with_debug_off(tmp_path):
