@@ -14,6 +14,7 @@ import pytest
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tests.automations.factories import AutomationStepFactory
 from tests.customers.factories import CustomerFactory, StaffUserFactory
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +121,8 @@ def test_the_docs_start_up_script_names_no_outside_host(client, staff):
 @pytest.fixture
 def admin_pages(client, staff):
     customer = CustomerFactory()
+    step = AutomationStepFactory()
+    rule, template = step.rule, step.template
     client.force_login(staff)
     return [
         reverse("admin:index"),
@@ -129,6 +132,13 @@ def admin_pages(client, staff):
         reverse("admin:customers_customer_funnel"),
         reverse("admin:auth_user_changelist"),
         reverse("admin:otp_setup"),
+        reverse("admin:automations_automationrule_changelist"),
+        reverse("admin:automations_automationrule_change", args=[rule.pk]),  # inline steps: the admin's inline JS
+        reverse("admin:automations_automationrule_add"),
+        reverse("admin:automations_emailtemplate_change", args=[template.pk]),
+        reverse("admin:automations_emailtemplate_preview", args=[template.pk]),
+        reverse("admin:automations_analytics"),
+        reverse("admin:automations_emailqueueitem_changelist"),
     ]
 
 
