@@ -214,3 +214,13 @@ def test_any_staff_member_can_enrol_a_device_and_is_then_asked_for_codes(client,
 def test_the_setup_page_is_for_staff_only(client):
     assert client.get(reverse("admin:otp_setup")).status_code == 302
     assert not TOTPDevice.objects.exists()
+
+
+def test_the_admin_never_shows_another_users_secret(client, staff, device):
+    owner = StaffUserFactory(username="owner", is_superuser=True)
+    client.force_login(owner)
+
+    page = client.get(reverse("admin:otp_totp_totpdevice_change", args=[device.pk])).content.decode()
+    assert device.key not in page
+    assert "otpauth://" not in page
+    assert client.get(reverse("admin:otp_totp_totpdevice_qrcode", args=[device.pk])).status_code == 403

@@ -207,6 +207,8 @@ AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 # A superuser without a TOTP device can use nothing but the two-factor setup page (on in production settings).
 ADMIN_OTP_REQUIRED_FOR_SUPERUSERS = env_bool("ADMIN_OTP_REQUIRED_FOR_SUPERUSERS", False)
 OTP_TOTP_ISSUER = "ModReady back-office"
+# The admin's device pages never show a device's secret or QR code: only its owner sees it, once, while enrolling.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # No third-party script anywhere: scripts, styles, fonts and frames only from this origin. Inline styles stay allowed
 # (the admin's own templates and email previews use style attributes); inline scripts do not. Images may come from
