@@ -6,7 +6,10 @@ admin checks for that action. Permissions are checked before anything is looked 
 learns nothing (403, never 404).
 """
 
-from rest_framework.permissions import DjangoModelPermissions
+from django.contrib import admin
+from rest_framework.permissions import BasePermission, DjangoModelPermissions
+
+from .models import ServiceAccountKey
 
 VIEW = ["%(app_label)s.view_%(model_name)s"]
 
@@ -37,3 +40,13 @@ class ModelPermissions(DjangoModelPermissions):
                 return False
             return user.has_perms(perms)
         return super().has_permission(request, view)
+
+
+class SchemaReader(BasePermission):
+    """The OpenAPI schema and its docs page: a service account's API key, or someone who may use the admin (staff
+    whose session satisfied the second factor). A staff member's password alone never reaches them."""
+
+    def has_permission(self, request, view):
+        if isinstance(request.auth, ServiceAccountKey):
+            return True
+        return admin.site.has_permission(request)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 
 
 class ProjectConfig(AppConfig):
@@ -15,3 +16,9 @@ class ProjectConfig(AppConfig):
 
         # After every migrate: permissions exist only once all apps have migrated.
         post_migrate.connect(roles_sync, dispatch_uid="modready.roles_sync")
+
+
+class ModReadyAdminConfig(AdminConfig):
+    """Django's admin with our site as the default one, so every `@admin.register` lands on the two-factor site."""
+
+    default_site = "config.admin_site.ModReadyAdminSite"

@@ -44,3 +44,9 @@ def client_ip(request: HttpRequest) -> str | None:
 
 def client_ip_or_unknown(request: HttpRequest) -> str:
     return client_ip(request) or UNKNOWN_ADDRESS
+
+
+def client_address(request: HttpRequest) -> str:
+    """For django-axes' per-address lockout (AXES_CLIENT_IP_CALLABLE), which needs a string: the client's address, or
+    the peer's (REMOTE_ADDR) when the trusted source holds no valid address."""
+    return client_ip(request) or request.META.get("REMOTE_ADDR", "")

@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 
 from django import forms
@@ -7,6 +8,7 @@ from django.db import models
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.html import format_html
 
 from config.admin import ReadOnlyAdmin
 from support.admin import customer_tickets_html
@@ -37,7 +39,16 @@ class CustomerAdmin(admin.ModelAdmin):
         "=espocrm_lead_id",
         "promo_code",
     )
-    readonly_fields = ("lifecycle_stage", "stage_changed_at", "created_at", "updated_at", "support_tickets")
+    # Metadata is bookkeeping written by the services (other Stripe ids, a conflicting email, the demo flag): shown,
+    # never edited by hand, so a form save cannot drop or clobber it.
+    readonly_fields = (
+        "lifecycle_stage",
+        "stage_changed_at",
+        "created_at",
+        "updated_at",
+        "metadata_display",
+        "support_tickets",
+    )
     date_hierarchy = "created_at"
     # Invite links typed without a scheme are https (Django 6's default, chosen now).
     formfield_overrides = {models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}}
@@ -62,12 +73,18 @@ class CustomerAdmin(admin.ModelAdmin):
             {"fields": ("stripe_customer_id", "discord_user_id", "mautic_contact_id", "espocrm_lead_id")},
         ),
         ("Support", {"fields": ("support_tickets",)}),
-        ("More", {"classes": ("collapse",), "fields": ("metadata", "created_at", "updated_at")}),
+        ("More", {"classes": ("collapse",), "fields": ("metadata_display", "created_at", "updated_at")}),
     )
 
     @admin.display(description="Tickets")
     def support_tickets(self, obj):
         return customer_tickets_html(obj)
+
+    @admin.display(description="Metadata")
+    def metadata_display(self, obj):
+        if not obj.metadata:
+            return "-"
+        return format_html("<pre>{}</pre>", json.dumps(obj.metadata, indent=2, sort_keys=True, ensure_ascii=False))
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -84,7 +101,6 @@ class CustomerAdmin(admin.ModelAdmin):
             customer, _ = services.customer_upsert(
                 email=form.cleaned_data["email"],
                 stripe_customer_id=form.cleaned_data.get("stripe_customer_id", ""),
-                metadata=form.cleaned_data.get("metadata") or {},
                 **settable,
             )
             obj.pk = customer.pk

@@ -68,6 +68,17 @@ def test_production_never_runs_with_debug_even_when_asked():
     assert result.stdout.split() == ["False", "django.db.backends.postgresql", "True", "31536000"]
 
 
+def test_production_requires_two_factor_for_superusers_even_when_the_environment_says_otherwise():
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.ADMIN_OTP_REQUIRED_FOR_SUPERUSERS, s.SEED_DEMO_ALLOWED, "
+        "'axes.middleware.AxesMiddleware' in s.MIDDLEWARE)"
+    )
+    result = load("config.settings.production", code, **PRODUCTION, ADMIN_OTP_REQUIRED_FOR_SUPERUSERS="0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "True"]
+
+
 def test_local_run_defaults_to_embedded_sqlite_with_debug_off(tmp_path):
     result = load("config.settings.local", MODREADY_VAR_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -5,6 +5,7 @@ Everything that differs between machines comes from environment variables, each 
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -50,7 +51,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.ModReadyAdminConfig",  # django.contrib.admin with the two-factor site (config/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -62,6 +63,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "drf_standardized_errors",
     "rest_framework_api_key",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
     "django_q",
     "djstripe",
     "anymail",
@@ -82,8 +87,18 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as axes asks: it turns a locked-out login into the lockout answer.
+    "axes.middleware.AxesMiddleware",
+]
+
+# axes first: it refuses a locked-out username or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -125,6 +140,10 @@ def database_config(url: str) -> dict:
 
 
 DATABASES = {"default": database_config(env("DATABASE_URL"))}
+# The embedded SQLite database takes dj-stripe's migrations as one (billing/djstripe_migrations): the same tables and
+# recorded history, in seconds instead of minutes. PostgreSQL keeps dj-stripe's own migrations.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    MIGRATION_MODULES = {"djstripe": "billing.djstripe_migrations"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -145,6 +164,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+
+# `manage.py seed_demo` (demo customers, an admin login) runs only where a settings module allows it: local and test.
+SEED_DEMO_ALLOWED = False
 
 # The public base URL of this deployment, used for links in emails (unsubscribe, tracking) and in notifications.
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -186,11 +208,17 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # A service account's API key, or someone who may use the admin (staff, second factor satisfied).
+    "SERVE_PERMISSIONS": ["api.permissions.SchemaReader"],
+    "SERVE_AUTHENTICATION": [
+        "api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     "WEBHOOKS": [
         f"webhooks.schema.{name}"
@@ -210,6 +238,43 @@ SPECTACULAR_SETTINGS = {
 # when a due email has waited this long (the queue is stuck).
 HEALTHZ_SCHEDULER_MAX_LAG = env_int("HEALTHZ_SCHEDULER_MAX_LAG", 300)
 HEALTHZ_QUEUE_MAX_AGE = env_int("HEALTHZ_QUEUE_MAX_AGE", 900)
+
+# --- Staff login: lockout (django-axes), two-factor (django-otp), Content-Security-Policy (django-csp) ---------------
+
+# The client address for lockouts is read per TRUSTED_PROXY_COUNT (above; config/client_address.py).
+# After AXES_FAILURE_LIMIT failed logins for one username, or from one address, both are refused for
+# AXES_COOLOFF_MINUTES; every attempt during a lockout starts the cool-off again, so a script that keeps trying stays
+# locked out while a person who waits gets back in. A success resets the count.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_CLIENT_IP_CALLABLE = "config.client_address.client_address"
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# A superuser without a TOTP device can use nothing but the two-factor setup page (on in production settings).
+ADMIN_OTP_REQUIRED_FOR_SUPERUSERS = env_bool("ADMIN_OTP_REQUIRED_FOR_SUPERUSERS", False)
+OTP_TOTP_ISSUER = "ModReady back-office"
+# The admin's device pages never show a device's secret or QR code: only its owner sees it, once, while enrolling.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# No third-party script anywhere: scripts, styles, fonts and frames only from this origin. Inline styles stay allowed
+# (the admin's own templates and email previews use style attributes); inline scripts do not. Images may come from
+# https (email previews show the email's images) and data: URIs (the admin's icons, Swagger UI).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "https:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # django-q2: the ORM broker by default (no extra service), Redis when Q_REDIS_URL is set. A task is given `timeout`
 # seconds, handed to another worker after `retry` seconds (so retry must exceed timeout, or a slow task runs twice

@@ -7,6 +7,7 @@ DEBUG = False
 SECRET_KEY = "bench-secret-key-not-for-production"  # noqa: S105
 ALLOWED_HOSTS = ["*"]
 DATABASES = {"default": database_config(env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/modready_bench"))}
+MIGRATION_MODULES = {}  # PostgreSQL: dj-stripe's own migrations, as in production
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "WARNING")}}
 STRIPE_TEST_SECRET_KEY = "sk_test_" + "0" * 24 + "modreadybench"

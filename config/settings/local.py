@@ -26,3 +26,5 @@ SECRET_KEY = env("SECRET_KEY") or _local_secret_key()
 # A developer's receiver usually runs on this machine over plain http (production refuses both).
 WEBHOOKS_ALLOW_PRIVATE_URLS = env_bool("WEBHOOKS_ALLOW_PRIVATE_URLS", True)
 WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP", True)
+# bin/run loads demo customers and an admin login (customers/management/commands/seed_demo.py).
+SEED_DEMO_ALLOWED = True

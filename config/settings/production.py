@@ -32,3 +32,6 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# Superusers must enrol a TOTP device before they can use the admin (config/admin_site.py).
+ADMIN_OTP_REQUIRED_FOR_SUPERUSERS = True

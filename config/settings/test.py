@@ -7,6 +7,7 @@ DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 DATABASES = {"default": database_config(env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/modready"))}
+MIGRATION_MODULES = {}  # PostgreSQL: dj-stripe's own migrations, as in production
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     from django.core.exceptions import ImproperlyConfigured
 
@@ -23,3 +24,4 @@ STRIPE_TEST_SECRET_KEY = "sk_test_" + "0" * 24 + "modreadytests"
 # Webhook receivers in tests listen on 127.0.0.1 over plain http.
 WEBHOOKS_ALLOW_PRIVATE_URLS = True
 WEBHOOKS_ALLOW_HTTP = True
+SEED_DEMO_ALLOWED = True

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from automations.models import EmailEvent, EmailQueueItem, QueueStatus, Suppression, SuppressionReason
 from automations.services import suppression_add, unsubscribe_token_make, unsubscribe_url
+from tests.billing.factories import SubscriptionFactory
 from tests.customers.factories import CustomerFactory
 from tests.fakes.resend import resend_event, signed_webhook
 
@@ -415,15 +416,11 @@ def test_an_event_that_beats_our_commit_is_linked_when_the_email_is_recorded(res
 
 
 def test_emails_use_the_customers_current_subscription_from_billing(publish, resend):
-    from billing.models import Subscription
-
     customer = CustomerFactory(name="Kim")
-    Subscription.objects.create(
+    SubscriptionFactory(
         customer=customer,
         stripe_subscription_id="sub_billing",
-        product_id="prod_big",
         product_name="Modpack Server 12 GB",
-        status="active",
         amount=2999,
         currency="eur",
         interval="month",

@@ -4,7 +4,6 @@ import itertools
 import threading
 import time
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from django.db import connection
@@ -20,9 +19,8 @@ from automations.models import (
     QueueStatus,
 )
 from automations.sending import DrainResult, batch_claim_new, transport_get
-from automations.services import enrollment_start
-from customers.events import domain_event_publish
 from customers.models import Customer
+from tests.automations.factories import enrollment_with_emails
 from tests.customers.factories import CustomerFactory
 
 from .conftest import make_due, subscription_payload
@@ -34,16 +32,9 @@ def queue_welcomes(count, *, rule_name="Welcome", **customer_fields):
     """`count` customers enrolled in a rule, with all their emails due now (no dispatch side effects)."""
     rule = AutomationRule.objects.get(name=rule_name)
     customers = CustomerFactory.create_batch(count, **customer_fields)
-    # Only the queue under test may send: no dispatch task, no immediate drain after enrolling.
-    with mock.patch("customers.events._enqueue_dispatch"), mock.patch("automations.services.queue_process_enqueue"):
-        for customer in customers:
-            event, _ = domain_event_publish(
-                name=rule.trigger,
-                key=f"seed:{customer.pk}",
-                customer=customer,
-                payload=subscription_payload(f"sub_{customer.pk}"),
-            )
-            enrollment_start(rule=rule, event=event)
+    # Enrolled as enrollment_start leaves it, without an event whose dispatch or drain could send behind the test.
+    for customer in customers:
+        enrollment_with_emails(rule=rule, customer=customer, context=subscription_payload(f"sub_{customer.pk}"))
     make_due()
     return customers
 
@@ -297,11 +288,7 @@ def dunning_in_flight(resend, drain, publish_fail):
 
     customer = CustomerFactory()
     rule = AutomationRule.objects.get(name="Dunning")
-    with mock.patch("customers.events._enqueue_dispatch"), mock.patch("automations.services.queue_process_enqueue"):
-        event, _ = domain_event_publish(
-            name="payment.failed", key="pf:1", customer=customer, payload=payment_failed_payload()
-        )
-        enrollment_start(rule=rule, event=event)
+    enrollment_with_emails(rule=rule, customer=customer, context=payment_failed_payload())
     publish_fail()
     drain()
     assert EmailQueueItem.objects.get(step__order=1).status == QueueStatus.SENDING

@@ -1,6 +1,11 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from customers import services
@@ -99,6 +104,22 @@ def test_superuser_edits_go_through_services(admin_client):
     assert customer.name == "Renamed" and customer.opt_in_confirmed
 
 
+def test_metadata_is_shown_read_only_and_a_form_save_keeps_it(admin_client):
+    customer, _ = services.customer_upsert(
+        email="meta@example.com", stripe_customer_id="cus_meta", metadata={"other_stripe_customer_ids": ["cus_old"]}
+    )
+    url = reverse("admin:customers_customer_change", args=[customer.pk])
+
+    page = admin_client.get(url).content.decode()
+    assert "cus_old" in page
+    assert 'name="metadata"' not in page  # no input that a save could silently drop
+
+    admin_client.post(url, {"name": "Renamed", "metadata": '{"hand": "edit"}'})
+    customer.refresh_from_db()
+    assert customer.name == "Renamed"
+    assert customer.metadata == {"other_stripe_customer_ids": ["cus_old"]}
+
+
 def test_marketing_reads_customers_but_support_cannot_see_automations(client, marketing_user, support_user):
     client.force_login(marketing_user)
     assert client.get(reverse("admin:customers_customer_changelist")).status_code == 200
@@ -122,3 +143,37 @@ def test_demo_data_is_idempotent_and_prints_the_login(capsys, settings, tmp_path
     assert {"trial", "onboarding", "active", "at_risk", "churned", "win_back", "discovery"} <= stages
     assert Customer.objects.count() == 7
     assert Customer.objects.get(email="priya.nair@example.com").timeline_events.count() == 4
+
+
+def test_demo_data_is_refused_where_the_settings_do_not_allow_it(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    settings.SEED_DEMO_ALLOWED = False
+
+    with pytest.raises(CommandError, match="refuses to run"):
+        call_command("seed_demo")
+    assert not Customer.objects.exists()
+    assert not get_user_model().objects.exists()
+    assert not (tmp_path / "admin-password").exists()
+
+
+def test_demo_data_is_refused_under_the_production_settings(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "MODREADY_VAR_DIR"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY="x" * 60,
+        ALLOWED_HOSTS="crm.modready.example",
+        # Never reached: the command stops before touching a database.
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/modready_does_not_exist",
+        MODREADY_VAR_DIR=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "seed_demo"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "seed_demo refuses to run with these settings (config.settings.production)" in result.stderr
+    assert not (tmp_path / "admin-password").exists()

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -92,6 +92,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-admin", action="store_true", help="Do not create or print the admin login.")
 
     def handle(self, *args, **options):
+        # Demo customers and an admin whose password sits in a file have no place in a real deployment.
+        if not settings.SEED_DEMO_ALLOWED:
+            raise CommandError(
+                f"seed_demo refuses to run with these settings ({settings.SETTINGS_MODULE}): it writes demo customers "
+                "and an admin login. It is for the local run (config.settings.local) and tests only."
+            )
         now = timezone.now()
         with transaction.atomic():
             for email, name, journey, fields, timeline in DEMO_CUSTOMERS:

@@ -1,0 +1,176 @@
+"""The back-office admin site: Django's admin plus TOTP two-factor (django-otp) on top of axes' login lockout.
+
+- A staff member with a confirmed TOTP device gives its 6-digit code at login, and a session that was not verified
+  by a device (a password-only login from before the device existed) does not reach the admin.
+- With `ADMIN_OTP_REQUIRED_FOR_SUPERUSERS` (on in production), a superuser without a device is sent to the setup page
+  until they enrol one; every other staff member may enrol from the same page (user menu: "Two-factor").
+- A wrong code counts as a failed login for axes, so guessing codes runs into the same lockout as guessing passwords;
+  django-otp's own throttle (a growing delay per device) applies as well.
+"""
+
+import base64
+from functools import wraps
+
+import segno
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.signals import user_login_failed
+from django.db import transaction
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
+from django.utils.safestring import mark_safe
+from django.views.decorators.cache import never_cache
+from django_otp import devices_for_user, user_has_device
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.permissions import BasePermission
+
+
+def _has_device(user) -> bool:
+    # Asked several times per admin request (has_permission runs for the page, the menu, the sidebar): once per user.
+    if not hasattr(user, "_modready_has_otp_device"):
+        user._modready_has_otp_device = user_has_device(user)
+    return user._modready_has_otp_device
+
+
+def otp_enrollment_required(user) -> bool:
+    """A staff member who must enrol a device before using the admin."""
+    return getattr(settings, "ADMIN_OTP_REQUIRED_FOR_SUPERUSERS", False) and user.is_superuser and not _has_device(user)
+
+
+def otp_satisfied(user) -> bool:
+    """True when the session's second factor is as strong as this user's account asks for."""
+    if _has_device(user):
+        # is_verified is installed by django-otp's middleware; a user authenticated some other way is not verified.
+        return bool(getattr(user, "is_verified", lambda: False)())
+    return not otp_enrollment_required(user)
+
+
+class TwoFactorAuthenticationForm(AdminAuthenticationForm):
+    otp_token = forms.CharField(
+        label="Authenticator code",
+        required=False,
+        max_length=8,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        help_text="The 6-digit code from your authenticator app, if you have set up two-factor.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        user = self.get_user()
+        if user is None or not user_has_device(user):
+            return cleaned
+        token = (cleaned.get("otp_token") or "").strip()
+        device = _verified_device(user, token) if token else None
+        if device is None:
+            # Counted by axes like a wrong password: guessing codes locks the account and the address out too.
+            user_login_failed.send(sender=__name__, credentials={"username": user.get_username()}, request=self.request)
+            if not token:
+                message = "This account needs its code from the authenticator app."
+            elif not any(d.verify_is_allowed()[0] for d in devices_for_user(user)):
+                message = "Too many wrong codes: wait a few seconds, then enter the current one."
+            else:
+                message = "Enter the current code from your authenticator app."
+            raise forms.ValidationError(message, code="otp_invalid")
+        # django-otp's user_logged_in receiver stores the device in the session: the session is then verified.
+        user.otp_device = device
+        return cleaned
+
+
+def _verified_device(user, token: str):
+    with transaction.atomic():
+        for device in devices_for_user(user, for_verify=True):
+            if device.verify_token(token):
+                return device
+    return None
+
+
+class OTPSetupForm(forms.Form):
+    otp_token = forms.CharField(label="Code from your authenticator app", max_length=8)
+
+
+class ModReadyAdminSite(admin.AdminSite):
+    site_header = "ModReady back-office"
+    site_title = "ModReady back-office"
+    index_title = "Customer operations"
+    login_form = TwoFactorAuthenticationForm
+    login_template = "admin/two_factor_login.html"
+
+    def has_permission(self, request):
+        return super().has_permission(request) and otp_satisfied(request.user)
+
+    def admin_view(self, view, cacheable=False):
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(view)
+        def guarded(request, *args, **kwargs):
+            user = request.user
+            logging_out = request.path == reverse("admin:logout", current_app=self.name)
+            if user.is_active and user.is_staff and otp_enrollment_required(user) and not logging_out:
+                return redirect("admin:otp_setup")
+            return inner(request, *args, **kwargs)
+
+        return guarded
+
+    def get_urls(self):
+        return [path("two-factor/", self.otp_setup_view, name="otp_setup"), *super().get_urls()]
+
+    @method_decorator(never_cache)
+    def otp_setup_view(self, request):
+        """Enrol a TOTP device: a new secret shown as a QR code and as text, confirmed by one code from the app.
+
+        Open to any active staff member with a password session (not through admin_view: a superuser who must
+        enrol would otherwise be sent here in a loop). A user who already has a confirmed device sees that it is
+        set up; replacing it is done by a superuser deleting the device in the admin.
+        """
+        user = request.user
+        if not (user.is_active and user.is_staff):
+            return redirect(f"{reverse('admin:login', current_app=self.name)}?next={request.path}")
+        confirmed = list(devices_for_user(user, confirmed=True))
+        if confirmed:
+            if not user.is_verified():
+                # A device exists but this session never gave a code: log in again with it.
+                return redirect(f"{reverse('admin:login', current_app=self.name)}?next={request.path}")
+            return TemplateResponse(request, "admin/otp_setup.html", {**self.each_context(request), "enrolled": True})
+        device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+        form = OTPSetupForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            allowed, _ = device.verify_is_allowed()
+            if not allowed:
+                # django-otp's throttle: each wrong code doubles the wait before the next one is checked.
+                form.add_error("otp_token", "Too many wrong codes: wait a few seconds, then enter the current one.")
+            elif device.verify_token(form.cleaned_data["otp_token"].strip()):
+                device.confirmed = True
+                device.save(update_fields=["confirmed"])
+                otp_login(request, device)
+                messages.success(request, "Two-factor is set up: the admin asks for a code at every login.")
+                return redirect("admin:index")
+            else:
+                form.add_error("otp_token", "That code does not match. Check the time on your phone and try again.")
+        uri = device.config_url
+        qr_svg = segno.make(uri, error="m").svg_inline(scale=4, border=2)
+        context = {
+            **self.each_context(request),
+            "title": "Two-factor authentication",
+            "enrolled": False,
+            "form": form,
+            "otpauth_uri": uri,
+            "secret": base64.b32encode(device.bin_key).decode(),
+            # segno builds the markup from the URI's bits; no user text is copied into it.
+            "qr_svg": mark_safe(qr_svg),  # noqa: S308
+            "required": otp_enrollment_required(user),
+        }
+        return TemplateResponse(request, "admin/otp_setup.html", context)
+
+
+class IsAdminSiteUser(BasePermission):
+    """DRF permission: exactly who may use the admin (staff, second factor satisfied)."""
+
+    def has_permission(self, request, view):
+        return admin.site.has_permission(request)
