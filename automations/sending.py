@@ -735,6 +735,9 @@ def sending_resume(*, provider: str = "resend", by: str) -> bool:
 # --- the drain -----------------------------------------------------------------------------------------------------
 
 
+WAIT_STEP_SECONDS = 1.0
+
+
 def _seconds_to_next_due() -> float | None:
     """When the next email or batch retry is due, in seconds from now (0 if already), or None if nothing waits."""
     pending = EmailQueueItem.objects.filter(status=QueueStatus.PENDING).aggregate(at=Min("next_attempt_at"))["at"]
@@ -780,8 +783,11 @@ def email_queue_process(
                 if wait_for_due and not probing:
                     due_in = _seconds_to_next_due()
                     if due_in is not None and time.monotonic() + due_in < deadline:
-                        sleep(max(due_in, 0.05))
-                        result.waited_seconds += due_in
+                        # In steps of at most a second: an email enqueued meanwhile (whose wake-up found this slot
+                        # busy) must not wait for a retry due much later.
+                        step = min(max(due_in, 0.05), WAIT_STEP_SECONDS)
+                        sleep(step)
+                        result.waited_seconds += step
                         continue
                 break
         wait = batch_send(batch=batch, transport=transport, result=result, worker=worker)

@@ -7,8 +7,11 @@ whose first email is due at once, and the coalesced drain sends it to the fake R
 When `--kill-at` of the emails are delivered, one whole qcluster process group is SIGKILLed and started again.
 
 Reported: time from the burst to the first email at the fake; the drain rate (emails / seconds from the first to
-the last send) as a share of the fake's ceiling (rate x batch size); the peak number of tasks on the broker
-(django_q OrmQ rows), and of those the peak of email-drain tasks; duplicates delivered and emails lost.
+the last send) as a share of the fake's ceiling (rate x batch size), next to the rate at which dispatch enrolled
+customers (emails cannot leave faster than they are queued); the peak number of tasks on the broker (django_q OrmQ
+rows, which hold a task from enqueue until it is done), and of those the peak of email-drain tasks; duplicates
+delivered and emails lost (Welcome emails not delivered when the run ends: a cluster SIGKILLed with tasks it had
+pulled leaves them to django-q2's retry, Q_RETRY = 180 s, so keep --timeout above that).
 """
 
 import contextlib
@@ -104,10 +107,11 @@ def run_production(args) -> None:
     _say("fresh database, migrating")
     django_on_fresh_database()
     from django.db import connection
+    from django.db.models import Count, Max, Min
     from django_q.models import OrmQ
     from django_q.tasks import async_task
 
-    from automations.models import EmailQueueItem, QueueStatus
+    from automations.models import EmailQueueItem, Enrollment, QueueStatus
     from tests.fakes.resend import FakeResend
 
     items = args.items
@@ -139,6 +143,9 @@ def run_production(args) -> None:
                 start_new_session=True,
             )
 
+        # A benchmark stopped from outside (timeout, Ctrl-C) must not leave clusters running: they would keep
+        # polling the bench database and join the next run.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         clusters = [spawn() for _ in range(args.clusters)]
         _say(f"{args.clusters} qcluster processes started; waiting for them to take tasks")
         try:
@@ -193,6 +200,10 @@ def run_production(args) -> None:
         ceiling = args.rate * args.batch_size
         connection.close()
         due_items = EmailQueueItem.objects.filter(step__order=1)
+        # Emails can leave no faster than dispatch enrolls customers: show that rate next to the drain's.
+        enrolled = Enrollment.objects.aggregate(first=Min("enrolled_at"), last=Max("enrolled_at"), n=Count("id"))
+        enrolled_span = (enrolled["last"] - enrolled["first"]).total_seconds() if enrolled["n"] > 1 else float("nan")
+        enroll_rate = enrolled["n"] / enrolled_span if enrolled_span else float("nan")
         lost = items - len(welcome_refs)
         table = Table(
             f"Email drain, production path: {args.clusters} qcluster x {args.q_workers} workers (ORM broker), "
@@ -204,6 +215,8 @@ def run_production(args) -> None:
                 "publish s",
                 "first send s",
                 "killed at s",
+                "last send s",
+                "enrolled/s",
                 "send span s",
                 "emails/s",
                 "of ceiling",
@@ -222,6 +235,8 @@ def run_production(args) -> None:
             round(published, 1),
             round(first_send, 2) if first_send is not None else "-",
             round(killed_at, 1) if killed_at else "-",
+            round(sends[-1] - burst_at, 1) if sends else "-",
+            round(enroll_rate, 1),
             round(span, 2),
             round(rate, 1),
             f"{rate / ceiling:.0%}" if rate == rate else "-",

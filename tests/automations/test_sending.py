@@ -675,7 +675,7 @@ def test_the_task_drain_keeps_going_through_a_retry_wait_instead_of_waiting_for_
     result = email_queue_drain(sleep=sleep)
 
     assert result.sent == 4 and result.retries == 1
-    assert len(waits) == 1 and 4 < waits[0] <= 5
+    assert waits == [1.0]  # it looked again after a second (and the retry was due by then)
     assert resend.duplicates() == {}
 
 
