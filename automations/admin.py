@@ -387,7 +387,7 @@ class EmailBatchAdmin(ReadOnlyAdmin):
     exclude = ("messages",)
 
 
-# --- sending paused by a configuration error (automations.sending.sending_pause) -------------------------------
+# --- sending paused by a configuration error (automations.drain_control.sending_pause) -------------------------------
 
 
 def _pause_banner(request) -> None:
@@ -416,7 +416,7 @@ class SendingPauseAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Resume sending now", permissions=["resume"])
     def resume(self, request, queryset):
-        from .sending import sending_resume
+        from .drain_control import sending_resume
 
         resumed = [p.provider for p in queryset if sending_resume(provider=p.provider, by=request.user.username)]
         self.message_user(request, f"Sending resumed: {', '.join(resumed) or 'nothing was paused'}.", messages.SUCCESS)

@@ -410,7 +410,7 @@ class QueueWake(models.Model):
     """A drain task is queued and has not started yet (`enqueued_at` set): further wake-ups add no task.
 
     Enrollments whose first email is due now each ask for a drain; this row turns a burst of such asks into one task
-    on the broker (automations.sending.drain_wake_claim). The task clears it when it starts.
+    on the broker (automations.drain_control.drain_wake_claim). The task clears it when it starts.
     """
 
     name = models.CharField(max_length=50, unique=True)

@@ -246,7 +246,7 @@ def queue_process_enqueue() -> None:
     """
     from django_q.tasks import async_task
 
-    from .sending import drain_wake_claim
+    from .drain_control import drain_wake_claim
 
     if drain_wake_claim():
         async_task(

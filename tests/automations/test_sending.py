@@ -631,7 +631,7 @@ def test_a_batch_of_100_costs_the_same_number_of_queries_as_a_batch_of_10(resend
 
 
 def test_a_burst_of_wake_ups_puts_one_drain_task_on_the_broker():
-    from automations.sending import drain_wake_clear
+    from automations.drain_control import drain_wake_clear
     from automations.services import queue_process_enqueue
 
     with mock.patch("django_q.tasks.async_task") as enqueue:
@@ -647,7 +647,8 @@ def test_a_burst_of_wake_ups_puts_one_drain_task_on_the_broker():
 def test_a_drain_finding_every_slot_busy_ends_at_once(resend, settings):
     import psycopg
 
-    from automations.sending import DRAIN_LOCK_CLASS, email_queue_drain
+    from automations.drain_control import DRAIN_LOCK_CLASS
+    from automations.sending import email_queue_drain
 
     settings.AUTOMATIONS_DRAIN_SLOTS = 1
     queue_welcomes(1)
