@@ -20,7 +20,7 @@ from integrations.resend.client import ResendError
 
 from .models import QueueWake, SendingPause
 
-logger = logging.getLogger("automations.sending")
+logger = logging.getLogger(__name__)
 
 
 # --- pausing on a configuration error ----------------------------------------------------------------------------
