@@ -441,7 +441,7 @@ def wait_until_resend_is_done(resend, timeout=10.0):
 
 def test_timeout_then_409_in_progress_then_success_gives_one_copy(resend, drain):
     customers = queue_welcomes(2)  # 4 emails in one batch
-    resend.processing_delay = 3.0  # Resend works on it longer than our 1 s read timeout
+    resend.processing_gate = threading.Event()  # Resend works on it longer than our 1 s read timeout
 
     first = drain()
     assert first.retries == 1 and first.sent == 0
@@ -449,6 +449,7 @@ def test_timeout_then_409_in_progress_then_success_gives_one_copy(resend, drain)
     second = drain()  # Resend is still working on the first call: 409 concurrent_idempotent_requests
     assert second.retries == 1 and second.sent == 0
     assert resend.requests[1].header("idempotency-key") == resend.requests[0].header("idempotency-key")
+    resend.processing_gate.set()  # Resend finishes the first call: it sent the batch
     wait_until_resend_is_done(resend)
     make_due()
     third = drain()  # Resend's first answer, replayed

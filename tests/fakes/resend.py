@@ -3,6 +3,7 @@
     with FakeResend() as resend:
         resend.rate_limit(per_second=5)            # the harness's switches: 429 + Retry-After beyond 5/s
         resend.processing_delay = 1.5              # Resend takes this long to handle a call (the key is "in progress")
+        resend.processing_gate = threading.Event() # ...or until the test sets the event
         resend.accept_then_fail(504)               # the next call is sent, then a gateway answers 504
         resend.revoke_key()                        # 403 invalid_api_key until resend.restore_key()
         ...
@@ -25,6 +26,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -75,6 +77,8 @@ class FakeResend(FakeServer):
         self.idempotent_repeats = 0
         self.idempotency_conflicts = 0
         self.processing_delay = 0.0
+        # While set to an unset Event, calls stay "in progress" until a test sets it (at most 30 s).
+        self.processing_gate: threading.Event | None = None
         self.auth_failure: str | None = None
         self._after_faults: deque[int] = deque()
         self._ids = itertools.count(1)
@@ -87,6 +91,7 @@ class FakeResend(FakeServer):
             self.in_progress.clear()
             self.idempotent_repeats = self.idempotency_conflicts = 0
             self.processing_delay = 0.0
+            self.processing_gate = None
             self.auth_failure = None
             self._after_faults.clear()
 
@@ -163,6 +168,8 @@ class FakeResend(FakeServer):
         try:
             if self.processing_delay:
                 time.sleep(self.processing_delay)  # Resend still working on it: a repeat now gets 409
+            if self.processing_gate is not None:
+                self.processing_gate.wait(30)
             with self.lock:  # held across delivery and remembering: two racing repeats must not both deliver
                 response = handle()
                 if key and 200 <= response.status < 300:
