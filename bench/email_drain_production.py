@@ -160,9 +160,19 @@ def run_production(args) -> None:
             watch.thread.start()
 
             burst_at = time.monotonic()
-            _publish_burst(customer_ids)
-            published = time.monotonic() - burst_at
-            _say(f"published in {published:.1f} s")
+            published_at: list[float] = []
+
+            def publish():
+                # In its own thread (and connection), as webhooks arrive while workers send: the kill below must be
+                # able to land in the middle of the drain, not after the burst.
+                try:
+                    _publish_burst(customer_ids)
+                    published_at.append(time.monotonic() - burst_at)
+                finally:
+                    connection.close()
+
+            publisher = threading.Thread(target=publish, daemon=True)
+            publisher.start()
             first_send = killed_at = None
             deadline = burst_at + args.timeout
             while time.monotonic() < deadline:
@@ -179,6 +189,9 @@ def run_production(args) -> None:
                 if len({e.ref for e in fake.delivered}) >= items:
                     break
                 time.sleep(0.05)
+            publisher.join()
+            published = published_at[0] if published_at else float("nan")
+            _say(f"published in {published:.1f} s")
             time.sleep(1.0)  # anything still in flight shows up as a duplicate
         finally:
             for cluster in clusters:
