@@ -34,6 +34,7 @@ from .models import (
     Enrollment,
     QueueStatus,
     StaffTestSend,
+    SendingPause,
     Suppression,
 )
 from .rendering import customer_context, links_context, render_email, sample_context, subscription_context
@@ -274,6 +275,7 @@ class AutomationRuleAdmin(admin.ModelAdmin):
     def analytics_view(self, request):
         if not request.user.has_perm("automations.view_emailqueueitem"):
             raise PermissionDenied
+        _pause_banner(request)
         since_day, until_day, rule_id, problems = _analytics_parameters(request.GET, today=timezone.now().date())
         for problem in problems:
             messages.warning(request, problem)
@@ -417,6 +419,10 @@ class EmailQueueItemAdmin(ReadOnlyAdmin):
     date_hierarchy = "scheduled_at"
     actions = ("retry_now", "cancel_pending")
 
+    def changelist_view(self, request, extra_context=None):
+        _pause_banner(request)
+        return super().changelist_view(request, extra_context)
+
     @admin.display(description="template")
     def template_name(self, obj):
         return obj.step.template.name
@@ -465,9 +471,45 @@ class StaffTestSendAdmin(ReadOnlyAdmin):
 
 @admin.register(EmailBatch)
 class EmailBatchAdmin(ReadOnlyAdmin):
-    list_display = ("idempotency_key", "status", "attempts", "created_at", "sent_at", "last_error")
-    list_filter = ("status",)
+    list_display = ("idempotency_key", "status", "error_name", "attempts", "created_at", "sent_at", "last_error")
+    list_filter = ("status", "error_name")
+    search_fields = ("idempotency_key",)
     exclude = ("messages",)
+
+
+# --- sending paused by a configuration error (automations.drain_control.sending_pause) -------------------------------
+
+
+def _pause_banner(request) -> None:
+    """On the queue and analytics pages: sending is paused, why, and where to resume it."""
+    for pause in SendingPause.objects.all():
+        messages.error(
+            request,
+            format_html(
+                "Sending through {} is paused since {} UTC: {}. Emails stay queued; a probe call every "
+                'minute resumes it, or <a href="{}">resume it now</a> once the cause is fixed.',
+                pause.provider,
+                f"{pause.paused_at:%Y-%m-%d %H:%M}",
+                pause.cause,
+                reverse("admin:automations_sendingpause_changelist"),
+            ),
+        )
+
+
+@admin.register(SendingPause)
+class SendingPauseAdmin(ReadOnlyAdmin):
+    list_display = ("provider", "cause", "paused_at", "next_probe_at", "probes")
+    actions = ("resume",)
+
+    def has_resume_permission(self, request):
+        return request.user.has_perm("automations.change_emailqueueitem")
+
+    @admin.action(description="Resume sending now", permissions=["resume"])
+    def resume(self, request, queryset):
+        from .drain_control import sending_resume
+
+        resumed = [p.provider for p in queryset if sending_resume(provider=p.provider, by=request.user.username)]
+        self.message_user(request, f"Sending resumed: {', '.join(resumed) or 'nothing was paused'}.", messages.SUCCESS)
 
 
 @admin.register(Suppression)

@@ -230,9 +230,18 @@ class QueueStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     SUPPRESSED = "suppressed", "Suppressed"
+    # Handed to Resend in a call whose outcome never became known (its 24 h idempotency window ran out, or Resend
+    # said the key was used with another payload). It may have been delivered; it is never sent again by the queue.
+    UNCONFIRMED = "unconfirmed", "Outcome unknown"
 
 
-FINAL_QUEUE_STATUSES = (QueueStatus.SENT, QueueStatus.FAILED, QueueStatus.CANCELLED, QueueStatus.SUPPRESSED)
+FINAL_QUEUE_STATUSES = (
+    QueueStatus.SENT,
+    QueueStatus.FAILED,
+    QueueStatus.CANCELLED,
+    QueueStatus.SUPPRESSED,
+    QueueStatus.UNCONFIRMED,
+)
 
 
 class BatchStatus(models.TextChoices):
@@ -240,6 +249,8 @@ class BatchStatus(models.TextChoices):
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     SPLIT = "split", "Split (refused, items re-batched)"
+    RELEASED = "released", "Released (refused for our configuration; emails back in the queue)"
+    UNCONFIRMED = "unconfirmed", "Outcome unknown (see last error)"
 
 
 class EmailBatch(models.Model):
@@ -263,6 +274,10 @@ class EmailBatch(models.Model):
     # Once a call may have been accepted (timeout, dropped connection, dead worker), the batch is only ever re-sent
     # exactly as stored, under its key. Until then, emails whose sequence has ended since can still be taken out.
     possibly_accepted = models.BooleanField(default=False)
+    # The first call: Resend remembers the key for 24 hours from about then, so retries stop before that.
+    first_called_at = models.DateTimeField(null=True, blank=True)
+    # Resend's error `name` from the last refusal (e.g. invalid_idempotent_request), for the admin's filter.
+    error_name = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(db_index=True)
     next_attempt_at = models.DateTimeField()
     last_error = models.TextField(blank=True)
@@ -476,3 +491,37 @@ class StaffTestSend(models.Model):
 
     def __str__(self) -> str:
         return f"Test of {self.template} to {self.recipient} at {self.sent_at:%Y-%m-%d %H:%M}"
+
+
+class SendingPause(models.Model):
+    """Sending through a provider is paused for every worker: our configuration is wrong, not the emails.
+
+    Written when Resend refuses a call with 401/403 (key missing, revoked or rotated; sending domain not verified) or
+    a quota error. While the row exists no worker claims new emails; one worker at a time makes a probe call (the next
+    due batch) when `next_probe_at` comes, and a success deletes the row. Staff can delete it from the admin too.
+    """
+
+    provider = models.CharField(max_length=50, unique=True)
+    cause = models.CharField(max_length=300, help_text="Why sending stopped, as shown on the admin pages.")
+    status_code = models.PositiveIntegerField(default=0)
+    error_name = models.CharField(max_length=100, blank=True)
+    paused_at = models.DateTimeField()
+    next_probe_at = models.DateTimeField()
+    probes = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.provider} paused: {self.cause}"
+
+
+class QueueWake(models.Model):
+    """A drain task is queued and has not started yet (`enqueued_at` set): further wake-ups add no task.
+
+    Enrollments whose first email is due now each ask for a drain; this row turns a burst of such asks into one task
+    on the broker (automations.drain_control.drain_wake_claim). The task clears it when it starts.
+    """
+
+    name = models.CharField(max_length=50, unique=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: queued at {self.enqueued_at}" if self.enqueued_at else f"{self.name}: none queued"

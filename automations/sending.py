@@ -1,16 +1,20 @@
 """Draining the email queue: claim due emails, render them, send them in batches, record what happened.
 
-The guarantees (docs/automations.md has the long version):
+The guarantees (docs/automations.md has the long version, with which Resend answer means what):
 
 - Claiming uses `SELECT ... FOR UPDATE SKIP LOCKED`: two workers never take the same email.
 - Before any call to the provider, the claimed emails are rendered and written into an `EmailBatch` row together with
-  the idempotency key of the call, and the emails are marked `sending`. That row is committed first. A worker that
-  dies after the provider accepted the call leaves the batch `sending` with an expired lease; the next worker
-  re-sends exactly the stored messages with the same key, and Resend answers with its first answer without sending.
-- 429: the batch waits for Retry-After and the whole drain pauses that long. 5xx, timeouts and dropped connections:
-  exponential backoff up to AUTOMATIONS_MAX_SEND_ATTEMPTS, then the emails fail with the error. Any other 4xx: a
-  batch of several is split in two (strict validation refused all of it, so nothing was sent); a single email fails
-  at once.
+  the idempotency key of the call, and the emails are marked `sending`. That row is committed first. The stored
+  messages are the request body of every attempt of that batch: nothing is re-rendered or re-stamped.
+- An answer that does not say whether Resend sent the batch (timeout, dropped connection, any 5xx, 409
+  concurrent_idempotent_requests, a worker that died mid-call) makes the batch immutable: it is re-sent byte for
+  byte under its key until Resend answers, never split, trimmed or re-keyed. If no answer comes within
+  AUTOMATIONS_RETRY_WINDOW_SECONDS of the first call (Resend forgets keys after 24 h), its emails become
+  `unconfirmed` and are never sent again by the queue.
+- 429: the batch waits for Retry-After and the whole drain pauses that long. 422/400 (validation refused the whole
+  call, nothing was sent): a batch of several is split in two; a single email fails. 401/403 and quota errors: our
+  configuration; sending pauses for every worker (`SendingPause`), emails stay queued, probes resume it.
+  409 invalid_idempotent_request: our bug; logged as an error, shown in the admin, never re-sent under a new key.
 - One bad email (template error, invalid address) fails alone while it is being claimed and never reaches a batch.
 """
 
@@ -21,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -29,14 +33,14 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Min, Value, When
 from django.utils import timezone
 from jinja2 import TemplateError
 
-from customers.models import Customer
-from customers.services import timeline_event_record
-from integrations.resend.client import ResendClient, ResendError
+from customers.services import timeline_events_record_many
+from integrations.resend.client import Outcome, ResendClient, ResendError
 
+from .drain_control import drain_slot, drain_wake_clear, probe_claim, sending_pause, sending_pause_get, sending_resume
 from .models import (
     SUPPRESSES_TRANSACTIONAL,
     BatchStatus,
@@ -45,14 +49,16 @@ from .models import (
     EnrollmentStatus,
     ProviderCallSlot,
     QueueStatus,
+    SendingPause,
     Suppression,
     TemplateCategory,
 )
-from .rendering import customer_context, links_context, render_email, subscription_context
+from .rendering import SUBSCRIPTION_FIELDS, customer_context, links_context, render_email
 from .services import (
     email_events_link_recent_unmatched,
     email_events_link_unmatched,
     enrollments_complete_finished,
+    queue_process_enqueue,
     unsubscribe_url,
 )
 
@@ -75,7 +81,9 @@ def _email_message(message: dict[str, Any], *, idempotency_key: str) -> EmailMul
         body=message["text"],
         from_email=message["from"],
         to=message["to"],
-        headers=message.get("headers") or {},
+        # Sorted: the stored message comes back from its JSON column in another key order, and anymail writes the
+        # headers in dict order; the request must be the same bytes on every retry under the email's key.
+        headers=dict(sorted((message.get("headers") or {}).items())),
     )
     email.attach_alternative(message["html"], "text/html")
     email.idempotency_key = idempotency_key  # read by integrations.resend.backend
@@ -106,6 +114,7 @@ class DjangoMailTransport:
     """One email per call through EMAIL_BACKEND: files in var/emails/ locally, locmem in tests."""
 
     batch_size = 1
+    provider = ""  # local files or locmem: no account to pause
 
     def send(self, *, messages: list[dict[str, Any]], idempotency_key: str) -> list[str]:
         return [_send_one(message, idempotency_key=idempotency_key, backend=None) for message in messages]
@@ -184,8 +193,18 @@ class DrainResult:
     rate_limited: int = 0
     retries: int = 0
     splits: int = 0
+    unconfirmed: int = 0
     waited_seconds: float = 0.0
+    paused: str = ""  # the cause, while sending is paused by a configuration error
     touched_enrollments: set[int] = field(default_factory=set)
+
+    def add(self, other: "DrainResult") -> None:
+        for name in ("sent", "failed", "suppressed", "cancelled", "batches", "rate_limited", "retries", "splits"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.unconfirmed += other.unconfirmed
+        self.waited_seconds += other.waited_seconds
+        self.paused = other.paused
+        self.touched_enrollments |= other.touched_enrollments
 
 
 def batch_claim_in_flight(*, worker: str) -> EmailBatch | None:
@@ -209,7 +228,10 @@ def batch_claim_in_flight(*, worker: str) -> EmailBatch | None:
         batch.lease_expires_at = now + timedelta(seconds=settings.AUTOMATIONS_LEASE_SECONDS)
         batch.worker = worker
         batch.call_in_progress = True
-        batch.save(update_fields=["lease_expires_at", "worker", "call_in_progress", "possibly_accepted"])
+        batch.first_called_at = batch.first_called_at or now
+        batch.save(
+            update_fields=["lease_expires_at", "worker", "call_in_progress", "possibly_accepted", "first_called_at"]
+        )
     return batch
 
 
@@ -256,27 +278,56 @@ def _suppression_reason(item: EmailQueueItem, suppressions: dict[str, set[str]])
     return None
 
 
-def _message_for(item: EmailQueueItem, *, subscriptions: dict[int, Any]) -> dict[str, Any]:
+def _mentions_subscription(template) -> bool:
+    return any(
+        "subscription" in source
+        for source in (template.subject, template.preheader, template.html_body, template.text_body)
+    )
+
+
+def _subscription_contexts(items: list[EmailQueueItem]) -> dict[int, dict[str, Any] | None]:
+    """Each email's `subscription` context, by queue item id, for a whole batch in one query into billing.
+
+    The same answer as rendering.subscription_context (billing's current subscription, else the triggering event's
+    payload), loaded in bulk: one query per email was the drain's biggest cost. Only for templates that mention it.
+    """
+    needing = [item for item in items if _mentions_subscription(item.step.template)]
+    if not needing:
+        return {}
+    try:
+        from billing.selectors import subscriptions_current_for_customers
+    except ImportError:  # a deployment without billing: the event payload is all there is
+        current = {}
+    else:
+        current = subscriptions_current_for_customers(customer_ids={item.customer_id for item in needing})
+    contexts: dict[int, dict[str, Any] | None] = {}
+    for item in needing:
+        subscription = current.get(item.customer_id)
+        payload = item.enrollment.context or {}
+        if subscription is not None:
+            values = {name: getattr(subscription, name, None) for name in SUBSCRIPTION_FIELDS}
+            for name in ("current_period_end", "trial_end"):
+                if isinstance(values[name], datetime):
+                    values[name] = values[name].isoformat()
+            contexts[item.pk] = values
+        elif payload.get("product_name") or payload.get("subscription_id"):
+            contexts[item.pk] = {name: payload.get(name) for name in SUBSCRIPTION_FIELDS}
+        else:
+            contexts[item.pk] = None
+    return contexts
+
+
+def _message_for(item: EmailQueueItem, *, subscription: dict[str, Any] | None, links: dict[str, str]) -> dict:
     """Render one email to Resend's message shape. Raises TemplateError or ValidationError for a bad email."""
     validate_email(item.recipient)
     template = item.step.template
-    customer = item.customer
-    # One query per customer into billing, skipped for templates that never mention the subscription.
-    subscription = None
-    if any(
-        "subscription" in source
-        for source in (template.subject, template.preheader, template.html_body, template.text_body)
-    ):
-        if customer.pk not in subscriptions:
-            subscriptions[customer.pk] = subscription_context(customer=customer, event_payload=item.enrollment.context)
-        subscription = subscriptions[customer.pk]
     link = unsubscribe_url(email=item.recipient, queue_item_id=item.pk)
     context = {
-        "customer": customer_context(customer),
+        "customer": customer_context(item.customer),
         "subscription": subscription,
         "event": item.enrollment.context,
         "unsubscribe_url": link,
-        **links_context(),
+        **links,
     }
     rendered = render_email(template=template, context=context)
     headers = {"X-Entity-Ref-ID": item.idempotency_key}
@@ -312,12 +363,18 @@ def batch_claim_new(*, worker: str, size: int, result: DrainResult) -> tuple[Ema
             suppressions.setdefault(email, set()).add(reason)
 
         ready: list[tuple[EmailQueueItem, dict[str, Any]]] = []
-        subscriptions: dict[int, Any] = {}
+        moved = [item for item in items if item.recipient.lower() != item.customer.email.lower()]
+        for item in moved:
+            # The customer changed their address since the email was queued: write to where they read now.
+            item.recipient = item.customer.email
+        if moved:
+            EmailQueueItem.objects.filter(pk__in=[item.pk for item in moved]).update(
+                recipient=Case(*[When(pk=item.pk, then=Value(item.recipient)) for item in moved])
+            )
+        live = [item for item in items if item.enrollment.status == EnrollmentStatus.ACTIVE]
+        subscriptions = _subscription_contexts(live)
+        links = links_context()
         for item in items:
-            if item.recipient.lower() != item.customer.email.lower():
-                # The customer changed their address since the email was queued: write to where they read now.
-                item.recipient = item.customer.email
-                EmailQueueItem.objects.filter(pk=item.pk).update(recipient=item.recipient)
             result.touched_enrollments.add(item.enrollment_id)
             item.updated_at = now
             if item.enrollment.status != EnrollmentStatus.ACTIVE:
@@ -330,7 +387,7 @@ def batch_claim_new(*, worker: str, size: int, result: DrainResult) -> tuple[Ema
                 result.suppressed += 1
                 continue
             try:
-                message = _message_for(item, subscriptions=subscriptions)
+                message = _message_for(item, subscription=subscriptions.get(item.pk), links=links)
             except (TemplateError, ValidationError) as exc:
                 item.status, item.last_error = QueueStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
                 result.failed += 1
@@ -375,6 +432,7 @@ def _batch_create(
         next_attempt_at=now,
         worker=worker,
         call_in_progress=calling,
+        first_called_at=now if calling else None,
     )
     # Keys derived from our ids; an email alone in its batch is sent under its own key.
     batch.idempotency_key = f"email-batch:{batch.pk}"
@@ -392,7 +450,9 @@ def batch_send(*, batch: EmailBatch, transport, result: DrainResult, worker: str
     try:
         message_ids = transport.send(messages=messages, idempotency_key=batch.provider_idempotency_key)
     except ResendError as exc:
-        return batch_record_failure(batch=batch, error=exc, result=result, worker=worker or batch.worker)
+        return batch_record_failure(
+            batch=batch, error=exc, result=result, worker=worker or batch.worker, provider=transport.provider
+        )
     batch_record_sent(batch=batch, message_ids=message_ids, result=result)
     return 0.0
 
@@ -404,7 +464,8 @@ def batch_record_sent(*, batch: EmailBatch, message_ids: list[str], result: Drai
         return  # another worker took over this batch after our lease ran out and recorded it first
     now = timezone.now()
     batch.status, batch.sent_at, batch.last_error, batch.call_in_progress = BatchStatus.SENT, now, "", False
-    batch.save(update_fields=["status", "sent_at", "last_error", "call_in_progress"])
+    batch.error_name = ""
+    batch.save(update_fields=["status", "sent_at", "last_error", "call_in_progress", "error_name"])
     ids_by_item = {entry["item_id"]: message_id for entry, message_id in zip(batch.messages, message_ids, strict=True)}
     items = list(
         EmailQueueItem.objects.filter(pk__in=ids_by_item, status=QueueStatus.SENDING).select_related("step__template")
@@ -413,20 +474,31 @@ def batch_record_sent(*, batch: EmailBatch, message_ids: list[str], result: Drai
         item.provider_message_id = ids_by_item[item.pk]
         result.touched_enrollments.add(item.enrollment_id)
     _items_mark_sent(items, now=now)
+    # A sequence that ended while Resend may already have had its email (a cancel during a retry's backoff): the
+    # email went out, and says so next to the wish to cancel it.
+    EmailQueueItem.objects.filter(
+        pk__in=[item.pk for item in items], enrollment__status=EnrollmentStatus.EXITED
+    ).update(
+        last_error="Sent although its sequence ended meanwhile: it was in a call Resend may already have accepted, "
+        "which is never changed"
+    )
     subjects = {entry["item_id"]: entry["message"]["subject"] for entry in batch.messages}
-    for item in items:
-        # The id is all the timeline needs; loading every customer row would slow the drain for nothing.
-        timeline_event_record(
-            customer=Customer(pk=item.customer_id),
-            source="email",
-            source_key=f"{item.idempotency_key}:sent",
-            kind="email.sent",
-            occurred_at=now,
-            summary=f"Sent {item.step.template.name}: {subjects[item.pk]}",
-            payload={"queue_item_id": item.pk, "provider_message_id": item.provider_message_id},
-            object_type="email.queue_item",
-            object_id=str(item.pk),
-        )
+    timeline_events_record_many(
+        events=[
+            {
+                "customer_id": item.customer_id,
+                "source": "email",
+                "source_key": f"{item.idempotency_key}:sent",
+                "kind": "email.sent",
+                "occurred_at": now,
+                "summary": f"Sent {item.step.template.name}: {subjects[item.pk]}",
+                "payload": {"queue_item_id": item.pk, "provider_message_id": item.provider_message_id},
+                "object_type": "email.queue_item",
+                "object_id": str(item.pk),
+            }
+            for item in items
+        ]
+    )
     result.sent += len(items)
     result.batches += 1
     # Resend can report "delivered" before we have stored the message id; those events wait unlinked until now.
@@ -457,8 +529,22 @@ def _items_mark_sent(items: list[EmailQueueItem], *, now) -> None:
     )
 
 
+BATCH_STATE_FIELDS = [
+    "last_error",
+    "error_name",
+    "call_in_progress",
+    "possibly_accepted",
+    "lease_expires_at",
+    "next_attempt_at",
+    "attempts",
+]
+
+
 @transaction.atomic
-def batch_record_failure(*, batch: EmailBatch, error: ResendError, result: DrainResult, worker: str) -> float:
+def batch_record_failure(
+    *, batch: EmailBatch, error: ResendError, result: DrainResult, worker: str, provider: str = "resend"
+) -> float:
+    """Record an error answer according to what it proves (docs/automations.md, "Which answer means what")."""
     batch = EmailBatch.objects.select_for_update().get(pk=batch.pk)
     if batch.status != BatchStatus.SENDING or batch.worker != worker:
         # Sent meanwhile, or our lease ran out and another worker has taken the batch (and may be calling now):
@@ -466,28 +552,38 @@ def batch_record_failure(*, batch: EmailBatch, error: ResendError, result: Drain
         return 0.0
     now = timezone.now()
     message = str(error)[:2000]
+    outcome = error.outcome
     batch.last_error = message
+    batch.error_name = error.name[:100]
     batch.call_in_progress = False
-    if error.status == 0:
-        batch.possibly_accepted = True  # no answer: Resend may have sent it
-    state = ["last_error", "call_in_progress", "possibly_accepted", "lease_expires_at", "next_attempt_at"]
-    if error.status == 429:
+    if outcome == Outcome.RATE_LIMITED:
         wait = error.retry_after if error.retry_after is not None else DEFAULT_RATE_LIMIT_WAIT
         batch.lease_expires_at = batch.next_attempt_at = now + timedelta(seconds=wait)
-        batch.save(update_fields=state)
+        batch.save(update_fields=BATCH_STATE_FIELDS)
         result.rate_limited += 1
         return wait
-    if error.is_retryable:
-        batch.attempts += 1
-        if batch.attempts < settings.AUTOMATIONS_MAX_SEND_ATTEMPTS:
-            backoff = settings.AUTOMATIONS_RETRY_BASE_SECONDS * 2 ** (batch.attempts - 1)
-            batch.lease_expires_at = batch.next_attempt_at = now + timedelta(seconds=backoff)
-            batch.save(update_fields=[*state, "attempts"])
-            batch.items.update(last_error=message, attempts=batch.attempts, updated_at=now)
-            result.retries += 1
-            return 0.0
-        _batch_fail(batch, message=f"Gave up after {batch.attempts} attempts: {message}", result=result)
+    if outcome == Outcome.UNKNOWN:
+        return _batch_retry_unchanged(batch, message=message, now=now, result=result)
+    if outcome == Outcome.KEY_CONFLICT:
+        logger.error(
+            "Resend refused batch %s's idempotency key (%s): the payload stored for the key changed, which the queue "
+            "must never do. The batch is not re-sent under a new key; check Resend's log for what went out.",
+            batch.idempotency_key,
+            error.name,
+        )
+        _batch_unconfirmed(
+            batch,
+            message=f"Idempotency key refused ({error.name}): a bug on our side; not re-sent under a new key. "
+            f"Check Resend's log for whether it went out. {message}",
+            result=result,
+        )
         return 0.0
+    if outcome == Outcome.CONFIGURATION:
+        pause = sending_pause(provider=provider or "resend", error=error)
+        result.paused = pause.cause
+        _batch_hold_for_pause(batch, pause=pause, now=now)
+        return 0.0
+    # Validation refused the whole call: nothing was sent, so the batch may be split under new keys.
     if len(batch.messages) > 1:
         _batch_split(batch, message=message, now=now)
         result.splits += 1
@@ -496,11 +592,63 @@ def batch_record_failure(*, batch: EmailBatch, error: ResendError, result: Drain
     return 0.0
 
 
+def _batch_retry_unchanged(batch: EmailBatch, *, message: str, now, result: DrainResult) -> float:
+    """Resend may have sent it: only the same stored payload under the same key may follow, until Resend answers."""
+    batch.possibly_accepted = True
+    batch.attempts += 1
+    give_up_at = (batch.first_called_at or now) + timedelta(seconds=settings.AUTOMATIONS_RETRY_WINDOW_SECONDS)
+    if now >= give_up_at:
+        logger.error("Batch %s: no answer from Resend within its idempotency window", batch.idempotency_key)
+        _batch_unconfirmed(
+            batch,
+            message=f"No definitive answer from Resend within {settings.AUTOMATIONS_RETRY_WINDOW_SECONDS // 3600} h of "
+            f"the first call ({batch.attempts} attempts); it may have been delivered, and is not sent again "
+            f"(Resend forgets the key after 24 h). Last: {message}",
+            result=result,
+        )
+        return 0.0
+    backoff = min(
+        settings.AUTOMATIONS_RETRY_BASE_SECONDS * 2 ** (batch.attempts - 1), settings.AUTOMATIONS_RETRY_MAX_SECONDS
+    )
+    batch.lease_expires_at = batch.next_attempt_at = min(now + timedelta(seconds=backoff), give_up_at)
+    batch.save(update_fields=BATCH_STATE_FIELDS)
+    batch.items.update(last_error=message, attempts=batch.attempts, updated_at=now)
+    result.retries += 1
+    return 0.0
+
+
+def _batch_unconfirmed(batch: EmailBatch, *, message: str, result: DrainResult) -> None:
+    now = timezone.now()
+    batch.status = BatchStatus.UNCONFIRMED
+    batch.last_error = message[:2000]
+    batch.save(update_fields=["status", *BATCH_STATE_FIELDS])
+    result.unconfirmed += batch.items.filter(status=QueueStatus.SENDING).update(
+        status=QueueStatus.UNCONFIRMED, last_error=message[:2000], updated_at=now
+    )
+    result.touched_enrollments.update(batch.items.values_list("enrollment_id", flat=True))
+
+
+def _batch_hold_for_pause(batch: EmailBatch, *, pause: SendingPause, now) -> None:
+    """Our configuration refused the call, so nothing was sent: no email fails. A batch Resend may have accepted
+    earlier stays as it is until a probe; any other goes back to the queue, its emails pending as before."""
+    held = f"Waiting: sending is paused ({pause.cause})"[:2000]
+    if batch.possibly_accepted:
+        batch.lease_expires_at = batch.next_attempt_at = pause.next_probe_at
+        batch.save(update_fields=BATCH_STATE_FIELDS)
+        batch.items.update(last_error=held, updated_at=now)
+        return
+    batch.status = BatchStatus.RELEASED
+    batch.save(update_fields=["status", *BATCH_STATE_FIELDS])
+    batch.items.filter(status=QueueStatus.SENDING).update(
+        status=QueueStatus.PENDING, batch=None, last_error=held, next_attempt_at=now, updated_at=now
+    )
+
+
 def _batch_fail(batch: EmailBatch, *, message: str, result: DrainResult) -> None:
     now = timezone.now()
     batch.status = BatchStatus.FAILED
     batch.last_error = message[:2000]
-    batch.save(update_fields=["status", "last_error", "attempts", "call_in_progress", "possibly_accepted"])
+    batch.save(update_fields=["status", *BATCH_STATE_FIELDS])
     result.failed += batch.items.filter(status=QueueStatus.SENDING).update(
         status=QueueStatus.FAILED, last_error=message[:2000], updated_at=now
     )
@@ -508,9 +656,10 @@ def _batch_fail(batch: EmailBatch, *, message: str, result: DrainResult) -> None
 
 
 def _batch_split(batch: EmailBatch, *, message: str, now) -> None:
-    """The provider refused the whole batch for one bad email: send each half on its own, under new keys."""
+    """Validation refused the whole batch for one bad email (nothing was sent): each half goes on its own, under new
+    keys. Only ever on such a refusal: a batch Resend may have accepted is never split."""
     batch.status = BatchStatus.SPLIT
-    batch.save(update_fields=["status", "last_error", "call_in_progress", "possibly_accepted"])
+    batch.save(update_fields=["status", *BATCH_STATE_FIELDS])
     middle = len(batch.messages) // 2
     for half in (batch.messages[:middle], batch.messages[middle:]):
         item_ids = [entry["item_id"] for entry in half]
@@ -521,13 +670,34 @@ def _batch_split(batch: EmailBatch, *, message: str, now) -> None:
         EmailQueueItem.objects.filter(pk__in=item_ids).update(batch=child, last_error=message, updated_at=now)
 
 
+# --- the drain -----------------------------------------------------------------------------------------------------
+
+
+WAIT_STEP_SECONDS = 1.0
+
+
+def _seconds_to_next_due() -> float | None:
+    """When the next email or batch retry is due, in seconds from now (0 if already), or None if nothing waits."""
+    pending = EmailQueueItem.objects.filter(status=QueueStatus.PENDING).aggregate(at=Min("next_attempt_at"))["at"]
+    retry = EmailBatch.objects.filter(status=BatchStatus.SENDING).aggregate(at=Min("lease_expires_at"))["at"]
+    moments = [moment for moment in (pending, retry) if moment is not None]
+    if not moments:
+        return None
+    return max(0.0, (min(moments) - timezone.now()).total_seconds())
+
+
 def email_queue_process(
     *,
     worker: str | None = None,
     time_budget: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    wait_for_due: bool = False,
 ) -> DrainResult:
-    """Drain due emails until none is left or the time budget is spent. Safe to run in several workers at once."""
+    """Drain due emails until none is left or the time budget is spent. Safe to run in several workers at once.
+
+    With `wait_for_due` (the task queue's drain) it also waits for emails and retries that fall due within the
+    budget instead of leaving them to the next scheduled run.
+    """
     if settings.EMAIL_DELIVERY == "disabled":
         # Nothing is sent and nothing is marked sent: due emails stay pending until delivery is enabled again.
         logger.warning("Email delivery is disabled (EMAIL_DELIVERY=disabled): the email queue is not drained.")
@@ -538,14 +708,36 @@ def email_queue_process(
     transport = transport_get(sleep=sleep)
     result = DrainResult()
     while time.monotonic() < deadline:
+        probing = False
+        pause = sending_pause_get(provider=transport.provider)
+        if pause is not None:
+            result.paused = pause.cause
+            if not probe_claim(provider=transport.provider):
+                break  # not this worker's turn to probe; every email stays where it is
+            probing = True
         batch = batch_claim_in_flight(worker=worker)
         if batch is None:
-            batch, handled = batch_claim_new(worker=worker, size=transport.batch_size, result=result)
+            size = 1 if probing else transport.batch_size
+            batch, handled = batch_claim_new(worker=worker, size=size, result=result)
             if batch is None:
-                if handled:
+                if handled and not probing:
                     continue  # every claimed email was cancelled, suppressed or failed; look for more
+                if wait_for_due and not probing:
+                    due_in = _seconds_to_next_due()
+                    if due_in is not None and time.monotonic() + due_in < deadline:
+                        # In steps of at most a second: an email enqueued meanwhile (whose wake-up found this slot
+                        # busy) must not wait for a retry due much later.
+                        step = min(max(due_in, 0.05), WAIT_STEP_SECONDS)
+                        sleep(step)
+                        result.waited_seconds += step
+                        continue
                 break
         wait = batch_send(batch=batch, transport=transport, result=result, worker=worker)
+        if probing:
+            if not EmailBatch.objects.filter(pk=batch.pk, status=BatchStatus.SENT).exists():
+                break  # the probe did not get through: stay paused
+            sending_resume(provider=transport.provider, by="a probe call went through")
+            result.paused = ""
         if wait:
             # A 429 is about our whole account, not this batch: every further call would be refused too.
             if time.monotonic() + wait >= deadline:
@@ -555,6 +747,28 @@ def email_queue_process(
     enrollments_complete_finished(enrollment_ids=result.touched_enrollments)
     email_events_link_recent_unmatched()
     return result
+
+
+def email_queue_drain(*, woken: bool = False, sleep: Callable[[float], None] = time.sleep) -> DrainResult:
+    """The task queue's drain: in a free slot, until nothing is due, then hand over to a fresh task if time ran out.
+
+    A drain that finds every slot busy ends at once: each busy drain looks for due work again after giving its slot
+    back, so the emails that woke it are not left behind.
+    """
+    if woken:
+        drain_wake_clear()
+    deadline = time.monotonic() + settings.AUTOMATIONS_DRAIN_SECONDS
+    total = DrainResult()
+    while True:
+        with drain_slot() as slot:
+            if slot is None:
+                return total
+            total.add(email_queue_process(time_budget=deadline - time.monotonic(), sleep=sleep, wait_for_due=True))
+        if total.paused or _seconds_to_next_due() != 0.0:
+            return total
+        if time.monotonic() >= deadline - 1:
+            queue_process_enqueue()  # due work is left and this task's time is up: a fresh task continues
+            return total
 
 
 def send_test_email(*, to: str, rendered, marketing: bool) -> str:

@@ -382,10 +382,19 @@ def enrollments_complete_finished(*, enrollment_ids: set[int]) -> int:
 
 
 def queue_process_enqueue() -> None:
-    """Ask the task queue to drain due emails now (side effect: call only from on_commit or outside transactions)."""
+    """Ask the task queue to drain due emails now (side effect: call only from on_commit or outside transactions).
+
+    Coalesced: while one drain task is queued and not yet started, asking again adds nothing to the broker; running
+    drains are limited to AUTOMATIONS_DRAIN_SLOTS and keep going while emails are due (automations.sending).
+    """
     from django_q.tasks import async_task
 
-    async_task("automations.tasks.email_queue_process_task", task_name="automations:process-email-queue")
+    from .drain_control import drain_wake_claim
+
+    if drain_wake_claim():
+        async_task(
+            "automations.tasks.email_queue_process_task", woken=True, task_name="automations:process-email-queue"
+        )
 
 
 # --- staff actions on the queue ----------------------------------------------------------------------------------

@@ -1,8 +1,15 @@
 """django-q2 entry points: safe to run twice, and several at once (claiming skips locked rows)."""
 
-from .sending import email_queue_process
+from .sending import email_queue_drain
 
 
-def email_queue_process_task() -> dict:
-    result = email_queue_process()
-    return {"sent": result.sent, "failed": result.failed, "suppressed": result.suppressed, "batches": result.batches}
+def email_queue_process_task(woken: bool = False) -> dict:
+    """The schedule's run and every wake-up (woken=True, from automations.services.queue_process_enqueue)."""
+    result = email_queue_drain(woken=woken)
+    return {
+        "sent": result.sent,
+        "failed": result.failed,
+        "suppressed": result.suppressed,
+        "batches": result.batches,
+        "paused": result.paused,
+    }

@@ -2,6 +2,7 @@
 
     bin/bench email_drain                       # 10,000 emails, 5 requests/s, 30 ms latency, 2 workers, 1 SIGKILL
     bin/bench email_drain --items 2000 --no-kill
+    bin/bench email_drain --production          # the production path: qcluster processes, a Stripe-like burst
 
 The provider's ceiling is rate x batch size (5 requests/s x 100 emails = 500 emails/s); the target is 80% of it.
 Workers are real processes (`manage.py process_email_queue --until-done`) on the bench database; the fake runs in
@@ -154,7 +155,20 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--baseline", action="store_true", help="Also run without the crash, and without pacing.")
     parser.add_argument("--runs", type=int, default=1, help="Runs per variant; medians are printed too.")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="Run the production path instead: `manage.py qcluster` processes on the ORM broker, a burst of "
+        "subscription.created domain events, one cluster SIGKILLed and restarted (bench/email_drain_production.py).",
+    )
+    parser.add_argument("--clusters", type=int, default=3, help="--production: qcluster processes.")
+    parser.add_argument("--q-workers", type=int, default=2, help="--production: workers per qcluster process.")
     args = parser.parse_args(argv)
+    if args.production:
+        from bench.email_drain_production import run_production
+
+        run_production(args)
+        return
 
     table = Table(
         f"Email drain: fake Resend at {args.rate} req/s, {args.latency * 1000:.0f} ms latency, "

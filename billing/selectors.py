@@ -23,6 +23,23 @@ def subscription_current_for_customer(*, customer: Customer) -> Subscription | N
     )
 
 
+def subscriptions_current_for_customers(*, customer_ids: set[int]) -> dict[int, Subscription]:
+    """`subscription_current_for_customer` for many customers in one query (the email queue renders 100 at once)."""
+    current: dict[int, Subscription] = {}
+    rows = (
+        Subscription.objects.filter(customer_id__in=customer_ids)
+        .annotate(
+            current_rank=Case(
+                When(status__in=CURRENT_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField()
+            )
+        )
+        .order_by("customer_id", "current_rank", "-stripe_created", "-id")
+    )
+    for subscription in rows:
+        current.setdefault(subscription.customer_id, subscription)
+    return current
+
+
 def subscription_list_for_customer(*, customer: Customer) -> QuerySet[Subscription]:
     return Subscription.objects.filter(customer=customer).order_by("-stripe_created", "-id")
 

@@ -24,7 +24,7 @@ def bounces_by_type(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0006_email_event_unlinked_index'),
+        ("automations", "0008_sending_outcomes"),
     ]
 
     operations = [

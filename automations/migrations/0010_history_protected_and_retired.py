@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0006_email_event_unlinked_index'),
+        ("automations", "0009_tracking_bounces_honestly"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -371,9 +371,16 @@ AUTOMATIONS_BATCH_SIZE = min(100, env_int("AUTOMATIONS_BATCH_SIZE", 100))  # Res
 # Calls per second to Resend, shared by all workers (Resend's limit is per team: 2 or 5 by default). Resend's
 # `ratelimit-limit` answer header overrides it at run time; 0 turns pacing off (429s are still honoured).
 AUTOMATIONS_RESEND_REQUESTS_PER_SECOND = float(env("AUTOMATIONS_RESEND_REQUESTS_PER_SECOND", "2"))
-# 5xx and timeouts are retried with exponential backoff (base * 2^(attempt-1)) up to this many attempts.
-AUTOMATIONS_MAX_SEND_ATTEMPTS = env_int("AUTOMATIONS_MAX_SEND_ATTEMPTS", 6)
+# A call whose outcome is unknown (5xx, timeout, dropped connection, 409 in progress) is retried unchanged under its
+# key with exponential backoff (base * 2^(attempt-1), at most RETRY_MAX_SECONDS apart) until Resend answers or
+# RETRY_WINDOW_SECONDS after the first call (Resend remembers a key for 24 h); then its emails become "unconfirmed".
 AUTOMATIONS_RETRY_BASE_SECONDS = env_int("AUTOMATIONS_RETRY_BASE_SECONDS", 30)
+AUTOMATIONS_RETRY_MAX_SECONDS = env_int("AUTOMATIONS_RETRY_MAX_SECONDS", 1800)
+AUTOMATIONS_RETRY_WINDOW_SECONDS = env_int("AUTOMATIONS_RETRY_WINDOW_SECONDS", 23 * 3600)
+# While sending is paused by a configuration error (401/403), one probe call every this many seconds.
+AUTOMATIONS_PAUSE_PROBE_SECONDS = env_int("AUTOMATIONS_PAUSE_PROBE_SECONDS", 60)
+# Drains that may be queued or running at once (across all qcluster processes); wake-ups beyond are coalesced.
+AUTOMATIONS_DRAIN_SLOTS = env_int("AUTOMATIONS_DRAIN_SLOTS", 2)
 # A batch claimed by a worker that then dies is sent again (same idempotency key) after this many seconds.
 AUTOMATIONS_LEASE_SECONDS = env_int("AUTOMATIONS_LEASE_SECONDS", 60)
 # Read timeout of one call to Resend, in seconds (connect timeout is 3 s).

@@ -4,9 +4,12 @@
 order (https://resend.com/docs/api-reference/emails/send-batch-emails). It refuses attachments and `scheduled_at`,
 which the queue never uses. In its default (strict) validation mode one invalid message refuses the whole call with
 a 4xx and nothing is sent; the queue then splits the batch. The `Idempotency-Key` header works as for single sends.
+`ResendError.outcome` says what an error answer means for the emails in the call.
 """
 
+import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urljoin
 
@@ -18,8 +21,54 @@ from integrations.http import ProviderError, session_build
 MAX_BATCH_SIZE = 100
 
 
+class Outcome(StrEnum):
+    """What a failed call to Resend tells us about the emails in it (docs/automations.md, "Which answer means what")."""
+
+    UNKNOWN = "unknown"  # may have been sent: retry the same payload under the same key, never change the batch
+    RATE_LIMITED = "rate_limited"  # refused before any work: wait Retry-After, then the same call again
+    REFUSED = "refused"  # validation refused the whole call, nothing was sent: split the batch or fail the email
+    CONFIGURATION = "configuration"  # our key, domain or quota, nothing was sent: pause sending, keep the emails
+    KEY_CONFLICT = "key_conflict"  # the key was misused: our bug; never re-send under a new key
+
+
+# https://resend.com/docs/api-reference/errors
+CONFIGURATION_ERROR_NAMES = frozenset({"daily_quota_exceeded", "monthly_quota_exceeded"})
+KEY_ERROR_NAMES = frozenset({"invalid_idempotent_request", "invalid_idempotency_key"})
+
+
 class ResendError(ProviderError):
     provider = "resend"
+
+    @property
+    def name(self) -> str:
+        """Resend's error name (`{"statusCode", "name", "message"}`), "" when the answer was not Resend's JSON."""
+        try:
+            body = json.loads(self.body)
+        except ValueError:
+            return ""
+        return str(body.get("name") or "") if isinstance(body, dict) else ""
+
+    @property
+    def outcome(self) -> Outcome:
+        name = self.name
+        if name in KEY_ERROR_NAMES:
+            return Outcome.KEY_CONFLICT
+        if name in CONFIGURATION_ERROR_NAMES or self.status in (401, 403):
+            return Outcome.CONFIGURATION
+        if self.status == 429:
+            return Outcome.RATE_LIMITED
+        if self.status == 0 or self.status >= 500 or self.status == 409:
+            # No answer, a gateway's 502/504 after Resend accepted the call, or 409 concurrent_idempotent_requests
+            # (the first call with this key is still being processed): it may have been sent.
+            return Outcome.UNKNOWN
+        return Outcome.REFUSED
+
+
+def request_body(messages: list[dict[str, Any]]) -> bytes:
+    """The exact bytes of a batch call: a pure function of the stored messages, so every retry of a batch sends the
+    same bytes under its key. (A JSON column hands the messages back with its own key order, so the order in which
+    they were built cannot be what decides the bytes.)"""
+    return json.dumps(messages, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -59,8 +108,8 @@ class ResendClient:
         try:
             response = self.session.post(
                 urljoin(self.api_url, "emails/batch"),
-                json=messages,
-                headers={"Idempotency-Key": idempotency_key},
+                data=request_body(messages),
+                headers={"Idempotency-Key": idempotency_key, "Content-Type": "application/json"},
             )
         except requests.RequestException as exc:
             raise ResendError.from_transport(exc) from exc

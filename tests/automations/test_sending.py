@@ -110,18 +110,27 @@ def test_5xx_retries_with_exponential_backoff_under_the_same_key(resend, drain, 
     assert resend.duplicates() == {}
 
 
-def test_5xx_until_the_limit_fails_the_emails_with_the_error(resend, drain, settings):
-    settings.AUTOMATIONS_MAX_SEND_ATTEMPTS = 3
-    queue_welcomes(1)
-    resend.fail_next(500, times=3)
-    for _ in range(3):
-        make_due()
-        drain()
+def test_no_answer_within_the_key_window_leaves_the_emails_unconfirmed_never_failed_or_rekeyed(resend, drain, settings):
+    settings.AUTOMATIONS_RETRY_WINDOW_SECONDS = 3600
+    (customer,) = queue_welcomes(1)
+    resend.fail_next(500, times=50)
+    drain()
+    batch = EmailBatch.objects.get()
+    # An hour of 500s later (Resend would forget the key after 24 h; we stop before that):
+    EmailBatch.objects.filter(pk=batch.pk).update(first_called_at=timezone.now() - timedelta(seconds=3601))
+    make_due()
+    result = drain()
+
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.UNCONFIRMED and result.unconfirmed == 2
     items = EmailQueueItem.objects.all()
-    assert {i.status for i in items} == {QueueStatus.FAILED}
-    assert all("Gave up after 3 attempts" in i.last_error and "500" in i.last_error for i in items)
-    assert EmailBatch.objects.get().status == BatchStatus.FAILED
-    assert resend.delivered == []
+    assert {i.status for i in items} == {QueueStatus.UNCONFIRMED}
+    assert all("may have been delivered" in i.last_error for i in items)
+    assert {r.header("idempotency-key") for r in resend.requests} == {batch.idempotency_key}
+    make_due()
+    drain()
+    assert len(resend.requests) == 2  # never tried again, under this key or any other
+    assert resend.copies_to(customer.email) == 0
 
 
 def test_a_timeout_is_retried_with_the_same_key_and_delivers_once(resend, drain):
@@ -406,3 +415,307 @@ def test_a_slow_workers_late_failure_does_not_override_the_worker_that_took_over
 
     taken.refresh_from_db()
     assert (taken.worker, taken.attempts, taken.call_in_progress) == ("fresh", 0, True)
+
+
+# --- every answer Resend gives: one copy per email, statuses from the answer --------------------------------------
+
+
+def wait_until_resend_is_done(resend, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while resend.in_progress and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_timeout_then_409_in_progress_then_success_gives_one_copy(resend, drain):
+    customers = queue_welcomes(2)  # 4 emails in one batch
+    resend.processing_gate = threading.Event()  # Resend works on it longer than our 1 s read timeout
+
+    first = drain()
+    assert first.retries == 1 and first.sent == 0
+    make_due()
+    second = drain()  # Resend is still working on the first call: 409 concurrent_idempotent_requests
+    assert second.retries == 1 and second.sent == 0
+    assert resend.requests[1].header("idempotency-key") == resend.requests[0].header("idempotency-key")
+    resend.processing_gate.set()  # Resend finishes the first call: it sent the batch
+    wait_until_resend_is_done(resend)
+    make_due()
+    third = drain()  # Resend's first answer, replayed
+
+    assert third.sent == 4
+    assert [resend.copies_to(c.email) for c in customers] == [2, 2]  # welcome + setup tips, once each
+    assert resend.duplicates() == {}
+    batch = EmailBatch.objects.get()
+    assert batch.status == BatchStatus.SENT and batch.attempts == 2 and batch.possibly_accepted
+    assert len({r.header("idempotency-key") for r in resend.requests}) == 1
+    assert len({r.body for r in resend.requests}) == 1  # byte for byte the same request every time
+    assert set(EmailQueueItem.objects.values_list("provider_message_id", flat=True)) == {e.id for e in resend.delivered}
+
+
+def test_504_after_acceptance_and_a_cancel_during_the_backoff_gives_one_copy_and_honest_statuses(resend, drain):
+    from automations.services import enrollment_exit
+
+    paid, other = queue_welcomes(2)
+    resend.accept_then_fail(504)  # Resend sent the batch; the gateway lost the answer
+
+    drain()
+    assert len(resend.delivered) == 4
+    # The customer cancels during the backoff: the wish is recorded, the sequence ends, the batch stays as it is.
+    enrollment_exit(enrollment=Enrollment.objects.get(customer=paid), reason="subscription.canceled")
+    make_due()
+    drain()
+
+    assert resend.copies_to(paid.email) == 2 and resend.copies_to(other.email) == 2
+    assert resend.duplicates() == {} and resend.idempotent_repeats == 1
+    cancelled = EmailQueueItem.objects.filter(customer=paid)
+    assert {i.status for i in cancelled} == {QueueStatus.SENT}  # it went out, and says so
+    assert all("sequence ended" in i.last_error for i in cancelled)
+    assert Enrollment.objects.get(customer=paid).status == "exited"
+    assert {i.status for i in EmailQueueItem.objects.filter(customer=other)} == {QueueStatus.SENT}
+    assert len({r.header("idempotency-key") for r in resend.requests}) == 1
+    assert not EmailBatch.objects.filter(status=BatchStatus.SPLIT).exists()
+
+
+def test_a_revoked_key_pauses_every_worker_and_resumes_with_nothing_failed(resend, drain, client, settings):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    from automations.models import SendingPause
+
+    customers = queue_welcomes(3)
+    resend.revoke_key()
+
+    paused = drain()
+    assert "API key" in paused.paused
+    assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.PENDING}
+    assert EmailBatch.objects.get().status == BatchStatus.RELEASED
+    pause = SendingPause.objects.get()
+    assert pause.status_code == 403 and pause.error_name == "invalid_api_key"
+    calls = len(resend.requests)
+    drain(worker="another-worker")  # every worker sees the pause: no call until the probe is due
+    assert len(resend.requests) == calls
+
+    owner = get_user_model().objects.create_superuser("owner", "owner@modready.example", "pw-owner-123")
+    client.force_login(owner)
+    for page in ("admin:automations_emailqueueitem_changelist", "admin:automations_analytics"):
+        assert "Resend refuses our API key" in client.get(reverse(page)).content.decode()
+
+    resend.restore_key()  # staff put the new key in place
+    SendingPause.objects.update(next_probe_at=timezone.now())
+    result = drain()
+
+    assert result.sent == 6 and not result.paused
+    assert not SendingPause.objects.exists()
+    assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
+    assert [resend.copies_to(c.email) for c in customers] == [2, 2, 2]
+    assert "paused" not in client.get(reverse("admin:automations_emailqueueitem_changelist")).content.decode()
+
+
+def test_an_unverified_domain_pauses_and_staff_resume_it_from_the_admin(resend, drain, client):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    from automations.models import SendingPause
+
+    queue_welcomes(1)
+    resend.unverify_domain()
+    drain()
+    pause = SendingPause.objects.get()
+    assert "domain" in pause.cause and pause.status_code == 403
+    assert not EmailQueueItem.objects.filter(status=QueueStatus.FAILED).exists()
+
+    resend.restore_key()
+    owner = get_user_model().objects.create_superuser("owner", "owner@modready.example", "pw-owner-123")
+    client.force_login(owner)
+    with mock.patch("automations.services.queue_process_enqueue"):
+        client.post(
+            reverse("admin:automations_sendingpause_changelist"),
+            {"action": "resume", "_selected_action": [pause.pk]},
+        )
+    assert not SendingPause.objects.exists()
+    drain()
+    assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
+
+
+def test_invalid_idempotent_request_is_shown_and_never_sent_under_a_new_key(resend, drain, caplog, client):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    customers = queue_welcomes(2)
+    # A worker sends the batch and dies before recording the answer...
+    batch, _ = batch_claim_new(worker="doomed", size=100, result=DrainResult())
+    transport_get().send(
+        messages=[e["message"] for e in batch.messages], idempotency_key=batch.provider_idempotency_key
+    )
+    # ...and a bug changes the stored payload before the retry (the rule says it never may).
+    messages = batch.messages
+    messages[0]["message"]["subject"] += " (re-rendered)"
+    EmailBatch.objects.filter(pk=batch.pk).update(messages=messages)
+    make_due()
+
+    with caplog.at_level("ERROR", logger="automations.sending"):
+        drain()
+
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.UNCONFIRMED and batch.error_name == "invalid_idempotent_request"
+    assert any("idempotency key" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
+    items = EmailQueueItem.objects.all()
+    assert {i.status for i in items} == {QueueStatus.UNCONFIRMED}
+    assert all("not re-sent under a new key" in i.last_error for i in items)
+    make_due()
+    drain()
+    assert {r.header("idempotency-key") for r in resend.requests} == {batch.provider_idempotency_key}
+    assert [resend.copies_to(c.email) for c in customers] == [2, 2]
+
+    owner = get_user_model().objects.create_superuser("owner", "owner@modready.example", "pw-owner-123")
+    client.force_login(owner)
+    page = client.get(reverse("admin:automations_emailbatch_changelist") + "?error_name=invalid_idempotent_request")
+    assert batch.idempotency_key in page.content.decode()
+
+
+def test_a_422_refusing_the_whole_batch_splits_it_and_each_customer_gets_one_copy(resend, drain):
+    customers = queue_welcomes(4)
+    Customer.objects.filter(pk=customers[1].pk).update(email="player@localhost")  # only Resend can tell
+
+    drain()
+
+    assert resend.copies_to("player@localhost") == 0
+    assert [resend.copies_to(c.email) for c in customers if c.pk != customers[1].pk] == [2, 2, 2]
+    assert resend.duplicates() == {}
+    assert EmailBatch.objects.filter(status=BatchStatus.SPLIT).exists()
+    assert EmailQueueItem.objects.filter(status=QueueStatus.FAILED).count() == 2
+
+
+def test_a_batch_resend_may_have_accepted_is_never_split_even_when_an_email_in_it_goes_bad(resend, drain):
+    customers = queue_welcomes(2)
+    resend.fail_next(502)
+    drain()
+    # The customer's address changes meanwhile: the stored batch still goes exactly as it was.
+    Customer.objects.filter(pk=customers[0].pk).update(email="new-address@example.com")
+    make_due()
+    drain()
+    assert len({r.body for r in resend.requests}) == 1
+    assert not EmailBatch.objects.filter(status=BatchStatus.SPLIT).exists()
+    assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
+
+
+# --- cost per batch and coalesced wake-ups -------------------------------------------------------------------------
+
+
+def test_a_batch_of_100_costs_the_same_number_of_queries_as_a_batch_of_10(resend, drain):
+    from django.test.utils import CaptureQueriesContext
+
+    from billing.models import Subscription
+
+    def queries_to_drain(count):
+        customers = queue_welcomes(count)
+        for customer in customers[: count // 2]:  # half have a subscription in billing, half only the event
+            Subscription.objects.create(customer=customer, stripe_subscription_id=f"sub_{customer.pk}", status="active")
+        with CaptureQueriesContext(connection) as queries:
+            result = drain()
+        assert result.sent == 2 * count and result.batches == 1
+        return len(queries)
+
+    assert queries_to_drain(5) == queries_to_drain(50)  # 10 emails, then 100 emails
+
+
+def test_a_burst_of_wake_ups_puts_one_drain_task_on_the_broker():
+    from automations.drain_control import drain_wake_clear
+    from automations.services import queue_process_enqueue
+
+    with mock.patch("django_q.tasks.async_task") as enqueue:
+        for _ in range(500):
+            queue_process_enqueue()
+        assert enqueue.call_count == 1
+        drain_wake_clear()  # the task started: the next wake-up may queue one more for a free slot
+        for _ in range(500):
+            queue_process_enqueue()
+        assert enqueue.call_count == 2
+
+
+def test_a_drain_finding_every_slot_busy_ends_at_once(resend, settings):
+    import psycopg
+
+    from automations.drain_control import DRAIN_LOCK_CLASS
+    from automations.sending import email_queue_drain
+
+    settings.AUTOMATIONS_DRAIN_SLOTS = 1
+    queue_welcomes(1)
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s, 0)", [DRAIN_LOCK_CLASS])  # another worker is draining
+        result = email_queue_drain(woken=True, sleep=lambda s: None)
+    assert result.sent == 0 and resend.requests == []
+    result = email_queue_drain(woken=True, sleep=lambda s: None)
+    assert result.sent == 2
+
+
+def test_the_task_drain_keeps_going_through_a_retry_wait_instead_of_waiting_for_the_next_run(resend, settings):
+    from automations.sending import email_queue_drain
+
+    settings.AUTOMATIONS_RETRY_BASE_SECONDS = 5
+    queue_welcomes(2)
+    resend.fail_next(503)
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        make_due()
+
+    result = email_queue_drain(sleep=sleep)
+
+    assert result.sent == 4 and result.retries == 1
+    assert waits == [1.0]  # it looked again after a second (and the retry was due by then)
+    assert resend.duplicates() == {}
+
+
+# --- the fake answers like Resend ----------------------------------------------------------------------------------
+
+
+def test_the_fake_resend_answers_like_the_real_api(fake_resend):
+    import requests
+
+    url = fake_resend.url + "/emails"
+    auth = {"Authorization": "Bearer re_test"}
+    message = {"from": "a@modready.example", "to": ["b@example.com"], "subject": "Hi", "html": "<p>Hi</p>"}
+
+    first = requests.post(url, json=message, headers={**auth, "Idempotency-Key": "k1"}, timeout=5)
+    assert first.status_code == 200 and {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= {
+        h.lower() for h in first.headers
+    }
+    replay = requests.post(url, json=message, headers={**auth, "Idempotency-Key": "k1"}, timeout=5)
+    assert replay.json() == first.json() and fake_resend.copies_to("b@example.com") == 1
+    other = requests.post(
+        url, json={**message, "subject": "Hello"}, headers={**auth, "Idempotency-Key": "k1"}, timeout=5
+    )
+    assert (other.status_code, other.json()["name"]) == (409, "invalid_idempotent_request")
+
+    fake_resend.processing_delay = 0.5
+    slow = threading.Thread(
+        target=requests.post, args=(url,), kwargs={"json": message, "headers": {**auth, "Idempotency-Key": "k2"}}
+    )
+    slow.start()
+    time.sleep(0.2)
+    busy = requests.post(url, json=message, headers={**auth, "Idempotency-Key": "k2"}, timeout=5)
+    slow.join()
+    assert (busy.status_code, busy.json()["name"]) == (409, "concurrent_idempotent_requests")
+    fake_resend.processing_delay = 0
+
+    fake_resend.accept_then_fail(504)
+    lost = requests.post(url, json=message, headers={**auth, "Idempotency-Key": "k3"}, timeout=5)
+    assert lost.status_code == 504 and fake_resend.copies_to("b@example.com") == 3  # k1, k2, k3 each once
+
+    fake_resend.revoke_key()
+    assert requests.post(url, json=message, headers=auth, timeout=5).json()["name"] == "invalid_api_key"
+    fake_resend.restore_key()
+    assert requests.post(url, json=message, timeout=5).status_code == 401
+
+    fake_resend.rate_limit(per_second=1, retry_after=2)
+    requests.post(url, json=message, headers=auth, timeout=5)
+    limited = requests.post(url, json=message, headers=auth, timeout=5)
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
+    assert limited.headers["ratelimit-limit"] == "1" and limited.headers["ratelimit-remaining"] == "0"
+
+    batch = requests.post(
+        fake_resend.url + "/emails/batch", json=[message, {**message, "to": ["x@localhost"]}], headers=auth, timeout=5
+    )
+    assert batch.status_code in (422, 429)

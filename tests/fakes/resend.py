@@ -2,12 +2,23 @@
 
     with FakeResend() as resend:
         resend.rate_limit(per_second=5)            # the harness's switches: 429 + Retry-After beyond 5/s
+        resend.processing_delay = 1.5              # Resend takes this long to handle a call (the key is "in progress")
+        resend.processing_gate = threading.Event() # ...or until the test sets the event
+        resend.accept_then_fail(504)               # the next call is sent, then a gateway answers 504
+        resend.revoke_key()                        # 403 invalid_api_key until resend.restore_key()
         ...
         assert resend.duplicates() == {}           # no email (by its X-Entity-Ref-ID) delivered twice
+        assert resend.copies_to("a@example.com") == 1
 
-Idempotency-Key as Resend documents it (https://resend.com/docs/dashboard/emails/idempotency-keys): a repeat of a
-key returns the first answer and delivers nothing. The batch endpoint validates strictly: one invalid message
-refuses the whole call with 422 and nothing is delivered.
+It answers the way Resend documents (https://resend.com/docs/api-reference/errors,
+https://resend.com/docs/dashboard/emails/idempotency-keys), with the bodies kept in resend_fixtures/:
+
+- Idempotency-Key: a key that was sent is remembered (24 h for Resend, the fake's lifetime here). The same key with
+  the same payload (byte for byte) gets the first answer and delivers nothing; with another payload it gets 409
+  `invalid_idempotent_request`; while the first request with the key is still being handled, 409
+  `concurrent_idempotent_requests`. A refused call (4xx, 5xx) is not remembered: nothing was sent under the key.
+- Strict batch validation: one invalid message refuses the whole call with 422 and nothing is delivered.
+- `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset` on every answer, `retry-after` on 429.
 """
 
 import base64
@@ -15,14 +26,27 @@ import hashlib
 import hmac
 import itertools
 import json
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, route
 
 SIGNING_SECRET = "whsec_" + base64.b64encode(b"modready-test-signing-secret-32b").decode()
+FIXTURES = Path(__file__).parent / "resend_fixtures"
+ERRORS = json.loads((FIXTURES / "api_errors.json").read_text())
+# What the fake reports as the team's limit when no rate limit is switched on (Resend always sends the header).
+UNLIMITED_REPORTED = 1000
+
+
+def error(name: str, message: str | None = None) -> FakeResponse:
+    body = dict(ERRORS[name])
+    if message:
+        body["message"] = message
+    return FakeResponse(body["statusCode"], body)
 
 
 @dataclass
@@ -48,8 +72,15 @@ class FakeResend(FakeServer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.delivered: list[DeliveredEmail] = []
-        self.idempotent_answers: dict[str, FakeResponse] = {}
+        self.idempotent_answers: dict[str, tuple[str, FakeResponse]] = {}
+        self.in_progress: set[str] = set()
         self.idempotent_repeats = 0
+        self.idempotency_conflicts = 0
+        self.processing_delay = 0.0
+        # While set to an unset Event, calls stay "in progress" until a test sets it (at most 30 s).
+        self.processing_gate: threading.Event | None = None
+        self.auth_failure: str | None = None
+        self._after_faults: deque[int] = deque()
         self._ids = itertools.count(1)
 
     def reset(self) -> None:
@@ -57,11 +88,55 @@ class FakeResend(FakeServer):
         with self.lock:
             self.delivered.clear()
             self.idempotent_answers.clear()
-            self.idempotent_repeats = 0
+            self.in_progress.clear()
+            self.idempotent_repeats = self.idempotency_conflicts = 0
+            self.processing_delay = 0.0
+            self.processing_gate = None
+            self.auth_failure = None
+            self._after_faults.clear()
 
+    # --- switches -------------------------------------------------------------------------------------------------
+    def accept_then_fail(self, status: int = 504, *, times: int = 1) -> None:
+        """The next `times` calls are handled (delivered, key remembered), then a gateway answers `status`."""
+        with self.lock:
+            self._after_faults.extend([status] * times)
+
+    def revoke_key(self) -> None:
+        """The API key was revoked or rotated: 403 invalid_api_key until restore_key()."""
+        self.auth_failure = "invalid_api_key"
+
+    def unverify_domain(self) -> None:
+        """The sending domain lost its verification: 403 validation_error until restore_key()."""
+        self.auth_failure = "domain_not_verified"
+
+    def restore_key(self) -> None:
+        self.auth_failure = None
+
+    # --- provider shapes --------------------------------------------------------------------------------------------
     def error_body(self, status: int) -> Any:
-        names = {429: "rate_limit_exceeded", 422: "validation_error", 401: "missing_api_key"}
-        return {"statusCode": status, "name": names.get(status, "application_error"), "message": f"Injected {status}"}
+        names = {
+            400: "validation_error",
+            401: "missing_api_key",
+            403: "invalid_api_key",
+            409: "invalid_idempotent_request",
+        }
+        names |= {422: "validation_error", 429: "rate_limit_exceeded", 500: "internal_server_error"}
+        name = names.get(status, "application_error")
+        return {**ERRORS[name], "statusCode": status} if name in ERRORS else {"statusCode": status, "name": name}
+
+    def _handle(self, request: FakeRequest) -> FakeResponse | None:
+        response = super()._handle(request)
+        if response is not None:
+            response.headers = {**response.headers, **self._rate_headers()}
+        return response
+
+    def _rate_headers(self) -> dict[str, str]:
+        # https://resend.com/docs/api-reference/introduction#rate-limit
+        with self.lock:
+            limit = self._rate_limit or UNLIMITED_REPORTED
+            now = time.monotonic()
+            used = sum(1 for t in self._recent if now - t < 1.0)
+        return {"ratelimit-limit": str(limit), "ratelimit-remaining": str(max(0, limit - used)), "ratelimit-reset": "1"}
 
     # --- API -------------------------------------------------------------------------------------------------------
     @route("POST", "/emails")
@@ -74,25 +149,60 @@ class FakeResend(FakeServer):
 
     def _idempotent(self, request: FakeRequest, handle) -> FakeResponse:
         key = request.header("idempotency-key")
-        with self.lock:  # held across check and delivery: two racing repeats must not both deliver
+        digest = hashlib.sha256(request.body).hexdigest()
+        with self.lock:
+            refused = self._refuse_auth(request)
+            if refused is not None:
+                return refused
+            if key in self.in_progress:
+                return error("concurrent_idempotent_requests")
             if key and key in self.idempotent_answers:
+                first_digest, answer = self.idempotent_answers[key]
+                if first_digest != digest:
+                    self.idempotency_conflicts += 1
+                    return error("invalid_idempotent_request")
                 self.idempotent_repeats += 1
-                return self.idempotent_answers[key]
-            response = handle()
-            if key and response.status < 500:
-                self.idempotent_answers[key] = response
+                return self._after(answer)
+            if key:
+                self.in_progress.add(key)
+        try:
+            if self.processing_delay:
+                time.sleep(self.processing_delay)  # Resend still working on it: a repeat now gets 409
+            if self.processing_gate is not None:
+                self.processing_gate.wait(30)
+            with self.lock:  # held across delivery and remembering: two racing repeats must not both deliver
+                response = handle()
+                if key and 200 <= response.status < 300:
+                    self.idempotent_answers[key] = (digest, response)
+        finally:
+            with self.lock:
+                self.in_progress.discard(key)
+        return self._after(response)
+
+    def _after(self, response: FakeResponse) -> FakeResponse:
+        with self.lock:
+            status = self._after_faults.popleft() if self._after_faults else None
+        if status is None:
             return response
+        return FakeResponse(
+            status, body=b"<html><body>504 Gateway Time-out</body></html>", headers={"Content-Type": "text/html"}
+        )
+
+    def _refuse_auth(self, request: FakeRequest) -> FakeResponse | None:
+        if request.header("authorization") in ("", "Bearer "):
+            return error("missing_api_key")
+        if self.auth_failure:
+            return error(self.auth_failure)
+        return None
 
     def _deliver(self, request: FakeRequest, messages: Any, *, batch: bool) -> FakeResponse:
-        if request.header("authorization") in ("", "Bearer "):
-            return FakeResponse(401, self.error_body(401))
         if not isinstance(messages, list) or not 0 < len(messages) <= 100:
-            return FakeResponse(422, {"statusCode": 422, "name": "validation_error", "message": "1 to 100 emails"})
+            return error("validation_error", "The batch must contain 1 to 100 emails.")
         for index, message in enumerate(messages):
             problem = self._invalid(message, batch=batch)
             if problem:
                 where = f"data[{index}]: " if batch else ""
-                return FakeResponse(422, {"statusCode": 422, "name": "validation_error", "message": where + problem})
+                return error("validation_error", where + problem)
         key = request.header("idempotency-key")
         ids = []
         for message in messages:
@@ -120,6 +230,14 @@ class FakeResend(FakeServer):
     def delivered_to(self, address: str) -> list[DeliveredEmail]:
         with self.lock:
             return [email for email in self.delivered if address in email.to]
+
+    def copies_to(self, address: str) -> int:
+        """How many emails this recipient got: what a customer would count in their inbox."""
+        return len(self.delivered_to(address))
+
+    def copies_per_recipient(self) -> Counter:
+        with self.lock:
+            return Counter(to for email in self.delivered for to in email.to)
 
     def duplicates(self) -> dict[str, int]:
         """Emails (by our queue item key) delivered more than once."""

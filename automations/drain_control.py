@@ -1,0 +1,140 @@
+"""Who may send, and when: sending paused by a configuration error, and coalesced drain wake-ups.
+
+- A `SendingPause` row stops every worker from claiming emails after Resend refused our key, domain or quota
+  (401/403); one worker at a time probes, and a success (or staff) lifts it. No email fails for it.
+- `queue_process_enqueue` asks for a drain through `drain_wake_claim`: one queued drain task at most, whatever the
+  burst; running drains hold one of AUTOMATIONS_DRAIN_SLOTS advisory locks (`drain_slot`).
+"""
+
+import json
+import logging
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integrations.resend.client import ResendError
+
+from .models import QueueWake, SendingPause
+
+logger = logging.getLogger(__name__)
+
+
+# --- pausing on a configuration error ----------------------------------------------------------------------------
+
+
+def _pause_cause(error: ResendError) -> str:
+    try:
+        detail = json.loads(error.body).get("message", "")
+    except (ValueError, AttributeError):
+        detail = ""
+    name = error.name or "no error name"
+    if error.name in ("daily_quota_exceeded", "monthly_quota_exceeded"):
+        hint = "Resend's sending quota is used up"
+    elif error.name == "validation_error":
+        hint = "Resend refuses our sender (is the sending domain still verified?)"
+    else:
+        hint = "Resend refuses our API key (revoked or rotated? check RESEND_API_KEY)"
+    return f"{hint}: HTTP {error.status} {name}" + (f", {detail}" if detail else "")
+
+
+def sending_pause(*, provider: str, error: ResendError) -> SendingPause:
+    """Pause sending for every worker (a row they all read), or push back the next probe of a pause that holds."""
+    now = timezone.now()
+    fields = {
+        "cause": _pause_cause(error)[:300],
+        "status_code": error.status,
+        "error_name": error.name[:100],
+        "next_probe_at": now + timedelta(seconds=settings.AUTOMATIONS_PAUSE_PROBE_SECONDS),
+    }
+    pause, created = SendingPause.objects.get_or_create(provider=provider, defaults={**fields, "paused_at": now})
+    if created:
+        logger.error("Sending through %s paused: %s", provider, pause.cause)
+    else:
+        SendingPause.objects.filter(pk=pause.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(pause, name, value)
+    return pause
+
+
+def sending_pause_get(*, provider: str = "resend") -> SendingPause | None:
+    return SendingPause.objects.filter(provider=provider).first() if provider else None
+
+
+def probe_claim(*, provider: str) -> bool:
+    """The one worker whose turn it is to try a call while sending is paused (others keep waiting)."""
+    now = timezone.now()
+    return bool(
+        SendingPause.objects.filter(provider=provider, next_probe_at__lte=now).update(
+            next_probe_at=now + timedelta(seconds=settings.AUTOMATIONS_PAUSE_PROBE_SECONDS), probes=F("probes") + 1
+        )
+    )
+
+
+def sending_resume(*, provider: str = "resend", by: str) -> bool:
+    """Lift a pause (a probe call went through, or staff resumed it). Returns whether there was one."""
+    deleted, _ = SendingPause.objects.filter(provider=provider).delete()
+    if deleted:
+        logger.warning("Sending through %s resumed (%s)", provider, by)
+        from .services import queue_process_enqueue
+
+        transaction.on_commit(queue_process_enqueue)
+    return bool(deleted)
+
+
+# --- coalesced wake-ups ------------------------------------------------------------------------------------------
+
+DRAIN_LOCK_CLASS = 0x4D52  # pg advisory lock namespace for the drain slots ("MR")
+DRAIN_WAKE_NAME = "email-drain"
+# A wake-up that never started (its task was lost) stops blocking new ones after this long; django-q2's timeout.
+DRAIN_WAKE_STALE_SECONDS = 120
+
+
+def drain_wake_claim() -> bool:
+    """Whether the caller should enqueue a drain task: False while one is already queued and not yet started.
+
+    One row, one statement: a burst of a thousand enrollments puts one task on the broker, not a thousand.
+    """
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {QueueWake._meta.db_table} AS wake (name, enqueued_at) VALUES (%s, now())"  # noqa: S608
+            " ON CONFLICT (name) DO UPDATE SET enqueued_at = EXCLUDED.enqueued_at"
+            " WHERE wake.enqueued_at IS NULL OR wake.enqueued_at < now() - make_interval(secs => %s)"
+            " RETURNING 1",
+            [DRAIN_WAKE_NAME, DRAIN_WAKE_STALE_SECONDS],
+        )
+        return cursor.fetchone() is not None
+
+
+def drain_wake_clear() -> None:
+    """A woken drain has started: the next wake-up may queue another (for the next free slot)."""
+    QueueWake.objects.filter(name=DRAIN_WAKE_NAME).update(enqueued_at=None)
+
+
+@contextmanager
+def drain_slot():
+    """One of AUTOMATIONS_DRAIN_SLOTS session advisory locks, or None when every slot is draining already.
+
+    PostgreSQL releases the lock when a SIGKILLed worker's connection closes, so a dead drain never holds a slot.
+    """
+    if connection.vendor != "postgresql":
+        yield 0
+        return
+    slot = None
+    with connection.cursor() as cursor:
+        for candidate in range(max(1, settings.AUTOMATIONS_DRAIN_SLOTS)):
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [DRAIN_LOCK_CLASS, candidate])
+            if cursor.fetchone()[0]:
+                slot = candidate
+                break
+    try:
+        yield slot
+    finally:
+        if slot is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [DRAIN_LOCK_CLASS, slot])
