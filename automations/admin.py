@@ -33,8 +33,8 @@ from .models import (
     EmailTemplate,
     Enrollment,
     QueueStatus,
-    StaffTestSend,
     SendingPause,
+    StaffTestSend,
     Suppression,
 )
 from .rendering import customer_context, links_context, render_email, sample_context, subscription_context

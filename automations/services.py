@@ -772,6 +772,8 @@ def staff_test_send_reserve(*, user, template: EmailTemplate) -> StaffTestSend |
 
 def staff_test_send_failed(*, test_send: StaffTestSend, error: str) -> None:
     StaffTestSend.objects.filter(pk=test_send.pk).update(error=error[:2000])
+
+
 # --- staff actions on rules and enrollments (admin and API) ----------------------------------------------------------
 
 

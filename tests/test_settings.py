@@ -142,6 +142,8 @@ def test_secret_key_fallbacks_come_from_the_environment():
     result = load("config.settings.production", code, **PRODUCTION, SECRET_KEY_FALLBACKS="old-one, older-one")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['old-one', 'older-one']"
+
+
 def test_discord_enabled_but_not_configured_refuses_to_start():
     result = load("config.settings.production", **PRODUCTION, DISCORD_ENABLED="1", DISCORD_APPLICATION_ID="1")
     assert result.returncode != 0

@@ -428,6 +428,7 @@ class DiscordClient:
                     "invites in the server settings, or lower DISCORD_INVITE_MAX_AGE so they expire sooner."
                 )
             raise
+
     def dm_channel_create(self, *, recipient_id: str) -> dict:
         """The bot's direct-message channel with a user (https://discord.com/developers/docs/resources/user#create-dm)."""
         return self.request("POST", "/users/@me/channels", json={"recipient_id": recipient_id})

@@ -4,6 +4,7 @@ import itertools
 import threading
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.db import connection
