@@ -700,8 +700,9 @@ def email_queue_process(
     """
     if settings.EMAIL_DELIVERY == "disabled":
         # Nothing is sent and nothing is marked sent: due emails stay pending until delivery is enabled again.
+        # Reported as a pause, so a task's drain ends at once instead of waiting for emails it will never send.
         logger.warning("Email delivery is disabled (EMAIL_DELIVERY=disabled): the email queue is not drained.")
-        return DrainResult()
+        return DrainResult(paused="Email delivery is disabled (EMAIL_DELIVERY=disabled).")
     worker = worker or worker_name()
     budget = settings.AUTOMATIONS_DRAIN_SECONDS if time_budget is None else time_budget
     deadline = time.monotonic() + budget
