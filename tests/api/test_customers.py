@@ -86,7 +86,7 @@ def test_search_email_name_and_external_ids(key_client):
 def test_detail_with_subscriptions_tickets_and_suppression(key_client):
     customer = CustomerFactory(opt_in_confirmed=True)
     subscription(customer, status="active", cancel_at_period_end=True)
-    Ticket.objects.create(customer=customer, discord_user_id="1", subject="Lag on my server")
+    Ticket.objects.create(customer=customer, discord_user_id="1", subject="Lag on my server", status="open")
     Ticket.objects.create(customer=customer, discord_user_id="1", subject="old", status="closed")
     Suppression.objects.create(email=customer.email, reason=SuppressionReason.UNSUBSCRIBE)
 

@@ -19,6 +19,7 @@ from automations.models import (
     EnrollmentStatus,
     QueueStatus,
 )
+from automations.services import step_times
 from tests.customers.factories import CustomerFactory
 
 
@@ -78,12 +79,16 @@ class QueuedEmailFactory(factory.django.DjangoModelFactory):
 
 
 def enrollment_with_emails(*, rule: AutomationRule, customer, context: dict | None = None) -> Enrollment:
-    """`customer` enrolled in `rule` now, with one pending email per step, each due after its step's delay."""
+    """`customer` enrolled in `rule` now, with one pending email per step, each due when the service would time it
+    (its delay and anchor: a step anchored to Stripe's retries follows the context's `next_payment_attempt`)."""
     context = context or {}
     enrollment = EnrollmentFactory(
         rule=rule, customer=customer, context=context, subscription_id=context.get("subscription_id", "")
     )
-    for step in rule.steps.order_by("order"):
-        due = enrollment.enrolled_at + step.delay
-        QueuedEmailFactory(enrollment=enrollment, step=step, scheduled_at=due, next_attempt_at=due)
+    steps = list(rule.steps.order_by("order"))
+    for step, due in zip(
+        steps, step_times(steps=steps, enrolled_at=enrollment.enrolled_at, context=context), strict=True
+    ):
+        if due is not None:
+            QueuedEmailFactory(enrollment=enrollment, step=step, scheduled_at=due, next_attempt_at=due)
     return enrollment

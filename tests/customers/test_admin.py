@@ -162,6 +162,7 @@ def test_demo_data_is_refused_under_the_production_settings(tmp_path):
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY="x" * 60,
         ALLOWED_HOSTS="crm.modready.example",
+        EMAIL_DELIVERY="disabled",  # production refuses to start without Resend settings otherwise
         # Never reached: the command stops before touching a database.
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/modready_does_not_exist",
         MODREADY_VAR_DIR=str(tmp_path),
