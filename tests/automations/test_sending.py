@@ -646,6 +646,8 @@ def test_a_drain_finding_every_slot_busy_ends_at_once(resend, settings):
     with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s, 0)", [DRAIN_LOCK_CLASS])  # another worker is draining
         result = email_queue_drain(woken=True, sleep=lambda s: None)
+        # Released before the connection closes: a closed session's locks go only when its backend has exited.
+        other.execute("SELECT pg_advisory_unlock(%s, 0)", [DRAIN_LOCK_CLASS])
     assert result.sent == 0 and resend.requests == []
     result = email_queue_drain(woken=True, sleep=lambda s: None)
     assert result.sent == 2
