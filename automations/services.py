@@ -254,6 +254,9 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
             # Stripe retried the invoice and failed again: the sequence keeps running, timed to the new attempt.
             enrollment_retime(enrollment=running, event=event)
         return None
+    if _failure_already_followed(rule=rule, event=event):
+        logger.info("Rule %s not started for %s: a later failure of the invoice was followed", rule.name, event.key)
+        return None
     if not customer.email:
         _enrollment_skipped_note(rule=rule, event=event)
         return None
@@ -276,6 +279,21 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
         return None
     _enrollment_queue_steps(enrollment=enrollment, context=context, now=now)
     return enrollment
+
+
+def _failure_already_followed(*, rule: AutomationRule, event: DomainEvent) -> bool:
+    """Whether an ended enrollment of this rule already followed this invoice's failure or a later one. A failure
+    dispatched late, after the dunning it belongs to has finished, must not start it again."""
+    invoice_id, attempt_count = event.payload.get("invoice_id"), event.payload.get("attempt_count")
+    if event.name != domain_events.PAYMENT_FAILED or not invoice_id or not isinstance(attempt_count, int):
+        return False
+    return Enrollment.objects.filter(
+        rule=rule,
+        customer=event.customer,
+        subscription_id=event.payload.get("subscription_id") or "",
+        context__invoice_id=invoice_id,
+        context__attempt_count__gte=attempt_count,
+    ).exists()
 
 
 SKIPPED_NO_EMAIL = "automation.skipped_no_email"
