@@ -128,7 +128,8 @@ class StepAnchor(models.TextChoices):
     # (automations.services.step_times and enrollment_retime).
     # Due at the next attempt + delay; without one (Stripe has given up retrying), at enrollment + delay.
     NEXT_PAYMENT_ATTEMPT = "next_payment_attempt", "after Stripe's next payment attempt"
-    # Due `delay` before the next attempt (never before the enrollment); not sent when no attempt is coming.
+    # Due `delay` before the next attempt (not before now); not sent when no attempt is coming. Goes out again before
+    # each later attempt Stripe announces: one email per announced attempt (EmailQueueItem.occurrence).
     BEFORE_NEXT_PAYMENT_ATTEMPT = "before_next_payment_attempt", "before Stripe's next payment attempt"
     # Due `delay` after the failure that ends Stripe's retries (next_payment_attempt null). While retries remain it
     # waits, due RETRIES_EXHAUSTED_FALLBACK after the last announced attempt in case that failure never reaches us.
@@ -303,7 +304,13 @@ class EmailQueueItem(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(help_text="When the queue may next take this item.")
     last_error = models.TextField(blank=True)
-    idempotency_key = models.CharField(max_length=255, unique=True)
+    # Which time of its step this email is: empty for a step that goes out once per enrollment; for a reminder
+    # before Stripe's next payment attempt, the attempt it announces ("<invoice id>:attempt-<n>"), because that step
+    # goes out again before each retry (automations.services.enrollment_retime).
+    occurrence = models.CharField(max_length=255, blank=True, default="", db_default="")
+    idempotency_key = models.CharField(
+        max_length=255, unique=True, help_text="Ours: email:enrollment-<id>:step-<id>[:<occurrence>]."
+    )
     batch = models.ForeignKey(EmailBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="items")
     provider_message_id = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -338,7 +345,11 @@ class EmailQueueItem(models.Model):
     class Meta:
         ordering = ["-scheduled_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["enrollment", "step"], name="email_queue_item_once_per_step"),
+            # Once per step, or for a reminder that repeats before each of Stripe's retries, once per retry: however
+            # often and in whatever order the failures arrive, never two emails of one step for the same retry.
+            models.UniqueConstraint(
+                fields=["enrollment", "step", "occurrence"], name="email_queue_item_once_per_occurrence"
+            ),
         ]
         indexes = [
             # The queue's hot path: due pending items in order.

@@ -96,7 +96,9 @@ def step_times(
         elif step.anchor == StepAnchor.NEXT_PAYMENT_ATTEMPT and next_payment_attempt:
             due = next_payment_attempt + step.delay
         elif step.anchor == StepAnchor.BEFORE_NEXT_PAYMENT_ATTEMPT and "next_payment_attempt" in context:
-            due = max(next_payment_attempt - step.delay, now) if next_payment_attempt else None
+            # No reminder of an attempt that is not coming, or that is already past (a failure processed late).
+            coming = next_payment_attempt is not None and next_payment_attempt > now
+            due = max(next_payment_attempt - step.delay, now) if coming else None
         elif step.anchor == StepAnchor.RETRIES_EXHAUSTED and "next_payment_attempt" in context:
             if last_attempt is None:
                 due = None  # Stripe never announced a retry (none configured): no "last retry failed" to tell
@@ -122,14 +124,57 @@ def _parse_time(value: Any) -> datetime | None:
     return None
 
 
-def _retry_context(payload: dict[str, Any], *, now: datetime) -> dict[str, Any]:
-    """What the payment.failed payload tells the retry anchors, with the moment Stripe's retries were seen to end."""
+def _retry_context(payload: dict[str, Any], *, now: datetime, occurred_at: datetime | None = None) -> dict[str, Any]:
+    """What the payment.failed payload tells the retry anchors, with the moment Stripe's retries were seen to end and
+    when the failure happened (to tell a late, older failure from a newer one)."""
     context = dict(payload)
     if payload.get("next_payment_attempt"):
         context["last_announced_payment_attempt"] = payload["next_payment_attempt"]
     elif "next_payment_attempt" in payload:
         context["retries_exhausted_at"] = now.isoformat()
+    if occurred_at is not None and "next_payment_attempt" in payload:
+        context["payment_failed_at"] = occurred_at.isoformat()
     return context
+
+
+def retry_occurrence(context: dict[str, Any]) -> str:
+    """Which payment attempt a reminder "before Stripe's next payment attempt" announces: "<invoice id>:attempt-<n>",
+    n being Stripe's attempt_count + 1 (attempt_count counts the attempts made, the first one included:
+    https://docs.stripe.com/api/invoices/object#invoice_object-attempt_count). Without an attempt_count, the announced
+    time stands in ("retry-at-<unix time>"). Empty when no attempt is announced.
+
+    It is the reminder's identity: a duplicate of the same failure names the same attempt, so it finds the reminder
+    already there (EmailQueueItem's unique enrollment, step and occurrence) instead of adding one."""
+    next_attempt = _parse_time(context.get("next_payment_attempt"))
+    if next_attempt is None:
+        return ""
+    count = context.get("attempt_count")
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+        attempt = f"attempt-{count + 1}"
+    else:
+        attempt = f"retry-at-{int(next_attempt.timestamp())}"
+    invoice_id = context.get("invoice_id")
+    return f"{invoice_id}:{attempt}" if isinstance(invoice_id, str) and invoice_id else attempt
+
+
+def queue_item_key(*, enrollment_id: int, step_id: int, occurrence: str = "") -> str:
+    """The email's idempotency key, from our ids (and for a repeating reminder, the attempt it announces). Resend gets
+    it as the Idempotency-Key of an email sent alone."""
+    key = f"email:enrollment-{enrollment_id}:step-{step_id}"
+    return f"{key}:{occurrence}" if occurrence else key
+
+
+def _failure_is_older(*, context: dict[str, Any], payload: dict[str, Any], occurred_at: datetime) -> bool:
+    """Whether a payment failure is older than the one the enrollment already follows. Dispatch is at least once and
+    in no guaranteed order: a late failure 2 must not move the reminders back from attempt 4 to attempt 3, nor undo
+    the end of the retries. Within one invoice Stripe's attempt_count orders the failures; across invoices, when
+    they happened."""
+    same_invoice = (payload.get("invoice_id") or "") == (context.get("invoice_id") or "")
+    new, known = payload.get("attempt_count"), context.get("attempt_count")
+    if same_invoice and isinstance(new, int) and isinstance(known, int):
+        return new < known
+    known_at = _parse_time(context.get("payment_failed_at"))
+    return not same_invoice and known_at is not None and occurred_at < known_at
 
 
 # Triggers that are about a subscription which must still be alive when the subscriber runs.
@@ -197,19 +242,26 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
         logger.info("Rule %s not started for %s: %s", rule.name, event.key, stale)
         return None
     subscription_id = event.payload.get("subscription_id") or ""
-    running = Enrollment.objects.filter(
-        rule=rule, customer=customer, subscription_id=subscription_id, status=EnrollmentStatus.ACTIVE
-    ).first()
+    # Locked, and status re-checked after the lock: an enrollment the drain completes meanwhile is not re-timed (its
+    # emails are all out), and this failure starts a new one instead.
+    running = (
+        Enrollment.objects.select_for_update()
+        .filter(rule=rule, customer=customer, subscription_id=subscription_id, status=EnrollmentStatus.ACTIVE)
+        .first()
+    )
     if running is not None:
         if running.trigger_event_id != event.pk:
             # Stripe retried the invoice and failed again: the sequence keeps running, timed to the new attempt.
             enrollment_retime(enrollment=running, event=event)
         return None
+    if _failure_already_followed(rule=rule, event=event):
+        logger.info("Rule %s not started for %s: a later failure of the invoice was followed", rule.name, event.key)
+        return None
     if not customer.email:
         _enrollment_skipped_note(rule=rule, event=event)
         return None
     now = timezone.now()
-    context = _retry_context(event.payload, now=now)
+    context = _retry_context(event.payload, now=now, occurred_at=event.occurred_at)
     try:
         with transaction.atomic():
             enrollment = Enrollment.objects.create(
@@ -227,6 +279,21 @@ def enrollment_start(*, rule: AutomationRule, event: DomainEvent) -> Enrollment 
         return None
     _enrollment_queue_steps(enrollment=enrollment, context=context, now=now)
     return enrollment
+
+
+def _failure_already_followed(*, rule: AutomationRule, event: DomainEvent) -> bool:
+    """Whether an ended enrollment of this rule already followed this invoice's failure or a later one. A failure
+    dispatched late, after the dunning it belongs to has finished, must not start it again."""
+    invoice_id, attempt_count = event.payload.get("invoice_id"), event.payload.get("attempt_count")
+    if event.name != domain_events.PAYMENT_FAILED or not invoice_id or not isinstance(attempt_count, int):
+        return False
+    return Enrollment.objects.filter(
+        rule=rule,
+        customer=event.customer,
+        subscription_id=event.payload.get("subscription_id") or "",
+        context__invoice_id=invoice_id,
+        context__attempt_count__gte=attempt_count,
+    ).exists()
 
 
 SKIPPED_NO_EMAIL = "automation.skipped_no_email"
@@ -271,15 +338,7 @@ def _enrollment_queue_steps(*, enrollment: Enrollment, context: dict[str, Any], 
     times = step_times(steps=steps, enrolled_at=now, context=context)
     items = EmailQueueItem.objects.bulk_create(
         [
-            EmailQueueItem(
-                enrollment=enrollment,
-                step=step,
-                customer=enrollment.customer,
-                recipient=enrollment.customer.email,
-                scheduled_at=due,
-                next_attempt_at=due,
-                idempotency_key=f"email:enrollment-{enrollment.pk}:step-{step.pk}",
-            )
+            _queue_item(enrollment=enrollment, step=step, due=due, context=context)
             for step, due in zip(steps, times, strict=True)
             if due is not None
         ]
@@ -293,43 +352,102 @@ def _enrollment_queue_steps(*, enrollment: Enrollment, context: dict[str, Any], 
         transaction.on_commit(queue_process_enqueue)
 
 
+def _queue_item(*, enrollment: Enrollment, step: AutomationStep, due: datetime, context: dict) -> EmailQueueItem:
+    occurrence = retry_occurrence(context) if step.anchor == StepAnchor.BEFORE_NEXT_PAYMENT_ATTEMPT else ""
+    return EmailQueueItem(
+        enrollment=enrollment,
+        step=step,
+        customer=enrollment.customer,
+        recipient=enrollment.customer.email,
+        scheduled_at=due,
+        next_attempt_at=due,
+        occurrence=occurrence,
+        idempotency_key=queue_item_key(enrollment_id=enrollment.pk, step_id=step.pk, occurrence=occurrence),
+    )
+
+
+NO_RETRY_TO_REMIND_OF = "No announced retry left to remind of (Stripe stopped retrying, or the attempt has passed)"
+
+
 @transaction.atomic
 def enrollment_retime(*, enrollment: Enrollment, event: DomainEvent) -> int:
-    """A later payment failure of the same subscription: move the unsent steps anchored to Stripe's retries to what
-    the new failure announces (the next attempt, or the end of the retries). Returns how many emails changed."""
+    """A later payment failure of the same subscription: time the steps anchored to Stripe's retries to what the new
+    failure announces (the next attempt, or the end of the retries). Returns how many emails were moved, cancelled
+    or added.
+
+    Unsent emails are moved, never duplicated. The reminder before the next payment attempt goes out before every
+    attempt Stripe announces: when the previous reminder has already left the queue (sent, sending, or in a batch
+    Resend may have accepted), a new one is queued for the new attempt, under its own key. An older failure arriving
+    late, or the same failure again, changes nothing (_failure_is_older, and the unique occurrence per step)."""
     if "next_payment_attempt" not in event.payload:
         return 0
+    enrollment = Enrollment.objects.select_for_update(of=("self",)).select_related("customer").get(pk=enrollment.pk)
+    if enrollment.status != EnrollmentStatus.ACTIVE:
+        return 0
+    if _failure_is_older(context=enrollment.context, payload=event.payload, occurred_at=event.occurred_at):
+        logger.info("Enrollment %s: %s is older than the failure it follows; not re-timed", enrollment.pk, event.key)
+        return 0
     now = timezone.now()
-    context = {**enrollment.context, **_retry_context(event.payload, now=now)}
-    items = list(
-        enrollment.queue_items.select_for_update()
-        .filter(status=QueueStatus.PENDING, step__anchor__in=STRIPE_RETRY_ANCHORS)
-        .select_related("step")
-    )
+    context = {**enrollment.context, **_retry_context(event.payload, now=now, occurred_at=event.occurred_at)}
+    known = enrollment.context
+    ended_again = event.payload["next_payment_attempt"] is None and known.get("next_payment_attempt", 0) is None
+    if ended_again and known.get("retries_exhausted_at"):
+        # The end of the retries seen again (a repeated event): the last notice stays timed to when it was first seen.
+        context["retries_exhausted_at"] = enrollment.context["retries_exhausted_at"]
     enrollment.context = context
     enrollment.save(update_fields=["context"])
-    if not items:
-        return 0
+
     steps = sorted((step for step in enrollment.rule.steps.all() if not step.retired), key=lambda step: step.order)
-    due_by_step = dict(
-        zip(
-            [s.pk for s in steps],
-            step_times(steps=steps, enrolled_at=enrollment.enrolled_at, context=context, now=now),
-            strict=True,
-        )
+    times = step_times(steps=steps, enrolled_at=enrollment.enrolled_at, context=context, now=now)
+    items = list(enrollment.queue_items.select_for_update().filter(step__anchor__in=STRIPE_RETRY_ANCHORS))
+    moved: list[EmailQueueItem] = []
+    cancelled: dict[int, str] = {}
+    added: list[EmailQueueItem] = []
+    for step, due in zip(steps, times, strict=True):
+        if step.anchor not in STRIPE_RETRY_ANCHORS:
+            continue
+        step_items = [item for item in items if item.step_id == step.pk]
+        pending = [item for item in step_items if item.status == QueueStatus.PENDING]
+        occurrence = retry_occurrence(context) if step.anchor == StepAnchor.BEFORE_NEXT_PAYMENT_ATTEMPT else ""
+        if due is None or (step.anchor == StepAnchor.BEFORE_NEXT_PAYMENT_ATTEMPT and not occurrence):
+            cancelled.update({item.pk: NO_RETRY_TO_REMIND_OF for item in pending})
+            continue
+        if step.anchor != StepAnchor.BEFORE_NEXT_PAYMENT_ATTEMPT:
+            current = pending[0] if pending else None  # sent once per enrollment: only an unsent one moves
+        else:
+            current = next((item for item in step_items if item.occurrence == occurrence), None)
+            if current is None and pending:
+                # The reminder of an earlier attempt never went out: it becomes the reminder of this one. Pending
+                # emails were never handed to Resend, so their key can still change.
+                current = pending[0]
+                current.occurrence = occurrence
+                current.idempotency_key = queue_item_key(
+                    enrollment_id=enrollment.pk, step_id=step.pk, occurrence=occurrence
+                )
+            if current is None and enrollment.customer.email:
+                added.append(_queue_item(enrollment=enrollment, step=step, due=due, context=context))
+        for item in pending:
+            if item is not current:
+                cancelled[item.pk] = f"Superseded by the reminder of {occurrence or 'the new attempt'}"
+        if current is not None and current.status == QueueStatus.PENDING:
+            current.scheduled_at = current.next_attempt_at = due
+            current.updated_at = now
+            moved.append(current)
+
+    EmailQueueItem.objects.bulk_update(
+        moved, ["scheduled_at", "next_attempt_at", "occurrence", "idempotency_key", "updated_at"]
     )
-    to_cancel = [item.pk for item in items if item.step_id in due_by_step and due_by_step[item.step_id] is None]
-    moved = [item for item in items if due_by_step.get(item.step_id) is not None]
-    for item in moved:
-        item.scheduled_at = item.next_attempt_at = due_by_step[item.step_id]
-    EmailQueueItem.objects.bulk_update(moved, ["scheduled_at", "next_attempt_at", "updated_at"])
-    if to_cancel:
-        EmailQueueItem.objects.filter(pk__in=to_cancel, status=QueueStatus.PENDING).update(
-            status=QueueStatus.CANCELLED, last_error="Stripe announced no further retry to remind of", updated_at=now
+    for reason in set(cancelled.values()):
+        ids = [pk for pk, why in cancelled.items() if why == reason]
+        EmailQueueItem.objects.filter(pk__in=ids, status=QueueStatus.PENDING).update(
+            status=QueueStatus.CANCELLED, last_error=reason, updated_at=now
         )
-    if any(item.scheduled_at <= now for item in moved):
+    # The unique (enrollment, step, occurrence) is what makes a second reminder for one attempt impossible; under the
+    # enrollment's lock a conflict cannot happen, and if it ever did, the reminder is there already.
+    EmailQueueItem.objects.bulk_create(added, ignore_conflicts=True)
+    if any(item.scheduled_at <= now for item in [*moved, *added]):
         transaction.on_commit(queue_process_enqueue)
-    return len(moved) + len(to_cancel)
+    return len(moved) + len(cancelled) + len(added)
 
 
 @transaction.atomic

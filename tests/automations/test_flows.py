@@ -30,10 +30,10 @@ def test_welcome_flow(resend, publish, drain):
 
 def test_dunning_flow_until_the_final_notice(resend, publish, drain):
     customer = CustomerFactory(name="Alex")
-    publish("payment.failed", customer, payment_failed_payload(next_payment_attempt="2026-12-04T10:00:00Z"))
+    publish("payment.failed", customer, payment_failed_payload(next_payment_attempt="2036-12-04T10:00:00Z"))
     first = resend.delivered_to(customer.email)[0].message
     assert first["subject"] == "Your ModReady payment didn't go through"
-    assert "December 4, 2026" in first["text"] and "$19.99" in first["text"]
+    assert "December 4, 2036" in first["text"] and "$19.99" in first["text"]
     assert 'href="https://invoice.stripe.com/i/in_1"' in first["html"]
 
     for _ in range(2):
