@@ -16,7 +16,7 @@ from api.schema import documents_page_size_errors
 from automations.selectors import suppression_state_for_email
 from billing.models import SubscriptionStatus
 from billing.selectors import subscription_exists_filter, subscription_list_for_customer
-from support.models import Ticket, TicketStatus
+from support.selectors import tickets_open_for_customer
 
 from .lifecycle import Stage
 from .models import Customer, StageTransition, TimelineEvent, TimelineSource
@@ -86,9 +86,7 @@ class CustomerDetailSerializer(CustomerSerializer):
 
     @extend_schema_field(OpenTicketSerializer(many=True))
     def get_open_tickets(self, customer):
-        # Support owns tickets; until it has selectors of its own this is the one read the API makes of them.
-        tickets = Ticket.objects.filter(customer=customer, status=TicketStatus.OPEN).order_by("-opened_at")
-        return OpenTicketSerializer(tickets, many=True).data
+        return OpenTicketSerializer(tickets_open_for_customer(customer=customer), many=True).data
 
     @extend_schema_field(SuppressionStateSerializer)
     def get_suppression(self, customer):
