@@ -49,9 +49,10 @@ def ticket_detail_list() -> QuerySet[Ticket]:
 
 
 def tickets_open_for_customer(*, customer: Customer) -> QuerySet[Ticket]:
-    """The customer's open tickets, newest first (the customer record in the REST API)."""
+    """The customer's tickets not closed yet (opening, open or closing), newest first (the customer record in the REST
+    API)."""
     return (
-        Ticket.objects.filter(customer=customer, status=TicketStatus.OPEN)
+        Ticket.objects.filter(customer=customer, status__in=ACTIVE_STATUSES)
         .defer(*_TICKET_HEAVY_FIELDS)
         .order_by("-opened_at", "-id")
     )

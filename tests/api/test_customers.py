@@ -80,14 +80,21 @@ def test_search_email_name_and_external_ids(key_client):
 def test_detail_with_subscriptions_tickets_and_suppression(key_client):
     customer = CustomerFactory(opt_in_confirmed=True)
     subscription(customer, status="active", cancel_at_period_end=True)
-    Ticket.objects.create(customer=customer, discord_user_id="1", subject="Lag on my server")
+    Ticket.objects.create(
+        customer=customer, discord_user_id="1", subject="Lag on my server", category="technical", status="open"
+    )
+    Ticket.objects.create(customer=customer, discord_user_id="1", subject="Refund", category="billing")  # opening
     Ticket.objects.create(customer=customer, discord_user_id="1", subject="old", status="closed")
     Suppression.objects.create(email=customer.email, reason=SuppressionReason.UNSUBSCRIBE)
 
     body = key_client.get(f"/api/v1/customers/{customer.pk}/").json()
     assert body["email"] == customer.email
     assert [(s["status"], s["cancel_at_period_end"]) for s in body["subscriptions"]] == [("active", True)]
-    assert [t["subject"] for t in body["open_tickets"]] == ["Lag on my server"]
+    # Not closed yet, newest first; a ticket whose channel is still being made counts.
+    assert [(t["subject"], t["status"]) for t in body["open_tickets"]] == [
+        ("Refund", "opening"),
+        ("Lag on my server", "open"),
+    ]
     assert body["suppression"] == {
         "reasons": ["unsubscribe"],
         "marketing_allowed": False,
