@@ -1,8 +1,4 @@
-"""/api/v1/: every resource, collected from the apps that own them (each app's `api.py`).
-
-Tickets (support) and workflow runs (integrations) join here the same way once those apps have their `api.py`:
-one `router.register(...)` line each, and their model permissions already drive access.
-"""
+"""/api/v1/: every resource, collected from the apps that own them (each app's `api.py`)."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
@@ -10,12 +6,16 @@ from rest_framework.routers import SimpleRouter
 from automations import api as automations_api
 from billing import api as billing_api
 from customers import api as customers_api
+from integrations import api as integrations_api
+from support import api as support_api
 
 router = SimpleRouter()
 router.register("customers", customers_api.CustomerViewSet, basename="customer")
 router.register("subscriptions", billing_api.SubscriptionViewSet, basename="subscription")
 router.register("automation-rules", automations_api.RuleViewSet, basename="automation-rule")
 router.register("email-queue-items", automations_api.QueueItemViewSet, basename="email-queue-item")
+router.register("tickets", support_api.TicketViewSet, basename="ticket")
+router.register("workflow-runs", integrations_api.WorkflowRunViewSet, basename="workflow-run")
 
 urlpatterns = [
     *router.urls,
@@ -58,6 +58,11 @@ urlpatterns = [
         "email-queue-items/<int:pk>/cancel/",
         automations_api.QueueItemActionView.as_view(action_name="cancel"),
         name="email-queue-item-cancel",
+    ),
+    path(
+        "workflow-runs/<int:pk>/retry/",
+        integrations_api.WorkflowRunRetryView.as_view(),
+        name="workflow-run-retry",
     ),
     path("analytics/email/", automations_api.EmailAnalyticsView.as_view(), name="email-analytics"),
 ]

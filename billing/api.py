@@ -5,7 +5,7 @@ import django_filters
 from django.db.models import Q
 from rest_framework import filters, mixins, serializers, viewsets
 
-from api.filters import StrictBooleanFilter, StrictFilterSet
+from api.filters import StrictBooleanFilter, StrictFilterSet, TextFilter
 from api.pagination import IdCursorPagination
 from api.schema import documents_page_size_errors
 
@@ -55,12 +55,12 @@ class SubscriptionDetailSerializer(SubscriptionSerializer):
 
 class SubscriptionFilter(StrictFilterSet):
     status = django_filters.MultipleChoiceFilter(choices=SubscriptionStatus.choices)
-    product = django_filters.CharFilter(field_name="product_id")
+    product = TextFilter(field_name="product_id")
     customer = django_filters.NumberFilter(field_name="customer_id")
     cancel_scheduled = StrictBooleanFilter(
         method="filter_cancel_scheduled", help_text="Set to end at period end or at a date, and not ended yet."
     )
-    cancellation_reason = django_filters.CharFilter()
+    cancellation_reason = TextFilter()
 
     class Meta:
         model = Subscription

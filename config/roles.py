@@ -1,6 +1,8 @@
 """Staff roles: the groups staff are put in, and the permissions each grants (least privilege).
 
-Support reads customers and handles tickets; Marketing edits automation rules and templates and reads analytics.
+Support reads customers and handles tickets, and reads the integrations' workflow runs and incoming webhook deliveries
+(why an invite or a coupon did not arrive); Marketing edits automation rules and templates, reads analytics and the
+workflow runs. Retrying a run or reprocessing a delivery needs the change permission, which no role has.
 Superusers are for the owners. The groups are created by a data migration (customers 0002); their permissions are
 (re)applied after every `migrate` by `roles_sync`, because Django creates a model's permissions only after the
 migrations run, and later apps add models these roles should reach. A model that does not exist yet is skipped.
@@ -13,8 +15,8 @@ logger = logging.getLogger(__name__)
 SUPPORT = "Support"
 MARKETING = "Marketing"
 # The group of the users that API keys act as (api.ServiceAccountKey): tools such as the website and the server
-# provisioning panel. They read the customer record and may enroll a customer in a rule; a key that needs more gets
-# a service account with another group.
+# provisioning panel. They read the customer record, tickets and workflow runs, and may enroll a customer in a rule; a
+# key that needs more gets a service account with another group.
 SERVICE_ACCOUNTS = "Service accounts"
 
 VIEW = ("view",)
@@ -30,6 +32,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,
         "support.discordinteraction": VIEW,
+        "integrations.workflowrun": VIEW,
+        "integrations.workflowstep": VIEW,
+        "integrations.webhookdelivery": VIEW,
     },
     MARKETING: {
         "customers.customer": VIEW,
@@ -42,6 +47,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.emailqueueitem": VIEW,
         "automations.emailevent": VIEW,
         "automations.suppression": ("view", "add"),
+        "integrations.workflowrun": VIEW,
+        "integrations.workflowstep": VIEW,
     },
     SERVICE_ACCOUNTS: {
         "customers.customer": VIEW,
@@ -51,6 +58,11 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.automationrule": VIEW,
         "automations.enrollment": ("view", "add"),
         "automations.emailqueueitem": VIEW,
+        "support.ticket": VIEW,
+        "support.ticketmessage": VIEW,
+        "support.ticketattachment": VIEW,
+        "integrations.workflowrun": VIEW,
+        "integrations.workflowstep": VIEW,
     },
 }
 

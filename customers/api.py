@@ -10,13 +10,14 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import filters, generics, mixins, serializers, viewsets
 
-from api.filters import StrictBooleanFilter, StrictFilterSet, UtcDateTimeFilter
+from api.filters import StrictBooleanFilter, StrictFilterSet, TextFilter, UtcDateTimeFilter
 from api.pagination import IdCursorPagination, RecentFirstCursorPagination
 from api.schema import documents_page_size_errors
 from automations.selectors import suppression_state_for_email
 from billing.models import SubscriptionStatus
 from billing.selectors import subscription_exists_filter, subscription_list_for_customer
-from support.models import Ticket, TicketStatus
+from support.models import TicketStatus
+from support.selectors import tickets_open_for_customer
 
 from .lifecycle import Stage
 from .models import Customer, StageTransition, TimelineEvent, TimelineSource
@@ -60,6 +61,7 @@ class CustomerSubscriptionSerializer(serializers.Serializer):
 
 class OpenTicketSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=TicketStatus.choices)
     category = serializers.CharField()
     subject = serializers.CharField()
     opened_at = serializers.DateTimeField()
@@ -86,9 +88,7 @@ class CustomerDetailSerializer(CustomerSerializer):
 
     @extend_schema_field(OpenTicketSerializer(many=True))
     def get_open_tickets(self, customer):
-        # Support owns tickets; until it has selectors of its own this is the one read the API makes of them.
-        tickets = Ticket.objects.filter(customer=customer, status=TicketStatus.OPEN).order_by("-opened_at")
-        return OpenTicketSerializer(tickets, many=True).data
+        return OpenTicketSerializer(tickets_open_for_customer(customer=customer), many=True).data
 
     @extend_schema_field(SuppressionStateSerializer)
     def get_suppression(self, customer):
@@ -101,7 +101,7 @@ class CustomerFilter(StrictFilterSet):
     stage = django_filters.MultipleChoiceFilter(field_name="lifecycle_stage", choices=Stage.choices)
     vip = StrictBooleanFilter(field_name="vip_status")
     opt_in = StrictBooleanFilter(field_name="opt_in_confirmed")
-    product = django_filters.CharFilter(method="filter_product", help_text="Has a subscription of this product id.")
+    product = TextFilter(method="filter_product", help_text="Has a subscription of this product id.")
     subscription_status = django_filters.MultipleChoiceFilter(
         method="filter_subscription_status",
         choices=SubscriptionStatus.choices,
@@ -158,7 +158,7 @@ class TimelineEventSerializer(serializers.ModelSerializer):
 
 class TimelineFilter(StrictFilterSet):
     source = django_filters.MultipleChoiceFilter(choices=TimelineSource.choices)
-    kind = django_filters.CharFilter()
+    kind = TextFilter()
     since = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
 
     class Meta:

@@ -23,7 +23,11 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     def short_error(self, obj):
         return obj.last_error[:80]
 
-    @admin.action(description="Reprocess the selected deliveries")
+    def has_reprocess_permission(self, request):
+        # Viewing deliveries (Support's role) does not include processing them again.
+        return request.user.has_perm("integrations.change_webhookdelivery")
+
+    @admin.action(description="Reprocess the selected deliveries", permissions=["reprocess"])
     def reprocess(self, request, queryset):
         count = webhooks.webhook_delivery_reprocess(delivery_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} deliveries queued for processing.", messages.SUCCESS)
@@ -63,7 +67,12 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
     inlines = [WorkflowStepInline]
     actions = ["retry"]
 
-    @admin.action(description="Retry the selected failed runs")
+    def has_retry_permission(self, request):
+        # Viewing runs (Support's and Marketing's roles) does not include running them again; the API's retry checks
+        # the same permission.
+        return request.user.has_perm("integrations.change_workflowrun")
+
+    @admin.action(description="Retry the selected failed runs", permissions=["retry"])
     def retry(self, request, queryset):
         count = runs.workflow_run_retry(run_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} failed runs queued again.", messages.SUCCESS)

@@ -203,11 +203,15 @@ def workflow_runs_due(*, now: datetime | None = None, limit: int = 200) -> list[
 
 
 def workflow_run_retry(*, run_ids: list[int]) -> int:
-    """From the admin: run failed (or given-up) runs again now."""
+    """From the admin and the API: run failed (or given-up) runs again now. Returns how many were; only those are
+    enqueued (a running or finished run is left alone)."""
     with transaction.atomic():
-        count = WorkflowRun.objects.filter(pk__in=run_ids, status__in=[RunStatus.FAILED, RunStatus.GAVE_UP]).update(
-            status=RunStatus.FAILED, next_attempt_at=timezone.now()
+        retried = list(
+            WorkflowRun.objects.select_for_update()
+            .filter(pk__in=run_ids, status__in=[RunStatus.FAILED, RunStatus.GAVE_UP])
+            .values_list("pk", flat=True)
         )
-        for run_id in run_ids:
+        WorkflowRun.objects.filter(pk__in=retried).update(status=RunStatus.FAILED, next_attempt_at=timezone.now())
+        for run_id in retried:
             transaction.on_commit(lambda run_id=run_id: workflow_run_enqueue(run_id=run_id))
-    return count
+    return len(retried)

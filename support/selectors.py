@@ -3,12 +3,12 @@
 from datetime import datetime, timedelta
 from statistics import median
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from billing.selectors import subscription_current_for_customer
 from customers.models import Customer, TimelineEvent
 
-from .models import ACTIVE_STATUSES, Ticket, TicketCategory, TicketStatus
+from .models import ACTIVE_STATUSES, Ticket, TicketAttachment, TicketCategory, TicketMessage, TicketStatus
 
 
 def customer_by_discord_id(*, discord_user_id: str) -> Customer | None:
@@ -26,6 +26,36 @@ def last_closed_ticket_of(*, discord_user_id: str) -> Ticket | None:
 
 def ticket_get(*, ticket_id: int) -> Ticket | None:
     return Ticket.objects.select_related("customer").filter(pk=ticket_id).first()
+
+
+# Never read for a list or the API: the interaction token is a credential (it edits the customer's reply) and the
+# rendered transcript can be large; the transcript is served as messages instead.
+_TICKET_HEAVY_FIELDS = ("interaction_token", "transcript_html")
+
+
+def ticket_list() -> QuerySet[Ticket]:
+    """Tickets with their customer, for lists (the REST API)."""
+    return Ticket.objects.select_related("customer").defer(*_TICKET_HEAVY_FIELDS)
+
+
+def ticket_detail_list() -> QuerySet[Ticket]:
+    """Tickets with their transcript: messages in the order they were sent, each with its attachments' metadata (the
+    stored bytes are left in the database)."""
+    attachments = TicketAttachment.objects.defer("data").order_by("id")
+    messages = TicketMessage.objects.order_by("sent_at", "id").prefetch_related(
+        Prefetch("attachments", queryset=attachments)
+    )
+    return ticket_list().prefetch_related(Prefetch("messages", queryset=messages))
+
+
+def tickets_open_for_customer(*, customer: Customer) -> QuerySet[Ticket]:
+    """The customer's tickets not closed yet (opening, open or closing), newest first (the customer record in the REST
+    API)."""
+    return (
+        Ticket.objects.filter(customer=customer, status__in=ACTIVE_STATUSES)
+        .defer(*_TICKET_HEAVY_FIELDS)
+        .order_by("-opened_at", "-id")
+    )
 
 
 def ticket_customer_context(*, ticket: Ticket) -> list[str]:

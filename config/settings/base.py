@@ -230,6 +230,12 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStatusEnum": "billing.models.SubscriptionStatus.choices",
         "QueueStatusEnum": "automations.models.QueueStatus.choices",
         "EnrollmentStatusEnum": "automations.models.EnrollmentStatus.choices",
+        "TicketStatusEnum": "support.models.TicketStatus.choices",
+        "TicketCategoryEnum": "support.models.TicketCategory.choices",
+        "TicketPriorityEnum": "support.models.TicketPriority.choices",
+        "WorkflowRunKindEnum": "integrations.models.RunKind.choices",
+        "WorkflowRunStatusEnum": "integrations.models.RunStatus.choices",
+        "WorkflowStepOutcomeEnum": "integrations.models.StepOutcome.choices",
     },
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }

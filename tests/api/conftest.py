@@ -2,6 +2,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from api.models import ServiceAccountKey
@@ -53,3 +55,19 @@ def support_client(support_user):
 @pytest.fixture
 def marketing_client(marketing_user):
     return session_client(marketing_user)
+
+
+def ids(response):
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
+def query_counts(client, url, sizes):
+    """Queries per request for each page size (after a first request, which also stamps the key's last use)."""
+    client.get(url)
+    counts = []
+    for size in sizes:
+        with CaptureQueriesContext(connection) as captured:
+            assert len(ids(client.get(url, {"page_size": size}))) == size
+        counts.append(len(captured))
+    return counts

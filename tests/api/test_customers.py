@@ -1,8 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from automations.models import Suppression, SuppressionReason
@@ -10,6 +8,7 @@ from billing.models import Subscription
 from customers.lifecycle import Stage
 from customers.models import StageTransition, TimelineSource
 from support.models import Ticket
+from tests.api.conftest import ids, query_counts
 from tests.customers.factories import CustomerFactory, TimelineEventFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,11 +26,6 @@ def subscription(customer, n=1, **fields):
         interval="month",
         **fields,
     )
-
-
-def ids(response):
-    assert response.status_code == 200, response.content
-    return [row["id"] for row in response.json()["results"]]
 
 
 def test_list_newest_first_with_cursor_pages(key_client):
@@ -86,14 +80,21 @@ def test_search_email_name_and_external_ids(key_client):
 def test_detail_with_subscriptions_tickets_and_suppression(key_client):
     customer = CustomerFactory(opt_in_confirmed=True)
     subscription(customer, status="active", cancel_at_period_end=True)
-    Ticket.objects.create(customer=customer, discord_user_id="1", subject="Lag on my server", status="open")
+    Ticket.objects.create(
+        customer=customer, discord_user_id="1", subject="Lag on my server", category="technical", status="open"
+    )
+    Ticket.objects.create(customer=customer, discord_user_id="1", subject="Refund", category="billing")  # opening
     Ticket.objects.create(customer=customer, discord_user_id="1", subject="old", status="closed")
     Suppression.objects.create(email=customer.email, reason=SuppressionReason.UNSUBSCRIBE)
 
     body = key_client.get(f"/api/v1/customers/{customer.pk}/").json()
     assert body["email"] == customer.email
     assert [(s["status"], s["cancel_at_period_end"]) for s in body["subscriptions"]] == [("active", True)]
-    assert [t["subject"] for t in body["open_tickets"]] == ["Lag on my server"]
+    # Not closed yet, newest first; a ticket whose channel is still being made counts.
+    assert [(t["subject"], t["status"]) for t in body["open_tickets"]] == [
+        ("Refund", "opening"),
+        ("Lag on my server", "open"),
+    ]
     assert body["suppression"] == {
         "reasons": ["unsubscribe"],
         "marketing_allowed": False,
@@ -152,17 +153,6 @@ def test_subscriptions_list_filters_and_detail(key_client):
     assert ids(key_client.get(url, {"cancellation_reason": "cancellation_requested"})) == [scheduled.pk]
     detail = key_client.get(f"{url}{scheduled.pk}/").json()
     assert detail["customer"] == a.pk and detail["customer_email"] == a.email and "metadata" in detail
-
-
-def query_counts(client, url, sizes):
-    """Queries per request for each page size (after a first request, which also stamps the key's last use)."""
-    client.get(url)
-    counts = []
-    for size in sizes:
-        with CaptureQueriesContext(connection) as captured:
-            assert len(ids(client.get(url, {"page_size": size}))) == size
-        counts.append(len(captured))
-    return counts
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@
 import pytest
 
 from automations.models import AutomationRule
+from integrations.models import RunStatus, WorkflowRun
+from support.models import Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -12,6 +14,8 @@ READS = {
     "/api/v1/automation-rules/": {"Marketing", "Service"},
     "/api/v1/email-queue-items/": {"Marketing", "Service"},
     "/api/v1/analytics/email/": {"Marketing", "Service"},
+    "/api/v1/tickets/": {"Support", "Service"},
+    "/api/v1/workflow-runs/": {"Support", "Marketing", "Service"},
 }
 
 
@@ -47,6 +51,25 @@ def test_actions_follow_change_permissions(clients, customer):
     assert clients["Marketing"].post(url, {"customer": customer.pk}, format="json").status_code == 403
     response = clients["Service"].post(url, {"customer": customer.pk}, format="json")
     assert response.status_code == 201, response.json()
+
+
+def test_details_follow_the_same_permissions(clients):
+    ticket = Ticket.objects.create(discord_user_id="1", subject="Lag")
+    run = WorkflowRun.objects.create(kind="contact_invite", key="k", subject="mautic-contact:1")
+    for role, client in clients.items():
+        assert client.get(f"/api/v1/tickets/{ticket.pk}/").status_code == (403 if role == "Marketing" else 200), role
+        assert client.get(f"/api/v1/workflow-runs/{run.pk}/").status_code == 200, role
+
+
+def test_no_role_may_retry_a_workflow_run(clients):
+    # Retrying needs integrations.change_workflowrun, as the admin's retry action: superusers, or a group given it.
+    run = WorkflowRun.objects.create(
+        kind="contact_invite", key="k", subject="mautic-contact:1", status=RunStatus.FAILED
+    )
+    for role, client in clients.items():
+        assert client.post(f"/api/v1/workflow-runs/{run.pk}/retry/").status_code == 403, role
+    run.refresh_from_db()
+    assert run.next_attempt_at is None
 
 
 def test_no_group_no_access(db):

@@ -17,6 +17,7 @@ import schemathesis
 from django.contrib.auth import get_user_model
 from django.core import signals
 from django.db import close_old_connections
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck
@@ -25,6 +26,8 @@ from hypothesis import settings as hypothesis_settings
 from api.models import ServiceAccountKey
 from api.throttling import PrincipalRateThrottle
 from config.wsgi import application
+from integrations.models import WorkflowRun, WorkflowStep
+from support.models import Ticket, TicketAttachment, TicketMessage
 from tests.customers.factories import CustomerFactory, TimelineEventFactory
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "8"))
@@ -46,6 +49,18 @@ def api_auth(db, monkeypatch):
     _, key = ServiceAccountKey.objects.create_key(name="fuzz", user=owner)
     customer = CustomerFactory()
     TimelineEventFactory.create_batch(3, customer=customer)
+    # A row of each resource with nullable parts both ways, so list answers are checked against the schema too.
+    now = timezone.now()
+    ticket = Ticket.objects.create(customer=customer, discord_user_id="1", subject="Lag", status="closed")
+    Ticket.objects.create(discord_user_id="2", subject="Unlinked")
+    message = TicketMessage.objects.create(
+        ticket=ticket, discord_message_id="10", author_id="1", author_name="alex", content="hi", sent_at=now
+    )
+    TicketAttachment.objects.create(message=message, discord_attachment_id="20", filename="a.log", data=b"x")
+    TicketAttachment.objects.create(message=message, discord_attachment_id="21", filename="b.zip", too_large=True)
+    run = WorkflowRun.objects.create(kind="contact_invite", key="fuzz", subject="mautic-contact:1", customer=customer)
+    WorkflowRun.objects.create(kind="vip_coupon", key="fuzz-2", subject="cs_test_1", status="failed")
+    WorkflowStep.objects.create(run=run, name="mautic.read", outcome="ok", started_at=now, finished_at=now)
     yield {"Authorization": f"Api-Key {key}"}
     signals.request_started.connect(close_old_connections)
     signals.request_finished.connect(close_old_connections)

@@ -122,3 +122,38 @@ def test_enabled_but_unconfigured_provider_fails_loudly_naming_the_variable(sett
 def test_the_mautic_endpoint_is_closed_when_mautic_is_disabled(client, settings):
     settings.MAUTIC_ENABLED = False
     assert client.post("/api/webhooks/mautic", data=b"{}", content_type="application/json").status_code == 404
+
+
+def offered_actions(page) -> list[str]:
+    form = page.context["action_form"]  # None when the page offers no action
+    return [] if form is None else [name for name, _ in form.fields["action"].choices]
+
+
+def test_support_and_marketing_see_runs_but_cannot_retry_or_reprocess(client, support_user, marketing_user):
+    run = WorkflowRun.objects.create(
+        kind="contact_invite", key="roles:1", subject="mautic-contact:1", status=RunStatus.FAILED
+    )
+    delivery = WebhookDelivery.objects.create(
+        provider="mautic", dedupe_key="roles:1", body=b"{}", status=DeliveryStatus.FAILED
+    )
+    runs_url = reverse("admin:integrations_workflowrun_changelist")
+    deliveries_url = reverse("admin:integrations_webhookdelivery_changelist")
+    for user in (support_user, marketing_user):
+        client.force_login(user)
+        page = client.get(runs_url)
+        assert page.status_code == 200 and b"mautic-contact:1" in page.content
+        assert "retry" not in offered_actions(page)
+        assert client.get(reverse("admin:integrations_workflowrun_change", args=[run.pk])).status_code == 200
+        client.post(runs_url, {"action": "retry", "_selected_action": [run.pk]})
+        run.refresh_from_db()
+        assert run.next_attempt_at is None  # not retried
+    # Support reads incoming deliveries too (why an invite did not arrive); Marketing does not.
+    client.force_login(support_user)
+    page = client.get(deliveries_url)
+    assert page.status_code == 200
+    assert "reprocess" not in offered_actions(page)
+    client.post(deliveries_url, {"action": "reprocess", "_selected_action": [delivery.pk]})
+    delivery.refresh_from_db()
+    assert delivery.attempts == 0
+    client.force_login(marketing_user)
+    assert client.get(deliveries_url).status_code == 403
