@@ -9,10 +9,14 @@
 Timings are printed, never asserted: run a baseline in the same process, same machine, and print ratios.
 """
 
+import http.client
 import os
 import statistics
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/modready_bench"
 
@@ -77,3 +81,53 @@ def _cell(value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def requests_over_connections(
+    *,
+    port: int,
+    path: str,
+    bodies: Sequence[bytes | None],
+    concurrency: int,
+    headers_for: Callable[[bytes | None], dict[str, str]] = lambda body: {},
+    method: str = "POST",
+    rate: float | None = None,
+    timeout: float = 120,
+) -> tuple[list[float], list[int], float]:
+    """Send one request per body to 127.0.0.1:`port` over `concurrency` keep-alive connections, as fast as they go
+    (closed loop) or paced at `rate` requests per second (open loop: the answer time without queueing). Headers (a
+    signature) are made just before each request. Returns (latencies in ms, statuses with -1 for a transport error,
+    wall seconds)."""
+    latencies, statuses = [0.0] * len(bodies), [0] * len(bodies)
+    indexes = iter(range(len(bodies)))
+    lock = threading.Lock()
+    begun = time.perf_counter()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        while True:
+            with lock:
+                index = next(indexes, None)
+            if index is None:
+                conn.close()
+                return
+            if rate:
+                time.sleep(max(0.0, begun + index / rate - time.perf_counter()))
+            body = bodies[index]
+            headers = {"Content-Type": "application/json", **headers_for(body)}
+            started = time.perf_counter()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                statuses[index] = response.status
+            except (OSError, http.client.HTTPException):
+                statuses[index] = -1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            latencies[index] = (time.perf_counter() - started) * 1000
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        for _ in range(concurrency):
+            pool.submit(worker)
+    return latencies, statuses, time.perf_counter() - begun

@@ -15,7 +15,6 @@ contacts: one each), Discord 429s answered, for the limit on and off (the baseli
 """
 
 import argparse
-import http.client
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.harness import Table, django_on_fresh_database, percentile
+from bench.harness import Table, django_on_fresh_database, percentile, requests_over_connections
 from bench.stripe_ingest import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,41 +31,21 @@ SECRET = "bench-mautic-webhook-secret"
 
 
 def post_all(port: int, path: str, bodies: list[bytes], concurrency: int, signed: bool) -> tuple[list, list, float]:
+    """Signed webhook POSTs, or (`signed` False) plain GETs of the same count as the baseline."""
     from tests.fakes.mautic import sign
 
-    latencies, statuses = [0.0] * len(bodies), [0] * len(bodies)
-    indexes = iter(range(len(bodies)))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        while True:
-            with lock:
-                index = next(indexes, None)
-            if index is None:
-                conn.close()
-                return
-            body = bodies[index]
-            headers = {"Content-Type": "application/json"}
-            if signed:
-                headers["Webhook-Signature"] = sign(body, SECRET)
-            started = time.perf_counter()
-            try:
-                conn.request("POST" if signed else "GET", path, body=body if signed else None, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                statuses[index] = response.status
-            except (OSError, http.client.HTTPException):
-                statuses[index] = -1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            latencies[index] = (time.perf_counter() - started) * 1000
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        for _ in range(concurrency):
-            pool.submit(worker)
-    return latencies, statuses, time.perf_counter() - started
+    if not signed:
+        return requests_over_connections(
+            port=port, path=path, bodies=[None] * len(bodies), concurrency=concurrency, method="GET", timeout=60
+        )
+    return requests_over_connections(
+        port=port,
+        path=path,
+        bodies=bodies,
+        concurrency=concurrency,
+        headers_for=lambda body: {"Webhook-Signature": sign(body, SECRET)},
+        timeout=60,
+    )
 
 
 def answer_time(args, database_url: str) -> None:

@@ -27,10 +27,10 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from bench.harness import requests_over_connections
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_bench_" + "b" * 32
@@ -53,13 +53,15 @@ def serve_fake_in_child(fake) -> multiprocessing.Process:
 
 
 def wait_for_http(port: int, path: str = "/healthz", timeout: float = 60) -> None:
+    """Until the server answers at all: /healthz says 503 on a bench database with no scheduler running, and that
+    answer still proves the web process is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", path)
-            if conn.getresponse().status < 500:
-                return
+            conn.getresponse().read()
+            return
         except OSError:
             pass
         time.sleep(0.2)
@@ -100,45 +102,17 @@ def build_events(fake, *, events: int, seed: int) -> list[dict]:
 def post_all(
     port: int, path: str, events: list[dict], concurrency: int, rate: float | None = None
 ) -> tuple[list[float], list[int], float]:
-    """POST every event (signed just before sending) over `concurrency` keep-alive connections: as fast as they
-    go (closed loop), or paced at `rate` requests per second (open loop, the acknowledgement time without queueing)."""
+    """POST every event, signed just before sending (closed loop, or paced at `rate` per second)."""
     from tests.fakes.stripe import signature_header
 
-    bodies = [json.dumps(event).encode() for event in events]
-    latencies = [0.0] * len(bodies)
-    statuses = [0] * len(bodies)
-    next_index = iter(range(len(bodies)))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        while True:
-            with lock:
-                index = next(next_index, None)
-            if index is None:
-                conn.close()
-                return
-            if rate:
-                time.sleep(max(0.0, begun + index / rate - time.perf_counter()))
-            body = bodies[index]
-            headers = {"Content-Type": "application/json", "Stripe-Signature": signature_header(body, SECRET)}
-            started = time.perf_counter()
-            try:
-                conn.request("POST", path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                statuses[index] = response.status
-            except (OSError, http.client.HTTPException):
-                statuses[index] = -1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            latencies[index] = (time.perf_counter() - started) * 1000
-
-    started = begun = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        for _ in range(concurrency):
-            pool.submit(worker)
-    return latencies, statuses, time.perf_counter() - started
+    return requests_over_connections(
+        port=port,
+        path=path,
+        bodies=[json.dumps(event).encode() for event in events],
+        concurrency=concurrency,
+        headers_for=lambda body: {"Stripe-Signature": signature_header(body, SECRET)},
+        rate=rate,
+    )
 
 
 def main(argv: list[str]) -> None:

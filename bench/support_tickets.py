@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.harness import requests_over_connections
 from bench.stripe_ingest import free_port, serve_fake_in_child, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,42 +45,16 @@ def discord_env(fake_url: str) -> dict[str, str]:
 
 def post_signed(port: int, bodies: list[bytes], concurrency: int) -> tuple[list[float], list[int], float]:
     """POST each body, signed just before sending, over `concurrency` keep-alive connections."""
-    import http.client
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     from tests.fakes.discord import sign_interaction
 
-    latencies, statuses = [0.0] * len(bodies), [0] * len(bodies)
-    indexes = iter(range(len(bodies)))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        while True:
-            with lock:
-                index = next(indexes, None)
-            if index is None:
-                conn.close()
-                return
-            headers = {"Content-Type": "application/json", **sign_interaction(bodies[index])}
-            started = time.perf_counter()
-            try:
-                conn.request("POST", "/api/discord/interactions", body=bodies[index], headers=headers)
-                response = conn.getresponse()
-                response.read()
-                statuses[index] = response.status
-            except (OSError, http.client.HTTPException):
-                statuses[index] = -1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            latencies[index] = (time.perf_counter() - started) * 1000
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        for _ in range(concurrency):
-            pool.submit(worker)
-    return latencies, statuses, time.perf_counter() - started
+    return requests_over_connections(
+        port=port,
+        path="/api/discord/interactions",
+        bodies=bodies,
+        concurrency=concurrency,
+        headers_for=sign_interaction,
+        timeout=30,
+    )
 
 
 def interaction_bodies(kind: str, count: int, offset: int) -> list[bytes]:
