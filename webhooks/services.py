@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -226,8 +226,13 @@ def retry_delay(*, attempts: int, retry_after: float | None) -> float | None:
 
 
 @transaction.atomic
-def delivery_record(*, delivery_id: int, outcome: dict[str, Any]) -> WebhookDelivery:
-    """Log the attempt and decide: done, retry later, give up, or disable the endpoint (410)."""
+def delivery_record(*, delivery_id: int, outcome: dict[str, Any], lease: datetime | None = None) -> WebhookDelivery:
+    """Log the attempt and decide: done, retry later, give up, or disable the endpoint (410).
+
+    `lease` is the one the sending worker took. A call that outlived it (a receiver trickling its answer past the
+    lease) may have been sent again by another worker meanwhile: its attempt is still logged, but it no longer
+    decides the delivery's status, attempts or what is sent next; the worker holding the current lease does.
+    """
     now = timezone.now()
     delivery = WebhookDelivery.objects.select_for_update().select_related("endpoint").get(pk=delivery_id)
     code = outcome["status_code"]
@@ -239,6 +244,8 @@ def delivery_record(*, delivery_id: int, outcome: dict[str, Any]) -> WebhookDeli
         response_body=outcome.get("response_body", ""),
         error=outcome.get("error", ""),
     )
+    if lease is not None and (delivery.status != DeliveryStatus.PENDING or delivery.lease_expires_at != lease):
+        return delivery
     delivery.attempts += 1
     delivery.lease_expires_at = None
     delivery.last_status_code = code
@@ -289,7 +296,7 @@ def delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
     if delivery is None:
         return None
     outcome = _post(delivery)
-    return delivery_record(delivery_id=delivery.pk, outcome=outcome)
+    return delivery_record(delivery_id=delivery.pk, outcome=outcome, lease=delivery.lease_expires_at)
 
 
 def deliveries_due_ids(*, limit: int = 500) -> list[int]:

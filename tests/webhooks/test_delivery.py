@@ -223,3 +223,21 @@ def test_address_is_checked_again_before_each_send(receiver, endpoint, lifecycle
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == DeliveryStatus.PENDING
     assert "non-public address" in delivery.attempt_log.get().error
+
+
+def test_an_answer_that_outlived_its_lease_does_not_undo_the_worker_that_took_over(receiver, endpoint, lifecycle):
+    receiver.fail_next(500)
+    lifecycle(CustomerFactory())
+    delivery = WebhookDelivery.objects.get()
+    stale_lease = timezone.now() - timedelta(seconds=5)  # the lease a slow first worker held, long expired
+    # Meanwhile a second worker took the delivery over and it succeeded.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SUCCEEDED, lease_expires_at=None)
+
+    late = services.delivery_record(
+        delivery_id=delivery.pk, outcome={"status_code": 500, "error": "", "response_body": ""}, lease=stale_lease
+    )
+
+    delivery.refresh_from_db()
+    assert late.status == delivery.status == DeliveryStatus.SUCCEEDED
+    assert delivery.attempts == 1  # the late answer is logged, not counted as the delivery's attempt
+    assert [a.status_code for a in delivery.attempt_log.order_by("id")] == [500, 500]
