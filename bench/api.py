@@ -123,6 +123,29 @@ def data_generate(cursor, customers: int, events: int) -> None:
     cursor.execute(GENERATE, {"customers": customers, "events": events})
 
 
+def search_plan(term: str) -> str:
+    """The indexes PostgreSQL uses for the customer search (the trigram and id indexes of customers 0005)."""
+    import re
+
+    from django.db import connection
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from api.filters import IndexedSearchFilter
+    from customers.api import CustomerViewSet
+    from customers.selectors import customer_list
+
+    request = Request(APIRequestFactory().get("/", {"search": term}))
+    queryset = IndexedSearchFilter().filter_queryset(request, customer_list(), CustomerViewSet).order_by("-id")[:51]
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    scan = r"(Seq Scan|Index Scan|Bitmap Index Scan|Index Only Scan)(?: Backward)?(?: using| on) (\w+)"
+    scans = re.findall(scan, plan)
+    return ", ".join(f"{kind} {name}" for kind, name in scans)
+
+
 def gunicorn_start(port: int, workers: int) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -201,6 +224,7 @@ def main(argv: list[str]) -> None:
         ratio = percentile(ours, 99) / percentile(base, 99)
         table.add(name, how, median(ours), percentile(ours, 99), median(base), percentile(base, 99), ratio)
 
+    print(f"search plan: {search_plan(search)}")
     port = free_port()
     connection.close()
     server = gunicorn_start(port, args.gunicorn_workers)
