@@ -74,7 +74,8 @@ class IndexedSearchFilter(filters.SearchFilter):
 class ChoicesFilter(django_filters.MultipleChoiceFilter):
     """Any of several values of one column (`?status=a&status=b` is `status IN (a, b)`), without django-filter's
     default DISTINCT: that is there for lookups across to-many joins, and on a plain column it only makes PostgreSQL
-    de-duplicate every matching row (jsonb included) before the page's LIMIT, which cost 25 ms on 100,000 customers."""
+    de-duplicate every matching row (jsonb included) before the page's LIMIT (26 ms instead of 2 for a filtered page
+    of 100,000 customers)."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("distinct", False)
