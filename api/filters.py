@@ -7,6 +7,7 @@ from django import forms
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
+from rest_framework import filters
 
 
 @extend_schema_field(OpenApiTypes.BOOL)
@@ -59,3 +60,23 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 @extend_schema_field(OpenApiTypes.DATETIME)
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+class IndexedSearchFilter(filters.SearchFilter):
+    """DRF's search, with `=` meaning an exact, case-sensitive match (DRF's is `iexact`, which wraps the column in
+    UPPER() and so cannot use its plain index). External ids (Stripe, Discord, Mautic, EspoCRM) are exact strings, so
+    nothing is lost, and each `=` field is one index lookup. Contains-matches (`icontains`, UPPER(col) LIKE '%term%')
+    are served on PostgreSQL by the trigram indexes of customers/migrations/0005."""
+
+    lookup_prefixes = {**filters.SearchFilter.lookup_prefixes, "=": "exact"}
+
+
+class ChoicesFilter(django_filters.MultipleChoiceFilter):
+    """Any of several values of one column (`?status=a&status=b` is `status IN (a, b)`), without django-filter's
+    default DISTINCT: that is there for lookups across to-many joins, and on a plain column it only makes PostgreSQL
+    de-duplicate every matching row (jsonb included) before the page's LIMIT (26 ms instead of 2 for a filtered page
+    of 100,000 customers)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("distinct", False)
+        super().__init__(*args, **kwargs)

@@ -17,7 +17,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.filters import StrictBooleanFilter, StrictFilterSet
+from api.filters import ChoicesFilter, StrictBooleanFilter, StrictFilterSet
 from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent, principal_of
 from api.pagination import IdCursorPagination
 from api.schema import documents_page_size_errors
@@ -156,7 +156,7 @@ class RuleEnrollView(APIView):
 
 
 class EnrollmentFilter(StrictFilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=EnrollmentStatus.choices)
+    status = ChoicesFilter(choices=EnrollmentStatus.choices)
     rule = django_filters.NumberFilter(field_name="rule_id")
 
     class Meta:
@@ -215,7 +215,7 @@ class QueueItemSerializer(serializers.ModelSerializer):
 
 
 class QueueItemFilter(StrictFilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=QueueStatus.choices)
+    status = ChoicesFilter(choices=QueueStatus.choices)
     rule = django_filters.NumberFilter(field_name="enrollment__rule_id")
     customer = django_filters.NumberFilter(field_name="customer_id")
 

@@ -101,7 +101,16 @@ def email_analytics(*, since: datetime, until: datetime, rule_id: int | None = N
     cohort = EmailQueueItem.objects.filter(sent_at__gte=since, sent_at__lt=until, status=QueueStatus.SENT)
     if rule_id:
         cohort = cohort.filter(step__rule_id=rule_id)
-    per_step = {row.pop("step_id"): Stats(**row) for row in cohort.values("step_id").annotate(**COUNTS).order_by()}
+    # One scan of the cohort, grouped by step and day; the per-step and per-day figures are sums of its cells.
+    per_step: dict[int, Stats] = {}
+    by_day: dict[date, tuple[int, int, int]] = {}
+    cells = cohort.annotate(day=TruncDate("sent_at")).values("step_id", "day").annotate(**COUNTS).order_by()
+    for cell in cells:
+        step_id, day = cell.pop("step_id"), cell.pop("day")
+        stats = Stats(**cell)
+        per_step.setdefault(step_id, Stats()).add(stats)
+        sends, opens, clicks = by_day.get(day, (0, 0, 0))
+        by_day[day] = (sends + stats.sent, opens + stats.opened, clicks + stats.clicked)
     steps = (
         AutomationStep.objects.filter(pk__in=per_step)
         .select_related("rule", "template")
@@ -115,16 +124,6 @@ def email_analytics(*, since: datetime, until: datetime, rule_id: int | None = N
         row.stats.add(per_step[step.pk])
         total.add(per_step[step.pk])
 
-    daily = (
-        cohort.annotate(day=TruncDate("sent_at"))
-        .values("day")
-        .annotate(
-            sends=Count("id"),
-            opens=Count("id", filter=Q(opened_at__isnull=False)),
-            clicks=Count("id", filter=Q(clicked_at__isnull=False)),
-        )
-    )
-    by_day = {row["day"]: (row["sends"], row["opens"], row["clicks"]) for row in daily.order_by()}
     days = []
     day = since.date()
     while day < until.date() or (day == until.date() and until.time() != datetime.min.time()):

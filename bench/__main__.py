@@ -10,7 +10,15 @@ import sys
 from pathlib import Path
 
 # Support modules of benchmarks, not benchmarks themselves.
-NOT_BENCHMARKS = {"harness", "__main__", "stripe_settings", "stripe_urls", "api_urls", "email_drain_production"}
+NOT_BENCHMARKS = {
+    "harness",
+    "__main__",
+    "stripe_settings",
+    "stripe_urls",
+    "api_urls",
+    "api_settings",
+    "email_drain_production",
+}
 
 
 def available() -> list[str]:

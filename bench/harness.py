@@ -21,8 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/modready_bench"
 
 
-def django_on_fresh_database(*, migrate: bool = True) -> str:
-    """Point Django at a freshly created bench database and migrate it. Returns the DATABASE_URL used."""
+def django_on_fresh_database(*, migrate: bool = True, keep: bool = False) -> str:
+    """Point Django at a freshly created bench database and migrate it. Returns the DATABASE_URL used.
+
+    `keep=True` keeps the database if it exists (a benchmark whose data takes minutes to generate reuses it; the
+    migrations still run, so it has the current schema)."""
     import dj_database_url
     import psycopg
 
@@ -31,8 +34,10 @@ def django_on_fresh_database(*, migrate: bool = True) -> str:
     config = dj_database_url.parse(url)
     admin_dsn = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{config["NAME"]}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{config["NAME"]}"')
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone()
+        if not (keep and exists):
+            admin.execute(f'DROP DATABASE IF EXISTS "{config["NAME"]}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{config["NAME"]}"')
     import django
 
     django.setup()

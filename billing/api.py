@@ -5,7 +5,7 @@ import django_filters
 from django.db.models import Q
 from rest_framework import filters, mixins, serializers, viewsets
 
-from api.filters import StrictBooleanFilter, StrictFilterSet, TextFilter
+from api.filters import ChoicesFilter, StrictBooleanFilter, StrictFilterSet, TextFilter
 from api.pagination import IdCursorPagination
 from api.schema import documents_page_size_errors
 
@@ -54,7 +54,7 @@ class SubscriptionDetailSerializer(SubscriptionSerializer):
 
 
 class SubscriptionFilter(StrictFilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=SubscriptionStatus.choices)
+    status = ChoicesFilter(choices=SubscriptionStatus.choices)
     product = TextFilter(field_name="product_id")
     customer = django_filters.NumberFilter(field_name="customer_id")
     cancel_scheduled = StrictBooleanFilter(

@@ -10,7 +10,14 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import filters, generics, mixins, serializers, viewsets
 
-from api.filters import StrictBooleanFilter, StrictFilterSet, TextFilter, UtcDateTimeFilter
+from api.filters import (
+    ChoicesFilter,
+    IndexedSearchFilter,
+    StrictBooleanFilter,
+    StrictFilterSet,
+    TextFilter,
+    UtcDateTimeFilter,
+)
 from api.pagination import IdCursorPagination, RecentFirstCursorPagination
 from api.schema import documents_page_size_errors
 from automations.selectors import suppression_state_for_email
@@ -98,11 +105,11 @@ class CustomerDetailSerializer(CustomerSerializer):
 
 
 class CustomerFilter(StrictFilterSet):
-    stage = django_filters.MultipleChoiceFilter(field_name="lifecycle_stage", choices=Stage.choices)
+    stage = ChoicesFilter(field_name="lifecycle_stage", choices=Stage.choices)
     vip = StrictBooleanFilter(field_name="vip_status")
     opt_in = StrictBooleanFilter(field_name="opt_in_confirmed")
     product = TextFilter(method="filter_product", help_text="Has a subscription of this product id.")
-    subscription_status = django_filters.MultipleChoiceFilter(
+    subscription_status = ChoicesFilter(
         method="filter_subscription_status",
         choices=SubscriptionStatus.choices,
         help_text="Has a subscription in one of these statuses.",
@@ -132,7 +139,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     filterset_class = CustomerFilter
     filter_backends = [
         django_filters.rest_framework.DjangoFilterBackend,
-        filters.SearchFilter,
+        IndexedSearchFilter,
         filters.OrderingFilter,
     ]
     search_fields = [
@@ -157,7 +164,7 @@ class TimelineEventSerializer(serializers.ModelSerializer):
 
 
 class TimelineFilter(StrictFilterSet):
-    source = django_filters.MultipleChoiceFilter(choices=TimelineSource.choices)
+    source = ChoicesFilter(choices=TimelineSource.choices)
     kind = TextFilter()
     since = UtcDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
 

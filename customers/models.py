@@ -49,6 +49,7 @@ class Customer(models.Model):
         indexes = [
             models.Index(fields=["discord_user_id"], name="customer_discord_idx", condition=~Q(discord_user_id="")),
             models.Index(fields=["mautic_contact_id"], name="customer_mautic_idx", condition=~Q(mautic_contact_id="")),
+            models.Index(fields=["espocrm_lead_id"], name="customer_espocrm_idx", condition=~Q(espocrm_lead_id="")),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import filters, mixins, serializers, viewsets
 
-from api.filters import StrictBooleanFilter, StrictFilterSet, TextFilter, UtcDateTimeFilter
+from api.filters import ChoicesFilter, StrictBooleanFilter, StrictFilterSet, TextFilter, UtcDateTimeFilter
 from api.pagination import IdCursorPagination
 from api.schema import documents_page_size_errors
 
@@ -116,9 +116,9 @@ class TicketDetailSerializer(TicketSerializer):
 
 
 class TicketFilter(StrictFilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=TicketStatus.choices)
-    category = django_filters.MultipleChoiceFilter(choices=TicketCategory.choices)
-    priority = django_filters.MultipleChoiceFilter(choices=TicketPriority.choices)
+    status = ChoicesFilter(choices=TicketStatus.choices)
+    category = ChoicesFilter(choices=TicketCategory.choices)
+    priority = ChoicesFilter(choices=TicketPriority.choices)
     claimed_by = TextFilter(
         field_name="claimed_by_name", help_text="The name of the staff member who claimed it (exact)."
     )

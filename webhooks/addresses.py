@@ -2,11 +2,15 @@
 
 A URL whose host resolves to a loopback, private, link-local (cloud metadata at 169.254.169.254), multicast, reserved
 or unspecified address is refused, when the endpoint is saved and again before every send (DNS may change in
-between). WEBHOOKS_ALLOW_PRIVATE_URLS turns the guard off for development and tests (receivers on 127.0.0.1).
+between). Every address the name resolves to is checked, and the send then connects to the checked address itself
+(`webhooks.transport`), never resolving the name a second time: a DNS answer that changes between the check and the
+connection (rebinding) cannot steer the request inside. WEBHOOKS_ALLOW_PRIVATE_URLS turns the check off for
+development and tests (receivers on 127.0.0.1); the send still connects to the address it resolved.
 """
 
 import ipaddress
 import socket
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -16,20 +20,52 @@ class UnsafeWebhookUrl(ValueError):
     pass
 
 
-def url_check(url: str) -> None:
-    """Raise UnsafeWebhookUrl unless `url` is http(s) and every address its host resolves to is public."""
+@dataclass(frozen=True)
+class Target:
+    """Where a send goes: the URL's host and port, and the one checked address to connect to."""
+
+    hostname: str
+    port: int
+    address: str
+
+
+def _split(url: str):
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UnsafeWebhookUrl("Only http(s) URLs with a host can receive webhooks.")
     if parts.scheme == "http" and not settings.WEBHOOKS_ALLOW_HTTP:
         raise UnsafeWebhookUrl("Webhook URLs must use https.")
-    if settings.WEBHOOKS_ALLOW_PRIVATE_URLS:
-        return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UnsafeWebhookUrl("The URL's port is not a number from 0 to 65535.") from exc
+    return parts.hostname, port
+
+
+def target_resolve(url: str) -> Target:
+    """Resolve `url`'s host once and check every address it answered; the first one is where the send connects.
+
+    Raises UnsafeWebhookUrl for a URL that is not http(s), a host that does not resolve, or (unless
+    WEBHOOKS_ALLOW_PRIVATE_URLS) any non-public address among the answers."""
+    hostname, port = _split(url)
+    try:
+        infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeWebhookUrl(f"The host {parts.hostname!r} does not resolve.") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeWebhookUrl(f"{parts.hostname!r} resolves to a non-public address ({address}).")
+        raise UnsafeWebhookUrl(f"The host {hostname!r} does not resolve.") from exc
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    if not addresses:
+        raise UnsafeWebhookUrl(f"The host {hostname!r} does not resolve.")
+    if not settings.WEBHOOKS_ALLOW_PRIVATE_URLS:
+        for address in addresses:
+            if not address.is_global or address.is_multicast:
+                raise UnsafeWebhookUrl(f"{hostname!r} resolves to a non-public address ({address}).")
+    return Target(hostname=hostname, port=port, address=str(addresses[0]))
+
+
+def url_check(url: str) -> None:
+    """Raise UnsafeWebhookUrl unless `url` is http(s) and every address its host resolves to is public (saving an
+    endpoint; with WEBHOOKS_ALLOW_PRIVATE_URLS the name need not resolve yet)."""
+    if settings.WEBHOOKS_ALLOW_PRIVATE_URLS:
+        _split(url)
+        return
+    target_resolve(url)

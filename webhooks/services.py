@@ -22,11 +22,12 @@ from django.utils import timezone
 
 from customers import events as domain_events
 from customers.models import DomainEvent
-from integrations.http import retry_after_seconds, session_build
+from integrations.http import retry_after_seconds
 
-from .addresses import UnsafeWebhookUrl, url_check
+from .addresses import UnsafeWebhookUrl, target_resolve, url_check
 from .models import EVENT_TYPES, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .signing import secret_generate, signature
+from .transport import pinned_session
 
 logger = logging.getLogger(__name__)
 
@@ -198,9 +199,9 @@ def _post(delivery: WebhookDelivery) -> dict[str, Any]:
     started = time.monotonic()
     outcome: dict[str, Any] = {"status_code": None, "response_body": "", "error": "", "retry_after": None}
     try:
-        url_check(delivery.endpoint.url)
-        session = session_build(timeout=(CONNECT_TIMEOUT, settings.WEBHOOKS_TIMEOUT))
-        with session:
+        # Resolved and checked once; the session connects to that very address (no second lookup to rebind).
+        target = target_resolve(delivery.endpoint.url)
+        with pinned_session(target=target, timeout=(CONNECT_TIMEOUT, settings.WEBHOOKS_TIMEOUT)) as session:
             response = session.post(
                 delivery.endpoint.url, data=delivery.body.encode(), headers=headers, allow_redirects=False
             )

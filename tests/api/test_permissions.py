@@ -79,3 +79,23 @@ def test_no_group_no_access(db):
     client = session_client(StaffUserFactory())
     for url in READS:
         assert client.get(url).status_code == 403
+
+
+def test_a_keys_permissions_are_djangos_own_and_current_on_every_request(key_client, service_account):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.backends import ModelBackend
+    from django.contrib.auth.models import Permission
+
+    from api.authentication import permissions_load
+
+    # The account's own permission as well as its group's.
+    service_account.user_permissions.add(Permission.objects.get(codename="delete_ticket"))
+    loaded = get_user_model().objects.get(pk=service_account.pk)
+    permissions_load(loaded)
+    expected = ModelBackend().get_all_permissions(get_user_model().objects.get(pk=service_account.pk))
+    assert loaded._perm_cache == expected and "support.delete_ticket" in expected
+
+    assert key_client.get("/api/v1/tickets/").status_code == 200
+    group = service_account.groups.get()
+    group.permissions.remove(Permission.objects.get(codename="view_ticket"))
+    assert key_client.get("/api/v1/tickets/").status_code == 403  # no permission outlives its request
