@@ -15,6 +15,7 @@ from .models import (
     AutomationStep,
     EmailQueueItem,
     Enrollment,
+    EnrollmentStatus,
     QueueStatus,
     Suppression,
 )
@@ -131,6 +132,52 @@ def email_analytics(*, since: datetime, until: datetime, rule_id: int | None = N
         days.append((day, sends, opens, clicks))
         day += timedelta(days=1)
     return Analytics(since=since.date(), until=until.date(), rules=list(rules.values()), total=total, days=days)
+
+
+def _stats_per_step(cohort) -> dict[int, Stats]:
+    """Sent emails of `cohort` and what became of them, per step id: one grouped query."""
+    return {row.pop("step_id"): Stats(**row) for row in cohort.values("step_id").annotate(**COUNTS).order_by()}
+
+
+@dataclass
+class RuleNumbers:
+    """A rule's page: its enrollments by status, and every step's emails since the rule began (the analytics page's
+    figures, counted the same way, over all time)."""
+
+    enrolled: int
+    active: int
+    completed: int
+    exited: int
+    steps: list[StepRow]
+    total: Stats
+
+
+def rule_numbers(*, rule_id: int) -> RuleNumbers:
+    """Three queries, whatever the number of enrollments and emails."""
+    counts = Enrollment.objects.filter(rule_id=rule_id).aggregate(
+        enrolled=Count("id"),
+        active=Count("id", filter=Q(status=EnrollmentStatus.ACTIVE)),
+        completed=Count("id", filter=Q(status=EnrollmentStatus.COMPLETED)),
+        exited=Count("id", filter=Q(status=EnrollmentStatus.EXITED)),
+    )
+    cohort = EmailQueueItem.objects.filter(step__rule_id=rule_id, sent_at__isnull=False, status=QueueStatus.SENT)
+    per_step = _stats_per_step(cohort)
+    total = Stats()
+    rows = []
+    for step in AutomationStep.objects.filter(rule_id=rule_id).select_related("template").order_by("order"):
+        stats = per_step.get(step.pk, Stats())
+        rows.append(StepRow(step=step, stats=stats))
+        total.add(stats)
+    return RuleNumbers(**counts, steps=rows, total=total)
+
+
+def rule_enrolled_now(*, rule_id: int, limit: int):
+    """The newest active enrollments of a rule with their customers (one query; the page links to the full list)."""
+    return list(
+        Enrollment.objects.filter(rule_id=rule_id, status=EnrollmentStatus.ACTIVE)
+        .select_related("customer")
+        .order_by("-enrolled_at", "-id")[:limit]
+    )
 
 
 def suppression_state_for_email(*, email: str, opt_in_confirmed: bool) -> dict:

@@ -345,6 +345,13 @@ def _message_for(item: EmailQueueItem, *, subscription: dict[str, Any] | None, l
     }
 
 
+def message_preview(item: EmailQueueItem) -> dict:
+    """The message the queue would send for `item` if it were rendered now (the admin's preview of an email not yet
+    rendered). Writes nothing. Raises TemplateError or ValidationError like the queue's own rendering."""
+    contexts = _subscription_contexts([item])
+    return _message_for(item, subscription=contexts.get(item.pk), links=links_context())
+
+
 def batch_claim_new(*, worker: str, size: int, result: DrainResult) -> tuple[EmailBatch | None, bool]:
     """Claim up to `size` due emails into a new batch. Returns (batch or None, whether any email was handled)."""
     now = timezone.now()

@@ -1,6 +1,7 @@
 """Reads for other apps, the admin and the API, with their joins already applied."""
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
+from djstripe import models as djstripe_models
 
 from customers.models import Customer
 
@@ -88,3 +89,9 @@ def subscription_exists_filter(*, customer, product_id: str | None = None, statu
     if statuses:
         queryset = queryset.filter(status__in=statuses)
     return queryset
+
+
+def products_synced() -> list[tuple[str, str, bool | None]]:
+    """(Stripe product id, name, active) of every product mirrored from Stripe (dj-stripe's Product), by name: what a
+    rule's product condition offers to pick from."""
+    return list(djstripe_models.Product.objects.order_by("name", "id").values_list("id", "name", "active"))

@@ -2,7 +2,8 @@
 
 Support reads customers and handles tickets, and reads the integrations' workflow runs and incoming webhook deliveries
 (why an invite or a coupon did not arrive); Marketing edits automation rules and templates, reads analytics and the
-workflow runs. Retrying a run or reprocessing a delivery needs the change permission, which no role has.
+workflow runs, and retries and cancels emails. Retrying a workflow run or reprocessing a delivery needs the change
+permission, which no role has.
 Superusers are for the owners. The groups are created by a data migration (customers 0002); their permissions are
 (re)applied after every `migrate` by `roles_sync`, because Django creates a model's permissions only after the
 migrations run, and later apps add models these roles should reach. A model that does not exist yet is skipped.
@@ -44,7 +45,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.automationrule": EDIT,
         "automations.automationstep": EDIT,
         "automations.enrollment": VIEW,
-        "automations.emailqueueitem": VIEW,
+        # change: retry failed and cancel pending emails (the queue's form itself stays read-only).
+        "automations.emailqueueitem": ("view", "change"),
         "automations.emailevent": VIEW,
         "automations.suppression": ("view", "add"),
         "integrations.workflowrun": VIEW,

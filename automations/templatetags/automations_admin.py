@@ -8,3 +8,11 @@ def rate(stats, name: str) -> str:
     """A stats rate as a percentage, or a dash when there is nothing to divide by."""
     value = stats.rate(name)
     return "-" if value is None else f"{value:.1%}"
+
+
+@register.filter
+def timing(step) -> str:
+    """When a step goes out, in words: "3 days 4 hours after enrollment"."""
+    from automations.forms import describe_timing
+
+    return describe_timing(delay=step.delay, anchor=step.anchor)

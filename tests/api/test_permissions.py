@@ -44,8 +44,11 @@ def test_actions_follow_change_permissions(clients, customer):
     assert clients["Service"].post(f"/api/v1/automation-rules/{rule.pk}/disable/").status_code == 403
     assert clients["Marketing"].post(f"/api/v1/automation-rules/{rule.pk}/disable/").status_code == 200
     assert clients["Marketing"].post(f"/api/v1/automation-rules/{rule.pk}/enable/").status_code == 200
-    # Marketing may only view the queue (as in the admin, where retry needs change_emailqueueitem).
-    assert clients["Marketing"].post("/api/v1/email-queue-items/1/retry/").status_code == 403
+    # Retrying and cancelling emails need change_emailqueueitem, as in the admin: Marketing has it (a missing email is
+    # then a 404), Support and the service account do not.
+    assert clients["Marketing"].post("/api/v1/email-queue-items/999999/retry/").status_code == 404
+    assert clients["Support"].post("/api/v1/email-queue-items/999999/retry/").status_code == 403
+    assert clients["Service"].post("/api/v1/email-queue-items/999999/cancel/").status_code == 403
     # Enrolling needs add_enrollment: the service account has it, Marketing does not.
     url = f"/api/v1/automation-rules/{rule.pk}/enrollments/"
     assert clients["Marketing"].post(url, {"customer": customer.pk}, format="json").status_code == 403

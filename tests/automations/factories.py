@@ -92,3 +92,11 @@ def enrollment_with_emails(*, rule: AutomationRule, customer, context: dict | No
         if due is not None:
             QueuedEmailFactory(enrollment=enrollment, step=step, scheduled_at=due, next_attempt_at=due)
     return enrollment
+
+
+def synced_product(product_id: str, name: str, *, active: bool = True):
+    """A product as billing's sync mirrors it from Stripe (dj-stripe's Product row)."""
+    from djstripe.models import Product
+
+    data = {"id": product_id, "object": "product", "name": name, "active": active, "type": "service"}
+    return Product.objects.create(id=product_id, name=name, active=active, livemode=False, stripe_data=data)

@@ -4,12 +4,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
 from automations.models import AutomationRule, AutomationStep, EmailQueueItem, EmailTemplate, QueueStatus
-from tests.customers.factories import CustomerFactory
+from tests.customers.factories import CustomerFactory, StaffUserFactory
 
 from .conftest import subscription_payload
 
@@ -64,7 +65,7 @@ def rule_form(rule, steps):
         "trigger": rule.trigger,
         "reentry": rule.reentry,
         "exit_events": ["payment.recovered", "subscription.canceled"],
-        "condition_product_ids": "prod_A, prod_B",
+        "condition_product_ids": ["prod_A", "prod_B"],
         "condition_lifecycle_stages": ["active", "at_risk"],
         "condition_vip": "true",
         "steps-TOTAL_FORMS": str(len(steps)),
@@ -82,6 +83,13 @@ def rule_form(rule, steps):
             }
         )
     return data
+
+
+@pytest.fixture(autouse=True)
+def synced_products(db):
+    from tests.automations.factories import synced_product
+
+    return [synced_product("prod_A", "Modded 8 GB"), synced_product("prod_B", "Vanilla 4 GB")]
 
 
 @pytest.fixture
@@ -254,10 +262,14 @@ def test_marketing_adds_a_manual_suppression_and_reads_queue_items(client, marke
     page = client.get(reverse("admin:automations_emailqueueitem_change", args=[pending.pk]))
     assert page.status_code == 200
     # Reading the queue is not changing it: the cancel action is not offered to view-only staff.
+    reader = StaffUserFactory()
+    reader.user_permissions.add(Permission.objects.get(codename="view_emailqueueitem"))
+    client.force_login(reader)
     client.post(
         reverse("admin:automations_emailqueueitem_changelist"),
         {"action": "cancel_pending", "_selected_action": [pending.pk]},
     )
+    assert client.post(reverse("admin:automations_emailqueueitem_cancel", args=[pending.pk])).status_code == 403
     pending.refresh_from_db()
     assert pending.status == QueueStatus.PENDING
 

@@ -10,6 +10,7 @@ from django.db.models import ProtectedError
 from django.urls import reverse
 from django.utils import timezone
 
+from automations.forms import format_delay
 from automations.models import AutomationRule, AutomationStep, EmailQueueItem, EmailTemplate, Enrollment, QueueStatus
 from automations.services import enrollment_start, step_retire
 from customers.events import domain_event_publish
@@ -59,7 +60,6 @@ def step_forms(rule, *, delete=(), retire=()):
         "enabled": "on",
         "trigger": rule.trigger,
         "reentry": rule.reentry,
-        "condition_product_ids": "",
         "condition_vip": "unknown",
         "steps-TOTAL_FORMS": str(len(steps)),
         "steps-INITIAL_FORMS": str(len(steps)),
@@ -72,7 +72,7 @@ def step_forms(rule, *, delete=(), retire=()):
                 f"steps-{i}-id": step.pk,
                 f"steps-{i}-rule": rule.pk,
                 f"steps-{i}-order": step.order,
-                f"steps-{i}-delay": str(step.delay.total_seconds()),
+                f"steps-{i}-delay": format_delay(step.delay),
                 f"steps-{i}-anchor": step.anchor,
                 f"steps-{i}-template": step.template_id,
             }
