@@ -429,6 +429,13 @@ class DiscordClient:
                 )
             raise
 
+    def channel_invites(self, *, channel_id: str) -> list[dict]:
+        """The channel's current invites (https://discord.com/developers/docs/resources/channel#get-channel-invites):
+        invite objects with their metadata (`code`, `channel`, `inviter`, `uses`, `max_uses`, `max_age`, `created_at`
+        ISO 8601, ...). Needs MANAGE_CHANNELS. A GET: retried on a 5xx or a lost answer. Used after an invite POST
+        whose answer was lost, to find the invite it made."""
+        return self.request("GET", f"/channels/{channel_id}/invites") or []
+
     def dm_channel_create(self, *, recipient_id: str) -> dict:
         """The bot's direct-message channel with a user (https://discord.com/developers/docs/resources/user#create-dm)."""
         return self.request("POST", "/users/@me/channels", json={"recipient_id": recipient_id})
