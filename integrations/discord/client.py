@@ -412,7 +412,8 @@ class DiscordClient:
         """A single-use invite (https://discord.com/developers/docs/resources/channel#create-channel-invite):
         `max_uses` 1, `unique` true, `max_age` from the caller (Discord's default of 24 hours would expire links read
         days later), `role_ids` granted on acceptance (needs MANAGE_ROLES). Answers the invite; the link is
-        `https://discord.gg/<code>`. A POST: not retried on a 5xx or a lost answer (a second invite would be made).
+        `https://discord.gg/<code>`. A POST: not retried on a 5xx or a lost answer (a second invite would be made); the
+        workflow finds such an invite again with `channel_invites` (integrations/workflows/invites.py).
 
         A guild holds at most 1,000 invites: that refusal (code 30016) is raised with a message saying what to do.
         """
