@@ -4,6 +4,7 @@ from config.admin import ReadOnlyAdmin
 
 from . import runs, webhooks
 from .models import DiscordInvite, PromoCode, WebhookDelivery, WorkflowRun, WorkflowStep
+from .workflows import review
 
 
 @admin.register(WebhookDelivery)
@@ -78,15 +79,60 @@ class WorkflowRunAdmin(ReadOnlyAdmin):
         self.message_user(request, f"{count} failed runs queued again.", messages.SUCCESS)
 
 
+class EmailReviewActions:
+    """ "Was sent" / "send again" for an email whose send got no answer (the run stopped in needs_review)."""
+
+    def has_resolve_permission(self, request):
+        return request.user.has_perm("integrations.change_workflowrun")
+
+    def resolve(self, ids: list[int], sent: bool) -> int:  # the service; each admin names its own
+        raise NotImplementedError
+
+    def _resolve(self, request, queryset, *, sent: bool):
+        count = self.resolve(list(queryset.values_list("pk", flat=True)), sent)
+        what = "recorded as sent" if sent else "to be sent again"
+        self.message_user(request, f"{count} emails {what}; their stopped runs are queued again.", messages.SUCCESS)
+
+
 @admin.register(DiscordInvite)
-class DiscordInviteAdmin(ReadOnlyAdmin):
-    list_display = ("code", "tier", "contact", "state", "created_at", "emailed_at")
+class DiscordInviteAdmin(EmailReviewActions, ReadOnlyAdmin):
+    list_display = ("url_or_state", "tier", "contact", "state", "created_at", "email_requested_at", "emailed_at")
     list_filter = ("tier", "state")
     list_select_related = ("contact",)
     search_fields = ("code", "contact__contact_id", "contact__email")
+    actions = ["email_was_sent", "email_send_again"]
+
+    @staticmethod
+    def resolve(ids, sent):
+        return review.invite_email_resolve(invite_ids=ids, sent=sent)
+
+    @admin.display(description="invite")
+    def url_or_state(self, obj):
+        return str(obj)
+
+    @admin.action(description="Invite email was sent (checked in Mautic): record it", permissions=["resolve"])
+    def email_was_sent(self, request, queryset):
+        self._resolve(request, queryset, sent=True)
+
+    @admin.action(description="Invite email was NOT sent (checked in Mautic): send it again", permissions=["resolve"])
+    def email_send_again(self, request, queryset):
+        self._resolve(request, queryset, sent=False)
 
 
 @admin.register(PromoCode)
-class PromoCodeAdmin(ReadOnlyAdmin):
-    list_display = ("code", "checkout_session_id", "email", "in_shopware_at", "emailed_at")
+class PromoCodeAdmin(EmailReviewActions, ReadOnlyAdmin):
+    list_display = ("code", "checkout_session_id", "email", "in_shopware_at", "email_requested_at", "emailed_at")
     search_fields = ("code", "checkout_session_id", "email")
+    actions = ["email_was_sent", "email_send_again"]
+
+    @staticmethod
+    def resolve(ids, sent):
+        return review.coupon_email_resolve(promo_ids=ids, sent=sent)
+
+    @admin.action(description="Coupon email was sent (checked in Mautic): record it", permissions=["resolve"])
+    def email_was_sent(self, request, queryset):
+        self._resolve(request, queryset, sent=True)
+
+    @admin.action(description="Coupon email was NOT sent (checked in Mautic): send it again", permissions=["resolve"])
+    def email_send_again(self, request, queryset):
+        self._resolve(request, queryset, sent=False)

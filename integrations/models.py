@@ -57,6 +57,7 @@ class RunStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
     FAILED = "failed", "Failed (will retry)"
     GAVE_UP = "gave_up", "Failed (gave up)"
+    NEEDS_REVIEW = "needs_review", "Needs staff review (outcome unknown, not retried)"
 
 
 class WorkflowRun(models.Model):
@@ -96,6 +97,7 @@ class StepOutcome(models.TextChoices):
     OK = "ok", "OK"
     SKIPPED = "skipped", "Skipped"
     FAILED = "failed", "Failed"
+    NEEDS_REVIEW = "needs_review", "Needs staff review"
 
 
 class WorkflowStep(models.Model):
@@ -136,6 +138,7 @@ class InviteTier(models.TextChoices):
 
 
 class InviteState(models.TextChoices):
+    REQUESTING = "requesting", "Requested from Discord (answer not yet seen)"
     CREATED = "created", "Created in Discord"
     STORED = "stored", "Stored on the Mautic contact"
     EMAILED = "emailed", "Emailed"
@@ -144,16 +147,24 @@ class InviteState(models.TextChoices):
 
 class DiscordInvite(models.Model):
     """Every invite we made, kept before it is written to Mautic: a retry after a failed write reuses it instead of
-    making a second one. At most one current (not superseded) invite per contact and tier."""
+    making a second one. At most one current (not superseded) invite per contact and tier.
+
+    The row is committed in state `requesting` (no code yet) *before* the POST to Discord, so a lost answer leaves a
+    trace: the retry lists the channel's invites and adopts the one that POST made instead of creating another.
+    `email_requested_at` is committed before the invite email is sent, for the same reason: Mautic's send has no
+    idempotency key, so a send whose answer was lost is never repeated (the run asks staff to check instead).
+    """
 
     contact = models.ForeignKey(MauticContact, on_delete=models.CASCADE, related_name="invites")
     tier = models.CharField(max_length=8, choices=InviteTier.choices)
-    code = models.CharField(max_length=32, unique=True)
-    url = models.URLField()
+    code = models.CharField(max_length=32, unique=True, null=True, blank=True, help_text="empty while requesting")
+    url = models.URLField(blank=True)
+    channel_id = models.CharField(max_length=32, blank=True, help_text="the Discord channel the invite is for")
     state = models.CharField(max_length=16, choices=InviteState.choices, default=InviteState.CREATED)
     run = models.ForeignKey(WorkflowRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="invites")
     created_at = models.DateTimeField(auto_now_add=True)
     stored_at = models.DateTimeField(null=True, blank=True)
+    email_requested_at = models.DateTimeField(null=True, blank=True, help_text="set before the send is attempted")
     emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -165,7 +176,7 @@ class DiscordInvite(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.url
+        return self.url or f"{self.tier} invite (requesting)"
 
 
 class PromoCode(models.Model):
@@ -180,6 +191,7 @@ class PromoCode(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     in_shopware_at = models.DateTimeField(null=True, blank=True)
     mautic_contact_id = models.CharField(max_length=32, blank=True)
+    email_requested_at = models.DateTimeField(null=True, blank=True, help_text="set before the send is attempted")
     emailed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

@@ -5,9 +5,10 @@ the customer's timeline.
     run_execute(run_id=)   # the task: claims the run, calls the kind's workflow with a StepRecorder
 
 A workflow is a function `(recorder) -> str` registered with `@workflow(RunKind.X)`. It returns the outcome (shown in
-the admin) or raises `RunSkipped(reason)`; any other exception fails the run, which the retry schedule runs again
-after a backoff until INTEGRATIONS_RUN_MAX_ATTEMPTS. Workflows are written so a second execution of the same run
-acts only where the first did not finish (they keep their own progress in unique rows).
+the admin) or raises `RunSkipped(reason)`, or `RunNeedsReview(reason)` when only a person can tell whether an outside
+call acted (the run waits for staff and is not retried); any other exception fails the run, which the retry schedule
+runs again after a backoff until INTEGRATIONS_RUN_MAX_ATTEMPTS. Workflows are written so a second execution of the
+same run acts only where the first did not finish (they keep their own progress in unique rows).
 """
 
 import logging
@@ -37,6 +38,11 @@ TIMELINE_SOURCE = {RunKind.CONTACT_INVITE: "mautic", RunKind.VIP_COUPON: "crm"}
 
 class RunSkipped(Exception):
     """The workflow has nothing to do for this subject (not opted in, not VIP, our own write-back...)."""
+
+
+class RunNeedsReview(Exception):
+    """A call with no idempotency key may have acted and there is no way to check (a Mautic email send whose answer
+    was lost): acting again could do it twice, so the run stops in `needs_review` for staff and is not retried."""
 
 
 Workflow = Callable[["StepRecorder"], str]
@@ -170,6 +176,9 @@ def run_execute(*, run_id: int) -> str | None:
         error = ""
     except RunSkipped as skipped:
         outcome, status, error = str(skipped), RunStatus.SKIPPED, ""
+    except RunNeedsReview as review:
+        logger.warning("Workflow run %s (%s %s) needs staff review: %s", run.pk, run.kind, run.subject, review)
+        outcome, status, error = "needs staff review", RunStatus.NEEDS_REVIEW, str(review)
     except Exception as exc:  # kept on the run, retried by the sweep, shown in the admin
         logger.warning("Workflow run %s (%s %s) failed: %s", run.pk, run.kind, run.subject, exc)
         outcome, error = "", f"{type(exc).__name__}: {exc}"
@@ -203,12 +212,13 @@ def workflow_runs_due(*, now: datetime | None = None, limit: int = 200) -> list[
 
 
 def workflow_run_retry(*, run_ids: list[int]) -> int:
-    """From the admin and the API: run failed (or given-up) runs again now. Returns how many were; only those are
-    enqueued (a running or finished run is left alone)."""
+    """From the admin and the API: run failed, given-up (or reviewed) runs again now. Returns how many were; only those
+    are enqueued (a running or finished run is left alone). A `needs_review` run retried before staff resolved what it
+    asks about stops at the same place again."""
     with transaction.atomic():
         retried = list(
             WorkflowRun.objects.select_for_update()
-            .filter(pk__in=run_ids, status__in=[RunStatus.FAILED, RunStatus.GAVE_UP])
+            .filter(pk__in=run_ids, status__in=[RunStatus.FAILED, RunStatus.GAVE_UP, RunStatus.NEEDS_REVIEW])
             .values_list("pk", flat=True)
         )
         WorkflowRun.objects.filter(pk__in=retried).update(status=RunStatus.FAILED, next_attempt_at=timezone.now())

@@ -71,3 +71,16 @@ def test_dropped_connection_is_a_transport_error(fake):
     with pytest.raises(requests.ConnectionError) as excinfo:
         requests.get(f"{fake.url}/things/x", timeout=2)
     assert ProviderError.from_transport(excinfo.value).status == 0
+
+
+def test_a_lost_answer_acts_then_drops_or_answers_a_gateway_error(fake):
+    fake.lose_answer_next("POST", r"/things")
+    fake.lose_answer_next("POST", r"/things", status=504)
+    session = session_build()
+
+    with pytest.raises(requests.ConnectionError):
+        session.post(f"{fake.url}/things", json={"n": 1})
+    assert session.get(f"{fake.url}/things/abc").status_code == 200  # other routes are not affected
+    assert session.post(f"{fake.url}/things", json={"n": 2}).status_code == 504
+    assert session.post(f"{fake.url}/things", json={"n": 3}).status_code == 201
+    assert [r.json()["n"] for r in fake.requests_to("POST", r"/things")] == [1, 2, 3]  # all three were sent

@@ -412,7 +412,8 @@ class DiscordClient:
         """A single-use invite (https://discord.com/developers/docs/resources/channel#create-channel-invite):
         `max_uses` 1, `unique` true, `max_age` from the caller (Discord's default of 24 hours would expire links read
         days later), `role_ids` granted on acceptance (needs MANAGE_ROLES). Answers the invite; the link is
-        `https://discord.gg/<code>`. A POST: not retried on a 5xx or a lost answer (a second invite would be made).
+        `https://discord.gg/<code>`. A POST: not retried on a 5xx or a lost answer (a second invite would be made); the
+        workflow finds such an invite again with `channel_invites` (integrations/workflows/invites.py).
 
         A guild holds at most 1,000 invites: that refusal (code 30016) is raised with a message saying what to do.
         """
@@ -428,6 +429,13 @@ class DiscordClient:
                     "invites in the server settings, or lower DISCORD_INVITE_MAX_AGE so they expire sooner."
                 )
             raise
+
+    def channel_invites(self, *, channel_id: str) -> list[dict]:
+        """The channel's current invites (https://discord.com/developers/docs/resources/channel#get-channel-invites):
+        invite objects with their metadata (`code`, `channel`, `inviter`, `uses`, `max_uses`, `max_age`, `created_at`
+        ISO 8601, ...). Needs MANAGE_CHANNELS. A GET: retried on a 5xx or a lost answer. Used after an invite POST
+        whose answer was lost, to find the invite it made."""
+        return self.request("GET", f"/channels/{channel_id}/invites") or []
 
     def dm_channel_create(self, *, recipient_id: str) -> dict:
         """The bot's direct-message channel with a user (https://discord.com/developers/docs/resources/user#create-dm)."""

@@ -6,10 +6,13 @@ From the seed's n8n workflow, with guarantees instead of random waits:
 - VIP (`vip_status`) gets the VIP invite, everyone else the Basic one. A contact who becomes VIP after receiving the
   Basic invite gets the VIP invite too (its link field is empty): VIP is a different role and the seed promises VIPs
   their invite; the Basic link stays where it is.
-- With the link field empty: lock the contact's row (SELECT ... FOR UPDATE on `MauticContact`), re-read the contact
-  from Mautic, and only if the field is still empty create the invite. The invite is stored in `DiscordInvite`
-  before it is written to Mautic, so a retry after a failed write reuses it instead of creating a second one.
-  Two webhooks for the same contact at the same moment: the second waits for the lock, re-reads, finds the link.
+- With the link field empty: take the contact's lock (a PostgreSQL advisory lock on its `MauticContact` row, held
+  across transactions), re-read the contact from Mautic, and only if the field is still empty create the invite.
+  Under the lock the steps run in autocommit, so each fact is committed as soon as it is known and survives whatever
+  fails later: the invite request before the POST (invites.py: a lost answer is found again, not made twice), the
+  invite before it is written to Mautic (a retry after a failed write reuses it), the email request before the send
+  (emails.py: a send whose answer was lost is not repeated). Two webhooks for the same contact at the same moment:
+  the second waits for the lock, re-reads, finds the link.
 - Our own write of the link makes Mautic send another update webhook: its link field holds our current invite, which
   is already emailed, so the run ends before any outside call (a quiet no-op).
 - A field cleared in Mautic while our invite is stored there means "reissue" (the seed's procedure): the old invite
@@ -17,15 +20,16 @@ From the seed's n8n workflow, with guarantees instead of random waits:
 - The contact's marketing fields are mirrored onto the CRM Customer on every event.
 """
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from customers import services as customer_services
-from integrations.discord.invites import invite_client, invite_url
 from integrations.espocrm.client import EspoCrmClient
-from integrations.http import ProviderError
 from integrations.mautic.client import MauticClient, MauticError, field_is_true
 from integrations.mautic.webhook import PROVIDER, contacts_in
 from integrations.models import DiscordInvite, InviteState, InviteTier, MauticContact, RunKind, WebhookDelivery
@@ -33,6 +37,10 @@ from integrations.runs import RunSkipped, StepRecorder, workflow, workflow_run_c
 from integrations.webhooks import webhook_processor
 
 from .crm import customer_mirror_mautic
+from .emails import email_send_once
+from .invites import invite_ensure
+
+logger = logging.getLogger(__name__)
 
 LINK_FIELDS = {InviteTier.VIP: "discord_invite_link_vip", InviteTier.BASIC: "discord_invite_link_basic"}
 INVITE_EMAILS = {
@@ -109,25 +117,41 @@ def _contact_row(contact_id: str, email: str) -> MauticContact:
         return MauticContact.objects.get(contact_id=contact_id)
 
 
-def _invite_under_lock(recorder: StepRecorder, contact_id: str) -> tuple[DiscordInvite, str] | None:
-    """Everything between re-reading the contact and sending the email, under the contact's row lock.
+# pg_advisory_lock(namespace, key): the namespace keeps these locks apart from any other advisory lock.
+LOCK_NAMESPACE = 10_010
 
-    An outside error is caught here and raised after the locked block commits, so what was done before it (an
-    invite created, a write confirmed, the steps recorded) is kept for the retry.
-    """
+
+@contextmanager
+def contact_lock(row: MauticContact) -> Iterator[None]:
+    """The contact's lock, held across transactions (a row lock would end at the first commit). PostgreSQL only: on
+    SQLite (bin/run, a single worker) there is no lock. A worker that dies releases it with its connection."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    key = row.pk % 2**31
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_NAMESPACE, key])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, key])
+        except DatabaseError:  # the connection is gone, and the lock with it
+            logger.warning("Could not release the lock of Mautic contact %s", row.contact_id, exc_info=True)
+
+
+def _invite_under_lock(recorder: StepRecorder, contact_id: str) -> tuple[DiscordInvite, str] | None:
+    """Everything between re-reading the contact and sending the email, under the contact's lock. Each write commits
+    on its own, so what was done before a failure (an invite requested or made, a write confirmed, an email
+    requested, the steps recorded) is there for the retry."""
     mautic = MauticClient.from_settings()
     row = _contact_row(contact_id, str(recorder.run.input.get("fields", {}).get("email") or ""))
-    failure: Exception | None = None
-    with transaction.atomic():
-        MauticContact.objects.select_for_update().get(pk=row.pk)
+    with contact_lock(row):
         try:
-            result = _locked_steps(recorder, mautic, row)
-        except (ProviderError, ImproperlyConfigured) as exc:
-            failure, result = exc, None
-        MauticContact.objects.filter(pk=row.pk).update(last_processed_at=timezone.now())
-    if failure is not None:
-        raise failure
-    return result
+            return _locked_steps(recorder, mautic, row)
+        finally:
+            MauticContact.objects.filter(pk=row.pk).update(last_processed_at=timezone.now())
 
 
 def _locked_steps(recorder: StepRecorder, mautic: MauticClient, row: MauticContact):
@@ -148,12 +172,12 @@ def _locked_steps(recorder: StepRecorder, mautic: MauticClient, row: MauticConta
         if invite.state == InviteState.EMAILED and invite.run_id != recorder.run.pk:
             return None
     else:
-        if invite is not None and invite.state != InviteState.CREATED:
+        if invite is not None and invite.state not in (InviteState.REQUESTING, InviteState.CREATED):
             _mark(invite, InviteState.SUPERSEDED)  # the field was cleared in Mautic: reissue
             recorder.record("discord.reissue", "ok", f"{field} was cleared in Mautic", timezone.now())
             invite = None
-        if invite is None:
-            invite = _invite_create(recorder, row, tier)
+        if invite is None or invite.state == InviteState.REQUESTING:
+            invite = invite_ensure(recorder, row, tier, placeholder=invite)
         with recorder.step("mautic.write", detail=field):
             mautic.contact_edit(contact_id, {field: invite.url})
         with recorder.step("mautic.read_back", detail=field):
@@ -163,8 +187,13 @@ def _locked_steps(recorder: StepRecorder, mautic: MauticClient, row: MauticConta
         _stored(recorder, invite, field)
     if invite.state == InviteState.STORED:
         email_id = INVITE_EMAILS[tier]()
-        with recorder.step("mautic.invite_email", detail=f"{tier} invite email {email_id}"):
-            mautic.email_send(email_id=email_id, contact_id=contact_id)
+        email_send_once(
+            recorder,
+            row=invite,
+            step="mautic.invite_email",
+            detail=f"{tier} invite email {email_id}",
+            send=lambda: mautic.email_send(email_id=email_id, contact_id=contact_id),
+        )
         _mark(invite, InviteState.EMAILED)
     return invite, fresh.email
 
@@ -173,21 +202,6 @@ def _stored(recorder: StepRecorder, invite: DiscordInvite, field: str) -> None:
     _mark(invite, InviteState.STORED)
     if recorder.run.customer_id:
         customer_services.customer_update(customer=recorder.run.customer, **{field: invite.url})
-
-
-def _invite_create(recorder: StepRecorder, row: MauticContact, tier: str) -> DiscordInvite:
-    discord = invite_client()
-    role = settings.DISCORD_INVITE_ROLE_ID_VIP if tier == InviteTier.VIP else settings.DISCORD_INVITE_ROLE_ID_BASIC
-    with recorder.step("discord.invite", detail=f"{tier} invite") as note:
-        made = discord.invite_create(
-            channel_id=settings.DISCORD_INVITE_CHANNEL_ID,
-            max_age=settings.DISCORD_INVITE_MAX_AGE,
-            role_ids=[role] if role else None,
-        )
-        note.detail = f"{tier} invite {invite_url(made)}"
-    return DiscordInvite.objects.create(
-        contact=row, tier=tier, code=made["code"], url=invite_url(made), run=recorder.run
-    )
 
 
 def _mark(invite: DiscordInvite, state: str) -> None:

@@ -11,7 +11,8 @@ for checkout.session.async_payment_succeeded. One run per checkout session (key 
    timeout, a 5xx) the retry first asks Shopware whether that id exists, and a duplicate answer (HTTP 500 "1062
    Duplicate entry") is checked the same way.
 4. Only when Shopware has the code: Mautic find-or-create by the Stripe email, `vip_status` and `promo_code` set,
-   the coupon email sent. A Shopware failure leaves Mautic untouched; the run retries with backoff.
+   the coupon email sent at most once (emails.py: a send whose answer was lost is not repeated; the run asks staff to
+   check). A Shopware failure leaves Mautic untouched; the run retries with backoff.
 5. The CRM Customer gets `vip_status`, `promo_code` and the steps on its timeline.
 """
 
@@ -32,6 +33,8 @@ from integrations.mautic.client import MauticClient
 from integrations.models import PromoCode, RunKind
 from integrations.runs import RunSkipped, StepRecorder, workflow, workflow_run_create
 from integrations.shopware.client import ShopwareClient, ShopwareError
+
+from .emails import email_send_once
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +152,13 @@ def vip_coupon(recorder: StepRecorder) -> str:
     PromoCode.objects.filter(pk=promo.pk).update(mautic_contact_id=contact.id)
     promo.refresh_from_db()
     if promo.emailed_at is None:
-        with recorder.step("mautic.coupon_email", detail=f"email {settings.MAUTIC_EMAIL_COUPON}"):
-            mautic.email_send(email_id=settings.MAUTIC_EMAIL_COUPON, contact_id=contact.id)
+        email_send_once(
+            recorder,
+            row=promo,
+            step="mautic.coupon_email",
+            detail=f"email {settings.MAUTIC_EMAIL_COUPON}",
+            send=lambda: mautic.email_send(email_id=settings.MAUTIC_EMAIL_COUPON, contact_id=contact.id),
+        )
         PromoCode.objects.filter(pk=promo.pk).update(emailed_at=timezone.now())
 
     customer, _ = customer_services.customer_upsert(

@@ -12,9 +12,10 @@ interactions the way Discord does.
 What it speaks (https://discord.com/developers/docs/resources/): guild channels list/create (50 per category: 400
 code 50035 naming `parent_id`; 500 per guild: 400 code 30013), channel get/delete (deleted channels take their
 messages and attachments with them), permission overwrites, messages post/edit/list with `before`/`after`/`limit`
-(newest first, as Discord answers), attachments on a CDN path with signed, expiring URLs, the interaction callback
-and the interaction webhook (`@original` edits, follow-ups). Every API call needs `Authorization: Bot <token>`
-(else 401) and a `DiscordBot (...)` User-Agent (else 403); webhook calls need neither.
+(newest first, as Discord answers), channel invites (create; list with their metadata), attachments on a CDN path
+with signed, expiring URLs, the interaction callback and the interaction webhook (`@original` edits, follow-ups).
+Every API call needs `Authorization: Bot <token>` (else 401) and a `DiscordBot (...)` User-Agent (else 403); webhook
+calls need neither.
 """
 
 import hashlib
@@ -459,19 +460,54 @@ class FakeDiscord(FakeServer):
             if len(self.invites) >= self.invite_limit:
                 return self._error(400, 30016, "Maximum number of invites reached (1000)")
             code = hashlib.sha256(f"invite-{next(_sequence)}-{time.time_ns()}".encode()).hexdigest()[:10]
+            now = datetime.now(UTC)
             invite = {
                 "code": code,
                 "type": 0,
                 "channel": {"id": request.params["channel_id"], "type": 0},
                 "guild": {"id": GUILD_ID},
+                "inviter": {**user_object(APPLICATION_ID, "ModReady"), "bot": True},
                 "max_age": max_age,
                 "max_uses": max_uses,
                 "unique": bool(payload.get("unique")),
                 "role_ids": payload.get("role_ids") or [],
                 "uses": 0,
+                "temporary": False,
+                "created_at": now.isoformat(),
+                "expires_at": datetime.fromtimestamp(now.timestamp() + max_age, UTC).isoformat() if max_age else None,
             }
             self.invites[code] = invite
             return invite
+
+    @route("GET", r"/api/v10/channels/(?P<channel_id>\d+)/invites")
+    def channel_invites(self, request: FakeRequest):
+        """Get Channel Invites: the channel's invites with their metadata (uses, max_uses, max_age, created_at)."""
+        with self.lock:
+            if request.params["channel_id"] in self.deleted_channels:
+                return self._error(404, 10003, "Unknown Channel")
+            return [dict(i) for i in self.invites.values() if i["channel"]["id"] == request.params["channel_id"]]
+
+    def add_invite(self, channel_id: str, *, max_uses: int = 1, role_ids: list[str] | None = None, **extra) -> str:
+        """An invite someone else made in the channel (staff in Discord's UI, another bot)."""
+        with self.lock:
+            code = hashlib.sha256(f"other-{next(_sequence)}-{time.time_ns()}".encode()).hexdigest()[:10]
+            self.invites[code] = {
+                "code": code,
+                "type": 0,
+                "channel": {"id": channel_id, "type": 0},
+                "guild": {"id": GUILD_ID},
+                "inviter": user_object("1800000000000000001", "staff"),
+                "max_age": 604800,
+                "max_uses": max_uses,
+                "unique": True,
+                "role_ids": role_ids or [],
+                "uses": 0,
+                "temporary": False,
+                "created_at": datetime.now(UTC).isoformat(),
+                "expires_at": None,
+                **extra,
+            }
+            return code
 
     # --- messages ---------------------------------------------------------------------------------------------------
     @route("POST", r"/api/v10/channels/(?P<channel_id>\d+)/messages")

@@ -10,6 +10,8 @@ registers its routes with `@route(...)`. The harness gives every fake the same s
         resend.latency = 0.15                     # every answer waits 150 ms
         resend.rate_limit(per_second=5)           # more than 5 requests in any second -> 429 + Retry-After
         resend.drop_next()                        # close the connection without answering
+        resend.lose_answer_next("POST", r"/emails")          # act on the next matching request, then drop the answer
+        resend.lose_answer_next("POST", r"/emails", status=504)  # ... or answer 504 instead (a gateway timing out)
         ...
         assert len(resend.requests) == 3          # every request is recorded
 
@@ -95,6 +97,7 @@ class FakeServer:
         self.requests: list[FakeRequest] = []
         self.latency = 0.0
         self._faults: deque[_Fault] = deque()
+        self._lost_answers: list[tuple[str, re.Pattern, int | None, Any]] = []
         self._rate_limit: int | None = None
         self._rate_retry_after = 1
         self._recent: deque[float] = deque()
@@ -153,6 +156,16 @@ class FakeServer:
             for _ in range(times):
                 self._faults.append(_Fault(0, None, {}, drop=True))
 
+    def lose_answer_next(
+        self, method: str, pattern: str, *, status: int | None = None, body: Any = None, times: int = 1
+    ) -> None:
+        """The next `times` requests matching `method` and the path regex are handled (the provider acts), then their
+        successful answer is lost: the connection closes without one, or with `status` given that answer replaces it
+        (a gateway's 504 after the backend did the work). The caller cannot tell whether anything happened."""
+        with self.lock:
+            for _ in range(times):
+                self._lost_answers.append((method.upper(), re.compile(f"^{pattern}$"), status, body))
+
     def rate_limit(self, *, per_second: int | None, retry_after: float = 1) -> None:
         """Allow `per_second` requests in any one-second window; answer 429 beyond. None lifts the limit."""
         with self.lock:
@@ -164,6 +177,7 @@ class FakeServer:
         with self.lock:
             self.requests.clear()
             self._faults.clear()
+            self._lost_answers.clear()
             self._rate_limit = None
             self._recent.clear()
             self.rate_limited_count = 0
@@ -200,8 +214,20 @@ class FakeServer:
             match = pattern.match(request.path)
             if match and method == request.method:
                 request.params = match.groupdict()
-                return _as_response(handler(request))
+                return self._maybe_lose(request, _as_response(handler(request)))
         return FakeResponse(404, self.error_body(404))
+
+    def _maybe_lose(self, request: FakeRequest, response: FakeResponse) -> FakeResponse | None:
+        if response.status >= 300:
+            return response
+        with self.lock:
+            for index, (method, pattern, status, body) in enumerate(self._lost_answers):
+                if method == request.method and pattern.match(request.path):
+                    del self._lost_answers[index]
+                    if status is None:
+                        return None
+                    return FakeResponse(status, body if body is not None else self.error_body(status))
+        return response
 
     def _check_rate_limit(self) -> float | None:
         if self._rate_limit is None:
