@@ -35,6 +35,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "integrations.webhookdelivery": VIEW,
+        "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)
     },
     MARKETING: {
         "customers.customer": VIEW,
@@ -49,6 +50,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.suppression": ("view", "add"),
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
+        "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)
     },
     SERVICE_ACCOUNTS: {
         "customers.customer": VIEW,
