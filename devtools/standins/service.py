@@ -17,12 +17,11 @@ from pathlib import Path
 
 import requests
 
+from . import STANDIN_SECRET_KEY
 from .server import FakeRequest, FakeResponse, route
 from .stripe import RESOURCES, FakeStripe, StripeObjectBuilder
 
 logger = logging.getLogger(__name__)
-
-STANDIN_SECRET_KEY = "sk_test_" + "0" * 24 + "localstandin"  # nothing to protect: it opens a stand-in on 127.0.0.1
 
 
 class StripeStandIn(FakeStripe):
