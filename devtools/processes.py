@@ -12,22 +12,28 @@ and whatever is still alive after the grace period is killed with its whole proc
 """
 
 import os
+import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 POLL_SECONDS = 0.1
+LEFTOVER_SECONDS = 2.0
 
 
 @dataclass
 class Child:
     name: str
     argv: list[str]
+    ready_when: str = ""  # a regex: the child is ready once a line of its output matches (empty: once started)
+    ready_check: Callable[[], bool] | None = None  # and, when given, once this answers True (the web server answers)
     process: subprocess.Popen | None = None
     killed: bool = False  # did not stop within the grace period
+    ready: threading.Event = field(default_factory=threading.Event)
 
     @property
     def pid(self) -> int:
@@ -42,10 +48,61 @@ class Supervisor:
     grace: float = 20.0
     stop_requested: threading.Event = field(default_factory=threading.Event)
     log: Callable[[str], None] = print
+    output_lock: threading.Lock = field(default_factory=threading.Lock)
+    last_output_at: float = 0.0
 
     def start(self) -> None:
+        """Start every child; their output is passed through line by line (so a message of ours is never cut into
+        one of theirs), and watched for each child's readiness line."""
+        env = {**(self.env if self.env is not None else os.environ), "PYTHONUNBUFFERED": "1"}
         for child in self.children:
-            child.process = subprocess.Popen(child.argv, env=self.env, cwd=self.cwd, start_new_session=True)  # noqa: S603 - our own argv
+            child.process = subprocess.Popen(  # noqa: S603 - our own argv
+                child.argv,
+                env=env,
+                cwd=self.cwd,
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+            if not child.ready_when:
+                child.ready.set()
+            threading.Thread(target=self._pass_through, args=(child,), name=f"{child.name}-output", daemon=True).start()
+
+    def _pass_through(self, child: Child) -> None:
+        pattern = re.compile(child.ready_when) if child.ready_when else None
+        for line in child.process.stdout:
+            with self.output_lock:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                self.last_output_at = time.monotonic()
+            if pattern is not None and not child.ready.is_set() and pattern.search(line):
+                child.ready.set()
+
+    def say(self, text: str) -> None:
+        with self.output_lock:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    def wait_until_ready(self, *, timeout: float, quiet: float = 1.0, quiet_max: float = 5.0) -> bool:
+        """Until every child is ready and their output has been quiet for `quiet` seconds (at most `quiet_max`
+        more), so that what is printed next comes last. False when a child exited or a stop was asked for."""
+        deadline = time.monotonic() + timeout
+        while not all(
+            child.ready.is_set() and (child.ready_check is None or child.ready_check()) for child in self.children
+        ):
+            if self.stop_requested.wait(POLL_SECONDS) or time.monotonic() > deadline or self.exited():
+                return False
+        settle_until = time.monotonic() + quiet_max
+        while time.monotonic() - self.last_output_at < quiet and time.monotonic() < settle_until:
+            if self.stop_requested.wait(POLL_SECONDS):
+                return False
+        return not self.exited()
+
+    def exited(self) -> Child | None:
+        return next((c for c in self.children if c.process and c.process.poll() is not None), None)
 
     def install_signal_handlers(self) -> None:
         """SIGINT (Ctrl-C) and SIGTERM ask for a stop; a second one while stopping changes nothing."""
@@ -59,9 +116,9 @@ class Supervisor:
     def wait(self) -> Child | None:
         """Until a stop is asked for (None) or a child exits on its own (that child)."""
         while not self.stop_requested.wait(POLL_SECONDS):
-            for child in self.children:
-                if child.process and child.process.poll() is not None:
-                    return child
+            exited = self.exited()
+            if exited is not None:
+                return exited
         return None
 
     def stop(self) -> dict[str, int]:
@@ -82,9 +139,12 @@ class Supervisor:
                 self.log(f"{child.name} did not stop within {self.grace:.0f} s: killed")
                 _signal(child.pid, signal.SIGKILL, group=True)
                 child.process.wait()
-        for child in self.children:
-            if child.process and _group_alive(child.pid):
-                _signal(child.pid, signal.SIGKILL, group=True)
+        leftovers = [child.pid for child in self.children if child.process and _group_alive(child.pid)]
+        for pgid in leftovers:
+            _signal(pgid, signal.SIGKILL, group=True)
+        settle = time.monotonic() + LEFTOVER_SECONDS
+        while any(_group_alive(pgid) for pgid in leftovers) and time.monotonic() < settle:
+            time.sleep(POLL_SECONDS)  # (a zombie counts as alive until init collects it: bounded, not forever)
         return {child.name: child.process.returncode for child in self.children if child.process}
 
 
