@@ -2,7 +2,8 @@
 
 from django.conf import settings
 from django.contrib import admin
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from .models import OutboxEmail
 
@@ -17,6 +18,7 @@ def outbox_in_use() -> bool:
 @admin.register(OutboxEmail)
 class OutboxEmailAdmin(admin.ModelAdmin):
     list_display = ("created_at", "recipients", "subject", "idempotency_key")
+    list_display_links = ("created_at", "subject")
     search_fields = ("subject", "to", "idempotency_key", "message_id")
     date_hierarchy = "created_at"
     fields = (
@@ -28,7 +30,7 @@ class OutboxEmailAdmin(admin.ModelAdmin):
         "idempotency_key",
         "html_frame",
         "text",
-        "headers",
+        "header_lines",
         "attachments",
     )
     readonly_fields = fields
@@ -36,6 +38,10 @@ class OutboxEmailAdmin(admin.ModelAdmin):
     @admin.display(description="to")
     def recipients(self, email: OutboxEmail) -> str:
         return ", ".join([*email.to, *[f"cc {a}" for a in email.cc], *[f"bcc {a}" for a in email.bcc]])
+
+    @admin.display(description="headers")
+    def header_lines(self, email: OutboxEmail) -> str:
+        return format_html_join(mark_safe("<br>"), "{}: {}", sorted(email.headers.items()))
 
     @admin.display(description="HTML")
     def html_frame(self, email: OutboxEmail) -> str:
@@ -45,7 +51,7 @@ class OutboxEmailAdmin(admin.ModelAdmin):
         # no script runs and nothing can reach the admin's cookies or pages.
         return format_html(
             '<iframe title="Email as sent" class="outbox-html" sandbox srcdoc="{}" '
-            'style="width:100%;max-width:720px;height:640px;border:1px solid #ccc;background:#fff;"></iframe>',
+            'style="width:720px;max-width:100%;height:640px;border:1px solid #ccc;background:#fff;"></iframe>',
             email.html,
         )
 
