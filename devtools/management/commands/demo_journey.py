@@ -52,6 +52,14 @@ class Command(BaseCommand):
         self.base = (url or settings.SITE_URL).rstrip("/")
         self.secret = settings.STRIPE_WEBHOOK_SECRET
         email = email or f"jordan.{int(time.time())}@example.com"
+        self.standin = None
+        try:
+            self._play(email=email, name=name, pace=pace, in_process=in_process)
+        finally:
+            if self.standin is not None:
+                self.standin.stop()
+
+    def _play(self, *, email: str, name: str, pace: float, in_process: bool) -> None:
         if not in_process and self._server_answers():
             stripe, deliver = self._over_http()
         else:
@@ -117,7 +125,7 @@ class Command(BaseCommand):
         Conf.SYNC = True  # no cluster here: tasks run as they are enqueued
         call_command("stripe_webhook_endpoint", allow_missing=True, stdout=io.StringIO())
         stripe = StripeStandIn(port=settings.STRIPE_STANDIN_PORT, state_path=settings.VAR_DIR / "stripe-standin.json")
-        stripe.start()
+        self.standin = stripe.start()
         factory = RequestFactory()
 
         def deliver(event: dict) -> str:
