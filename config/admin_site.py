@@ -96,6 +96,9 @@ class OTPSetupForm(forms.Form):
 class ModReadyAdminSite(admin.AdminSite):
     site_header = "ModReady back-office"
     site_title = "ModReady back-office"
+    # "View site": this application has no public pages of its own (Django's default "/" answers 404). The API docs
+    # are the one other staff page it serves, in every environment, and what the people wiring up tools look for.
+    site_url = "/api/docs/"
     index_title = "Customer operations"
     login_form = TwoFactorAuthenticationForm
     login_template = "admin/two_factor_login.html"

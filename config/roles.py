@@ -36,6 +36,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "integrations.webhookdelivery": VIEW,
+        "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)
     },
     MARKETING: {
         "customers.customer": VIEW,
@@ -51,6 +52,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.suppression": ("view", "add"),
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
+        "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)
     },
     SERVICE_ACCOUNTS: {
         "customers.customer": VIEW,

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "support",
     "api",
     "webhooks",
+    "devtools",
 ]
 
 MIDDLEWARE = [
@@ -304,8 +305,8 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 1
 
-# Email. With RESEND_API_KEY the Resend backend (django-anymail) sends; without it, emails are written to files in
-# var/emails/ where a developer can read them.
+# Email. With RESEND_API_KEY the Resend backend (django-anymail) sends; without it, emails go into the local outbox
+# (devtools.outbox: a table shown in the admin as "Outbox (local)") where a developer can read them.
 # EMAIL_DELIVERY=disabled: the email queue sends nothing and marks nothing sent (due emails stay pending and go out
 # once delivery is enabled again), and every other email (password resets, "send me a test") is refused with an
 # error instead of being dropped. Production requires it to be set explicitly when Resend is not configured.
@@ -320,12 +321,8 @@ ANYMAIL = {
     "RESEND_SIGNING_SECRET": env("RESEND_SIGNING_SECRET"),
     "RESEND_API_URL": env("RESEND_API_URL", "https://api.resend.com/"),
 }
-if RESEND_API_KEY:
-    # anymail's Resend backend plus the Idempotency-Key header (integrations/resend/backend.py).
-    EMAIL_BACKEND = "integrations.resend.backend.EmailBackend"
-else:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    EMAIL_FILE_PATH = VAR_DIR / "emails"
+# anymail's Resend backend plus the Idempotency-Key header (integrations/resend/backend.py), or the local outbox.
+EMAIL_BACKEND = "integrations.resend.backend.EmailBackend" if RESEND_API_KEY else "devtools.outbox.EmailBackend"
 if EMAIL_DELIVERY == "disabled":
     EMAIL_BACKEND = "integrations.email_disabled.EmailBackend"
 
@@ -368,7 +365,7 @@ BILLING_EVENT_MAX_ATTEMPTS = env_int("BILLING_EVENT_MAX_ATTEMPTS", 8)
 
 # --- Automations (automations app) -----------------------------------------------------------------------------------
 # How the email queue sends: "resend" (Resend's API through integrations/resend, batches of up to
-# AUTOMATIONS_BATCH_SIZE) or "django" (one message at a time through EMAIL_BACKEND: files locally, locmem in tests).
+# AUTOMATIONS_BATCH_SIZE) or "django" (one message at a time through EMAIL_BACKEND: the local outbox, locmem in tests).
 AUTOMATIONS_EMAIL_TRANSPORT = env("AUTOMATIONS_EMAIL_TRANSPORT", "resend" if RESEND_API_KEY else "django")
 if EMAIL_DELIVERY == "disabled":
     # Every send goes through EMAIL_BACKEND, which refuses it, even with a Resend key present ("send me a test" too).

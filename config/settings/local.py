@@ -1,4 +1,5 @@
-"""Local run on one machine: embedded SQLite unless DATABASE_URL is set, emails captured in var/emails/.
+"""Local run on one machine: embedded SQLite unless DATABASE_URL is set, emails kept in the local outbox (admin:
+"Outbox (local)"), and without Stripe keys a Stripe stand-in on 127.0.0.1 that bin/run serves.
 
 DEBUG stays off unless the environment turns it on (bin/run does, for a developer's own machine).
 """
@@ -6,22 +7,41 @@ DEBUG stays off unless the environment turns it on (bin/run does, for a develope
 import secrets
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR, env, env_bool, env_list
+from .base import VAR_DIR, env, env_bool, env_int, env_list
 
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 
-def _local_secret_key() -> str:
-    """A key kept in var/ so sessions survive restarts; production must set SECRET_KEY itself."""
-    path = VAR_DIR / "secret_key"
+def _local_secret(name: str, prefix: str = "") -> str:
+    """A secret kept in var/ so it survives restarts (sessions, the stand-in's webhook signatures); production must
+    set its secrets itself."""
+    path = VAR_DIR / name
     if not path.exists():
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
+        path.write_text(prefix + secrets.token_urlsafe(32 if prefix else 50))
     return path.read_text().strip()
 
 
-SECRET_KEY = env("SECRET_KEY") or _local_secret_key()
+SECRET_KEY = env("SECRET_KEY") or _local_secret("secret_key")
+
+# bin/run serves on 127.0.0.1:$PORT; links in emails and notifications point there unless SITE_URL says otherwise.
+PORT = env_int("PORT", 8000)
+SITE_URL = env("SITE_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
+
+# Without a Stripe key the local run talks to the Stripe stand-in (devtools/standins/service.py) that bin/run serves on
+# 127.0.0.1:$STRIPE_STANDIN_PORT (default PORT + 10000): event processing, which re-fetches objects from Stripe, and the
+# daily sync work offline, and `manage.py demo_journey` plays a customer's journey against it. The webhook secret is
+# kept in var/ and configured by `manage.py stripe_webhook_endpoint`, which bin/run runs.
+STRIPE_STANDIN = not (env("STRIPE_TEST_SECRET_KEY") or env("STRIPE_LIVE_SECRET_KEY") or env("STRIPE_API_HOST"))
+if STRIPE_STANDIN:
+    from devtools.standins import STANDIN_SECRET_KEY
+
+    STRIPE_STANDIN_PORT = env_int("STRIPE_STANDIN_PORT", PORT + 10000)
+    STRIPE_API_HOST = f"http://127.0.0.1:{STRIPE_STANDIN_PORT}"
+    STRIPE_LIVE_MODE = False
+    STRIPE_TEST_SECRET_KEY = STANDIN_SECRET_KEY
+    STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET") or _local_secret("stripe-standin-webhook-secret", "whsec_")
 
 # A developer's receiver usually runs on this machine over plain http (production refuses both).
 WEBHOOKS_ALLOW_PRIVATE_URLS = env_bool("WEBHOOKS_ALLOW_PRIVATE_URLS", True)

@@ -360,15 +360,15 @@ def test_the_queue_schedule_is_declared_every_two_minutes():
     assert callable(import_string(job.func))
 
 
-def test_local_run_without_resend_writes_emails_to_files(settings, tmp_path, drain):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
-    settings.EMAIL_FILE_PATH = tmp_path
+def test_local_run_without_resend_puts_emails_in_the_local_outbox(settings, drain):
+    from devtools.models import OutboxEmail
+
+    settings.EMAIL_BACKEND = "devtools.outbox.EmailBackend"
     settings.AUTOMATIONS_EMAIL_TRANSPORT = "django"
     queue_welcomes(1)
     drain()
     assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
-    written = "".join(path.read_text() for path in tmp_path.iterdir())
-    assert "Welcome to ModReady" in written
+    assert any(email.subject.startswith("Welcome to ModReady") for email in OutboxEmail.objects.all())
 
 
 def test_workers_share_one_pace_under_the_providers_rate_limit():

@@ -1,0 +1,121 @@
+"""`manage.py run_local`: the local run (bin/run) in one process. It migrates, starts the web server and the django-q2
+cluster, sets up schedules, the Stripe webhook secret and the demo data while they start, serves the Stripe stand-in
+(without Stripe keys), prints the admin login last, and stops everything on one Ctrl-C or SIGTERM
+(devtools/processes.py). One Python process for all setup steps saves the Django start-up of each separate command.
+"""
+
+import io
+import os
+import sys
+import time
+
+import requests
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import connections
+
+from devtools.processes import Child, Supervisor
+
+READY_TIMEOUT = 180
+LOGIN_PREFIX = "Admin login: "
+
+# Run once the database is migrated, while the servers start (in this order; each is idempotent).
+SETUP_COMMANDS = [
+    ("install_schedules", {}),
+    ("stripe_webhook_endpoint", {"allow_missing": True}),  # STRIPE_WEBHOOK_SECRET, or the stand-in's secret
+    ("seed_demo", {}),
+]
+
+
+class Command(BaseCommand):
+    help = "Migrate, then run the web server, the task cluster and the Stripe stand-in together; Ctrl-C stops all."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=getattr(settings, "PORT", 8000))
+        parser.add_argument("--no-setup", action="store_true", help="Skip migrate, schedules and demo data.")
+
+    def handle(self, *args, port: int, no_setup: bool, **options):
+        failed = True
+        manage = [sys.executable, "manage.py"]
+        supervisor = Supervisor(
+            children=[
+                Child("task cluster", [*manage, "qcluster"], ready_when=r"Q Cluster \S+ \[.*\] running"),
+                Child(
+                    "web server",
+                    [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
+                    ready_when="Quit the server",
+                    ready_check=lambda: _answering(port),
+                ),
+            ],
+            cwd=str(settings.BASE_DIR),
+            log=lambda text: supervisor.say(text + "\n"),
+        )
+        if not no_setup:
+            call_command("migrate", interactive=False, stdout=self.stdout)  # Ctrl-C here simply interrupts it
+        supervisor.install_signal_handlers()
+        standin = self._standin_start()
+        supervisor.start()
+        try:
+            login = "" if no_setup else self._setup(supervisor)
+            if supervisor.wait_until_ready(timeout=READY_TIMEOUT):
+                supervisor.say(self._login_box(port, login, standin))
+            exited = supervisor.wait()
+            failed = exited is not None
+            if exited is not None:
+                supervisor.say(f"The {exited.name} stopped (exit code {exited.process.returncode}); stopping all.\n")
+        finally:
+            supervisor.say("Stopping the web server and the task cluster ...\n")
+            started = time.monotonic()
+            codes = supervisor.stop()
+            if standin is not None:
+                standin.stop()
+            described = ", ".join(f"{name}: exit {code}" for name, code in codes.items())
+            supervisor.say(f"Stopped in {time.monotonic() - started:.1f} s ({described}).\n")
+        # Everything is stopped and said. Skip the interpreter's teardown of a fully loaded Django process, which
+        # took 3-5 s on a busy machine, so that the terminal is back as soon as the servers are gone.
+        connections.close_all()
+        os._exit(1 if failed else 0)
+
+    def _setup(self, supervisor: Supervisor) -> str:
+        login = ""
+        for name, options in SETUP_COMMANDS:
+            output = io.StringIO()
+            call_command(name, stdout=output, **options)
+            lines = output.getvalue().splitlines()
+            login = next((line[len(LOGIN_PREFIX) :] for line in lines if line.startswith(LOGIN_PREFIX)), login)
+            supervisor.say("".join(f"{line}\n" for line in lines if not line.startswith(LOGIN_PREFIX)))
+        return login
+
+    def _standin_start(self):
+        if not getattr(settings, "STRIPE_STANDIN", False):
+            return None
+        from devtools.standins.service import StripeStandIn
+
+        standin = StripeStandIn(port=settings.STRIPE_STANDIN_PORT, state_path=settings.VAR_DIR / "stripe-standin.json")
+        return standin.start()
+
+    def _login_box(self, port: int, login: str, standin) -> str:
+        base = f"http://127.0.0.1:{port}"
+        lines = [
+            "ModReady back-office is running.",
+            "",
+            f"  Admin:   {base}/admin/",
+            f"  Login:   {login or '(no demo admin: see above)'}",
+            f"  Emails:  {base}/admin/devtools/outboxemail/  (the local outbox)",
+        ]
+        if standin is not None:
+            lines.append(f"  Stripe:  a stand-in on {standin.url}")
+            lines.append("  Watch a customer's journey:  .venv/bin/python manage.py demo_journey")
+        lines += ["", "Ctrl-C stops the web server and the task cluster."]
+        width = max(len(line) for line in lines) + 2
+        rule = "+" + "-" * width + "+"
+        return "\n".join(["", "", rule, *[f"| {line.ljust(width - 1)}|" for line in lines], rule, "", ""])
+
+
+def _answering(port: int) -> bool:
+    try:
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    except requests.RequestException:
+        return False
+    return True
