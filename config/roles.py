@@ -24,7 +24,8 @@ EDIT = ("view", "add", "change", "delete")
 
 ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     SUPPORT: {
-        "customers.customer": VIEW,
+        # change: the contact details only (email, name, Discord id); customers.admin makes the rest read-only.
+        "customers.customer": ("view", "change"),
         "customers.timelineevent": VIEW,
         "customers.stagetransition": VIEW,
         "billing.subscription": VIEW,
@@ -32,6 +33,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,
         "support.discordinteraction": VIEW,
+        "automations.emailqueueitem": VIEW,  # "did you get my email?": the customer 360's emails, as sent
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "integrations.webhookdelivery": VIEW,
@@ -43,10 +45,13 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.emailtemplate": EDIT,
         "automations.automationrule": EDIT,
         "automations.automationstep": EDIT,
-        "automations.enrollment": VIEW,
-        "automations.emailqueueitem": VIEW,
+        # The customer 360's quick actions (customers.staff_actions.PERMISSIONS): enroll in / remove from a rule,
+        # resend / cancel an email, lift a suppression, change consent (kept as a consent record).
+        "automations.enrollment": ("view", "add", "change"),
+        "automations.emailqueueitem": ("view", "change"),
         "automations.emailevent": VIEW,
-        "automations.suppression": ("view", "add"),
+        "automations.suppression": ("view", "add", "delete"),
+        "customers.consentrecord": ("view", "add"),
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
     },
