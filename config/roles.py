@@ -1,8 +1,9 @@
 """Staff roles: the groups staff are put in, and the permissions each grants (least privilege).
 
-Support reads customers and handles tickets, and reads the integrations' workflow runs and incoming webhook deliveries
-(why an invite or a coupon did not arrive); Marketing edits automation rules and templates, reads analytics and the
-workflow runs. Retrying a run or reprocessing a delivery needs the change permission, which no role has.
+Support reads customers (editing only their contact details) and handles tickets, and reads the integrations'
+workflow runs and incoming webhook deliveries (why an invite or a coupon did not arrive); Marketing edits automation
+rules and templates, reads analytics and the workflow runs, and takes the customer 360's email actions
+(customers.staff_actions). Retrying a run or reprocessing a delivery needs the change permission, which no role has.
 Superusers are for the owners. The groups are created by a data migration (customers 0002); their permissions are
 (re)applied after every `migrate` by `roles_sync`, because Django creates a model's permissions only after the
 migrations run, and later apps add models these roles should reach. A model that does not exist yet is skipped.
