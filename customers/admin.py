@@ -94,6 +94,12 @@ class CustomerAdmin(admin.ModelAdmin):
                 fields += [f.name for f in Customer._meta.fields if f.editable and f.name not in editable]
         return list(dict.fromkeys(fields))
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and not obj.stripe_customer_id and "email" in form.base_fields:
+            form.base_fields["email"].required = True  # found by email alone: it cannot be emptied
+        return form
+
     def save_model(self, request, obj, form, change):
         settable = {name: form.cleaned_data[name] for name in form.changed_data if name in services.UPDATABLE_FIELDS}
         if change:

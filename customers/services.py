@@ -168,12 +168,17 @@ def customer_change_email(*, customer: Customer, email: str) -> Customer:
     email = normalize_email(email)
     if customer.stripe_customer_id:
         raise ValueError("A Stripe customer's email is changed in Stripe")
-    if email and Customer.objects.filter(email__iexact=email).exclude(pk=customer.pk).exists():
+    if not email:
+        raise ValueError("A customer without a Stripe id needs an email")
+    if Customer.objects.filter(email__iexact=email).exclude(pk=customer.pk).exists():
         raise EmailTaken(email)
-    if customer.email != email:
-        customer.email = email
-        customer.save(update_fields=["email", "updated_at"])
-    return customer
+    # Compared with the stored row: a model form has already put the new value on `customer`.
+    current = Customer.objects.select_for_update().get(pk=customer.pk)
+    if current.email != email:
+        current.email = email
+        current.save(update_fields=["email", "updated_at"])
+    customer.email = email
+    return current
 
 
 @dataclass(frozen=True)

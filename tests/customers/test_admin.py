@@ -95,9 +95,14 @@ def test_an_email_without_stripe_is_corrected_by_support_unless_another_customer
     customer.refresh_from_db()
     assert customer.email == "typo@exmaple.com"
 
-    client.post(url, {"email": "Fixed@Example.com", "name": customer.name})
+    client.post(url, {"email": "", "name": customer.name})
+    customer.refresh_from_db()
+    assert customer.email == "typo@exmaple.com"
+
+    client.post(url, {"email": "fixed@example.com", "name": customer.name})
     customer.refresh_from_db()
     assert customer.email == "fixed@example.com"
+    assert StaffAction.objects.get(customer=customer).details["email"]["from"] == "typo@exmaple.com"
 
 
 @pytest.mark.parametrize("page", CUSTOMER_PAGES)
@@ -128,7 +133,7 @@ def test_superuser_edits_go_through_services(admin_client):
     assert customer.email == "new@example.com"  # normalised by customer_upsert
     admin_client.post(
         reverse("admin:customers_customer_change", args=[customer.pk]),
-        {"name": "Renamed", "opt_in_confirmed": "on", "metadata": "{}"},
+        {"email": "new@example.com", "name": "Renamed", "opt_in_confirmed": "on", "metadata": "{}"},
     )
     customer.refresh_from_db()
     assert customer.name == "Renamed" and customer.opt_in_confirmed
