@@ -34,7 +34,6 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,
         "support.discordinteraction": VIEW,
-        "automations.emailqueueitem": VIEW,  # "did you get my email?": the customer 360's emails, as sent
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "integrations.webhookdelivery": VIEW,

@@ -131,7 +131,6 @@ class CustomerAdmin(admin.ModelAdmin):
                 c360=view,
                 may={action.value: action in allowed for action in staff_actions.PERMISSIONS},
                 resendable=RESENDABLE,
-                may_read_emails=request.user.has_perm("automations.view_emailqueueitem"),
                 stage_choices=staff_actions.stage_choices(customer),
                 rules=rules_to_enroll_in() if staff_actions.StaffActionKind.ENROLL in allowed else [],
             )

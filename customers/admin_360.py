@@ -132,9 +132,9 @@ def email_as_sent_view(model_admin, request, object_id: str, item_id: int):
     customer = model_admin.get_object(request, object_id)
     if customer is None:
         raise Http404("No such customer")
-    if not model_admin.has_view_permission(request, customer) or not request.user.has_perm(
-        "automations.view_emailqueueitem"
-    ):
+    # The emails sent to a customer are part of their record: whoever reads the customer reads them ("did you get my
+    # email?"); the queue item's own admin page stays behind automations.view_emailqueueitem.
+    if not model_admin.has_view_permission(request, customer):
         raise PermissionDenied
     item = (
         EmailQueueItem.objects.select_related("batch", "step__template", "enrollment__rule")
@@ -151,5 +151,6 @@ def email_as_sent_view(model_admin, request, object_id: str, item_id: int):
         "item": item,
         "message": _sent_message(item),
         "events": list(item.events.order_by("occurred_at", "id")),
+        "may_open_queue_item": request.user.has_perm("automations.view_emailqueueitem"),
     }
     return TemplateResponse(request, "admin/customers/customer/email_as_sent.html", context)

@@ -12,7 +12,7 @@ READS = {
     "/api/v1/customers/": {"Support", "Marketing", "Service"},
     "/api/v1/subscriptions/": {"Support", "Service"},
     "/api/v1/automation-rules/": {"Marketing", "Service"},
-    "/api/v1/email-queue-items/": {"Support", "Marketing", "Service"},
+    "/api/v1/email-queue-items/": {"Marketing", "Service"},
     "/api/v1/analytics/email/": {"Marketing", "Service"},
     "/api/v1/tickets/": {"Support", "Service"},
     "/api/v1/workflow-runs/": {"Support", "Marketing", "Service"},
@@ -44,7 +44,7 @@ def test_actions_follow_change_permissions(clients, customer):
     assert clients["Service"].post(f"/api/v1/automation-rules/{rule.pk}/disable/").status_code == 403
     assert clients["Marketing"].post(f"/api/v1/automation-rules/{rule.pk}/disable/").status_code == 200
     assert clients["Marketing"].post(f"/api/v1/automation-rules/{rule.pk}/enable/").status_code == 200
-    # Retrying emails needs change_emailqueueitem, as in the admin: Marketing has it, Support only reads the queue.
+    # Retrying emails needs change_emailqueueitem, as in the admin: Marketing has it, Support does not.
     assert clients["Support"].post("/api/v1/email-queue-items/1/retry/").status_code == 403
     assert clients["Marketing"].post("/api/v1/email-queue-items/1/retry/").status_code != 403
     # Enrolling needs add_enrollment: the service account and Marketing have it, Support does not.

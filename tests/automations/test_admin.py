@@ -253,13 +253,13 @@ def test_marketing_adds_a_manual_suppression_and_reads_queue_items(client, marke
     pending = EmailQueueItem.objects.get(status=QueueStatus.PENDING)
     page = client.get(reverse("admin:automations_emailqueueitem_change", args=[pending.pk]))
     assert page.status_code == 200
-    # Reading the queue is not changing it: the cancel action is not offered to view-only staff.
+    # Marketing retries and cancels emails (automations.change_emailqueueitem, config/roles.py).
     client.post(
         reverse("admin:automations_emailqueueitem_changelist"),
         {"action": "cancel_pending", "_selected_action": [pending.pk]},
     )
     pending.refresh_from_db()
-    assert pending.status == QueueStatus.PENDING
+    assert pending.status == QueueStatus.CANCELLED
 
 
 def test_rates_divide_deliveries_by_sent_and_engagement_by_delivered():
