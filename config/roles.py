@@ -1,8 +1,9 @@
 """Staff roles: the groups staff are put in, and the permissions each grants (least privilege).
 
-Support reads customers and handles tickets, and reads the integrations' workflow runs and incoming webhook deliveries
-(why an invite or a coupon did not arrive); Marketing edits automation rules and templates, reads analytics and the
-workflow runs, and retries and cancels emails. Retrying a workflow run or reprocessing a delivery needs the change
+Support reads customers (editing only their contact details) and handles tickets, and reads the integrations'
+workflow runs and incoming webhook deliveries (why an invite or a coupon did not arrive); Marketing edits automation
+rules and templates, reads analytics and the workflow runs, retries and cancels emails, and takes the customer 360's
+email actions (customers.staff_actions). Retrying a workflow run or reprocessing a delivery needs the change
 permission, which no role has.
 Superusers are for the owners. The groups are created by a data migration (customers 0002); their permissions are
 (re)applied after every `migrate` by `roles_sync`, because Django creates a model's permissions only after the
@@ -25,7 +26,8 @@ EDIT = ("view", "add", "change", "delete")
 
 ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     SUPPORT: {
-        "customers.customer": VIEW,
+        # change: the contact details only (email, name, Discord id); customers.admin makes the rest read-only.
+        "customers.customer": ("view", "change"),
         "customers.timelineevent": VIEW,
         "customers.stagetransition": VIEW,
         "billing.subscription": VIEW,
@@ -45,11 +47,13 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.emailtemplate": EDIT,
         "automations.automationrule": EDIT,
         "automations.automationstep": EDIT,
-        "automations.enrollment": VIEW,
-        # change: retry failed and cancel pending emails (the queue's form itself stays read-only).
+        # The customer 360's quick actions (customers.staff_actions.PERMISSIONS): enroll in / remove from a rule,
+        # resend / cancel an email, lift a suppression, change consent (kept as a consent record).
+        "automations.enrollment": ("view", "add", "change"),
         "automations.emailqueueitem": ("view", "change"),
         "automations.emailevent": VIEW,
-        "automations.suppression": ("view", "add"),
+        "automations.suppression": ("view", "add", "delete"),
+        "customers.consentrecord": ("view", "add"),
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)

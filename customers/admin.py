@@ -11,11 +11,15 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.admin import ReadOnlyAdmin
-from support.admin import customer_tickets_html
 
-from . import selectors, services
+from . import admin_360, selectors, services, staff_actions
+from .customer_360 import RESENDABLE, customer_360, rules_to_enroll_in
 from .events import domain_event_dispatch
-from .models import Customer, DomainEvent, StageTransition, TimelineEvent
+from .models import ConsentRecord, Customer, DomainEvent, StaffAction, StageTransition, TimelineEvent
+
+# What staff without full rights (Support) may edit on a customer: the contact details. Billing state (stage, Stripe
+# ids, consent, VIP, promo) is read-only for them; consent and stage change through the 360's quick actions.
+CONTACT_FIELDS = ("email", "name", "discord_user_id")
 
 
 @admin.register(Customer)
@@ -47,7 +51,6 @@ class CustomerAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
         "metadata_display",
-        "support_tickets",
     )
     date_hierarchy = "created_at"
     # Invite links typed without a scheme are https (Django 6's default, chosen now).
@@ -72,13 +75,8 @@ class CustomerAdmin(admin.ModelAdmin):
             "Other systems",
             {"fields": ("stripe_customer_id", "discord_user_id", "mautic_contact_id", "espocrm_lead_id")},
         ),
-        ("Support", {"fields": ("support_tickets",)}),
         ("More", {"classes": ("collapse",), "fields": ("metadata_display", "created_at", "updated_at")}),
     )
-
-    @admin.display(description="Tickets")
-    def support_tickets(self, obj):
-        return customer_tickets_html(obj)
 
     @admin.display(description="Metadata")
     def metadata_display(self, obj):
@@ -89,14 +87,27 @@ class CustomerAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None:
-            # Identity changes come from Stripe (customer_upsert), not from a form.
-            fields += ["email", "stripe_customer_id"]
-        return fields
+            # Identity comes from Stripe (customer_upsert): a Stripe customer's email is changed in Stripe.
+            fields += ["stripe_customer_id"] + (["email"] if obj.stripe_customer_id else [])
+            if not request.user.is_superuser:
+                editable = [f for f in CONTACT_FIELDS if f not in fields]
+                fields += [f.name for f in Customer._meta.fields if f.editable and f.name not in editable]
+        return list(dict.fromkeys(fields))
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and not obj.stripe_customer_id and "email" in form.base_fields:
+            form.base_fields["email"].required = True  # found by email alone: it cannot be emptied
+        return form
 
     def save_model(self, request, obj, form, change):
         settable = {name: form.cleaned_data[name] for name in form.changed_data if name in services.UPDATABLE_FIELDS}
         if change:
+            changes = {name: (form.initial.get(name), form.cleaned_data[name]) for name in form.changed_data}
+            if "email" in form.changed_data:
+                services.customer_change_email(customer=obj, email=form.cleaned_data["email"])
             services.customer_update(customer=obj, **settable)
+            staff_actions.contact_edit(actor=request.user, customer=obj, changes=changes)
         else:
             customer, _ = services.customer_upsert(
                 email=form.cleaned_data["email"],
@@ -110,13 +121,34 @@ class CustomerAdmin(admin.ModelAdmin):
         customer = self.get_object(request, object_id)
         extra_context = extra_context or {}
         if customer is not None:
-            extra_context["timeline"] = selectors.customer_timeline(customer=customer)
-            extra_context["stage_history"] = selectors.customer_stage_history(customer=customer)
+            view = customer_360(
+                customer=customer,
+                timeline_source=request.GET.get("source", ""),
+                timeline_page_number=request.GET.get("timeline_page", 1),
+            )
+            allowed = staff_actions.allowed_actions(request.user)
+            extra_context.update(
+                c360=view,
+                may={action.value: action in allowed for action in staff_actions.PERMISSIONS},
+                resendable=RESENDABLE,
+                stage_choices=staff_actions.stage_choices(customer),
+                rules=rules_to_enroll_in() if staff_actions.StaffActionKind.ENROLL in allowed else [],
+            )
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
 
     def get_urls(self):
         return [
             path("funnel/", self.admin_site.admin_view(self.funnel_view), name="customers_customer_funnel"),
+            path(
+                "<path:object_id>/action/<str:action>/",
+                self.admin_site.admin_view(lambda request, **kw: admin_360.action_view(self, request, **kw)),
+                name="customers_customer_action",
+            ),
+            path(
+                "<path:object_id>/email/<int:item_id>/",
+                self.admin_site.admin_view(lambda request, **kw: admin_360.email_as_sent_view(self, request, **kw)),
+                name="customers_customer_email",
+            ),
             *super().get_urls(),
         ]
 
@@ -195,3 +227,20 @@ class DomainEventAdmin(ReadOnlyAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
+
+
+@admin.register(StaffAction)
+class StaffActionAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "actor_name", "action", "customer", "reason")
+    list_filter = ("action",)
+    list_select_related = ("customer",)
+    search_fields = ("customer__email", "actor_name", "reason")
+    date_hierarchy = "created_at"
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "customer", "opt_in", "source", "actor_name", "reason")
+    list_filter = ("opt_in", "source")
+    list_select_related = ("customer",)
+    search_fields = ("customer__email", "reason")

@@ -3,6 +3,7 @@
 Only `customers.services` writes these tables; other apps call those services.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -65,6 +66,7 @@ class TimelineSource(models.TextChoices):
     DISCORD = "discord", "Discord"
     TRIALS = "trials", "Trials"
     CRM = "crm", "CRM"
+    STAFF = "staff", "Staff"
 
 
 class TimelineEvent(models.Model):
@@ -166,3 +168,58 @@ class DispatchWakeup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {'requested' if self.requested_at else 'idle'}"
+
+
+class StaffActionKind(models.TextChoices):
+    EMAIL_RESEND = "email_resend", "Resent an email"
+    EMAIL_CANCEL = "email_cancel", "Cancelled a pending email"
+    ENROLL = "enroll", "Enrolled in a rule"
+    UNENROLL = "unenroll", "Removed from a rule"
+    SUPPRESSION_LIFT = "suppression_lift", "Lifted a suppression"
+    CONSENT_CHANGE = "consent_change", "Changed marketing consent"
+    STAGE_MOVE = "stage_move", "Moved the stage"
+    CONTACT_EDIT = "contact_edit", "Edited contact details"
+
+
+class StaffAction(models.Model):
+    """The audit row of one thing a staff member did to a customer from the back-office: who, when, what and why.
+
+    Written by customers.staff_actions in the same transaction as the change itself, so a change without its audit
+    row (or the other way round) cannot exist. `actor_name` keeps the name if the user is deleted later.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="staff_actions")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=30, choices=StaffActionKind.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["customer", "-created_at"], name="staff_action_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name}: {self.get_action_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class ConsentRecord(models.Model):
+    """Every change of a customer's marketing consent made by a person, with the reason: the proof of consent.
+
+    The customer's `opt_in_confirmed` is the current state; these rows are how it got there when staff changed it.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_records")
+    opt_in = models.BooleanField(help_text="The consent after the change.")
+    source = models.CharField(max_length=30, default="staff")
+    reason = models.CharField(max_length=500)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    actor_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{'opted in' if self.opt_in else 'opted out'} by {self.actor_name or self.source}"

@@ -157,6 +157,30 @@ def customer_update(*, customer: Customer, **fields: Any) -> Customer:
     return customer
 
 
+class EmailTaken(Exception):
+    """Another customer already has that address."""
+
+
+@transaction.atomic
+def customer_change_email(*, customer: Customer, email: str) -> Customer:
+    """Staff correcting the address of a customer Stripe does not know (Stripe's customers get theirs from Stripe:
+    customer_upsert). Raises EmailTaken when another customer has it."""
+    email = normalize_email(email)
+    if customer.stripe_customer_id:
+        raise ValueError("A Stripe customer's email is changed in Stripe")
+    if not email:
+        raise ValueError("A customer without a Stripe id needs an email")
+    if Customer.objects.filter(email__iexact=email).exclude(pk=customer.pk).exists():
+        raise EmailTaken(email)
+    # Compared with the stored row: a model form has already put the new value on `customer`.
+    current = Customer.objects.select_for_update().get(pk=customer.pk)
+    if current.email != email:
+        current.email = email
+        current.save(update_fields=["email", "updated_at"])
+    customer.email = email
+    return current
+
+
 @dataclass(frozen=True)
 class RecordedEvent:
     event: TimelineEvent

@@ -49,10 +49,10 @@ def test_actions_follow_change_permissions(clients, customer):
     assert clients["Marketing"].post("/api/v1/email-queue-items/999999/retry/").status_code == 404
     assert clients["Support"].post("/api/v1/email-queue-items/999999/retry/").status_code == 403
     assert clients["Service"].post("/api/v1/email-queue-items/999999/cancel/").status_code == 403
-    # Enrolling needs add_enrollment: the service account has it, Marketing does not.
+    # Enrolling needs add_enrollment: the service account and Marketing have it, Support does not.
     url = f"/api/v1/automation-rules/{rule.pk}/enrollments/"
-    assert clients["Marketing"].post(url, {"customer": customer.pk}, format="json").status_code == 403
-    response = clients["Service"].post(url, {"customer": customer.pk}, format="json")
+    assert clients["Support"].post(url, {"customer": customer.pk}, format="json").status_code == 403
+    response = clients["Marketing"].post(url, {"customer": customer.pk}, format="json")
     assert response.status_code == 201, response.json()
 
 

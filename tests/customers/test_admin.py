@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from customers import services
-from customers.models import Customer
+from customers.models import Customer, StaffAction
 from tests.customers.factories import CustomerFactory, StaffUserFactory
 
 pytestmark = pytest.mark.django_db
@@ -61,13 +61,48 @@ def test_customer_list_filters_by_stage(admin_client, busy_customer):
     assert "busy@example.com" not in page.content.decode()
 
 
-def test_support_staff_cannot_edit_customers(client, support_user, busy_customer):
+def test_support_edits_contact_details_but_not_billing_state(client, support_user, busy_customer):
     client.force_login(support_user)
     url = reverse("admin:customers_customer_change", args=[busy_customer.pk])
-    client.post(url, {"email": busy_customer.email, "name": "Changed"})
+    client.post(
+        url,
+        {
+            "name": "Changed",
+            "discord_user_id": "123456789",
+            "opt_in_confirmed": "on",
+            "vip_status": "on",
+            "lifecycle_stage": "churned",
+            "stripe_customer_id": "cus_other",
+        },
+    )
     busy_customer.refresh_from_db()
-    assert busy_customer.name != "Changed"
+    assert busy_customer.name == "Changed" and busy_customer.discord_user_id == "123456789"
+    assert not busy_customer.opt_in_confirmed and not busy_customer.vip_status
+    assert busy_customer.lifecycle_stage == "purchase" and busy_customer.stripe_customer_id == "cus_busy"
+    edit = StaffAction.objects.get(customer=busy_customer)
+    assert edit.actor == support_user and edit.action == "contact_edit"
+    assert set(edit.details) == {"name", "discord_user_id"}
     assert client.get(reverse("admin:customers_customer_add")).status_code == 403
+
+
+def test_an_email_without_stripe_is_corrected_by_support_unless_another_customer_has_it(client, support_user):
+    customer = CustomerFactory(email="typo@exmaple.com")
+    CustomerFactory(email="taken@example.com")
+    client.force_login(support_user)
+    url = reverse("admin:customers_customer_change", args=[customer.pk])
+
+    client.post(url, {"email": "Taken@Example.com", "name": customer.name})
+    customer.refresh_from_db()
+    assert customer.email == "typo@exmaple.com"
+
+    client.post(url, {"email": "", "name": customer.name})
+    customer.refresh_from_db()
+    assert customer.email == "typo@exmaple.com"
+
+    client.post(url, {"email": "fixed@example.com", "name": customer.name})
+    customer.refresh_from_db()
+    assert customer.email == "fixed@example.com"
+    assert StaffAction.objects.get(customer=customer).details["email"]["from"] == "typo@exmaple.com"
 
 
 @pytest.mark.parametrize("page", CUSTOMER_PAGES)
@@ -98,7 +133,7 @@ def test_superuser_edits_go_through_services(admin_client):
     assert customer.email == "new@example.com"  # normalised by customer_upsert
     admin_client.post(
         reverse("admin:customers_customer_change", args=[customer.pk]),
-        {"name": "Renamed", "opt_in_confirmed": "on", "metadata": "{}"},
+        {"email": "new@example.com", "name": "Renamed", "opt_in_confirmed": "on", "metadata": "{}"},
     )
     customer.refresh_from_db()
     assert customer.name == "Renamed" and customer.opt_in_confirmed

@@ -1,0 +1,79 @@
+"""Staff actions on one customer's email, for the customer 360 page (customers.staff_actions calls these).
+
+Kept apart from automations.services so the queue's own services stay readable; like them, these are the only
+writers of the rows they touch.
+"""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import EmailQueueItem, EnrollmentStatus, QueueStatus, Suppression
+from .services import queue_item_key, queue_items_retry_now, queue_process_enqueue
+
+
+class ResendRefused(Exception):
+    """An email that cannot be sent again: suppressed, still waiting, or its sequence was stopped."""
+
+
+# A copy of an email that went out (or may have) is a new queue item of the same step, told apart by its occurrence.
+RESENDABLE = (QueueStatus.SENT, QueueStatus.UNCONFIRMED, QueueStatus.CANCELLED)
+
+
+@transaction.atomic
+def queue_item_resend(*, item_id: int, key: str) -> EmailQueueItem:
+    """Send one email of a customer again. A failed email is put back in the queue, due now (its own key); one that
+    was sent, cancelled or whose outcome is unknown gets a copy, due now, whose idempotency key ends with `key` (the
+    caller's own id, e.g. `staff-action-<id>`), so asking twice with one key queues one copy.
+
+    A copy needs its sequence running: a completed enrollment is reopened until the copy has gone (the queue completes
+    it again), an exited one (the customer left the sequence, e.g. their payment recovered) refuses.
+    """
+    item = EmailQueueItem.objects.select_for_update().select_related("enrollment", "customer").get(pk=item_id)
+    if item.status == QueueStatus.FAILED:
+        if not queue_items_retry_now(item_ids=[item.pk]):
+            raise ResendRefused("This email's step is retired: it cannot be sent again.")
+        item.refresh_from_db()
+        return item
+    if item.status not in RESENDABLE:
+        raise ResendRefused(f"This email is {item.get_status_display().lower()}: nothing to resend.")
+    enrollment = item.enrollment
+    if enrollment.status == EnrollmentStatus.EXITED:
+        raise ResendRefused(f"The customer left this sequence ({enrollment.exit_reason}): enroll them again instead.")
+    if not item.customer.email:
+        raise ResendRefused("The customer has no email address.")
+    now = timezone.now()
+    occurrence = f"{item.occurrence}:resend:{key}" if item.occurrence else f"resend:{key}"
+    if enrollment.status == EnrollmentStatus.COMPLETED:
+        enrollment.status, enrollment.completed_at = EnrollmentStatus.ACTIVE, None
+        try:
+            with transaction.atomic():
+                enrollment.save(update_fields=["status", "completed_at"])
+        except IntegrityError:
+            raise ResendRefused("The same sequence is running again for this customer: it sends its own.") from None
+    copy, created = EmailQueueItem.objects.get_or_create(
+        enrollment=enrollment,
+        step=item.step,
+        occurrence=occurrence[:255],
+        defaults={
+            "customer": item.customer,
+            "recipient": item.customer.email,
+            "scheduled_at": now,
+            "next_attempt_at": now,
+            "idempotency_key": queue_item_key(
+                enrollment_id=enrollment.pk, step_id=item.step_id, occurrence=occurrence[:255]
+            ),
+        },
+    )
+    if created:
+        transaction.on_commit(queue_process_enqueue)
+    return copy
+
+
+@transaction.atomic
+def suppression_lift(*, suppression_id: int) -> Suppression | None:
+    """Remove one suppression (the address may receive that kind of email again). None when it was already gone."""
+    suppression = Suppression.objects.select_for_update().filter(pk=suppression_id).first()
+    if suppression is None:
+        return None
+    suppression.delete()
+    return suppression

@@ -1,0 +1,156 @@
+"""The customer 360's quick actions and its "email as sent" page: thin views over customers.staff_actions.
+
+Each action is a POST (CSRF-checked by the admin's views) to /admin/customers/customer/<id>/action/<name>/ with a
+reason; the view checks the staff member's permission for that action (403 otherwise), calls the service, puts the
+outcome in a message and returns to the customer's page.
+"""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from automations.models import EmailQueueItem
+
+from . import staff_actions
+from .lifecycle import Stage
+from .models import StaffActionKind
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, strip=True)
+
+
+class EmailForm(ReasonForm):
+    item_id = forms.IntegerField(min_value=1)
+
+
+class EnrollForm(ReasonForm):
+    rule_id = forms.IntegerField(min_value=1)
+
+
+class UnenrollForm(ReasonForm):
+    enrollment_id = forms.IntegerField(min_value=1)
+
+
+class SuppressionForm(ReasonForm):
+    suppression_id = forms.IntegerField(min_value=1)
+
+
+class ConsentForm(ReasonForm):
+    opt_in = forms.TypedChoiceField(choices=[("1", "on"), ("0", "off")], coerce=lambda value: value == "1")
+
+
+class StageForm(ReasonForm):
+    to_stage = forms.ChoiceField(choices=Stage.choices)
+
+
+# action name in the URL -> (its form, the service call with the form's cleaned data)
+ACTIONS = {
+    StaffActionKind.EMAIL_RESEND: (
+        EmailForm,
+        lambda actor, customer, data: staff_actions.email_resend(
+            actor=actor, customer=customer, item_id=data["item_id"], reason=data["reason"]
+        ),
+    ),
+    StaffActionKind.EMAIL_CANCEL: (
+        EmailForm,
+        lambda actor, customer, data: staff_actions.email_cancel(
+            actor=actor, customer=customer, item_id=data["item_id"], reason=data["reason"]
+        ),
+    ),
+    StaffActionKind.ENROLL: (
+        EnrollForm,
+        lambda actor, customer, data: staff_actions.enroll(
+            actor=actor, customer=customer, rule_id=data["rule_id"], reason=data["reason"]
+        ),
+    ),
+    StaffActionKind.UNENROLL: (
+        UnenrollForm,
+        lambda actor, customer, data: staff_actions.unenroll(
+            actor=actor, customer=customer, enrollment_id=data["enrollment_id"], reason=data["reason"]
+        ),
+    ),
+    StaffActionKind.SUPPRESSION_LIFT: (
+        SuppressionForm,
+        lambda actor, customer, data: staff_actions.suppression_lift(
+            actor=actor, customer=customer, suppression_id=data["suppression_id"], reason=data["reason"]
+        ),
+    ),
+    StaffActionKind.CONSENT_CHANGE: (
+        ConsentForm,
+        lambda actor, customer, data: staff_actions.consent_change(
+            actor=actor, customer=customer, opt_in=data["opt_in"], reason=data["reason"]
+        ),
+    ),
+    StaffActionKind.STAGE_MOVE: (
+        StageForm,
+        lambda actor, customer, data: staff_actions.stage_move(
+            actor=actor, customer=customer, to_stage=data["to_stage"], reason=data["reason"]
+        ),
+    ),
+}
+
+
+def action_view(model_admin, request, object_id: str, action: str):
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if action not in ACTIONS:
+        raise Http404("No such action")
+    customer = model_admin.get_object(request, object_id)
+    if customer is None:
+        raise Http404("No such customer")
+    if not model_admin.has_view_permission(request, customer) or not staff_actions.may(request.user, action):
+        raise PermissionDenied
+    form_class, perform = ACTIONS[action]
+    form = form_class(request.POST)
+    back = reverse("admin:customers_customer_change", args=[customer.pk])
+    if not form.is_valid():
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        messages.error(request, f"Nothing done: {problems}")
+        return redirect(back)
+    try:
+        done = perform(request.user, customer, form.cleaned_data)
+    except staff_actions.ActionRefused as exc:
+        messages.error(request, f"Nothing done: {exc}")
+    else:
+        messages.success(request, f"Done: {done.message}. Recorded in the customer's staff actions.")
+    return redirect(back)
+
+
+def _sent_message(item: EmailQueueItem) -> dict | None:
+    """The message exactly as handed to the provider: the rendered entry stored in the item's batch."""
+    if item.batch is None:
+        return None
+    return next((entry["message"] for entry in item.batch.messages if entry.get("item_id") == item.pk), None)
+
+
+def email_as_sent_view(model_admin, request, object_id: str, item_id: int):
+    customer = model_admin.get_object(request, object_id)
+    if customer is None:
+        raise Http404("No such customer")
+    # The emails sent to a customer are part of their record: whoever reads the customer reads them ("did you get my
+    # email?"); the queue item's own admin page stays behind automations.view_emailqueueitem.
+    if not model_admin.has_view_permission(request, customer):
+        raise PermissionDenied
+    item = (
+        EmailQueueItem.objects.select_related("batch", "step__template", "enrollment__rule")
+        .filter(pk=item_id, customer=customer)
+        .first()
+    )
+    if item is None:
+        raise Http404("No such email for this customer")
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "original": customer,
+        "title": f"{item.step.template.name} to {item.recipient}",
+        "item": item,
+        "message": _sent_message(item),
+        "events": list(item.events.order_by("occurred_at", "id")),
+        "may_open_queue_item": request.user.has_perm("automations.view_emailqueueitem"),
+    }
+    return TemplateResponse(request, "admin/customers/customer/email_as_sent.html", context)

@@ -1,0 +1,13 @@
+"""Small display helpers for the customer 360 page."""
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def minor_units(amount, currency: str = "") -> str:
+    """1499, "eur" -> "14.99 EUR" (Stripe amounts are in minor units)."""
+    if amount in (None, ""):
+        return "—"
+    return f"{int(amount) / 100:,.2f} {str(currency).upper()}".strip()
