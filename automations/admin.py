@@ -1,7 +1,7 @@
 """Admin for marketing: rules with their steps, templates with a live preview, the queue, suppressions, analytics.
 
-Thin classes: actions and views call services and selectors. Marketing edits rules, steps and templates and reads
-the rest; Support has no automations permissions and sees none of this (config/roles.py).
+Thin classes: actions and views call services and selectors. Marketing edits rules, steps and templates, retries and
+cancels emails and reads the rest; Support reads the queue, the email events and suppressions (config/roles.py).
 """
 
 from datetime import datetime, time, timedelta
@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from jinja2 import TemplateError
 
 from config.admin import ReadOnlyAdmin
+from config.charts import daily_lines
 from customers.lifecycle import Stage
 from customers.models import Customer
 from integrations.resend.client import ResendError
@@ -287,7 +288,7 @@ class AutomationRuleAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "title": "Email analytics",
             "analytics": analytics,
-            "chart": _chart(analytics.days),
+            "chart": daily_lines(analytics.days),
             "rules": AutomationRule.objects.order_by("name"),
             "rule_id": rule_id,
             "since": since_day,
@@ -343,32 +344,6 @@ def _parse_day(value):
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         return None
-
-
-def _chart(days, *, width=900, height=220, pad=30):
-    """SVG polylines for sends, opens and clicks per day: drawn on the server, nothing loaded from elsewhere."""
-    peak = max([max(s, o, c) for _, s, o, c in days] or [0]) or 1
-    step = (width - 2 * pad) / max(1, len(days) - 1)
-
-    def points(index):
-        return " ".join(
-            f"{pad + i * step:.1f},{height - pad - (row[index] / peak) * (height - 2 * pad):.1f}"
-            for i, row in enumerate(days)
-        )
-
-    labels = [(pad + i * step, day.strftime("%b %d")) for i, (day, *_rest) in enumerate(days)]
-    every = max(1, len(labels) // 8)
-    return {
-        "width": width,
-        "height": height,
-        "pad": pad,
-        "peak": peak,
-        "sends": points(1),
-        "opens": points(2),
-        "clicks": points(3),
-        "labels": labels[::every],
-        "baseline": height - pad,
-    }
 
 
 # --- enrollments, queue, events, suppressions ----------------------------------------------------------------------

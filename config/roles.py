@@ -1,8 +1,11 @@
 """Staff roles: the groups staff are put in, and the permissions each grants (least privilege).
 
-Support reads customers and handles tickets, and reads the integrations' workflow runs and incoming webhook deliveries
-(why an invite or a coupon did not arrive); Marketing edits automation rules and templates, reads analytics and the
-workflow runs. Retrying a run or reprocessing a delivery needs the change permission, which no role has.
+Support reads customers and handles tickets, and reads the emails sent (queue items, tracking events,
+suppressions), the integrations' workflow runs and incoming webhook deliveries (why an invite or a coupon did not
+arrive). Marketing edits automation rules, steps and templates, reads analytics, retries and cancels emails, and adds
+suppressions. Neither role has any dj-stripe permission: those tables are the owners' (superusers), shown last in the
+admin (config/admin_site.py). Retrying a workflow run or reprocessing a delivery needs its change permission, which
+no role has.
 Superusers are for the owners. The groups are created by a data migration (customers 0002); their permissions are
 (re)applied after every `migrate` by `roles_sync`, because Django creates a model's permissions only after the
 migrations run, and later apps add models these roles should reach. A model that does not exist yet is skipped.
@@ -23,6 +26,8 @@ VIEW = ("view",)
 EDIT = ("view", "add", "change", "delete")
 
 ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    # Answers customers: their record, tickets, and the emails sent to them, so "did you get my email?" has an answer
+    # without asking Marketing.
     SUPPORT: {
         "customers.customer": VIEW,
         "customers.timelineevent": VIEW,
@@ -32,10 +37,15 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,
         "support.discordinteraction": VIEW,
+        "automations.emailqueueitem": VIEW,
+        "automations.emailevent": VIEW,
+        "automations.suppression": VIEW,
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "integrations.webhookdelivery": VIEW,
     },
+    # Runs the email programme: rules, steps and templates, the analytics (which need view on queue items), retrying
+    # and cancelling emails (change on queue items: EmailQueueItemAdmin.has_retry_permission), and suppressions.
     MARKETING: {
         "customers.customer": VIEW,
         "customers.timelineevent": VIEW,
@@ -44,8 +54,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.automationrule": EDIT,
         "automations.automationstep": EDIT,
         "automations.enrollment": VIEW,
-        "automations.emailqueueitem": VIEW,
+        "automations.emailqueueitem": ("view", "change"),
         "automations.emailevent": VIEW,
+        "automations.sendingpause": VIEW,
         "automations.suppression": ("view", "add"),
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
