@@ -9,6 +9,7 @@ from datetime import timedelta
 from automations.models import QueueStatus, SendingPause
 from billing.models import SubscriptionStatus
 from customers.models import Customer, StageTransition, TimelineSource
+from integrations.models import RunKind, WorkflowRun
 from support.models import Ticket, TicketStatus
 from tests.automations.factories import AutomationRuleFactory, AutomationStepFactory, QueuedEmailFactory
 from tests.billing.factories import SubscriptionFactory
@@ -155,6 +156,11 @@ def build_story(*, now, tag: str = "a") -> dict:
     Ticket.objects.create(
         discord_user_id=f"{ord(tag)}3", customer=cat, subject=f"Refund {tag}", status=TicketStatus.CLOSED
     )
+    # Workflow runs of the integrations, with their customer (for the changelists' query counts).
+    for customer in (ann, ben):
+        WorkflowRun.objects.create(
+            kind=RunKind.values[0], key=f"story:{tag}:{customer.pk}", subject=f"story:{tag}", customer=customer
+        )
     return {"ann": ann, "eve": eve}
 
 
