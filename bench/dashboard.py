@@ -18,43 +18,43 @@ from bench.harness import Table, django_on_fresh_database, median, percentile
 
 DASHBOARD_EXTRA = """
 INSERT INTO customers_stagetransition (customer_id, from_stage, to_stage, cause, occurred_at, source_key, forced)
-SELECT c.id, 'discovery', 'trial', 'bench', now() - (c.id %% 120) * interval '1 day', '', false
-FROM customers_customer c WHERE c.id %% 3 <> 0
+SELECT c.id, 'discovery', 'trial', 'bench', now() - (c.id % 120) * interval '1 day', '', false
+FROM customers_customer c WHERE c.id % 3 <> 0
 UNION ALL
-SELECT c.id, 'trial', 'purchase', 'bench', now() - (c.id %% 120) * interval '1 day' + interval '2 days', '', false
-FROM customers_customer c WHERE c.id %% 3 = 1
+SELECT c.id, 'trial', 'purchase', 'bench', now() - (c.id % 120) * interval '1 day' + interval '2 days', '', false
+FROM customers_customer c WHERE c.id % 3 = 1
 UNION ALL
-SELECT c.id, 'purchase', 'active', 'bench', now() - (c.id %% 120) * interval '1 day' + interval '3 days', '', false
-FROM customers_customer c WHERE c.id %% 3 = 1
+SELECT c.id, 'purchase', 'active', 'bench', now() - (c.id % 120) * interval '1 day' + interval '3 days', '', false
+FROM customers_customer c WHERE c.id % 3 = 1
 UNION ALL
-SELECT c.id, 'active', 'churned', 'bench', now() - (c.id %% 365) * interval '1 day', '', false
-FROM customers_customer c WHERE c.id %% 8 = 6;
+SELECT c.id, 'active', 'churned', 'bench', now() - (c.id % 365) * interval '1 day', '', false
+FROM customers_customer c WHERE c.id % 8 = 6;
 
 -- A failed payment for one customer in 20 (over four months), recovered two days later for half of them.
 INSERT INTO customers_timelineevent (customer_id, source, kind, occurred_at, summary, payload, object_type, object_id,
     source_key, recorded_at)
-SELECT c.id, 'stripe', 'payment.failed', now() - (c.id %% 120) * interval '1 day', 'Payment failed',
+SELECT c.id, 'stripe', 'payment.failed', now() - (c.id % 120) * interval '1 day', 'Payment failed',
     jsonb_build_object('invoice_id', 'in_' || c.id, 'subscription_id', 'sub_' || c.id, 'amount_due', 1999,
         'currency', 'usd', 'next_payment_attempt', to_char(now() + interval '2 days', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')),
     'stripe.invoice', 'in_' || c.id, 'bench-failed-' || c.id, now()
-FROM customers_customer c WHERE c.id %% 20 = 1;
+FROM customers_customer c WHERE c.id % 20 = 1;
 INSERT INTO customers_timelineevent (customer_id, source, kind, occurred_at, summary, payload, object_type, object_id,
     source_key, recorded_at)
-SELECT c.id, 'stripe', 'payment.recovered', now() - (c.id %% 120) * interval '1 day' + interval '2 days',
+SELECT c.id, 'stripe', 'payment.recovered', now() - (c.id % 120) * interval '1 day' + interval '2 days',
     'Payment recovered', jsonb_build_object('invoice_id', 'in_' || c.id), 'stripe.invoice', 'in_' || c.id,
     'bench-recovered-' || c.id, now()
-FROM customers_customer c WHERE c.id %% 40 = 1;
+FROM customers_customer c WHERE c.id % 40 = 1;
 
-UPDATE billing_subscription SET ended_at = now() - (id %% 120) * interval '1 day',
+UPDATE billing_subscription SET ended_at = now() - (id % 120) * interval '1 day',
     cancellation_reason = 'cancellation_requested',
     cancellation_feedback = (ARRAY['too_expensive','missing_features','unused','switched_service','other',
-        'too_complex','low_quality',''])[1 + id %% 8],
-    cancellation_comment = CASE WHEN id %% 5 = 0 THEN 'Comment ' || id ELSE '' END
+        'too_complex','low_quality',''])[1 + id % 8],
+    cancellation_comment = CASE WHEN id % 5 = 0 THEN 'Comment ' || id ELSE '' END
 WHERE status = 'canceled';
 
 UPDATE automations_emailqueueitem SET status = 'pending', next_attempt_at = now() - interval '1 hour'
-WHERE id %% 100 = 0;
-UPDATE automations_emailqueueitem SET status = 'failed', last_error = 'bench' WHERE id %% 100 = 1;
+WHERE id % 100 = 0;
+UPDATE automations_emailqueueitem SET status = 'failed', last_error = 'bench' WHERE id % 100 = 1;
 """
 
 
