@@ -58,6 +58,22 @@ UPDATE automations_emailqueueitem SET status = 'failed', last_error = 'bench' WH
 """
 
 
+def _generate(customers: int, events: int) -> None:
+    from django.db import connection
+
+    from support.models import Ticket, TicketStatus
+
+    with connection.cursor() as cursor:
+        cursor.execute(GENERATE, {"customers": customers, "events": events})
+        cursor.execute(DASHBOARD_EXTRA)
+    Ticket.objects.bulk_create(
+        Ticket(discord_user_id=str(10_000 + n), subject=f"Ticket {n}", status=TicketStatus.CLOSED if n % 10 else "open")
+        for n in range(2000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
 def timed(client, params, repeat):
     samples = []
     for _ in range(3):  # warm-up
@@ -76,9 +92,17 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=100, help="requests per scenario (p99 needs >= 100)")
+    parser.add_argument(
+        "--keep-data", action="store_true", help="measure the data a previous run left (no new database)"
+    )
     args = parser.parse_args(argv)
 
-    django_on_fresh_database()
+    if args.keep_data:
+        import django
+
+        django.setup()
+    else:
+        django_on_fresh_database()
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.db import connection
@@ -86,29 +110,23 @@ def main(argv: list[str]) -> None:
     from django.test.utils import CaptureQueriesContext
 
     from config.roles import MARKETING, SUPPORT
-    from support.models import Ticket, TicketStatus
 
     started = time.perf_counter()
+    if not args.keep_data:
+        _generate(args.customers, args.events)
     with connection.cursor() as cursor:
-        cursor.execute(GENERATE, {"customers": args.customers, "events": args.events})
-        cursor.execute(DASHBOARD_EXTRA)
-    Ticket.objects.bulk_create(
-        Ticket(discord_user_id=str(10_000 + n), subject=f"Ticket {n}", status=TicketStatus.CLOSED if n % 10 else "open")
-        for n in range(2000)
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
         cursor.execute(
             "SELECT (SELECT count(*) FROM customers_customer), (SELECT count(*) FROM customers_timelineevent)"
         )
         customers, events = cursor.fetchone()
-    print(f"generated {customers:,} customers, {events:,} timeline events in {time.perf_counter() - started:.0f} s")
+    verb = "found" if args.keep_data else "generated"
+    print(f"{verb} {customers:,} customers, {events:,} timeline events in {time.perf_counter() - started:.0f} s")
 
     users = get_user_model().objects
-    owner = users.create_superuser(username="bench-owner", email="owner@example.com", password="x")
-    support = users.create_user(username="bench-support", password="x", is_staff=True)
+    owner, _ = users.get_or_create(username="bench-owner", defaults={"is_staff": True, "is_superuser": True})
+    support, _ = users.get_or_create(username="bench-support", defaults={"is_staff": True})
     support.groups.add(Group.objects.get(name=SUPPORT))
-    marketing = users.create_user(username="bench-marketing", password="x", is_staff=True)
+    marketing, _ = users.get_or_create(username="bench-marketing", defaults={"is_staff": True})
     marketing.groups.add(Group.objects.get(name=MARKETING))
 
     table = Table(

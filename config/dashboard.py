@@ -78,7 +78,7 @@ def _customers(*, since: datetime, now: datetime) -> dict:
             "moved_on": row["moved_on"],
             "percent": round(100 * row["moved_on"] / row["entered"]) if row["entered"] else None,
         }
-        for row in customers_selectors.stage_conversions(since=since, until=now)
+        for row in customers_selectors.stage_conversions(since=since, until=now, entered=entries)
     ]
     return {
         "new": customers_selectors.customers_created_count(since=since, until=now),
