@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, F, Min, Q
 from django.db.models.functions import TruncDate
 
 from .models import (
@@ -17,6 +17,7 @@ from .models import (
     Enrollment,
     EnrollmentStatus,
     QueueStatus,
+    SendingPause,
     Suppression,
 )
 
@@ -214,3 +215,37 @@ def enrollment_list_for_customer(*, customer_id: int):
 
 def queue_item_list():
     return EmailQueueItem.objects.select_related("enrollment__rule", "step__template")
+
+
+# --- the dashboard (config/dashboard.py) ----------------------------------------------------------------------------
+
+DUNNING_TRIGGER = "payment.failed"  # a dunning rule is a rule started by a failed payment
+
+
+def queue_health(*, now: datetime, since: datetime) -> dict:
+    """The queue now: emails due and waiting (queue_item_due_idx), emails that failed or whose outcome stayed unknown
+    since `since`, and the sending pauses with their cause."""
+    pending = EmailQueueItem.objects.filter(status=QueueStatus.PENDING).aggregate(
+        due=Count("id", filter=Q(next_attempt_at__lte=now)),
+        later=Count("id", filter=Q(next_attempt_at__gt=now)),
+        oldest_due=Min("next_attempt_at", filter=Q(next_attempt_at__lte=now)),
+    )
+    problems = EmailQueueItem.objects.filter(
+        status__in=[QueueStatus.FAILED, QueueStatus.UNCONFIRMED], updated_at__gte=since
+    ).aggregate(
+        failed=Count("id", filter=Q(status=QueueStatus.FAILED)),
+        unconfirmed=Count("id", filter=Q(status=QueueStatus.UNCONFIRMED)),
+    )
+    return {**pending, **problems, "pauses": list(SendingPause.objects.order_by("paused_at"))}
+
+
+def dunning_sends(*, customer_ids: set[int], since: datetime) -> list[dict]:
+    """Emails of dunning rules sent to these customers since `since`: customer id, subscription id, sent_at."""
+    return list(
+        EmailQueueItem.objects.filter(
+            customer_id__in=customer_ids,
+            status=QueueStatus.SENT,
+            sent_at__gte=since,
+            enrollment__rule__trigger=DUNNING_TRIGGER,
+        ).values("customer_id", "sent_at", subscription_id=F("enrollment__subscription_id"))
+    )

@@ -1,7 +1,10 @@
 from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
+from django.urls import reverse
 from django.utils.html import format_html
 
 from config.admin import ReadOnlyAdmin
+from customers.models import Customer
 
 from . import webhooks
 from .models import StripeEventProcessing, Subscription
@@ -37,6 +40,7 @@ class StripeEventProcessingAdmin(ReadOnlyAdmin):
     list_display = (
         "received_at",
         "event_type",
+        "customer",
         "event_id",
         "status",
         "attempts",
@@ -45,10 +49,31 @@ class StripeEventProcessingAdmin(ReadOnlyAdmin):
         "short_error",
     )
     list_filter = ("status", "event_type")
-    search_fields = ("=event_id", "event_type")
+    search_fields = ("=event_id", "event_type", "=stripe_customer_id")
     date_hierarchy = "received_at"
     readonly_fields = [*(field.name for field in StripeEventProcessing._meta.fields), "delivery_body"]
     actions = ("reprocess",)
+
+    def get_queryset(self, request):
+        # The CRM customer behind the event's Stripe customer id, in the list's own query (no query per row).
+        crm_customer = Customer.objects.filter(stripe_customer_id=OuterRef("stripe_customer_id")).exclude(
+            stripe_customer_id=""
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                customer_pk=Subquery(crm_customer.values("pk")[:1]),
+                customer_email=Subquery(crm_customer.values("email")[:1]),
+            )
+        )
+
+    @admin.display(description="Customer")
+    def customer(self, obj):
+        if getattr(obj, "customer_pk", None):
+            url = reverse("admin:customers_customer_change", args=[obj.customer_pk])
+            return format_html('<a href="{}">{}</a>', url, obj.customer_email or obj.stripe_customer_id)
+        return obj.stripe_customer_id or "-"
 
     @admin.display(description="Last error")
     def short_error(self, obj):

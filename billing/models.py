@@ -98,6 +98,8 @@ class StripeEventProcessing(models.Model):
     event_id = models.CharField("Stripe event id", max_length=255, unique=True)
     event_type = models.CharField(max_length=128, db_index=True)
     event_created = models.DateTimeField(null=True, blank=True, help_text="Stripe's `created` of the event.")
+    # Taken from the delivered body when it is stored, so the events list can show whose event it is.
+    stripe_customer_id = models.CharField("Stripe customer id", max_length=255, blank=True, default="", db_default="")
     trigger = models.ForeignKey(
         "djstripe.WebhookEventTrigger", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

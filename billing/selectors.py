@@ -1,11 +1,15 @@
 """Reads for other apps, the admin and the API, with their joins already applied."""
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.utils.dateparse import parse_datetime
 from djstripe import models as djstripe_models
 
-from customers.models import Customer
+from customers.models import Customer, TimelineEvent
 
-from .models import CURRENT_STATUSES, StripeEventProcessing, Subscription
+from .models import CURRENT_STATUSES, StripeEventProcessing, Subscription, SubscriptionStatus
 from .models import ENDED_STATUSES as ENDED_STATUSES  # for apps that decide by a subscription's status
 
 
@@ -95,3 +99,152 @@ def products_synced() -> list[tuple[str, str, bool | None]]:
     """(Stripe product id, name, active) of every product mirrored from Stripe (dj-stripe's Product), by name: what a
     rule's product condition offers to pick from."""
     return list(djstripe_models.Product.objects.order_by("name", "id").values_list("id", "name", "active"))
+
+
+# --- the dashboard (config/dashboard.py) ----------------------------------------------------------------------------
+
+# Stripe's cancellation_details: https://docs.stripe.com/api/subscriptions/object#subscription_object-cancellation_details
+CANCELLATION_FEEDBACK = {
+    "customer_service": "Customer service was less than expected",
+    "low_quality": "Quality was less than expected",
+    "missing_features": "Some features are missing",
+    "other": "Other reason",
+    "switched_service": "Switched to a different service",
+    "too_complex": "Ease of use was less than expected",
+    "too_expensive": "It's too expensive",
+    "unused": "Not using the service enough",
+    "": "No feedback given",
+}
+CANCELLATION_REASONS = {
+    "cancellation_requested": "Canceled by request",
+    "payment_disputed": "Payment disputed",
+    "payment_failed": "Payment failed",
+    "": "Not stated",
+}
+PAYMENT_FAILED = "payment.failed"  # the timeline kinds billing.services records for invoices
+PAYMENT_RECOVERED = "payment.recovered"
+
+
+def _at_risk_filter() -> Q:
+    failing = Q(status__in=[SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID])
+    scheduled = Q(status__in=CURRENT_STATUSES) & (Q(cancel_at_period_end=True) | Q(cancel_at__isnull=False))
+    return failing | scheduled
+
+
+def subscriptions_at_risk(*, limit: int = 50) -> dict:
+    """Subscriptions with a failed payment (past due, unpaid) or a scheduled cancellation, failing ones first, each
+    with Stripe's next retry from its latest recorded failure (the invoice's next_payment_attempt). Three queries."""
+    at_risk = Subscription.objects.filter(_at_risk_filter())
+    counts = at_risk.aggregate(
+        failing=Count("id", filter=Q(status__in=[SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID])),
+        total=Count("id"),
+    )
+    rows = list(
+        at_risk.select_related("customer")
+        .annotate(
+            failing=Case(
+                When(status__in=[SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID], then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("failing", "current_period_end", "id")[:limit]
+    )
+    latest_failure: dict[str, dict] = {}
+    failures = (
+        TimelineEvent.objects.filter(
+            customer_id__in={s.customer_id for s in rows if s.failing == 0}, kind=PAYMENT_FAILED
+        )
+        .order_by("-occurred_at", "-id")
+        .values("payload", "occurred_at")
+    )
+    for failure in failures:
+        latest_failure.setdefault(failure["payload"].get("subscription_id", ""), failure)
+    for subscription in rows:
+        failure = latest_failure.get(subscription.stripe_subscription_id) if subscription.failing == 0 else None
+        payload = failure["payload"] if failure else {}
+        subscription.failed_at = failure["occurred_at"] if failure else None
+        subscription.next_payment_attempt = parse_datetime(payload.get("next_payment_attempt") or "")
+        amount_due = payload.get("amount_due")
+        currency = (payload.get("currency") or subscription.currency).upper()
+        subscription.amount_due_display = f"{int(amount_due) / 100:,.2f} {currency}" if amount_due is not None else ""
+    return {"failing": counts["failing"], "scheduled": counts["total"] - counts["failing"], "rows": rows}
+
+
+def churn_reasons(*, since: datetime, until: datetime, comments: int = 20) -> dict:
+    """Subscriptions that ended in [since, until), counted by the customer's feedback and by Stripe's reason, with
+    the latest comments customers left (Stripe's cancellation_details, stored on the subscription)."""
+    ended = Subscription.objects.filter(status=SubscriptionStatus.CANCELED, ended_at__gte=since, ended_at__lt=until)
+    by_feedback = ended.values("cancellation_feedback").annotate(n=Count("id")).order_by("-n", "cancellation_feedback")
+    by_reason = ended.values("cancellation_reason").annotate(n=Count("id")).order_by("-n", "cancellation_reason")
+    latest = ended.exclude(cancellation_comment="").select_related("customer").order_by("-ended_at", "-id")
+    return {
+        "ended": sum(row["n"] for row in by_reason),
+        "feedback": [
+            (CANCELLATION_FEEDBACK.get(row["cancellation_feedback"], row["cancellation_feedback"]), row["n"])
+            for row in by_feedback
+        ],
+        "reasons": [
+            (CANCELLATION_REASONS.get(row["cancellation_reason"], row["cancellation_reason"]), row["n"])
+            for row in by_reason
+        ],
+        "comments": list(latest[:comments]),
+    }
+
+
+@dataclass
+class Recovery:
+    customer_id: int
+    invoice_id: str
+    subscription_id: str
+    first_failed_at: datetime
+    recovered_at: datetime
+    amount: int  # minor units, as Stripe last asked for it
+    currency: str
+
+    @property
+    def amount_display(self) -> str:
+        return f"{self.amount / 100:,.2f} {self.currency}"
+
+
+def payment_recoveries(*, since: datetime, until: datetime) -> list[Recovery]:
+    """Invoices whose payment failed and was then paid, recovered in [since, until), with the amount of the last
+    failed attempt (timeline_payment_idx). Two queries, whatever the period."""
+    recovered = list(
+        TimelineEvent.objects.filter(kind=PAYMENT_RECOVERED, occurred_at__gte=since, occurred_at__lt=until).values(
+            "customer_id", "object_id", "occurred_at"
+        )
+    )
+    failures = (
+        TimelineEvent.objects.filter(
+            kind=PAYMENT_FAILED,
+            customer_id__in={row["customer_id"] for row in recovered},
+            object_id__in={row["object_id"] for row in recovered},
+        )
+        .order_by("occurred_at", "id")
+        .values("customer_id", "object_id", "occurred_at", "payload")
+    )
+    first: dict[tuple[int, str], datetime] = {}
+    last: dict[tuple[int, str], dict] = {}
+    for failure in failures:
+        key = (failure["customer_id"], failure["object_id"])
+        first.setdefault(key, failure["occurred_at"])
+        last[key] = failure["payload"]
+    recoveries = []
+    for row in recovered:
+        key = (row["customer_id"], row["object_id"])
+        if key not in first:
+            continue  # recovered from a failure recorded before the CRM existed: no amount, no dunning to credit
+        payload = last[key]
+        recoveries.append(
+            Recovery(
+                customer_id=row["customer_id"],
+                invoice_id=row["object_id"],
+                subscription_id=payload.get("subscription_id", ""),
+                first_failed_at=first[key],
+                recovered_at=row["occurred_at"],
+                amount=int(payload.get("amount_due") or 0),
+                currency=(payload.get("currency") or "").upper(),
+            )
+        )
+    return recoveries

@@ -32,6 +32,16 @@ def object_id(value: Any) -> str:
     return value or ""
 
 
+def event_stripe_customer_id(event: dict) -> str:
+    """The Stripe customer an event is about: its object's `customer`, or the object itself for customer.* events
+    (https://docs.stripe.com/api/events/object). Empty when the event names none (a product, a price)."""
+    obj = (event.get("data") or {}).get("object") or {}
+    if not isinstance(obj, dict):
+        return ""
+    found = obj.get("id") if obj.get("object") == "customer" else object_id(obj.get("customer"))
+    return str(found or "")[:255]
+
+
 def product_is_modready(product_id: str, product: dict | None) -> bool:
     """Only ModReady products count: listed in MODREADY_STRIPE_PRODUCT_IDS, or flagged modready=true in the product's
     Stripe metadata (https://docs.stripe.com/api/metadata)."""

@@ -29,7 +29,7 @@ from djstripe.settings import djstripe_settings
 
 from . import selectors, services
 from .models import EventProcessingStatus, StripeEventProcessing
-from .stripe_objects import invoice_subscription_id, object_id, timestamp_to_datetime
+from .stripe_objects import event_stripe_customer_id, invoice_subscription_id, object_id, timestamp_to_datetime
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +141,9 @@ def _delivery_store_postgresql(
                 VALUES (%s, %s::jsonb, %s, true, false, '', '', %s, now(), now(), %s)
                 RETURNING id
             )
-            INSERT INTO {table} (event_id, event_type, event_created, trigger_id, status, deliveries, attempts,
-                                 next_attempt_at, last_error, received_at, updated_at)
-            SELECT %s, %s, %s, delivery.id, %s, 1, 0, %s, '', now(), now() FROM delivery
+            INSERT INTO {table} (event_id, event_type, event_created, stripe_customer_id, trigger_id, status,
+                                 deliveries, attempts, next_attempt_at, last_error, received_at, updated_at)
+            SELECT %s, %s, %s, %s, delivery.id, %s, 1, 0, %s, '', now(), now() FROM delivery
             ON CONFLICT (event_id) DO UPDATE SET deliveries = {table}.deliveries + 1, updated_at = now()
             RETURNING (xmax = 0) AS inserted, status
             """,  # noqa: S608 (the table names are the models', every value is a parameter)
@@ -156,6 +156,7 @@ def _delivery_store_postgresql(
                 event["id"],
                 str(event.get("type", ""))[:128],
                 timestamp_to_datetime(event.get("created")),
+                event_stripe_customer_id(event),
                 EventProcessingStatus.PENDING,
                 timezone.now() + PENDING_GRACE,
             ],
@@ -177,6 +178,7 @@ def _delivery_store_portable(
         defaults={
             "event_type": str(event.get("type", ""))[:128],
             "event_created": timestamp_to_datetime(event.get("created")),
+            "stripe_customer_id": event_stripe_customer_id(event),
             "trigger": trigger,
             "next_attempt_at": timezone.now() + PENDING_GRACE,
         },

@@ -18,11 +18,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.safestring import mark_safe
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django_otp import devices_for_user, user_has_device
 from django_otp import login as otp_login
@@ -93,6 +95,9 @@ class OTPSetupForm(forms.Form):
     otp_token = forms.CharField(label="Code from your authenticator app", max_length=8)
 
 
+STRIPE_INTERNALS = "djstripe"
+
+
 class ModReadyAdminSite(admin.AdminSite):
     site_header = "ModReady back-office"
     site_title = "ModReady back-office"
@@ -121,6 +126,25 @@ class ModReadyAdminSite(admin.AdminSite):
 
     def get_urls(self):
         return [path("two-factor/", self.otp_setup_view, name="otp_setup"), *super().get_urls()]
+
+    def index(self, request, extra_context=None):
+        """The front page is the dashboard (config/dashboard.py), with every page the user may open below it."""
+        from .dashboard import dashboard_build, period_from
+
+        board = dashboard_build(user=request.user, days=period_from(request.GET.get("days")), now=timezone.now())
+        return super().index(request, {"title": "Dashboard", "dashboard": board, **(extra_context or {})})
+
+    def get_app_list(self, request, app_label=None):
+        """dj-stripe's mirror tables are for the owners: only superusers see them, in a group of their own at the
+        bottom of the index and the sidebar, below the apps staff work in."""
+        apps = super().get_app_list(request, app_label)
+        stripe = [app for app in apps if app["app_label"] == STRIPE_INTERNALS]
+        apps = [app for app in apps if app["app_label"] != STRIPE_INTERNALS]
+        if request.user.is_superuser:
+            for app in stripe:
+                app["name"] = "Stripe internals (dj-stripe)"
+            apps.extend(stripe)
+        return apps
 
     @method_decorator(never_cache)
     def otp_setup_view(self, request):
@@ -170,6 +194,16 @@ class ModReadyAdminSite(admin.AdminSite):
             "required": otp_enrollment_required(user),
         }
         return TemplateResponse(request, "admin/otp_setup.html", context)
+
+
+def permission_denied(request, exception=None):
+    """handler403: inside the admin, a page with the admin's navigation saying what is not allowed and where to go;
+    elsewhere Django's plain 403."""
+    site = admin.site
+    if request.path.startswith(reverse("admin:index")) and site.has_permission(request):
+        context = {**site.each_context(request), "title": "You do not have access to this page"}
+        return render(request, "admin/403.html", context, status=403)
+    return defaults.permission_denied(request, exception)
 
 
 class IsAdminSiteUser(BasePermission):

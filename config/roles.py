@@ -1,10 +1,12 @@
 """Staff roles: the groups staff are put in, and the permissions each grants (least privilege).
 
-Support reads customers (editing only their contact details) and handles tickets, and reads the integrations'
-workflow runs and incoming webhook deliveries (why an invite or a coupon did not arrive); Marketing edits automation
-rules and templates, reads analytics and the workflow runs, retries and cancels emails, and takes the customer 360's
-email actions (customers.staff_actions). Retrying a workflow run or reprocessing a delivery needs the change
-permission, which no role has.
+Support reads customers (editing only their contact details) and handles tickets, and reads the emails sent (queue
+items, tracking events, suppressions), the integrations' workflow runs and incoming webhook deliveries (why an invite
+or a coupon did not arrive). Marketing edits automation rules, steps and templates, reads analytics, retries and
+cancels emails, adds suppressions, and takes the customer 360's email actions (customers.staff_actions). Neither role
+has any dj-stripe permission: those tables are the owners' (superusers), shown last in the admin
+(config/admin_site.py). Retrying a workflow run or reprocessing a delivery needs its change permission, which no role
+has.
 Superusers are for the owners. The groups are created by a data migration (customers 0002); their permissions are
 (re)applied after every `migrate` by `roles_sync`, because Django creates a model's permissions only after the
 migrations run, and later apps add models these roles should reach. A model that does not exist yet is skipped.
@@ -25,6 +27,8 @@ VIEW = ("view",)
 EDIT = ("view", "add", "change", "delete")
 
 ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    # Answers customers: their record, tickets, and the emails sent to them, so "did you get my email?" has an answer
+    # without asking Marketing.
     SUPPORT: {
         # change: the contact details only (email, name, Discord id); customers.admin makes the rest read-only.
         "customers.customer": ("view", "change"),
@@ -35,11 +39,16 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,
         "support.discordinteraction": VIEW,
+        "automations.emailqueueitem": VIEW,
+        "automations.emailevent": VIEW,
+        "automations.suppression": VIEW,
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "integrations.webhookdelivery": VIEW,
         "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)
     },
+    # Runs the email programme: rules, steps and templates, the analytics (which need view on queue items), retrying
+    # and cancelling emails (change on queue items: EmailQueueItemAdmin.has_retry_permission), and suppressions.
     MARKETING: {
         "customers.customer": VIEW,
         "customers.timelineevent": VIEW,
@@ -52,6 +61,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.enrollment": ("view", "add", "change"),
         "automations.emailqueueitem": ("view", "change"),
         "automations.emailevent": VIEW,
+        "automations.sendingpause": VIEW,
         "automations.suppression": ("view", "add", "delete"),
         "customers.consentrecord": ("view", "add"),
         "integrations.workflowrun": VIEW,

@@ -20,3 +20,4 @@ urlpatterns = [
 ]
 
 handler404 = "api.errors.not_found"
+handler403 = "config.admin_site.permission_denied"

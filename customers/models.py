@@ -48,6 +48,7 @@ class Customer(models.Model):
             ),
         ]
         indexes = [
+            models.Index(fields=["created_at"], name="customer_created_idx"),  # new customers per period (dashboard)
             models.Index(fields=["discord_user_id"], name="customer_discord_idx", condition=~Q(discord_user_id="")),
             models.Index(fields=["mautic_contact_id"], name="customer_mautic_idx", condition=~Q(mautic_contact_id="")),
             models.Index(fields=["espocrm_lead_id"], name="customer_espocrm_idx", condition=~Q(espocrm_lead_id="")),
@@ -93,7 +94,15 @@ class TimelineEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "source_key"], name="timeline_event_unique_per_source_event"),
         ]
-        indexes = [models.Index(fields=["customer", "-occurred_at"], name="timeline_customer_recent_idx")]
+        indexes = [
+            models.Index(fields=["customer", "-occurred_at"], name="timeline_customer_recent_idx"),
+            # Payment failures and recoveries in a period, out of every timeline event (the dashboard's dunning figure).
+            models.Index(
+                fields=["kind", "occurred_at"],
+                name="timeline_payment_idx",
+                condition=Q(kind__in=["payment.failed", "payment.recovered"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.occurred_at:%Y-%m-%d %H:%M}"

@@ -178,3 +178,14 @@ def support_metrics(*, since: datetime, until: datetime) -> dict:
             for name, entry in sorted(staff.items())
         ],
     }
+
+
+def tickets_open_summary(*, limit: int = 5) -> dict:
+    """The tickets not closed yet: how many, and the longest-waiting ones with their customer (the dashboard)."""
+    active = Ticket.objects.filter(status__in=ACTIVE_STATUSES)
+    return {
+        "count": active.count(),
+        "oldest": list(
+            active.select_related("customer").defer(*_TICKET_HEAVY_FIELDS).order_by("opened_at", "id")[:limit]
+        ),
+    }

@@ -7,6 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from config.charts import daily_lines
+
 from .. import selectors
 from ..models import AutomationRule
 from .common import database_id, pause_banner
@@ -27,7 +29,7 @@ def analytics_view(model_admin, request):
         "opts": model_admin.model._meta,
         "title": "Email analytics",
         "analytics": analytics,
-        "chart": _chart(analytics.days),
+        "chart": daily_lines(analytics.days),
         "rules": AutomationRule.objects.order_by("name"),
         "rule_id": rule_id,
         "since": since_day,
@@ -76,29 +78,3 @@ def _parse_day(value):
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         return None
-
-
-def _chart(days, *, width=900, height=220, pad=30):
-    """SVG polylines for sends, opens and clicks per day: drawn on the server, nothing loaded from elsewhere."""
-    peak = max([max(s, o, c) for _, s, o, c in days] or [0]) or 1
-    step = (width - 2 * pad) / max(1, len(days) - 1)
-
-    def points(index):
-        return " ".join(
-            f"{pad + i * step:.1f},{height - pad - (row[index] / peak) * (height - 2 * pad):.1f}"
-            for i, row in enumerate(days)
-        )
-
-    labels = [(pad + i * step, day.strftime("%b %d")) for i, (day, *_rest) in enumerate(days)]
-    every = max(1, len(labels) // 8)
-    return {
-        "width": width,
-        "height": height,
-        "pad": pad,
-        "peak": peak,
-        "sends": points(1),
-        "opens": points(2),
-        "clicks": points(3),
-        "labels": labels[::every],
-        "baseline": height - pad,
-    }

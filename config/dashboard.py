@@ -1,0 +1,130 @@
+"""The admin's front page: what happened in the last 7, 30 or 90 days, composed from the selectors of the apps that
+own the data. Each section shows only to staff who may see the records behind it (config/roles.py), and the number of
+queries is the same whatever the amount of data (tests/test_dashboard.py)."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
+from automations import selectors as automations_selectors
+from billing import selectors as billing_selectors
+from customers import selectors as customers_selectors
+from customers.lifecycle import Stage
+from support import selectors as support_selectors
+
+from .charts import daily_lines
+
+PERIODS = (7, 30, 90)
+DEFAULT_PERIOD = 30
+
+
+def period_from(value: str | None) -> int:
+    """The period in days from the query string: one of PERIODS, else the default."""
+    return int(value) if value in {str(days) for days in PERIODS} else DEFAULT_PERIOD
+
+
+@dataclass
+class Money:
+    currency: str
+    amount: int  # minor units
+
+    def __str__(self) -> str:
+        return f"{self.amount / 100:,.2f} {self.currency}"
+
+
+def dashboard_build(*, user, days: int, now: datetime) -> dict:
+    since = now - timedelta(days=days)
+    board: dict = {"days": days, "periods": PERIODS, "since": since, "now": now}
+    if user.has_perm("customers.view_customer"):
+        board["customers"] = _customers(since=since, now=now)
+    if user.has_perm("billing.view_subscription"):
+        board["at_risk"] = billing_selectors.subscriptions_at_risk()
+        board["churn"] = billing_selectors.churn_reasons(since=since, until=now)
+        board["recovered"] = dunning_recovered(since=since, until=now)
+    if user.has_perm("support.view_ticket"):
+        board["tickets"] = support_selectors.tickets_open_summary()
+    if user.has_perm("automations.view_emailqueueitem"):
+        board["queue"] = automations_selectors.queue_health(now=now, since=since)
+        analytics = automations_selectors.email_analytics(since=since, until=now)
+        board["engagement"] = _engagement(analytics.total)
+        board["engagement_chart"] = daily_lines(analytics.days)
+    return board
+
+
+def _customers(*, since: datetime, now: datetime) -> dict:
+    entries = dict(customers_selectors.stage_entries(since=since, until=now))
+    changelist = reverse("admin:customers_customer_changelist")
+    transitions = reverse("admin:customers_stagetransition_changelist")
+    period = {"occurred_at__gte": since.isoformat(), "occurred_at__lt": now.isoformat()}
+    labels = dict(Stage.choices)
+    funnel = [
+        {
+            "stage": labels[stage],
+            "now": count,
+            "now_url": f"{changelist}?{urlencode({'lifecycle_stage__exact': stage})}",
+            "entered": entries.get(stage, 0),
+            "entered_url": f"{transitions}?{urlencode({'to_stage__exact': stage, **period})}",
+        }
+        for stage, count in customers_selectors.stage_counts()
+    ]
+    conversions = [
+        {
+            "from": labels[row["stage"]],
+            "to": " or ".join(labels[stage] for stage in row["next_stages"]),
+            "entered": row["entered"],
+            "moved_on": row["moved_on"],
+            "percent": round(100 * row["moved_on"] / row["entered"]) if row["entered"] else None,
+        }
+        for row in customers_selectors.stage_conversions(since=since, until=now, entered=entries)
+    ]
+    return {
+        "new": customers_selectors.customers_created_count(since=since, until=now),
+        "churned": entries.get(Stage.CHURNED, 0),
+        "funnel": funnel,
+        "funnel_widest": max([row["now"] for row in funnel] + [1]),
+        "conversions": conversions,
+        "chart": daily_lines(
+            customers_selectors.daily_new_and_churned(since=since, until=now), series=("new", "churned")
+        ),
+    }
+
+
+def _engagement(total) -> dict:
+    """Sent, delivered, clicked and opened, each with its rate (clicks and opens against delivered)."""
+    figures = {}
+    for name in ("sent", "delivered", "clicked", "opened", "human_opened"):
+        rate = total.rate(name) if name != "sent" else None
+        figures[name] = {"count": getattr(total, name), "percent": round(100 * rate, 1) if rate is not None else None}
+    return figures
+
+
+def dunning_recovered(*, since: datetime, until: datetime) -> dict:
+    """Invoices recovered in the period after a dunning email: they failed, a dunning rule's email went to the
+    customer between the first failure and the payment (for the same subscription when the enrollment names one), and
+    they were then paid. The amounts are what Stripe last asked for, summed per currency. Three queries."""
+    recoveries = billing_selectors.payment_recoveries(since=since, until=until)
+    earliest = min((r.first_failed_at for r in recoveries), default=until)
+    sends: dict[int, list[dict]] = defaultdict(list)
+    for send in automations_selectors.dunning_sends(customer_ids={r.customer_id for r in recoveries}, since=earliest):
+        sends[send["customer_id"]].append(send)
+    credited = [
+        r
+        for r in recoveries
+        if any(
+            r.first_failed_at <= s["sent_at"] <= r.recovered_at
+            and (not s["subscription_id"] or s["subscription_id"] == r.subscription_id)
+            for s in sends[r.customer_id]
+        )
+    ]
+    totals: dict[str, int] = defaultdict(int)
+    for recovery in credited:
+        totals[recovery.currency] += recovery.amount
+    return {
+        "recovered": len(recoveries),
+        "after_dunning": len(credited),
+        "amounts": [Money(currency=currency, amount=amount) for currency, amount in sorted(totals.items())],
+        "invoices": sorted(credited, key=lambda r: r.recovered_at, reverse=True)[:10],
+    }

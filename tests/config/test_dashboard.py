@@ -1,0 +1,128 @@
+"""The admin's front page: figures against a known history, per period; the same number of queries at any size."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.config.story import STORY_FIGURES, build_story
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def story():
+    return build_story(now=timezone.now())
+
+
+@pytest.mark.parametrize("days", [7, 30, 90])
+def test_dashboard_figures_for_each_period(admin_client, story, days):
+    expected = STORY_FIGURES[days]
+    response = admin_client.get(reverse("admin:index"), {"days": days})
+    board = response.context["dashboard"]
+    assert board["days"] == days
+    assert board["customers"]["new"] == expected["new"]
+    assert board["customers"]["churned"] == expected["churned"]
+    assert board["churn"]["ended"] == expected["ended"]
+    assert board["recovered"]["recovered"] == expected["recovered"]
+    assert board["recovered"]["after_dunning"] == expected["after_dunning"]
+    engagement = board["engagement"]
+    assert (engagement["sent"]["count"], engagement["opened"]["count"], engagement["clicked"]["count"]) == (
+        expected["sent"],
+        expected["opened"],
+        expected["clicked"],
+    )
+    page = response.content.decode()
+    assert f'<a href="?days={days}" class="selected"' in page
+    assert "Opened (may include privacy proxies)" in page and "the reliable figure" in page
+
+
+def test_revenue_recovered_counts_only_invoices_paid_after_a_dunning_email(admin_client, story):
+    week = admin_client.get(reverse("admin:index"), {"days": 7}).context["dashboard"]["recovered"]
+    # eve's EUR invoice had a dunning email before it was paid; fay's USD one only got it afterwards.
+    assert [str(money) for money in week["amounts"]] == ["14.99 EUR"]
+    assert [r.invoice_id for r in week["invoices"]] == ["in_eve_a"]
+    quarter = admin_client.get(reverse("admin:index"), {"days": 90}).context["dashboard"]["recovered"]
+    assert [str(money) for money in quarter["amounts"]] == ["14.99 EUR", "9.99 USD"]
+
+
+def test_churn_reasons_are_counted_with_the_comments_listed(admin_client, story):
+    response = admin_client.get(reverse("admin:index"), {"days": 30})
+    churn = response.context["dashboard"]["churn"]
+    assert churn["feedback"] == [("It's too expensive", 2), ("Some features are missing", 1)]
+    assert churn["reasons"] == [("Canceled by request", 3)]
+    assert [s.cancellation_comment for s in churn["comments"]] == ["Too pricey for my group a", "Needs Forge 1.21 a"]
+    assert "Needs Forge 1.21 a" in response.content.decode()
+
+
+def test_at_risk_lists_failed_payments_with_stripes_next_retry_then_scheduled_cancellations(admin_client, story):
+    at_risk = admin_client.get(reverse("admin:index")).context["dashboard"]["at_risk"]
+    assert (at_risk["failing"], at_risk["scheduled"]) == (1, 1)
+    failing, scheduled = at_risk["rows"]
+    assert failing.customer == story["ann"] and failing.amount_due_display == "14.99 EUR"
+    assert failing.next_payment_attempt is not None and failing.next_payment_attempt > timezone.now()
+    assert scheduled.customer == story["eve"] and scheduled.cancel_at_period_end
+
+
+def test_queue_health_and_tickets(admin_client, story):
+    response = admin_client.get(reverse("admin:index"))
+    board = response.context["dashboard"]
+    assert (board["queue"]["due"], board["queue"]["later"], board["queue"]["failed"]) == (1, 1, 1)
+    assert [pause.cause for pause in board["queue"]["pauses"]] == ["Resend refused the API key (401)"]
+    assert board["tickets"]["count"] == 2
+    assert [t.subject for t in board["tickets"]["oldest"]] == ["Server down a", "Mods a"]
+    assert "Resend refused the API key (401)" in response.content.decode()
+
+
+def test_funnel_links_to_the_customers_behind_each_count_with_conversion(admin_client, story):
+    customers = admin_client.get(reverse("admin:index"), {"days": 7}).context["dashboard"]["customers"]
+    funnel = {row["stage"]: row for row in customers["funnel"]}
+    assert funnel["Active"]["now"] == 3 and funnel["Trial"]["entered"] == 2
+    listed = admin_client.get(funnel["Active"]["now_url"])
+    assert listed.context["cl"].result_count == 3
+    moves = admin_client.get(funnel["Trial"]["entered_url"])
+    assert moves.context["cl"].result_count == 2
+    trial = next(row for row in customers["conversions"] if row["from"] == "Trial")
+    assert (trial["entered"], trial["moved_on"], trial["percent"]) == (2, 1, 50)
+
+
+def test_a_bad_period_falls_back_to_30_days(admin_client, story):
+    assert admin_client.get(reverse("admin:index"), {"days": "abc"}).context["dashboard"]["days"] == 30
+    assert admin_client.get(reverse("admin:index"), {"days": "365"}).context["dashboard"]["days"] == 30
+
+
+def test_sections_follow_the_role(client, support_user, marketing_user, story):
+    client.force_login(support_user)
+    board = client.get(reverse("admin:index")).context["dashboard"]
+    assert {"customers", "at_risk", "tickets", "queue"} <= board.keys()
+    client.force_login(marketing_user)
+    board = client.get(reverse("admin:index")).context["dashboard"]
+    assert "queue" in board and "engagement" in board
+    assert "at_risk" not in board and "tickets" not in board and "recovered" not in board
+
+
+def _queries(client, url, params=None) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url, params or {}).status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "admin:index",
+        "admin:customers_customer_changelist",
+        "admin:automations_emailqueueitem_changelist",
+        "admin:support_ticket_changelist",
+        "admin:integrations_workflowrun_changelist",
+        "admin:billing_stripeeventprocessing_changelist",
+    ],
+)
+def test_query_count_does_not_grow_with_the_data(admin_client, url):
+    now = timezone.now()
+    build_story(now=now, tag="a")
+    small = _queries(admin_client, reverse(url))
+    for tag in ("b", "c", "d"):
+        build_story(now=now, tag=tag)
+    assert _queries(admin_client, reverse(url)) == small
