@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('customers', '0004_dispatch_wakeup'),
+        ('customers', '0006_staff_actions_consent_records'),
     ]
 
     operations = [
