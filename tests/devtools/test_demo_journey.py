@@ -3,11 +3,9 @@ against the Stripe stand-in, and leaves what a newcomer should see: the stages, 
 
 import io
 import socket
-from importlib import import_module
 
 import pytest
 import stripe
-from django.apps import apps
 from django.core.management import call_command
 
 from billing.webhooks import webhook_endpoint_cache_clear
@@ -22,7 +20,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def local_like(settings, tmp_path, monkeypatch, transactional_db):
+def local_like(settings, tmp_path, monkeypatch, transactional_db, request):
     port = free_port()
     settings.STRIPE_STANDIN = True
     settings.STRIPE_STANDIN_PORT = port
@@ -36,9 +34,7 @@ def local_like(settings, tmp_path, monkeypatch, transactional_db):
     settings.AUTOMATIONS_EMAIL_TRANSPORT = "django"
     settings.MODREADY_STRIPE_PRODUCT_IDS = []
     webhook_endpoint_cache_clear()
-    # A transactional test starts from flushed tables: put the default flows of automations' data migrations back.
-    import_module("automations.migrations.0002_default_flows").create_defaults(apps, None)
-    import_module("automations.migrations.0007_dunning_timed_to_stripe").time_dunning_to_stripe(apps, None)
+    request.getfixturevalue("default_flows")  # a transactional test starts from flushed tables
     yield
     webhook_endpoint_cache_clear()
 

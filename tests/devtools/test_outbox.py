@@ -62,7 +62,7 @@ def test_emails_without_a_key_each_get_their_row(outbox):
     assert outbox.count() == 2
 
 
-def test_the_queue_on_the_local_transport_puts_each_email_in_the_outbox_once(outbox, settings):
+def test_the_queue_on_the_local_transport_puts_each_email_in_the_outbox_once(outbox, settings, default_flows):
     from automations.models import EmailQueueItem, QueueStatus
     from automations.sending import email_queue_process
     from tests.automations.test_sending import queue_welcomes
