@@ -85,7 +85,7 @@ def main(argv: list[str]) -> None:
         profiler = cProfile.Profile() if args.profile and run == 0 else None
         counted = [0]
 
-        def count(execute, sql, params, many, context):
+        def count(execute, sql, params, many, context, counted=counted):
             counted[0] += 1
             return execute(sql, params, many, context)
 
