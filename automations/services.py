@@ -196,18 +196,39 @@ def trigger_stale_reason(*, event: DomainEvent) -> str:
     row is locked (within the caller's transaction): a cancellation being applied right now either committed before
     (and is seen here) or waits until this enrollment is committed (and then exits it).
     """
-    subscription_id = event.payload.get("subscription_id") or ""
-    if event.name not in _LIVE_SUBSCRIPTION_TRIGGERS or not subscription_id:
+    subscription_id = trigger_subscription_id(event)
+    if not subscription_id:
         return ""
     subscription = billing_selectors.subscription_get_for_update(stripe_subscription_id=subscription_id)
-    if subscription is None:
+    invoice_id = event.payload.get("invoice_id") or ""
+    recovered = (
+        event.name == domain_events.PAYMENT_FAILED
+        and bool(invoice_id)
+        and DomainEvent.objects.filter(key=invoice_recovered_key(invoice_id)).exists()
+    )
+    return stale_reason(event=event, subscription=subscription, invoice_recovered=recovered)
+
+
+def trigger_subscription_id(event: DomainEvent) -> str:
+    """The subscription whose state decides whether the event's trigger still holds ('' for none)."""
+    return event.payload.get("subscription_id") or "" if event.name in _LIVE_SUBSCRIPTION_TRIGGERS else ""
+
+
+def invoice_recovered_key(invoice_id: str) -> str:
+    return f"invoice:{invoice_id}:payment-recovered"  # billing's key of payment.recovered
+
+
+def stale_reason(*, event: DomainEvent, subscription, invoice_recovered: bool) -> str:
+    """trigger_stale_reason, given the event's subscription (locked by the caller; None if the CRM does not know it)
+    and whether the event's invoice has been paid since."""
+    if subscription is None or not trigger_subscription_id(event):
         return ""  # the CRM does not know it (yet): nothing says the trigger is stale
+    subscription_id = subscription.stripe_subscription_id
     if subscription.status in billing_selectors.ENDED_STATUSES:
         return f"subscription {subscription_id} has ended ({subscription.status})"
     if event.name == domain_events.PAYMENT_FAILED:
-        invoice_id = event.payload.get("invoice_id") or ""
-        if invoice_id and DomainEvent.objects.filter(key=f"invoice:{invoice_id}:payment-recovered").exists():
-            return f"invoice {invoice_id} has been paid since"
+        if invoice_recovered:
+            return f"invoice {event.payload.get('invoice_id')} has been paid since"
     elif event.name == domain_events.SUBSCRIPTION_CANCEL_SCHEDULED and not (
         subscription.cancel_at_period_end or subscription.cancel_at
     ):
@@ -332,16 +353,22 @@ def enrollments_start_skipped(*, customer: Customer) -> list[Enrollment]:
     return started
 
 
-def _enrollment_queue_steps(*, enrollment: Enrollment, context: dict[str, Any], now: datetime) -> None:
-    """Queue one email per active step of a new enrollment (none for a step with no due time), or complete it."""
+def enrollment_queue_items_build(*, enrollment: Enrollment, context: dict[str, Any], now: datetime) -> list:
+    """The emails of a new enrollment, unsaved: one per active step (none for a step with no due time). Reads the
+    rule's steps through `enrollment.rule.steps.all()`, so a prefetched rule costs no query."""
     steps = sorted((step for step in enrollment.rule.steps.all() if not step.retired), key=lambda step: step.order)
     times = step_times(steps=steps, enrolled_at=now, context=context)
+    return [
+        _queue_item(enrollment=enrollment, step=step, due=due, context=context)
+        for step, due in zip(steps, times, strict=True)
+        if due is not None
+    ]
+
+
+def _enrollment_queue_steps(*, enrollment: Enrollment, context: dict[str, Any], now: datetime) -> None:
+    """Queue one email per active step of a new enrollment (none for a step with no due time), or complete it."""
     items = EmailQueueItem.objects.bulk_create(
-        [
-            _queue_item(enrollment=enrollment, step=step, due=due, context=context)
-            for step, due in zip(steps, times, strict=True)
-            if due is not None
-        ]
+        enrollment_queue_items_build(enrollment=enrollment, context=context, now=now)
     )
     if not items:
         enrollment.status = EnrollmentStatus.COMPLETED
@@ -461,18 +488,22 @@ def enrollments_exit_for_event(*, event: DomainEvent) -> list[Enrollment]:
         .select_related("rule")
         .filter(customer=event.customer, status=EnrollmentStatus.ACTIVE)
     )
-    subscription_id = event.payload.get("subscription_id") or ""
     for enrollment in running:
-        if event.name not in (enrollment.rule.exit_events or []):
-            continue
-        other_subscription = (
-            subscription_id and enrollment.subscription_id and subscription_id != enrollment.subscription_id
-        )
-        if other_subscription and event.name not in CUSTOMER_WIDE_EXIT_EVENTS:
-            continue
-        enrollment_exit(enrollment=enrollment, reason=f"{event.name} ({event.key})")
-        exited.append(enrollment)
+        if event_exits(event=event, enrollment=enrollment):
+            enrollment_exit(enrollment=enrollment, reason=f"{event.name} ({event.key})")
+            exited.append(enrollment)
     return exited
+
+
+def event_exits(*, event: DomainEvent, enrollment: Enrollment) -> bool:
+    """Whether the event ends this running enrollment (its rule lists the event as an exit)."""
+    if event.name not in (enrollment.rule.exit_events or []):
+        return False
+    subscription_id = event.payload.get("subscription_id") or ""
+    other_subscription = (
+        subscription_id and enrollment.subscription_id and subscription_id != enrollment.subscription_id
+    )
+    return not other_subscription or event.name in CUSTOMER_WIDE_EXIT_EVENTS
 
 
 @transaction.atomic

@@ -7,15 +7,11 @@ provider event ids).
 from anymail.signals import tracking
 from django.dispatch import receiver
 
-from customers.events import CUSTOMER_EMAIL_ADDED, EVENT_NAMES, subscriber
+from customers.events import EVENT_NAMES, subscriber
 from customers.models import DomainEvent
 
-from .services import (
-    email_event_record,
-    enrollments_exit_for_event,
-    enrollments_start_for_event,
-    enrollments_start_skipped,
-)
+from .event_enrollment import enrollments_update_for_events
+from .services import email_event_record
 
 # anymail's normalised event types -> ours. "sent" is ours already (we record it when Resend accepts the email).
 ANYMAIL_EVENT_TYPES = {
@@ -55,13 +51,10 @@ def resend_problem(raw: dict) -> tuple[str, str]:
     return "", ""
 
 
-@subscriber(*EVENT_NAMES)
-def on_domain_event(event: DomainEvent) -> None:
-    # Exits first: a new subscription ends win-back before it can start anything else.
-    enrollments_exit_for_event(event=event)
-    enrollments_start_for_event(event=event)
-    if event.name == CUSTOMER_EMAIL_ADDED:
-        enrollments_start_skipped(customer=event.customer)
+@subscriber(*EVENT_NAMES, batch=True)
+def on_domain_events(events: list[DomainEvent]) -> None:
+    # A drain's batch at once (automations.event_enrollment): exits, then starts, each customer's events in order.
+    enrollments_update_for_events(events=events)
 
 
 @receiver(tracking, dispatch_uid="automations.tracking")

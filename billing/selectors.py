@@ -63,6 +63,19 @@ def subscription_get_for_update(*, stripe_subscription_id: str) -> Subscription 
     )
 
 
+def subscriptions_get_for_update(*, stripe_subscription_ids: list[str]) -> dict[str, Subscription]:
+    """subscription_get_for_update for many at once, by Stripe id. Locked in id order, so two callers with
+    overlapping sets cannot deadlock on them."""
+    if not stripe_subscription_ids:
+        return {}
+    subscriptions = (
+        Subscription.objects.select_for_update(of=("self",))
+        .filter(stripe_subscription_id__in=set(stripe_subscription_ids))
+        .order_by("pk")
+    )
+    return {subscription.stripe_subscription_id: subscription for subscription in subscriptions}
+
+
 def customer_has_other_current_subscription(*, customer: Customer, exclude_stripe_subscription_id: str) -> bool:
     return (
         Subscription.objects.filter(customer=customer, status__in=CURRENT_STATUSES)

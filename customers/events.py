@@ -8,20 +8,26 @@ a plain function registry over a durable outbox (`customers.models.DomainEvent`)
   for any number of events, see `dispatch_wake`).
 - `@subscriber("payment.failed")` registers a handler. Apps register theirs in `AppConfig.ready()` by importing
   their `subscribers` module. A handler gets the `DomainEvent` row and must be safe to run twice (dispatch is at
-  least once); it writes through its own app's services.
-- Dispatch runs each handler in its own savepoint: one failing handler does not undo the others, and the event stays
-  pending with its error and a backoff until every handler has succeeded or the attempts run out.
+  least once); it writes through its own app's services. `@subscriber(..., batch=True)` registers a handler that
+  gets a list of events instead (a drain's batch, the events of one customer in their order), so that it can load
+  and write for all of them at once; it must leave the same result as being called with each event alone, in order.
+- Dispatch claims a batch of due events and runs each handler in its own savepoint: one failing handler does not
+  undo the others. A batch handler that fails is run again event by event, so one bad event does not hold back
+  the rest of its batch; the event stays pending with its error and a backoff until every handler has succeeded or
+  the attempts run out.
 
 The event names are listed here so publishers and subscribers agree on one vocabulary.
 """
 
 import logging
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .models import Customer, DispatchWakeup, DomainEvent
@@ -62,17 +68,22 @@ EVENT_NAMES: tuple[str, ...] = (
 
 MAX_DISPATCH_ATTEMPTS = 10
 
-Handler = Callable[[DomainEvent], None]
+# A handler takes one DomainEvent, or (registered with batch=True) a list of them.
+Handler = Callable[[DomainEvent], None] | Callable[[list[DomainEvent]], None]
 _handlers: dict[str, list[Handler]] = defaultdict(list)
+_batch_handlers: set[Handler] = set()
 
 
-def subscriber(*names: str) -> Callable[[Handler], Handler]:
-    """Register a handler for one or more event names ("*" receives every event)."""
+def subscriber(*names: str, batch: bool = False) -> Callable[[Handler], Handler]:
+    """Register a handler for one or more event names ("*" receives every event). With `batch=True` the handler
+    gets a list of events (see the module's docstring)."""
     for name in names:
         if name != "*" and name not in EVENT_NAMES:
             raise ValueError(f"Unknown domain event {name!r}; add it to customers.events.EVENT_NAMES")
 
     def register(handler: Handler) -> Handler:
+        if batch:
+            _batch_handlers.add(handler)
         for name in names:
             if handler not in _handlers[name]:
                 _handlers[name].append(handler)
@@ -162,10 +173,14 @@ def _wakeup_consume() -> None:
 
 
 def domain_events_drain(
-    *, time_budget: float = DRAIN_SECONDS, clock: Callable[[], float] = time.monotonic, woken: bool = True
+    *,
+    time_budget: float = DRAIN_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    woken: bool = True,
+    batch_size: int | None = None,
 ) -> int:
-    """Dispatch due events, one transaction each, until none is due or the time budget is spent. Returns how many
-    were dispatched. Several drains may run at once (one per worker): each claims events with SKIP LOCKED.
+    """Dispatch due events, a batch per transaction, until none is due or the time budget is spent. Returns how many
+    were dispatched. Several drains may run at once (one per worker): each claims its batch with SKIP LOCKED.
     `woken`: this is the drain a wake-up enqueued (not the minute sweep), so it takes the wake-up flag."""
     if woken:
         _wakeup_consume()  # from here on, a new publish asks for another drain, so nothing published now is missed
@@ -173,30 +188,34 @@ def domain_events_drain(
     dispatched = 0
     skipped: set[int] = set()
     while clock() < deadline:
-        outcome = _dispatch_next_due(exclude=skipped)
+        outcome = _dispatch_next_due(exclude=skipped, batch_size=batch_size or DISPATCH_BATCH)
         if outcome is None:
             return dispatched
-        event_id, done = outcome
-        dispatched += done
-        if not done:
-            skipped.add(event_id)  # failed: its backoff is set; do not pick it again in this drain
+        for event_id, done in outcome.items():
+            dispatched += done
+            if not done:
+                skipped.add(event_id)  # failed: its backoff is set; do not pick it again in this drain
     dispatch_wake()  # out of time with work left: a successor carries on
     return dispatched
 
 
-def _dispatch_next_due(*, exclude: set[int]) -> tuple[int, bool] | None:
+# Events claimed and dispatched in one transaction. Larger batches cost fewer queries per event but hold their rows
+# (the events, the customers' running enrollments, their subscriptions) locked for longer.
+DISPATCH_BATCH = 100
+
+
+def _dispatch_next_due(*, exclude: set[int], batch_size: int) -> dict[int, bool] | None:
     with transaction.atomic():
-        event = (
+        batch = list(
             DomainEvent.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("customer")
             .filter(dispatched_at__isnull=True, next_attempt_at__lte=timezone.now())
             .exclude(pk__in=exclude)
-            .order_by("next_attempt_at", "id")
-            .first()
+            .order_by("next_attempt_at", "id")[:batch_size]
         )
-        if event is None:
+        if not batch:
             return None
-        return event.pk, _dispatch_locked(event)
+        return _dispatch_locked(batch)
 
 
 def domain_event_dispatch(*, event_id: int) -> bool:
@@ -216,28 +235,54 @@ def domain_event_dispatch(*, event_id: int) -> bool:
         )
         if event is None:
             return False
-        return _dispatch_locked(event)
+        return _dispatch_locked([event])[event.pk]
 
 
-def _dispatch_locked(event: DomainEvent) -> bool:
-    errors = []
-    for handler in handlers_for(event.name):
-        try:
-            with transaction.atomic():
-                handler(event)
-        except Exception as exc:  # one handler's failure must not stop the others
-            logger.exception("Domain event %s: handler %s failed", event.key, handler.__qualname__)
-            errors.append(f"{handler.__module__}.{handler.__qualname__}: {exc!r}")
-    event.attempts += 1
+def _dispatch_locked(events: list[DomainEvent]) -> dict[int, bool]:
+    """Run the handlers of a batch of locked events (in the order given) and record the outcome of each. Returns
+    {event id: fully dispatched}."""
+    errors: dict[int, list[str]] = defaultdict(list)
+    # Each handler with the events it receives, handlers in the order of registration.
+    work: dict[Handler, list[DomainEvent]] = {}
+    for event in events:
+        for handler in handlers_for(event.name):
+            work.setdefault(handler, []).append(event)
+    for handler, handled in work.items():
+        if handler in _batch_handlers:
+            try:
+                with transaction.atomic():
+                    handler(handled)
+                continue
+            except Exception:
+                if len(handled) == 1:
+                    _handler_failed(handler, handled[0], errors)
+                    continue
+                # Rolled back whole: run it again one event at a time, so only the bad event stays pending.
+                logger.warning("Domain events: batch handler %s failed; one by one", handler.__qualname__)
+        for event in handled:
+            try:
+                with transaction.atomic():
+                    handler([event] if handler in _batch_handlers else event)
+            except Exception:  # one handler's failure must not stop the others
+                _handler_failed(handler, event, errors)
+
     now = timezone.now()
-    if errors:
-        event.last_error = "\n".join(errors)
-        event.next_attempt_at = (
-            now + timedelta(minutes=2**event.attempts) if event.attempts < MAX_DISPATCH_ATTEMPTS else None
+    done = [event.pk for event in events if event.pk not in errors]
+    if done:
+        DomainEvent.objects.filter(pk__in=done).update(
+            attempts=F("attempts") + 1, dispatched_at=now, next_attempt_at=None, last_error=""
         )
-    else:
-        event.dispatched_at = now
-        event.next_attempt_at = None
-        event.last_error = ""
-    event.save(update_fields=["attempts", "last_error", "next_attempt_at", "dispatched_at"])
-    return not errors
+    for event in events:
+        if event.pk in errors:
+            event.attempts += 1
+            event.last_error = "\n".join(errors[event.pk])
+            event.next_attempt_at = (
+                now + timedelta(minutes=2**event.attempts) if event.attempts < MAX_DISPATCH_ATTEMPTS else None
+            )
+            event.save(update_fields=["attempts", "last_error", "next_attempt_at"])
+    return {event.pk: event.pk not in errors for event in events}
+
+
+def _handler_failed(handler: Handler, event: DomainEvent, errors: dict[int, list[str]]) -> None:
+    logger.exception("Domain event %s: handler %s failed", event.key, handler.__qualname__)
+    errors[event.pk].append(f"{handler.__module__}.{handler.__qualname__}: {sys.exc_info()[1]!r}")

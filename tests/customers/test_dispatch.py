@@ -123,3 +123,29 @@ def test_the_minute_sweep_dispatches_what_is_due_and_leaves_the_waiting_drain_it
         assert events.dispatch_wake() is False  # that drain is still waiting: no second one
     assert enqueue.call_count == 1
     assert received == ["swept"]
+
+
+@pytest.mark.django_db
+def test_a_batch_handler_gets_the_batch_and_a_bad_event_holds_back_only_itself():
+    customers = CustomerFactory.create_batch(2)
+    calls = []
+
+    def batch_handler(batch):
+        calls.append([event.key for event in batch])
+        if any(event.key == "bad" for event in batch):
+            raise RuntimeError("boom")
+
+    events.subscriber(events.TRIAL_STARTED, batch=True)(batch_handler)
+    try:
+        with mock.patch("django_q.tasks.async_task"):
+            for n, key in enumerate(("first", "bad", "last")):
+                events.domain_event_publish(name=events.TRIAL_STARTED, key=key, customer=customers[n % 2])
+        assert events.domain_events_drain() == 2
+    finally:
+        events._handlers[events.TRIAL_STARTED].remove(batch_handler)
+        events._batch_handlers.discard(batch_handler)
+    # The batch at once, in order; rolled back, then one event at a time.
+    assert calls == [["first", "bad", "last"], ["first"], ["bad"], ["last"]]
+    bad = DomainEvent.objects.get(key="bad")
+    assert bad.dispatched_at is None and "boom" in bad.last_error and bad.attempts == 1
+    assert DomainEvent.objects.filter(dispatched_at__isnull=False, attempts=1).count() == 2
