@@ -32,6 +32,7 @@ MARKETING_PAGES = {
     "automations.enrollment",
     "automations.sendingpause",
     "automations.suppression",
+    "customers.consentrecord",
     "customers.customer",
     "customers.stagetransition",
     "customers.timelineevent",
