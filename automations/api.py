@@ -349,7 +349,7 @@ class EmailAnalyticsView(APIView):
     """Emails sent in a date range and what became of them, per rule and step: the admin analytics page's numbers,
     from the same selector (`automations.selectors.email_analytics`)."""
 
-    required_permissions = {"GET": ["automations.view_emailqueueitem"]}
+    required_permissions = {"GET": ["automations.view_automationrule", "automations.view_emailqueueitem"]}
 
     @extend_schema(parameters=[AnalyticsQuerySerializer], responses=AnalyticsSerializer)
     def get(self, request):

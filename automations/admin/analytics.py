@@ -15,7 +15,7 @@ from .common import database_id, pause_banner
 
 
 def analytics_view(model_admin, request):
-    if not request.user.has_perm("automations.view_emailqueueitem"):
+    if not request.user.has_perms(["automations.view_automationrule", "automations.view_emailqueueitem"]):
         raise PermissionDenied
     pause_banner(request)
     since_day, until_day, rule_id, problems = _analytics_parameters(request.GET, today=timezone.now().date())
