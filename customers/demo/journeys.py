@@ -37,15 +37,15 @@ FEEDBACK = [
 ]
 
 # (journey, weight). Most people in a funnel have only signed up (the newsletter, the Discord server) and not tried
-# a server yet; about one in six has a Stripe story. The weights also keep the first run fast: a Stripe story costs the
-# webhook path's full processing for each of its events, a sign-up one insert.
+# a server yet; about one in eight has a Stripe story. The weights also keep the first run fast: a Stripe story costs
+# the webhook path's full processing for each of its events, a sign-up one insert.
 JOURNEYS = [
-    ("browsing", 84),
+    ("browsing", 88),
     ("trial_open", 1),
-    ("trial_lapsed", 2),
+    ("trial_lapsed", 1),
     ("trial_converts", 2),
-    ("subscriber", 4),
-    ("dunning_recovered", 2),
+    ("subscriber", 2),
+    ("dunning_recovered", 1),
     ("dunning_lost", 1),
     ("at_risk_now", 1),
     ("cancels", 1),
