@@ -1,6 +1,7 @@
 """seed_demo: 90 days of history played through the real services, that every page can show truthfully."""
 
 from datetime import timedelta
+from importlib import import_module
 from io import StringIO
 
 import pytest
@@ -16,7 +17,7 @@ from customers.lifecycle import Stage
 from customers.models import Customer, DomainEvent, StageTransition, TimelineEvent
 
 # Committed for real: the seed runs each service in its own transaction and its tasks after each commit.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 # Enough customers for one of each journey (the cast plays each once before the weighted mix).
 CUSTOMERS = 30
@@ -38,7 +39,17 @@ def snapshot() -> dict[str, int]:
     return {model.__name__: model.objects.count() for model in models}
 
 
-def test_seed_demo_plays_a_history_every_page_can_show_truthfully(settings, tmp_path):
+@pytest.fixture
+def default_flows(transactional_db):
+    """The default rules and templates of the data migrations: a transactional test elsewhere may have flushed them
+    (as in tests/automations/conftest.py)."""
+    from django.apps import apps
+
+    import_module("automations.migrations.0002_default_flows").create_defaults(apps, None)
+    import_module("automations.migrations.0007_dunning_timed_to_stripe").time_dunning_to_stripe(apps, None)
+
+
+def test_seed_demo_plays_a_history_every_page_can_show_truthfully(settings, tmp_path, default_flows):
     """One run (the seed is the slow part), checked from several sides, then a second run."""
     settings.VAR_DIR = tmp_path
     first, second = StringIO(), StringIO()
