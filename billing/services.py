@@ -29,9 +29,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers import events
-from customers.lifecycle import Stage
+from customers.lifecycle import Stage, renewal_ends_onboarding
 from customers.models import Customer, TimelineEvent, TimelineSource
-from customers.services import customer_try_move_stage, customer_upsert, normalize_email, timeline_event_record
+from customers.services import (
+    customer_move_stage,
+    customer_try_move_stage,
+    customer_upsert,
+    normalize_email,
+    timeline_event_record,
+)
 
 from . import selectors
 from .models import ENDED_STATUSES, Subscription, SubscriptionStatus
@@ -545,6 +551,23 @@ def invoice_apply_stripe_state(
                 **common,
             )
             facts.append("payment-succeeded")
+        if renewal_ends_onboarding(
+            stage=customer.lifecycle_stage,
+            onboarding_since=customer.stage_changed_at,
+            billing_reason=stripe_invoice.get("billing_reason") or "",
+            paid_at=common["occurred_at"],
+        ):
+            # The Onboarding -> Active rule's first path (customers/lifecycle.py): the first renewal is paid.
+            moved = customer_move_stage(
+                customer=customer,
+                to_stage=Stage.ACTIVE,
+                from_stage=Stage.ONBOARDING,
+                cause="first renewal paid",
+                occurred_at=common["occurred_at"],
+                source_key=f"invoice:{invoice_id}:onboarding-done",
+            )
+            if moved:
+                facts.append("onboarding-done")
     return facts
 
 

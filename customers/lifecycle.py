@@ -4,6 +4,8 @@ This is the one place transitions are defined. `customers.services.customer_move
 records every move it makes (`StageTransition`) so the admin can show a customer's path and a funnel.
 """
 
+from datetime import datetime, timedelta
+
 from django.db import models
 
 
@@ -38,3 +40,38 @@ FUNNEL_ORDER: list[str] = [stage.value for stage in Stage]
 
 def can_transition(from_stage: str, to_stage: str) -> bool:
     return to_stage in ALLOWED_TRANSITIONS.get(from_stage, frozenset())
+
+
+# --- Onboarding -> Active ----------------------------------------------------------------------------------------
+# A new subscriber is in Onboarding until they have settled in, which we take to be whichever comes first:
+#
+# 1. Their first renewal is paid: an invoice paid with billing_reason `subscription_cycle`
+#    (https://docs.stripe.com/api/invoices/object#invoice_object-billing_reason) at least RENEWAL_AFTER_ONBOARDING
+#    after they entered Onboarding. Paying again for a second period is the clearest sign that the server is in
+#    use. The minimum skips the charge that ends a trial: Stripe bills it as `subscription_cycle` too, but it is
+#    the first payment, made at the moment the customer entered Onboarding. Applied by billing when the invoice is
+#    paid (billing.services.invoice_apply_stripe_state).
+# 2. ONBOARDING_SETTLE_AFTER in Onboarding: a yearly plan renews only after a year, and a customer who has kept a
+#    subscription for a month without a failed payment or a cancellation (either would have moved them to at_risk
+#    or churned) has settled in. Applied by the daily `customers.onboarding-settle` schedule.
+#
+# Not chosen: "the onboarding emails have all gone out". The Welcome sequence ends after a day, which says what we
+# did, not what the customer did. Only a customer still in Onboarding moves (checked under the row lock): one at
+# risk or churned leaves those stages by their own events (a recovered payment, a new subscription).
+RENEWAL_BILLING_REASON = "subscription_cycle"
+RENEWAL_AFTER_ONBOARDING = timedelta(days=7)
+ONBOARDING_SETTLE_AFTER = timedelta(days=30)
+
+
+def renewal_ends_onboarding(*, stage: str, onboarding_since: datetime, billing_reason: str, paid_at: datetime) -> bool:
+    """Path 1: this paid invoice is the customer's first renewal since they entered Onboarding."""
+    return (
+        stage == Stage.ONBOARDING
+        and billing_reason == RENEWAL_BILLING_REASON
+        and paid_at - onboarding_since >= RENEWAL_AFTER_ONBOARDING
+    )
+
+
+def onboarding_settled_at(*, onboarding_since: datetime) -> datetime:
+    """Path 2: when a customer who entered Onboarding at `onboarding_since` has settled in, if still there."""
+    return onboarding_since + ONBOARDING_SETTLE_AFTER

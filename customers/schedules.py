@@ -7,4 +7,10 @@ SCHEDULES = [
         cron="* * * * *",
         description="Re-dispatch domain events left pending by a crash or a failing subscriber.",
     ),
+    ScheduledJob(
+        name="customers.onboarding-settle",
+        func="customers.tasks.onboarding_settle_task",
+        cron="15 6 * * *",
+        description="Move customers in Onboarding for 30 days (no failed payment, no cancellation) to Active.",
+    ),
 ]

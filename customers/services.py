@@ -2,15 +2,15 @@
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import events
-from .lifecycle import Stage, can_transition
-from .models import Customer, StageTransition, TimelineEvent
+from .lifecycle import ONBOARDING_SETTLE_AFTER, Stage, can_transition, onboarding_settled_at
+from .models import Customer, StageTransition, TimelineEvent, TimelineSource
 
 logger = logging.getLogger(__name__)
 
@@ -243,15 +243,20 @@ def customer_move_stage(
     occurred_at: datetime | None = None,
     source_key: str = "",
     force: bool = False,
+    from_stage: str | None = None,
 ) -> StageTransition | None:
     """Move a customer along the journey, recording the move; returns None when already in that stage.
 
     Raises InvalidStageTransition for a move the state machine does not allow, unless `force` (a staff correction,
     recorded as such). The same source_key applied twice moves once. Publishes `customer.stage_changed`.
+    `from_stage`: move only a customer who is in that stage now (read under the row lock), else return None; for
+    rules that apply to one stage only (Onboarding -> Active), so a customer who moved meanwhile stays where they are.
     """
     to_stage = Stage(to_stage).value
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     if customer.lifecycle_stage == to_stage:
+        return None
+    if from_stage is not None and customer.lifecycle_stage != from_stage:
         return None
     if source_key and customer.stage_transitions.filter(source_key=source_key).exists():
         return None
@@ -292,3 +297,43 @@ def customer_try_move_stage(**kwargs: Any) -> StageTransition | None:
     except InvalidStageTransition as exc:
         logger.info("Stage move skipped for customer %s: %s", kwargs["customer"].pk, exc)
         return None
+
+
+def customers_onboarding_settle(*, now: datetime | None = None) -> int:
+    """The daily half of the Onboarding -> Active rule (customers/lifecycle.py): customers in Onboarding for
+    ONBOARDING_SETTLE_AFTER move to Active, as of the moment they reached it. Returns how many moved."""
+    now = now or timezone.now()
+    since = now - ONBOARDING_SETTLE_AFTER
+    moved = 0
+    candidates = Customer.objects.filter(lifecycle_stage=Stage.ONBOARDING, stage_changed_at__lte=since)
+    for customer in candidates.only("pk", "stage_changed_at").order_by("pk").iterator():
+        moved += _onboarding_settle(customer)
+    return moved
+
+
+@transaction.atomic
+def _onboarding_settle(customer: Customer) -> bool:
+    settled = onboarding_settled_at(onboarding_since=customer.stage_changed_at)
+    key = f"onboarding-settled:{customer.pk}:{int(customer.stage_changed_at.astimezone(UTC).timestamp())}"
+    cause = "onboarding settled: 30 days without a failed payment or cancellation"
+    transition = customer_move_stage(
+        customer=customer,
+        to_stage=Stage.ACTIVE,
+        from_stage=Stage.ONBOARDING,
+        cause=cause,
+        occurred_at=settled,
+        source_key=key,
+    )
+    if transition is None:
+        return False
+    # The other stage moves come with the fact that caused them on the timeline (a payment, a cancellation); this
+    # one's fact is the time that passed, so the move is the entry.
+    timeline_event_record(
+        customer=customer,
+        source=TimelineSource.CRM,
+        source_key=key,
+        kind="lifecycle.onboarding_settled",
+        occurred_at=settled,
+        summary="Onboarding finished: 30 days subscribed without a failed payment or a cancellation",
+    )
+    return True

@@ -1,129 +1,72 @@
-"""Demo data for a local run: a few customers along the journey, each with a timeline, and an admin login.
+"""Demo data for a local run: 90 days of a small hosting business's history, played through the real services,
+and an admin login.
 
-Safe to run again: customers are upserted by email, timeline events and stage moves are keyed, and the admin's
-password is kept in var/ so the printed login stays the same between runs.
+A few hundred customers sign up, trial, subscribe, renew, fail to pay, recover, cancel and come back, each at their
+own moment of the last 90 days. Their Stripe events go through billing's webhook path (against an in-process
+stand-in for Stripe), enrollments follow from the domain events, emails go out through the email queue and Django's
+email backend when they fall due, and Resend's tracking events come back for them: customers/demo/player.py has
+the details. Everything is written as of the moment it happened (customers.clock.as_of).
+
+Safe to run again: when demo customers are present the history is left as it is. The admin's password is kept in
+var/ so the printed login stays the same between runs.
 """
 
 import secrets
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
-from django.utils import timezone
 
-from customers import services
-from customers.lifecycle import Stage
-
-# (email, name, journey, marketing fields, timeline) — the journey is walked from discovery, one allowed move at a time.
-DEMO_CUSTOMERS = [
-    (
-        "mia.lindqvist@example.com",
-        "Mia Lindqvist",
-        [Stage.TRIAL],
-        {"opt_in_confirmed": True},
-        [("trials", "trial.started", 2, "Free trial: Minecraft Java, 4 GB")],
-    ),
-    (
-        "diego.ramos@example.com",
-        "Diego Ramos",
-        [Stage.TRIAL, Stage.PURCHASE, Stage.ONBOARDING],
-        {"opt_in_confirmed": True},
-        [
-            ("trials", "trial.started", 9, "Free trial: Valheim"),
-            ("stripe", "subscription.created", 1, "Subscribed to Pro Server (EUR 14.99 / month)"),
-            ("email", "email.sent", 1, "Welcome to ModReady"),
-        ],
-    ),
-    (
-        "priya.nair@example.com",
-        "Priya Nair",
-        [Stage.PURCHASE, Stage.ONBOARDING, Stage.ACTIVE],
-        {"opt_in_confirmed": True, "vip_status": True, "promo_code": "VIP-7Q2K-M4XD"},
-        [
-            ("stripe", "checkout.completed", 60, "VIP reservation purchased"),
-            ("stripe", "subscription.created", 45, "Subscribed to Ultimate Server (EUR 29.99 / month)"),
-            ("email", "email.opened", 44, "Opened: Welcome to ModReady"),
-            ("support", "ticket.closed", 20, "Ticket #12 (setup) resolved: modpack install"),
-        ],
-    ),
-    (
-        "tom.becker@example.com",
-        "Tom Becker",
-        [Stage.PURCHASE, Stage.ACTIVE, Stage.AT_RISK],
-        {},
-        [
-            ("stripe", "subscription.created", 120, "Subscribed to Starter Server (EUR 6.99 / month)"),
-            ("stripe", "invoice.payment_failed", 2, "Payment failed (attempt 1); Stripe retries in 3 days"),
-            ("email", "email.sent", 2, "Dunning: your payment did not go through"),
-        ],
-    ),
-    (
-        "lea.moreau@example.com",
-        "Léa Moreau",
-        [Stage.PURCHASE, Stage.ACTIVE, Stage.CHURNED],
-        {"opt_in_confirmed": True},
-        [
-            ("stripe", "subscription.created", 200, "Subscribed to Pro Server (EUR 14.99 / month)"),
-            ("stripe", "subscription.deleted", 5, "Canceled: too_expensive"),
-        ],
-    ),
-    (
-        "sam.okafor@example.com",
-        "Sam Okafor",
-        [Stage.PURCHASE, Stage.ACTIVE, Stage.CHURNED, Stage.WIN_BACK],
-        {"opt_in_confirmed": True},
-        [
-            ("stripe", "subscription.created", 300, "Subscribed to Starter Server (EUR 6.99 / month)"),
-            ("stripe", "subscription.deleted", 40, "Canceled: switched_service"),
-            ("email", "email.clicked", 10, "Clicked: Your worlds are still here"),
-        ],
-    ),
-    ("newcomer@example.com", "Alex Newcomer", [], {}, []),
-]
+from customers import clock
+from customers.models import Customer
 
 
 class Command(BaseCommand):
-    help = "Create demo customers with timelines and an admin login (idempotent)."
+    help = "Play 90 days of demo history through the real services and print an admin login (idempotent)."
 
     def add_arguments(self, parser):
         parser.add_argument("--admin-username", default="admin")
         parser.add_argument("--no-admin", action="store_true", help="Do not create or print the admin login.")
+        parser.add_argument("--customers", type=int, default=300, help="How many customers the history has.")
+        parser.add_argument("--days", type=int, default=90, help="How far back the history starts.")
 
     def handle(self, *args, **options):
+        self.verbosity = options["verbosity"]
         # Demo customers and an admin whose password sits in a file have no place in a real deployment.
         if not settings.SEED_DEMO_ALLOWED:
             raise CommandError(
                 f"seed_demo refuses to run with these settings ({settings.SETTINGS_MODULE}): it writes demo customers "
                 "and an admin login. It is for the local run (config.settings.local) and tests only."
             )
-        now = timezone.now()
-        with transaction.atomic():
-            for email, name, journey, fields, timeline in DEMO_CUSTOMERS:
-                customer, _ = services.customer_upsert(email=email, name=name, metadata={"demo": True}, **fields)
-                for index, (source, kind, days_ago, summary) in enumerate(timeline):
-                    services.timeline_event_record(
-                        customer=customer,
-                        source=source,
-                        source_key=f"demo:{email}:{index}",
-                        kind=kind,
-                        summary=summary,
-                        occurred_at=now - timedelta(days=days_ago, hours=index),
-                    )
-                steps = len(journey)
-                for index, stage in enumerate(journey):
-                    services.customer_move_stage(
-                        customer=customer,
-                        to_stage=stage,
-                        cause="demo data",
-                        source_key=f"demo:{email}:stage:{index}",
-                        occurred_at=now - timedelta(days=3 * (steps - index)),
-                    )
-        self.stdout.write(f"{len(DEMO_CUSTOMERS)} demo customers ready.")
+        present = Customer.objects.filter(metadata__demo=True).count()
+        if present:
+            self.stdout.write(f"Demo history already present ({present} demo customers); left as it is.")
+        else:
+            self._play(customers=options["customers"], days=options["days"])
         if not options["no_admin"]:
             username, password = self._admin(options["admin_username"])
             self.stdout.write(self.style.SUCCESS(f"Admin login: {username} / {password}"))
+
+    def _play(self, *, customers: int, days: int) -> None:
+        from customers.demo.journeys import cast
+        from customers.demo.player import InlineBroker, Player
+
+        started = time.monotonic()
+        today = clock.wall_clock().replace(microsecond=0)
+        journeys = cast(count=customers, today=today, days=days)
+        player = Player(today=today)
+        player.play(journeys, start=today - timedelta(days=days))
+        self.stdout.write(
+            f"Demo history: {customers} customers over {days} days, {player.stripe_events} Stripe events and "
+            f"{player.tracking_events} email tracking events played in {time.monotonic() - started:.1f} s."
+        )
+        if self.verbosity > 1:
+            for kind, seconds in sorted(player.seconds.items()):
+                self.stdout.write(f"  {kind}: {seconds:.1f} s")
+        for failure in InlineBroker.failures[:5]:
+            self.stderr.write(f"A demo task failed: {failure}")
 
     def _admin(self, username: str) -> tuple[str, str]:
         """The local admin: its password is generated once and kept in var/ (never a default password)."""
