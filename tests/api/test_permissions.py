@@ -13,7 +13,7 @@ READS = {
     "/api/v1/subscriptions/": {"Support", "Service"},
     "/api/v1/automation-rules/": {"Marketing", "Service"},
     "/api/v1/email-queue-items/": {"Support", "Marketing", "Service"},
-    "/api/v1/analytics/email/": {"Support", "Marketing", "Service"},
+    "/api/v1/analytics/email/": {"Marketing", "Service"},
     "/api/v1/tickets/": {"Support", "Service"},
     "/api/v1/workflow-runs/": {"Support", "Marketing", "Service"},
 }

@@ -21,9 +21,9 @@ SUPPORT_READS = [
     "admin:automations_emailqueueitem_changelist",
     "admin:automations_emailevent_changelist",
     "admin:automations_suppression_changelist",
-    "admin:automations_analytics",
 ]
 PAGES = [
+    "admin:automations_analytics",  # Marketing's: it needs view on rules as well as on the queue
     "admin:automations_automationrule_changelist",
     "admin:automations_emailtemplate_changelist",
     "admin:automations_enrollment_changelist",
