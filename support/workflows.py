@@ -156,10 +156,15 @@ def _read_new(discord: DiscordClient, ticket: Ticket) -> Ticket:
 
 
 def activity_read_run(*, limit: int = 200) -> int:
-    """Read new messages of open tickets (after= the last one seen) and record counts and first response."""
+    """Read new messages of open tickets (after= the last one seen) and record counts and first response.
+
+    With no open ticket it asks Discord nothing (a local run without Discord credentials has none)."""
+    tickets = list(selectors.tickets_to_read(limit=limit))
+    if not tickets:
+        return 0
     discord = client()
     read = 0
-    for ticket in selectors.tickets_to_read(limit=limit):
+    for ticket in tickets:
         before = ticket.message_count
         try:
             read += _read_new(discord, ticket).message_count - before

@@ -102,6 +102,12 @@ def test_first_staff_response_is_measured_from_the_channel(ticket, discord):
     assert reads[-1].query["after"] == [staff_reply["id"]]
 
 
+def test_activity_job_without_open_tickets_needs_no_discord_credentials(db, settings):
+    # A local run (bin/run) has no Discord token and no tickets: the every-2-minutes job must not fail there.
+    settings.DISCORD_BOT_TOKEN = ""
+    assert tasks.tickets_activity_task() == 0
+
+
 def test_auto_close_works_for_a_ticket_with_no_messages(ticket, discord, settings):
     settings.DISCORD_AUTOCLOSE_WARN_HOURS = 48
     settings.DISCORD_AUTOCLOSE_GRACE_HOURS = 24
