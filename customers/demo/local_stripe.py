@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import stripe
 from stripe._http_client import HTTPClient
 
+from devtools.standins.stripe import expand_ids
+
 PAYLOADS = Path(__file__).parent / "stripe_payloads"
 PREFIXES = {"cus": "customers", "sub": "subscriptions", "prod": "products", "price": "prices", "in": "invoices"}
 _shapes: dict[str, dict] = {}
@@ -73,18 +75,7 @@ class LocalStripe(HTTPClient):
         return self._answer(200, {"object": "list", "data": data, "has_more": False, "url": parts.path})
 
     def _expand(self, value: Any, parts: list[str]) -> Any:
-        if not parts or value is None:
-            return value
-        if isinstance(value, list):
-            return [self._expand(item, parts) for item in value]
-        if not isinstance(value, dict):
-            return value
-        key, rest = parts[0], parts[1:]
-        child = value.get(key)
-        if isinstance(child, str) and child in self.objects:
-            child = copy.deepcopy(self.objects[child])
-        value[key] = self._expand(child, rest)
-        return value
+        return expand_ids(value, parts, self.objects.get)
 
     @staticmethod
     def _answer(status: int, body: dict) -> tuple[str, int, dict]:

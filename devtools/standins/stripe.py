@@ -381,21 +381,31 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
 
     def _expand(self, value: Any, parts: list[str]) -> Any:
         """Replace ids by objects along an expand path (`data.customer`, `items.data.price.product`, ...)."""
-        if not parts or value is None:
-            return value
-        if isinstance(value, list):
-            return [self._expand(item, parts) for item in value]
-        if not isinstance(value, dict):
-            return value
-        key, rest = parts[0], parts[1:]
-        child = value.get(key)
-        if isinstance(child, str) and _prefix(child) in PREFIXES:
-            with self.lock:
-                found = self.objects[PREFIXES[_prefix(child)]].get(child)
-            if found is not None:
-                child = copy.deepcopy(found)
-        value[key] = self._expand(child, rest)
+        return expand_ids(value, parts, self._find)
+
+    def _find(self, object_id: str) -> dict | None:
+        if _prefix(object_id) not in PREFIXES:
+            return None
+        with self.lock:
+            return self.objects[PREFIXES[_prefix(object_id)]].get(object_id)
+
+
+def expand_ids(value: Any, parts: list[str], find) -> Any:
+    """Stripe's `expand`: along the path, replace each id that `find(id)` knows by a copy of its object."""
+    if not parts or value is None:
         return value
+    if isinstance(value, list):
+        return [expand_ids(item, parts, find) for item in value]
+    if not isinstance(value, dict):
+        return value
+    key, rest = parts[0], parts[1:]
+    child = value.get(key)
+    if isinstance(child, str):
+        found = find(child)
+        if found is not None:
+            child = copy.deepcopy(found)
+    value[key] = expand_ids(child, rest, find)
+    return value
 
 
 def _prefix(object_id: str) -> str:
