@@ -2,6 +2,8 @@ from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html
+from djstripe import models as djstripe_models
+from djstripe.admin import admin as djstripe_admin
 
 from config.admin import ReadOnlyAdmin
 from customers.models import Customer
@@ -93,3 +95,17 @@ class StripeEventProcessingAdmin(ReadOnlyAdmin):
 
     def has_reprocess_permission(self, request):
         return request.user.is_superuser
+
+
+# dj-stripe's Invoice admin lists `paid`, a property that reads stripe_data["paid"]: Stripe removed that field in API
+# version 2025-03-31.basil (STRIPE_API_VERSION), so the list and the change page answered 500 for every invoice synced
+# since. The owners' copy shows the invoice's status instead, which says the same (paid, open, void, ...).
+class InvoiceAdmin(djstripe_admin.InvoiceAdmin):
+    list_display = tuple("status" if field == "paid" else field for field in djstripe_admin.InvoiceAdmin.list_display)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field for field in super().get_readonly_fields(request, obj) if field != "paid"]
+
+
+admin.site.unregister(djstripe_models.Invoice)
+admin.site.register(djstripe_models.Invoice, InvoiceAdmin)
