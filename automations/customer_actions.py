@@ -23,7 +23,8 @@ RESENDABLE = (QueueStatus.SENT, QueueStatus.UNCONFIRMED, QueueStatus.CANCELLED)
 def queue_item_resend(*, item_id: int, key: str) -> EmailQueueItem:
     """Send one email of a customer again. A failed email is put back in the queue, due now (its own key); one that
     was sent, cancelled or whose outcome is unknown gets a copy, due now, whose idempotency key ends with `key` (the
-    caller's own id, e.g. `staff-action-<id>`), so asking twice with one key queues one copy.
+    caller's own id, e.g. `staff-action-<id>`), so asking twice with one key queues one copy and the second ask is
+    refused.
 
     A copy needs its sequence running: a completed enrollment is reopened until the copy has gone (the queue completes
     it again), an exited one (the customer left the sequence, e.g. their payment recovered) refuses.
@@ -64,8 +65,10 @@ def queue_item_resend(*, item_id: int, key: str) -> EmailQueueItem:
             ),
         },
     )
-    if created:
-        transaction.on_commit(queue_process_enqueue)
+    if not created:
+        # The same key again is the same request again (a double click): it was queued once; say so, act no more.
+        raise ResendRefused("This resend was queued already (the same request arrived twice).")
+    transaction.on_commit(queue_process_enqueue)
     return copy
 
 

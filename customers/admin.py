@@ -1,4 +1,5 @@
 import json
+import uuid
 from datetime import timedelta
 
 from django import forms
@@ -131,6 +132,9 @@ class CustomerAdmin(admin.ModelAdmin):
                 c360=view,
                 may={action.value: action in allowed for action in staff_actions.PERMISSIONS},
                 resendable=RESENDABLE,
+                # One key per rendering of the page: a resend posted twice from it (a double click, a resubmit) is
+                # one request, and queues one copy (staff_actions.email_resend).
+                resend_key=uuid.uuid4(),
                 stage_choices=staff_actions.stage_choices(customer),
                 rules=rules_to_enroll_in() if staff_actions.StaffActionKind.ENROLL in allowed else [],
             )

@@ -28,6 +28,11 @@ class EmailForm(ReasonForm):
     item_id = forms.IntegerField(min_value=1)
 
 
+class ResendForm(EmailForm):
+    # Rendered with the page; a resend without one (an older page, a script) is a request of its own.
+    request_key = forms.UUIDField(required=False)
+
+
 class EnrollForm(ReasonForm):
     rule_id = forms.IntegerField(min_value=1)
 
@@ -51,9 +56,13 @@ class StageForm(ReasonForm):
 # action name in the URL -> (its form, the service call with the form's cleaned data)
 ACTIONS = {
     StaffActionKind.EMAIL_RESEND: (
-        EmailForm,
+        ResendForm,
         lambda actor, customer, data: staff_actions.email_resend(
-            actor=actor, customer=customer, item_id=data["item_id"], reason=data["reason"]
+            actor=actor,
+            customer=customer,
+            item_id=data["item_id"],
+            reason=data["reason"],
+            request_key=str(data["request_key"] or ""),
         ),
     ),
     StaffActionKind.EMAIL_CANCEL: (

@@ -81,9 +81,11 @@ def _item(customer: Customer, item_id: int) -> EmailQueueItem:
 
 
 @transaction.atomic
-def email_resend(*, actor, customer: Customer, item_id: int, reason: str) -> Done:
+def email_resend(*, actor, customer: Customer, item_id: int, reason: str, request_key: str = "") -> Done:
+    """`request_key` comes with the page the staff member clicked on: the same request posted again finds the copy it
+    queued and is refused, so a double click sends one copy and leaves one audit row. Without one, the audit row's id
+    is the key (every call is a request of its own)."""
     item = _item(customer, item_id)
-    # The audit row's id is the copy's idempotency key: one click, one copy, however often the request is replayed.
     done = _audit(
         actor=actor,
         customer=customer,
@@ -93,7 +95,9 @@ def email_resend(*, actor, customer: Customer, item_id: int, reason: str) -> Don
         details={"queue_item_id": item.pk},
     )
     try:
-        copy = email_actions.queue_item_resend(item_id=item.pk, key=f"staff-action-{done.audit.pk}")
+        copy = email_actions.queue_item_resend(
+            item_id=item.pk, key=f"staff-{request_key}" if request_key else f"staff-action-{done.audit.pk}"
+        )
     except email_actions.ResendRefused as exc:  # raised inside the atomic block: the audit row goes too
         raise ActionRefused(str(exc)) from None
     done.audit.details = {"queue_item_id": item.pk, "queued_item_id": copy.pk}

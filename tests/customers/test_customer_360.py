@@ -1,5 +1,7 @@
 """The customer 360 page: what it shows, its quick actions (effect, audit row, permission) and its query count."""
 
+import uuid
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -136,6 +138,24 @@ def test_resend_a_sent_email_queues_one_copy_and_reopens_its_finished_sequence(c
     assert copy.enrollment.status == EnrollmentStatus.ACTIVE
     row = audit_of(customer, "email_resend")
     assert row.details == {"queue_item_id": sent.pk, "queued_item_id": copy.pk}
+
+
+def test_the_same_resend_posted_twice_queues_one_copy(client, marketing_user, history):
+    customer, _, _ = history
+    sent = customer.email_queue_items.filter(status=QueueStatus.SENT).first()
+    client.force_login(marketing_user)
+    page = client.get(reverse("admin:customers_customer_change", args=[customer.pk])).content.decode()
+    request_key = page.split('name="request_key" value="', 1)[1].split('"', 1)[0]  # what the page's form carries
+
+    act(client, customer, "email_resend", item_id=sent.pk, reason="did not arrive", request_key=request_key)
+    second = act(client, customer, "email_resend", item_id=sent.pk, reason="did not arrive", request_key=request_key)
+
+    assert EmailQueueItem.objects.filter(enrollment=sent.enrollment, step=sent.step).count() == 2  # the email, one copy
+    assert StaffAction.objects.filter(customer=customer, action="email_resend").count() == 1
+    assert "queued already" in client.get(second["Location"]).content.decode()
+    # A resend from a page rendered again is a new request: a second copy, on purpose.
+    act(client, customer, "email_resend", item_id=sent.pk, reason="still missing", request_key=str(uuid.uuid4()))
+    assert EmailQueueItem.objects.filter(enrollment=sent.enrollment, step=sent.step).count() == 3
 
 
 def test_resend_a_failed_email_retries_it(client, marketing_user, history):
