@@ -84,6 +84,9 @@ def test_combines_with_search_and_the_other_filters(admin_client, churners):
     params = _period(entered="churned")
     assert _listed(admin_client.get(reverse(LIST), {**params, "q": "bob@"})) == ["bob"]
     assert _listed(admin_client.get(reverse(LIST), {**params, "lifecycle_stage__exact": "churned"})) == ["ann", "cy"]
+    with_counts = admin_client.get(reverse(LIST), {**params, "_facets": "1"})  # the sidebar's "Show counts"
+    assert _listed(with_counts) == ["ann", "bob", "cy"]
+    assert "Churned (2)" in with_counts.content.decode()  # the stage filter's count, within the period's list
 
 
 def test_the_sidebar_offers_the_stages_keeping_the_period(admin_client, churners):
