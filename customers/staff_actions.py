@@ -72,33 +72,28 @@ class QuickAction:
         return type(f"{self.name.title().replace('_', '')}Form", (ReasonForm,), dict(self.fields))
 
 
-def _audit(*, call: Call, action: str, outcome: Outcome) -> Done:
-    audit = call.audit
-    # The time the action was done, after its effects, as the timeline shows it.
-    audit.created_at = timezone.now()
-    audit.details = outcome.details
-    audit.save(update_fields=["created_at", "details"])
-    services.timeline_event_record(
-        customer=call.customer,
-        source=TimelineSource.STAFF,
-        source_key=f"staff-action:{audit.pk}",
-        kind=f"staff.{action}",
-        occurred_at=audit.created_at,
-        summary=f"{audit.actor_name}: {outcome.summary}" + (f" ({call.reason})" if call.reason else ""),
-        payload={"staff_action_id": audit.pk, **outcome.details},
-        object_type="customers.staff_action",
-        object_id=str(audit.pk),
-    )
-    return Done(message=outcome.summary, audit=audit)
-
-
 @transaction.atomic
 def _run(*, action: str, actor, customer: Customer, reason: str, perform: Callable[[Call], Outcome]) -> Done:
     audit = StaffAction.objects.create(
         customer=customer, actor=actor, actor_name=actor.get_username(), action=action, reason=reason[:500], details={}
     )
-    call = Call(actor=actor, customer=customer, reason=reason, audit=audit)
-    return _audit(call=call, action=action, outcome=perform(call))
+    outcome = perform(Call(actor=actor, customer=customer, reason=reason, audit=audit))
+    # The audit's time is when the action was done, after its effects, as the timeline shows it.
+    audit.created_at = timezone.now()
+    audit.details = outcome.details
+    audit.save(update_fields=["created_at", "details"])
+    services.timeline_event_record(
+        customer=customer,
+        source=TimelineSource.STAFF,
+        source_key=f"staff-action:{audit.pk}",
+        kind=f"staff.{action}",
+        occurred_at=audit.created_at,
+        summary=f"{audit.actor_name}: {outcome.summary}" + (f" ({reason})" if reason else ""),
+        payload={"staff_action_id": audit.pk, **outcome.details},
+        object_type="customers.staff_action",
+        object_id=str(audit.pk),
+    )
+    return Done(message=outcome.summary, audit=audit)
 
 
 def action_run(*, name: str, actor, customer: Customer, data: dict[str, Any]) -> Done:
