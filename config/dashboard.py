@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from automations import selectors as automations_selectors
 from billing import selectors as billing_selectors
+from customers import list_filters
 from customers import selectors as customers_selectors
 from customers.lifecycle import Stage
 from support import selectors as support_selectors
@@ -57,8 +58,6 @@ def dashboard_build(*, user, days: int, now: datetime) -> dict:
 def _customers(*, since: datetime, now: datetime) -> dict:
     entries = dict(customers_selectors.stage_entries(since=since, until=now))
     changelist = reverse("admin:customers_customer_changelist")
-    transitions = reverse("admin:customers_stagetransition_changelist")
-    period = {"occurred_at__gte": since.isoformat(), "occurred_at__lt": now.isoformat()}
     labels = dict(Stage.choices)
     funnel = [
         {
@@ -66,7 +65,7 @@ def _customers(*, since: datetime, now: datetime) -> dict:
             "now": count,
             "now_url": f"{changelist}?{urlencode({'lifecycle_stage__exact': stage})}",
             "entered": entries.get(stage, 0),
-            "entered_url": f"{transitions}?{urlencode({'to_stage__exact': stage, **period})}",
+            "entered_url": list_filters.entered_stage_url(stage=stage, since=since, until=now),
         }
         for stage, count in customers_selectors.stage_counts()
     ]
@@ -83,6 +82,10 @@ def _customers(*, since: datetime, now: datetime) -> dict:
     return {
         "new": customers_selectors.customers_created_count(since=since, until=now),
         "churned": entries.get(Stage.CHURNED, 0),
+        "new_url": list_filters.created_url(since=since, until=now),
+        "churned_url": list_filters.entered_stage_url(
+            stage=Stage.CHURNED, since=since, until=now, not_from_stage=Stage.WIN_BACK
+        ),
         "funnel": funnel,
         "funnel_widest": max([row["now"] for row in funnel] + [1]),
         "conversions": conversions,

@@ -7,13 +7,13 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from config.admin import ReadOnlyAdmin
 
-from . import admin_360, selectors, services, staff_actions
+from . import admin_360, list_filters, selectors, services, staff_actions
 from .customer_360 import RESENDABLE, customer_360, rules_to_enroll_in
 from .events import domain_event_dispatch
 from .models import ConsentRecord, Customer, DomainEvent, StaffAction, StageTransition, TimelineEvent
@@ -34,7 +34,13 @@ class CustomerAdmin(admin.ModelAdmin):
         "stripe_customer_id",
         "created_at",
     )
-    list_filter = ("lifecycle_stage", "vip_status", "opt_in_confirmed")
+    list_filter = (
+        "lifecycle_stage",
+        list_filters.StageEnteredFilter,
+        list_filters.CreatedFilter,
+        "vip_status",
+        "opt_in_confirmed",
+    )
     search_fields = (
         "email",
         "name",
@@ -118,6 +124,12 @@ class CustomerAdmin(admin.ModelAdmin):
             obj.pk = customer.pk
             obj.refresh_from_db()
 
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # "Customers who entered Churned between … and … UTC": what a link from a figure is showing.
+        changelist.period_heading = list_filters.list_heading(changelist.filter_specs)
+        return changelist
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         customer = self.get_object(request, object_id)
         extra_context = extra_context or {}
@@ -170,7 +182,9 @@ class CustomerAdmin(admin.ModelAdmin):
             {
                 "stage": Customer(lifecycle_stage=stage).get_lifecycle_stage_display(),
                 "now": now_count,
+                "now_url": f"{reverse('admin:customers_customer_changelist')}?lifecycle_stage__exact={stage}",
                 "entered": entered,
+                "entered_url": list_filters.entered_stage_url(stage=stage, since=since, until=until),
                 "now_pct": round(100 * now_count / widest),
                 "entered_pct": round(100 * entered / widest),
             }

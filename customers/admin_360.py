@@ -5,7 +5,6 @@ reason; the view checks the staff member's permission for that action (403 other
 outcome in a message and returns to the customer's page.
 """
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
@@ -16,113 +15,26 @@ from django.urls import reverse
 from automations.models import EmailQueueItem
 
 from . import staff_actions
-from .lifecycle import Stage
-from .models import StaffActionKind
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(max_length=500, strip=True)
-
-
-class EmailForm(ReasonForm):
-    item_id = forms.IntegerField(min_value=1)
-
-
-class ResendForm(EmailForm):
-    # Rendered with the page; a resend without one (an older page, a script) is a request of its own.
-    request_key = forms.UUIDField(required=False)
-
-
-class EnrollForm(ReasonForm):
-    rule_id = forms.IntegerField(min_value=1)
-
-
-class UnenrollForm(ReasonForm):
-    enrollment_id = forms.IntegerField(min_value=1)
-
-
-class SuppressionForm(ReasonForm):
-    suppression_id = forms.IntegerField(min_value=1)
-
-
-class ConsentForm(ReasonForm):
-    opt_in = forms.TypedChoiceField(choices=[("1", "on"), ("0", "off")], coerce=lambda value: value == "1")
-
-
-class StageForm(ReasonForm):
-    to_stage = forms.ChoiceField(choices=Stage.choices)
-
-
-# action name in the URL -> (its form, the service call with the form's cleaned data)
-ACTIONS = {
-    StaffActionKind.EMAIL_RESEND: (
-        ResendForm,
-        lambda actor, customer, data: staff_actions.email_resend(
-            actor=actor,
-            customer=customer,
-            item_id=data["item_id"],
-            reason=data["reason"],
-            request_key=str(data["request_key"] or ""),
-        ),
-    ),
-    StaffActionKind.EMAIL_CANCEL: (
-        EmailForm,
-        lambda actor, customer, data: staff_actions.email_cancel(
-            actor=actor, customer=customer, item_id=data["item_id"], reason=data["reason"]
-        ),
-    ),
-    StaffActionKind.ENROLL: (
-        EnrollForm,
-        lambda actor, customer, data: staff_actions.enroll(
-            actor=actor, customer=customer, rule_id=data["rule_id"], reason=data["reason"]
-        ),
-    ),
-    StaffActionKind.UNENROLL: (
-        UnenrollForm,
-        lambda actor, customer, data: staff_actions.unenroll(
-            actor=actor, customer=customer, enrollment_id=data["enrollment_id"], reason=data["reason"]
-        ),
-    ),
-    StaffActionKind.SUPPRESSION_LIFT: (
-        SuppressionForm,
-        lambda actor, customer, data: staff_actions.suppression_lift(
-            actor=actor, customer=customer, suppression_id=data["suppression_id"], reason=data["reason"]
-        ),
-    ),
-    StaffActionKind.CONSENT_CHANGE: (
-        ConsentForm,
-        lambda actor, customer, data: staff_actions.consent_change(
-            actor=actor, customer=customer, opt_in=data["opt_in"], reason=data["reason"]
-        ),
-    ),
-    StaffActionKind.STAGE_MOVE: (
-        StageForm,
-        lambda actor, customer, data: staff_actions.stage_move(
-            actor=actor, customer=customer, to_stage=data["to_stage"], reason=data["reason"]
-        ),
-    ),
-}
 
 
 def action_view(model_admin, request, object_id: str, action: str):
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    if action not in ACTIONS:
+    if action not in staff_actions.ACTIONS:
         raise Http404("No such action")
     customer = model_admin.get_object(request, object_id)
     if customer is None:
         raise Http404("No such customer")
     if not model_admin.has_view_permission(request, customer) or not staff_actions.may(request.user, action):
         raise PermissionDenied
-    form_class, perform = ACTIONS[action]
-    form = form_class(request.POST)
+    form = staff_actions.ACTIONS[action].form(request.POST)
     back = reverse("admin:customers_customer_change", args=[customer.pk])
     if not form.is_valid():
         problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         messages.error(request, f"Nothing done: {problems}")
         return redirect(back)
     try:
-        done = perform(request.user, customer, form.cleaned_data)
+        done = staff_actions.action_run(name=action, actor=request.user, customer=customer, data=form.cleaned_data)
     except staff_actions.ActionRefused as exc:
         messages.error(request, f"Nothing done: {exc}")
     else:

@@ -13,6 +13,39 @@ def customer_list() -> QuerySet[Customer]:
     return Customer.objects.all()
 
 
+def customers_entered_stage(
+    *,
+    customers: QuerySet[Customer],
+    stage: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    not_from_stage: str = "",
+) -> QuerySet[Customer]:
+    """The customers among `customers` who moved into `stage` in [since, until) (a bound left out is open), each listed
+    once however often they entered. With `not_from_stage`, a move from that stage does not count: the dashboard's
+    churned figure leaves out win_back -> churned (a win-back that ended without a return is not a new churn). One
+    EXISTS in the list's own query (stage_transition_funnel_idx), so the list costs the same queries at any size."""
+    moves = StageTransition.objects.filter(customer=OuterRef("pk"), to_stage=stage)
+    if since is not None:
+        moves = moves.filter(occurred_at__gte=since)
+    if until is not None:
+        moves = moves.filter(occurred_at__lt=until)
+    if not_from_stage:
+        moves = moves.exclude(from_stage=not_from_stage)
+    return customers.filter(Exists(moves))
+
+
+def customers_created_between(
+    *, customers: QuerySet[Customer], since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[Customer]:
+    """The customers among `customers` the CRM first recorded in [since, until): the dashboard's "new customers"."""
+    if since is not None:
+        customers = customers.filter(created_at__gte=since)
+    if until is not None:
+        customers = customers.filter(created_at__lt=until)
+    return customers
+
+
 def customer_get_by_email(*, email: str) -> Customer | None:
     return Customer.objects.filter(email__iexact=email.strip()).first()
 

@@ -35,3 +35,23 @@ def test_owner_sees_the_dashboard_switches_period_and_follows_the_funnel(login, 
     assert "/admin/customers/customer/" in page.url and "lifecycle_stage__exact=active" in page.url
     assert page.locator("#result_list tbody tr").count() == 3
     assert page.console_errors == []
+
+
+def test_owner_follows_the_churned_figure_to_the_customers_who_churned(login, superuser, screenshot):
+    build_story(now=timezone.now())
+    page = login(superuser)
+    page.click("text=Last 30 days")
+    page.wait_for_load_state()
+    churned = page.locator("#tile-churned b a")
+    assert churned.inner_text() == str(STORY_FIGURES[30]["churned"])
+    churned.click()
+    page.wait_for_load_state()
+    heading = page.locator("#list-heading").inner_text()
+    assert heading.startswith("Customers who entered Churned (not from Win-back) between")
+    assert page.locator("#result_list tbody tr").count() == STORY_FIGURES[30]["churned"]
+    assert sorted(page.locator("#result_list tbody th a").all_inner_texts()) == [
+        "cat-a@example.com",
+        "dan-a@example.com",
+    ]
+    screenshot(page, "customers-churned-in-30-days")
+    assert page.console_errors == []

@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from tests.config.story import STORY_FIGURES, build_story
 
@@ -80,10 +81,24 @@ def test_funnel_links_to_the_customers_behind_each_count_with_conversion(admin_c
     assert funnel["Active"]["now"] == 3 and funnel["Trial"]["entered"] == 2
     listed = admin_client.get(funnel["Active"]["now_url"])
     assert listed.context["cl"].result_count == 3
-    moves = admin_client.get(funnel["Trial"]["entered_url"])
-    assert moves.context["cl"].result_count == 2
+    entered = admin_client.get(funnel["Trial"]["entered_url"])
+    assert sorted(c.email for c in entered.context["cl"].result_list) == ["ann-a@example.com", "ben-a@example.com"]
+    assert entered.context["cl"].period_heading.startswith("Customers who entered Trial between")
     trial = next(row for row in customers["conversions"] if row["from"] == "Trial")
     assert (trial["entered"], trial["moved_on"], trial["percent"]) == (2, 1, 50)
+
+
+@pytest.mark.parametrize("days", [7, 30, 90])
+def test_each_customer_figure_links_to_a_list_of_exactly_the_customers_behind_it(admin_client, story, days):
+    # In the story each customer enters a stage at most once, so moves and customers count alike.
+    response = admin_client.get(reverse("admin:index"), {"days": days})
+    customers = response.context["dashboard"]["customers"]
+    figures = [(customers["new"], customers["new_url"]), (customers["churned"], customers["churned_url"])]
+    figures += [(row["entered"], row["entered_url"]) for row in customers["funnel"]]
+    for figure, url in figures:
+        assert admin_client.get(url).context["cl"].result_count == figure, url
+    page = response.content.decode()
+    assert f'href="{escape(customers["churned_url"])}"' in page and f'href="{escape(customers["new_url"])}"' in page
 
 
 def test_a_bad_period_falls_back_to_30_days(admin_client, story):
@@ -134,3 +149,20 @@ def test_query_count_does_not_grow_with_the_data(admin_client, url):
     for tag in ("b", "c", "d"):
         build_story(now=now, tag=tag)
     assert _queries(admin_client, reverse(url)) == small
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"entered": "churned", "entered_not_from": "win_back", "entered_since": "2026-01-01", "q": "example"},
+        {"created_since": "2026-01-01", "created_until": "2099-01-01", "lifecycle_stage__exact": "active"},
+    ],
+)
+def test_customer_list_filtered_by_a_period_costs_the_same_queries_as_the_data_grows(admin_client, params):
+    now = timezone.now()
+    build_story(now=now, tag="a")
+    url = reverse("admin:customers_customer_changelist")
+    small = _queries(admin_client, url, params)
+    for tag in ("b", "c", "d"):
+        build_story(now=now, tag=tag)
+    assert _queries(admin_client, url, params) == small
