@@ -115,11 +115,11 @@ class Command(BaseCommand):
             f"  Login:   {login or '(no demo admin: see above)'}",
             f"  Emails:  {base}/admin/devtools/outboxemail/  (the local outbox)",
         ]
+        if discord is not None:
+            lines.append(f"  Discord: a stand-in on {discord.url} (the tickets' channels)")
         if standin is not None:
             lines.append(f"  Stripe:  a stand-in on {standin.url}")
             lines.append("  Watch a customer's journey:  .venv/bin/python manage.py demo_journey")
-        if discord is not None:
-            lines.append(f"  Discord: a stand-in on {discord.url} (the tickets' channels)")
         lines += ["", "Ctrl-C stops the web server and the task cluster."]
         width = max(len(line) for line in lines) + 2
         rule = "+" + "-" * width + "+"
