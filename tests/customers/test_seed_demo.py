@@ -52,6 +52,8 @@ def default_flows(transactional_db):
 def test_seed_demo_plays_a_history_every_page_can_show_truthfully(settings, tmp_path, default_flows):
     """One run (the seed is the slow part), checked from several sides, then a second run."""
     settings.VAR_DIR = tmp_path
+    # As config.settings.local without a Discord bot token, with bin/run's Discord stand-in not running.
+    settings.DISCORD_STANDIN, settings.DISCORD_API_URL = True, "http://127.0.0.1:9/api/v10"
     first, second = StringIO(), StringIO()
 
     call_command("seed_demo", customers=CUSTOMERS, stdout=first)
@@ -129,7 +131,10 @@ def analytics_and_the_onboarding_rule_have_something_to_show():
 
 
 def support_tickets_agree_with_their_customers_and_channels():
+    from django.conf import settings
+
     from customers.customer_360 import customer_360
+    from devtools.standins.discord_service import DiscordStandIn
     from support.models import Ticket, TicketStatus
     from support.selectors import tickets_open_summary
 
@@ -154,3 +159,7 @@ def support_tickets_agree_with_their_customers_and_channels():
         else:
             assert customer_360(customer=customer).open_tickets == 1
     assert tickets_open_summary()["count"] == statuses.count(TicketStatus.OPEN)
+    # The open tickets' channels wait in var/ for bin/run's stand-in, so staff can close them from the admin.
+    with DiscordStandIn(port=0, state_path=settings.VAR_DIR / "discord-standin.json") as standin:
+        kept = set(standin.channels)
+    assert all((t.discord_channel_id in kept) == (t.status == TicketStatus.OPEN) for t in tickets)
