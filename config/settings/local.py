@@ -1,5 +1,6 @@
 """Local run on one machine: embedded SQLite unless DATABASE_URL is set, emails kept in the local outbox (admin:
-"Outbox (local)"), and without Stripe keys a Stripe stand-in on 127.0.0.1 that bin/run serves.
+"Outbox (local)"), and without Stripe keys or a Discord bot token, Stripe and Discord stand-ins on 127.0.0.1 that
+bin/run serves.
 
 DEBUG stays off unless the environment turns it on (bin/run does, for a developer's own machine).
 """
@@ -42,6 +43,22 @@ if STRIPE_STANDIN:
     STRIPE_LIVE_MODE = False
     STRIPE_TEST_SECRET_KEY = STANDIN_SECRET_KEY
     STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET") or _local_secret("stripe-standin-webhook-secret", "whsec_")
+
+# Without a Discord bot token the local run's Discord is a stand-in too (devtools/standins/discord_service.py), served
+# by bin/run on 127.0.0.1:$DISCORD_STANDIN_PORT (default PORT + 11000) with the channels of the demo's open tickets:
+# the support schedules and the admin's ticket actions (close, reopen) work offline against it.
+DISCORD_STANDIN = not env("DISCORD_BOT_TOKEN")
+if DISCORD_STANDIN:
+    from devtools import standins
+
+    DISCORD_STANDIN_PORT = env_int("DISCORD_STANDIN_PORT", PORT + 11000)
+    DISCORD_API_URL = f"http://127.0.0.1:{DISCORD_STANDIN_PORT}{standins.DISCORD_API_PREFIX}"
+    DISCORD_BOT_TOKEN = standins.DISCORD_BOT_TOKEN
+    DISCORD_APPLICATION_ID = standins.DISCORD_APPLICATION_ID
+    DISCORD_GUILD_ID = standins.DISCORD_GUILD_ID
+    DISCORD_STAFF_ROLE_ID = standins.DISCORD_STAFF_ROLE_ID
+    DISCORD_SUPPORT_CHANNEL_ID = standins.DISCORD_SUPPORT_CHANNEL_ID
+    DISCORD_TICKET_CATEGORY_IDS = list(standins.DISCORD_CATEGORY_IDS)
 
 # A developer's receiver usually runs on this machine over plain http (production refuses both).
 WEBHOOKS_ALLOW_PRIVATE_URLS = env_bool("WEBHOOKS_ALLOW_PRIVATE_URLS", True)

@@ -43,6 +43,7 @@ from customers import clock, services
 from customers.demo.journeys import Journey, Play
 from customers.demo.local_stripe import LocalStripe, installed
 from customers.demo.stripe_world import StripeWorld
+from customers.demo.tickets import plan_tickets
 from customers.tasks import onboarding_settle_task
 
 logger = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class Player:
             play = Play(world=self.world, prices=prices, objects={"journey": journey})
             for moment, step in journey.steps:
                 self.at(moment, self._step_runner(journey, play, step, moment), kind="stripe")
+        plan_tickets(self, journeys)  # Discord support tickets (customers/demo/tickets.py)
         self.next_daily = start.replace(hour=6, minute=15, second=0, microsecond=0) + timedelta(days=1)
         self.sent_since = start
         with installed(self.local), tasks_inline(), quiet_logs(), override_settings(**_stripe_key_settings()):

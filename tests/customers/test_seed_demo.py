@@ -52,6 +52,8 @@ def default_flows(transactional_db):
 def test_seed_demo_plays_a_history_every_page_can_show_truthfully(settings, tmp_path, default_flows):
     """One run (the seed is the slow part), checked from several sides, then a second run."""
     settings.VAR_DIR = tmp_path
+    # As config.settings.local without a Discord bot token, with bin/run's Discord stand-in not running.
+    settings.DISCORD_STANDIN, settings.DISCORD_API_URL = True, "http://127.0.0.1:9/api/v10"
     first, second = StringIO(), StringIO()
 
     call_command("seed_demo", customers=CUSTOMERS, stdout=first)
@@ -63,6 +65,7 @@ def test_seed_demo_plays_a_history_every_page_can_show_truthfully(settings, tmp_
     no_email_went_out_before_the_event_that_caused_it()
     every_stage_move_has_its_timeline_entry()
     analytics_and_the_onboarding_rule_have_something_to_show()
+    support_tickets_agree_with_their_customers_and_channels()
     # A second run changes nothing and prints the same login.
     assert snapshot() == before
     assert "already present" in second.getvalue()
@@ -125,3 +128,38 @@ def analytics_and_the_onboarding_rule_have_something_to_show():
     assert {row.rule_name for row in analytics.rules} >= {"Welcome", "Dunning", "Win-back"}
     assert StageTransition.objects.filter(from_stage="onboarding", to_stage="active").exists()
     assert StageTransition.objects.filter(from_stage="at_risk", to_stage="active", cause="payment.recovered").exists()
+
+
+def support_tickets_agree_with_their_customers_and_channels():
+    from django.conf import settings
+
+    from customers.customer_360 import customer_360
+    from devtools.standins.discord_service import DiscordStandIn
+    from support.models import Ticket, TicketStatus
+    from support.selectors import tickets_open_summary
+
+    tickets = list(Ticket.objects.select_related("customer").prefetch_related("messages"))
+    statuses = [t.status for t in tickets]
+    assert statuses.count(TicketStatus.OPEN) >= 1 and statuses.count(TicketStatus.CLOSED) >= 2, statuses
+    assert set(statuses) == {TicketStatus.OPEN, TicketStatus.CLOSED}
+    assert any(t.closed_by_name == "auto-close" for t in tickets)
+    for ticket in tickets:
+        customer = ticket.customer
+        assert customer is not None and customer.discord_user_id == ticket.discord_user_id, ticket
+        assert ticket.opened_at > customer.created_at and not ticket.last_error, ticket
+        opened = TimelineEvent.objects.get(customer=customer, kind="support.ticket_opened")
+        assert opened.occurred_at == ticket.opened_at
+        if ticket.status == TicketStatus.CLOSED:
+            # The transcript was saved from the channel, and what was said there falls between opening and close.
+            sent = [m.sent_at for m in ticket.messages.all()]
+            assert ticket.transcript_html and len(sent) >= 2, ticket
+            assert ticket.opened_at <= min(sent) and max(sent) <= ticket.closed_at, ticket
+            closed = TimelineEvent.objects.get(customer=customer, kind="support.ticket_closed")
+            assert closed.occurred_at == ticket.closed_at
+        else:
+            assert customer_360(customer=customer).open_tickets == 1
+    assert tickets_open_summary()["count"] == statuses.count(TicketStatus.OPEN)
+    # The open tickets' channels wait in var/ for bin/run's stand-in, so staff can close them from the admin.
+    with DiscordStandIn(port=0, state_path=settings.VAR_DIR / "discord-standin.json") as standin:
+        kept = set(standin.channels)
+    assert all((t.discord_channel_id in kept) == (t.status == TicketStatus.OPEN) for t in tickets)

@@ -1,4 +1,5 @@
-"""config.settings.local: PORT sets the links, emails go to the outbox, without Stripe keys Stripe is a stand-in."""
+"""config.settings.local: PORT sets the links, emails go to the outbox, without Stripe keys Stripe is a stand-in, and
+without a Discord bot token Discord is one."""
 
 import os
 import subprocess
@@ -10,11 +11,13 @@ PRINT = (
 )
 
 
-def local(tmp_path, **env: str) -> list[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "RESEND_", "SITE_URL", "PORT"))}
+def local(tmp_path, code: str = PRINT, **env: str) -> list[str]:
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "RESEND_", "SITE_URL", "PORT", "DISCORD_"))
+    }
     clean.pop("DATABASE_URL", None)
     result = subprocess.run(
-        [sys.executable, "-c", PRINT],
+        [sys.executable, "-c", code],
         env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings.local", "MODREADY_VAR_DIR": str(tmp_path), **env},
         capture_output=True,
         text=True,
@@ -39,3 +42,17 @@ def test_a_stripe_key_means_real_stripe_and_site_url_wins_over_port(tmp_path):
     )
     assert site == "https://crm.example"
     assert stripe_base == "https://api.stripe.com"
+
+
+DISCORD = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.DISCORD_API_URL, s.DISCORD_GUILD_ID or '-', len(s.DISCORD_TICKET_CATEGORY_IDS))"
+)
+
+
+def test_without_a_bot_token_discord_is_the_stand_in_on_port_plus_11000(tmp_path):
+    api_url, guild, categories = local(tmp_path, DISCORD, PORT="9000")
+    assert api_url == "http://127.0.0.1:20000/api/v10"
+    assert guild == "1200000000000000001" and categories == "2"
+    api_url, guild, _ = local(tmp_path, DISCORD, PORT="9000", DISCORD_BOT_TOKEN="a-real-token")
+    assert api_url == "https://discord.com/api/v10" and guild == "-"

@@ -1,7 +1,8 @@
 """`manage.py run_local`: the local run (bin/run) in one process. It migrates, starts the web server and the django-q2
-cluster, sets up schedules, the Stripe webhook secret and the demo data while they start, serves the Stripe stand-in
-(without Stripe keys), prints the admin login last, and stops everything on one Ctrl-C or SIGTERM
-(devtools/processes.py). One Python process for all setup steps saves the Django start-up of each separate command.
+cluster, sets up schedules, the Stripe webhook secret and the demo data while they start, serves the Stripe and Discord
+stand-ins (without Stripe keys, without a Discord bot token), prints the admin login last, and stops everything on one
+Ctrl-C or SIGTERM (devtools/processes.py). One Python process for all setup steps saves the Django start-up of each
+separate command.
 """
 
 import io
@@ -29,7 +30,7 @@ SETUP_COMMANDS = [
 
 
 class Command(BaseCommand):
-    help = "Migrate, then run the web server, the task cluster and the Stripe stand-in together; Ctrl-C stops all."
+    help = "Migrate, then run the web server, the task cluster and the stand-ins together; Ctrl-C stops all."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=getattr(settings, "PORT", 8000))
@@ -55,11 +56,12 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, stdout=self.stdout)  # Ctrl-C here simply interrupts it
         supervisor.install_signal_handlers()
         standin = self._standin_start()
+        discord = self._discord_standin_start()
         supervisor.start()
         try:
             login = "" if no_setup else self._setup(supervisor)
             if supervisor.wait_until_ready(timeout=READY_TIMEOUT):
-                supervisor.say(self._login_box(port, login, standin))
+                supervisor.say(self._login_box(port, login, standin, discord))
             exited = supervisor.wait()
             failed = exited is not None
             if exited is not None:
@@ -68,8 +70,9 @@ class Command(BaseCommand):
             supervisor.say("Stopping the web server and the task cluster ...\n")
             started = time.monotonic()
             codes = supervisor.stop()
-            if standin is not None:
-                standin.stop()
+            for server in (standin, discord):
+                if server is not None:
+                    server.stop()
             described = ", ".join(f"{name}: exit {code}" for name, code in codes.items())
             supervisor.say(f"Stopped in {time.monotonic() - started:.1f} s ({described}).\n")
         # Everything is stopped and said. Skip the interpreter's teardown of a fully loaded Django process, which
@@ -95,7 +98,15 @@ class Command(BaseCommand):
         standin = StripeStandIn(port=settings.STRIPE_STANDIN_PORT, state_path=settings.VAR_DIR / "stripe-standin.json")
         return standin.start()
 
-    def _login_box(self, port: int, login: str, standin) -> str:
+    def _discord_standin_start(self):
+        if not getattr(settings, "DISCORD_STANDIN", False):
+            return None
+        from devtools.standins.discord_service import DiscordStandIn
+
+        path = settings.VAR_DIR / "discord-standin.json"
+        return DiscordStandIn(port=settings.DISCORD_STANDIN_PORT, state_path=path).start()
+
+    def _login_box(self, port: int, login: str, standin, discord) -> str:
         base = f"http://127.0.0.1:{port}"
         lines = [
             "ModReady back-office is running.",
@@ -104,6 +115,8 @@ class Command(BaseCommand):
             f"  Login:   {login or '(no demo admin: see above)'}",
             f"  Emails:  {base}/admin/devtools/outboxemail/  (the local outbox)",
         ]
+        if discord is not None:
+            lines.append(f"  Discord: a stand-in on {discord.url} (the tickets' channels)")
         if standin is not None:
             lines.append(f"  Stripe:  a stand-in on {standin.url}")
             lines.append("  Watch a customer's journey:  .venv/bin/python manage.py demo_journey")
