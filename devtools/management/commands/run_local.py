@@ -1,5 +1,6 @@
-"""`manage.py run_local`: the local run (bin/run) in one process. It migrates, starts the web server and the django-q2
-cluster, sets up schedules, the Stripe webhook secret and the demo data while they start, serves the Stripe and Discord
+"""`manage.py run_local`: the local run (bin/run) in one process. It migrates, starts the web server, sets up
+schedules, the Stripe webhook secret and the demo data while the server starts, then starts the django-q2 cluster (not
+before: its schedules must not run in the middle of the history the seed replays). It serves the Stripe and Discord
 stand-ins (without Stripe keys, without a Discord bot token), prints the admin login last, and stops everything on one
 Ctrl-C or SIGTERM (devtools/processes.py). One Python process for all setup steps saves the Django start-up of each
 separate command.
@@ -21,7 +22,7 @@ from devtools.processes import Child, Supervisor
 READY_TIMEOUT = 180
 LOGIN_PREFIX = "Admin login: "
 
-# Run once the database is migrated, while the servers start (in this order; each is idempotent).
+# Run once the database is migrated, while the web server starts (in this order; each is idempotent).
 SETUP_COMMANDS = [
     ("install_schedules", {}),
     ("stripe_webhook_endpoint", {"allow_missing": True}),  # STRIPE_WEBHOOK_SECRET, or the stand-in's secret
@@ -57,9 +58,12 @@ class Command(BaseCommand):
         supervisor.install_signal_handlers()
         standin = self._standin_start()
         discord = self._discord_standin_start()
-        supervisor.start()
+        # The web server starts while the setup runs; the task cluster only after it, so that its schedules (the
+        # email queue, support's jobs) never run in the middle of the demo history the seed is replaying.
+        supervisor.start(names={"web server"})
         try:
             login = "" if no_setup else self._setup(supervisor)
+            supervisor.start()
             if supervisor.wait_until_ready(timeout=READY_TIMEOUT):
                 supervisor.say(self._login_box(port, login, standin, discord))
             exited = supervisor.wait()
