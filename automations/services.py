@@ -571,7 +571,7 @@ def campaign_stage_on_sent(*, items: list[EmailQueueItem], sent_at: datetime) ->
             customer=item.customer,
             to_stage=stage,
             from_stage=CAMPAIGN_STAGES[stage],
-            cause=f"{item.step.rule.name} reached them: {item.step.template.name} sent",
+            cause=f"first {item.step.rule.name} email sent: {item.step.template.name}",
             occurred_at=sent_at,
             source_key=campaign_reached_key(enrollment_id=item.enrollment_id),
         )
@@ -579,14 +579,16 @@ def campaign_stage_on_sent(*, items: list[EmailQueueItem], sent_at: datetime) ->
     return moved
 
 
-@transaction.atomic
 def campaign_stage_on_end(*, enrollment: Enrollment, how: str) -> bool:
     """A campaign enrollment ended (`how`: "completed" or "exited: <reason>") without a comeback: its customer, if
     still in the rule's stage with no other campaign running, moves back to where campaigns start. Returns whether
     they moved."""
     stage = enrollment.rule.moves_to_stage
-    if not stage:
-        return False
+    return bool(stage) and _campaign_stage_leave(enrollment=enrollment, stage=stage, how=how)
+
+
+@transaction.atomic
+def _campaign_stage_leave(*, enrollment: Enrollment, stage: str, how: str) -> bool:
     # The customer's row first: two campaigns of one customer ending at once see each other's end in turn.
     customer = Customer.objects.select_for_update().get(pk=enrollment.customer_id)
     if customer.lifecycle_stage != stage:

@@ -68,7 +68,7 @@ def test_the_first_win_back_email_sent_moves_a_churned_customer_to_win_back(fake
     customer.refresh_from_db()
     assert customer.lifecycle_stage == "win_back"
     move = customer.stage_transitions.get(to_stage="win_back")
-    assert move.cause == "Win-back reached them: Win-back 1 - we saved your world sent"
+    assert move.cause == "first Win-back email sent: Win-back 1 - we saved your world"
     sent = TimelineEvent.objects.get(customer=customer, kind="email.sent", summary__startswith="Sent Win-back 1")
     assert sent.occurred_at == move.occurred_at
     assert enrollment.status == EnrollmentStatus.ACTIVE
