@@ -37,22 +37,22 @@ FEEDBACK = [
 ]
 
 # (journey, weight). Most people in a funnel have only signed up (the newsletter, the Discord server) and not tried
-# a server yet: a little over half here, so that the rest fills every stage with a story: trials open, lapsed and
+# a server yet: three in five here, so that the others fills every stage with a story: trials open, lapsed and
 # converted; subscribers settling in; failed payments recovered, lost and open now; cancellations with feedback,
 # scheduled or done; and the win-back campaign (still running for some, ended without a return for others, and
 # some who came back). The weights also bound the first run's time: a Stripe story costs the webhook path's full
 # processing for each of its events, a sign-up one insert.
 JOURNEYS = [
-    ("browsing", 55),
-    ("trial_open", 4),
+    ("browsing", 60),
+    ("trial_open", 5),
     ("trial_lapsed", 3),
-    ("trial_converts", 5),
-    ("subscriber", 9),
-    ("dunning_recovered", 4),
-    ("dunning_lost", 3),
+    ("trial_converts", 4),
+    ("subscriber", 8),
+    ("dunning_recovered", 3),
+    ("dunning_lost", 2),
     ("at_risk_now", 2),
-    ("cancels", 5),
-    ("cancel_scheduled", 3),
+    ("cancels", 4),
+    ("cancel_scheduled", 2),
     ("win_back_now", 3),
     ("comes_back", 4),
 ]
@@ -200,7 +200,6 @@ def _plan(journey: Journey, *, rng: random.Random, start: datetime, today: datet
         steps.append((period_end, _cancel("cancellation_requested", feedback)))
         again = period_end + timedelta(days=rng.uniform(5, 25))
         steps.append((again, _subscribe("pro", again=True)))
-        _renewals(steps, first=again, plan="pro", today=today)
 
 
 def _renewals(steps: list, *, first: datetime, plan: str, today: datetime) -> None:
