@@ -67,6 +67,7 @@ class RuleSerializer(serializers.ModelSerializer):
             "condition_lifecycle_stages",
             "condition_vip",
             "exit_events",
+            "moves_to_stage",
             "steps",
             "created_at",
             "updated_at",

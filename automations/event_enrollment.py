@@ -88,7 +88,7 @@ def _wave_apply(*, events: list[DomainEvent], rules_by_trigger: dict[str, list[A
     for event in events:
         for enrollment in list(running[event.customer_id]):
             if event_exits(event=event, enrollment=enrollment):
-                enrollment_exit(enrollment=enrollment, reason=f"{event.name} ({event.key})")
+                enrollment_exit(enrollment=enrollment, reason=f"{event.name} ({event.key})", by_event=event.name)
                 running[event.customer_id].remove(enrollment)
 
     candidates = [

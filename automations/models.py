@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from customers.events import EVENT_NAMES
-from customers.lifecycle import Stage
+from customers.lifecycle import CAMPAIGN_STAGES, Stage
 from customers.models import Customer, DomainEvent
 
 EVENT_CHOICES = [(name, name) for name in EVENT_NAMES]
@@ -96,6 +96,18 @@ class AutomationRule(models.Model):
         default=list,
         blank=True,
         help_text='Domain events that end an enrollment and cancel its unsent emails, e.g. ["payment.recovered"].',
+    )
+    # A re-engagement campaign: its emails move customers along the journey (customers/lifecycle.py,
+    # "Churned -> Win-back -> Churned").
+    moves_to_stage = models.CharField(
+        "moves customers to stage",
+        max_length=20,
+        blank=True,
+        default="",
+        db_default="",
+        choices=[(stage, Stage(stage).label) for stage in CAMPAIGN_STAGES],
+        help_text="Win-back: the first email this rule sends to a churned customer moves them to Win-back, and the "
+        "end of their enrollment without a new subscription moves them back to Churned. Empty: nobody moves.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

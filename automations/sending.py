@@ -55,6 +55,7 @@ from .models import (
 )
 from .rendering import SUBSCRIPTION_FIELDS, customer_context, links_context, render_email
 from .services import (
+    campaign_stage_on_sent,
     email_events_link_recent_unmatched,
     email_events_link_unmatched,
     enrollments_complete_finished,
@@ -475,7 +476,9 @@ def batch_record_sent(*, batch: EmailBatch, message_ids: list[str], result: Drai
     batch.save(update_fields=["status", "sent_at", "last_error", "call_in_progress", "error_name"])
     ids_by_item = {entry["item_id"]: message_id for entry, message_id in zip(batch.messages, message_ids, strict=True)}
     items = list(
-        EmailQueueItem.objects.filter(pk__in=ids_by_item, status=QueueStatus.SENDING).select_related("step__template")
+        EmailQueueItem.objects.filter(pk__in=ids_by_item, status=QueueStatus.SENDING).select_related(
+            "step__template", "step__rule"
+        )
     )
     for item in items:
         item.provider_message_id = ids_by_item[item.pk]
@@ -506,6 +509,8 @@ def batch_record_sent(*, batch: EmailBatch, message_ids: list[str], result: Drai
             for item in items
         ]
     )
+    # A re-engagement campaign that reached a churned customer moves them to Win-back (customers/lifecycle.py).
+    campaign_stage_on_sent(items=items, sent_at=now)
     result.sent += len(items)
     result.batches += 1
     # Resend can report "delivered" before we have stored the message id; those events wait unlinked until now.

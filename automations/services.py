@@ -17,9 +17,10 @@ from django.utils.dateparse import parse_datetime
 
 from billing import selectors as billing_selectors
 from customers import events as domain_events
-from customers.models import Customer, DomainEvent, TimelineEvent
+from customers.lifecycle import CAMPAIGN_STAGES, COMEBACK_EVENTS, campaign_ended_key, campaign_reached_key
+from customers.models import Customer, DomainEvent, TimelineEvent, TimelineSource
 from customers.selectors import customer_get_by_email
-from customers.services import normalize_email, timeline_event_record
+from customers.services import customer_move_stage, normalize_email, timeline_event_record
 
 from .models import (
     SOFT_BOUNCE_LIMIT,
@@ -490,7 +491,7 @@ def enrollments_exit_for_event(*, event: DomainEvent) -> list[Enrollment]:
     )
     for enrollment in running:
         if event_exits(event=event, enrollment=enrollment):
-            enrollment_exit(enrollment=enrollment, reason=f"{event.name} ({event.key})")
+            enrollment_exit(enrollment=enrollment, reason=f"{event.name} ({event.key})", by_event=event.name)
             exited.append(enrollment)
     return exited
 
@@ -507,27 +508,122 @@ def event_exits(*, event: DomainEvent, enrollment: Enrollment) -> bool:
 
 
 @transaction.atomic
-def enrollment_exit(*, enrollment: Enrollment, reason: str) -> int:
-    """Stop an enrollment and cancel its emails that have not been handed to the provider. Returns how many."""
+def enrollment_exit(*, enrollment: Enrollment, reason: str, by_event: str = "") -> int:
+    """Stop an enrollment and cancel its emails that have not been handed to the provider. Returns how many.
+    `by_event`: the domain event that ended it, if one did (a comeback ends a campaign without a move to Churned)."""
     now = timezone.now()
     enrollment.status = EnrollmentStatus.EXITED
     enrollment.exit_reason = reason[:200]
     enrollment.exited_at = now
     enrollment.save(update_fields=["status", "exit_reason", "exited_at"])
-    return enrollment.queue_items.filter(status=QueueStatus.PENDING).update(
+    cancelled = enrollment.queue_items.filter(status=QueueStatus.PENDING).update(
         status=QueueStatus.CANCELLED, last_error=f"Enrollment exited: {reason}"[:2000], updated_at=now
     )
+    if by_event not in COMEBACK_EVENTS:
+        campaign_stage_on_end(enrollment=enrollment, how=f"exited: {reason}")
+    return cancelled
 
 
 def enrollments_complete_finished(*, enrollment_ids: set[int]) -> int:
     """Mark enrollments completed once none of their emails is waiting any more."""
     if not enrollment_ids:
         return 0
-    return (
+    now = timezone.now()
+    completed = (
         Enrollment.objects.filter(pk__in=enrollment_ids, status=EnrollmentStatus.ACTIVE)
         .exclude(queue_items__status__in=[QueueStatus.PENDING, QueueStatus.SENDING])
-        .update(status=EnrollmentStatus.COMPLETED, completed_at=timezone.now())
+        .update(status=EnrollmentStatus.COMPLETED, completed_at=now)
     )
+    if completed:
+        campaigns = Enrollment.objects.filter(
+            pk__in=enrollment_ids,
+            status=EnrollmentStatus.COMPLETED,
+            completed_at=now,
+            rule__moves_to_stage__in=list(CAMPAIGN_STAGES),
+        ).select_related("rule")
+        for enrollment in campaigns:
+            campaign_stage_on_end(enrollment=enrollment, how="completed")
+    return completed
+
+
+# --- campaigns: the stage moves of re-engagement rules (customers/lifecycle.py, "Churned -> Win-back -> Churned") ---
+
+
+def campaign_stage_on_sent(*, items: list[EmailQueueItem], sent_at: datetime) -> int:
+    """Emails just went out (in the transaction that records the send): each campaign enrollment that reached its
+    customer moves them from Churned to the rule's stage, once per enrollment. `items` have `step.rule` loaded.
+    Returns how many customers moved."""
+    campaign = [item for item in items if item.step.rule.moves_to_stage]
+    if not campaign:
+        return 0
+    # Locked: a concurrent exit has either committed (the campaign is over: nobody moves) or waits for this one.
+    running = set(
+        Enrollment.objects.select_for_update(of=("self",))
+        .filter(pk__in={item.enrollment_id for item in campaign}, status=EnrollmentStatus.ACTIVE)
+        .values_list("pk", flat=True)
+    )
+    moved = 0
+    for item in sorted(campaign, key=lambda item: (item.customer_id, item.enrollment_id)):  # one lock order
+        stage = item.step.rule.moves_to_stage
+        if item.enrollment_id not in running:
+            continue
+        transition = customer_move_stage(
+            customer=item.customer,
+            to_stage=stage,
+            from_stage=CAMPAIGN_STAGES[stage],
+            cause=f"first {item.step.rule.name} email sent: {item.step.template.name}",
+            occurred_at=sent_at,
+            source_key=campaign_reached_key(enrollment_id=item.enrollment_id),
+        )
+        moved += transition is not None
+    return moved
+
+
+def campaign_stage_on_end(*, enrollment: Enrollment, how: str) -> bool:
+    """A campaign enrollment ended (`how`: "completed" or "exited: <reason>") without a comeback: its customer, if
+    still in the rule's stage with no other campaign running, moves back to where campaigns start. Returns whether
+    they moved."""
+    stage = enrollment.rule.moves_to_stage
+    return bool(stage) and _campaign_stage_leave(enrollment=enrollment, stage=stage, how=how)
+
+
+@transaction.atomic
+def _campaign_stage_leave(*, enrollment: Enrollment, stage: str, how: str) -> bool:
+    # The customer's row first: two campaigns of one customer ending at once see each other's end in turn.
+    customer = Customer.objects.select_for_update().get(pk=enrollment.customer_id)
+    if customer.lifecycle_stage != stage:
+        return False
+    others = Enrollment.objects.filter(
+        customer=customer, status=EnrollmentStatus.ACTIVE, rule__moves_to_stage=stage
+    ).exclude(pk=enrollment.pk)
+    if others.exists():
+        return False
+    ended_at = enrollment.completed_at or enrollment.exited_at or timezone.now()
+    key = campaign_ended_key(enrollment_id=enrollment.pk)
+    transition = customer_move_stage(
+        customer=customer,
+        to_stage=CAMPAIGN_STAGES[stage],
+        from_stage=stage,
+        cause=f"{enrollment.rule.name} ended without a return ({how})",
+        occurred_at=ended_at,
+        source_key=key,
+    )
+    if transition is None:
+        return False
+    # The fact behind this move is the campaign's end, which nothing else puts on the timeline.
+    timeline_event_record(
+        customer=customer,
+        source=TimelineSource.EMAIL,
+        source_key=key,
+        kind="lifecycle.campaign_ended",
+        occurred_at=ended_at,
+        summary=f"{enrollment.rule.name} ended ({how}) without a new subscription: back to "
+        f"{transition.get_to_stage_display()}",
+        payload={"enrollment_id": enrollment.pk, "rule_id": enrollment.rule_id},
+        object_type="automations.enrollment",
+        object_id=str(enrollment.pk),
+    )
+    return True
 
 
 def queue_process_enqueue() -> None:

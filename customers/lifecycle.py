@@ -75,3 +75,38 @@ def renewal_ends_onboarding(*, stage: str, onboarding_since: datetime, billing_r
 def onboarding_settled_at(*, onboarding_since: datetime) -> datetime:
     """Path 2: when a customer who entered Onboarding at `onboarding_since` has settled in, if still there."""
     return onboarding_since + ONBOARDING_SETTLE_AFTER
+
+
+# --- Churned -> Win-back -> Churned ------------------------------------------------------------------------------
+# Win-back is the stage of a churned customer whom a re-engagement campaign is reaching (the seed: "Win-back:
+# re-engagement email campaigns to churned customers", "subscription.deleted -> win-back flow"). A campaign is an
+# automation rule whose "moves customers to stage" says Win-back (AutomationRule.moves_to_stage; the default
+# "Win-back" rule, triggered by subscription.canceled, is one), so marketing sees and decides which rules count.
+#
+# 1. Churned -> Win-back when the first email of an enrollment in such a rule is sent (accepted by the provider, not
+#    merely queued): applied by automations where it records the send (automations.sending.batch_record_sent).
+# 2. Win-back -> Churned when that enrollment ends, completed (its last email went out or was skipped) or exited,
+#    without the customer having come back, and no other campaign enrollment of theirs is still running: applied by
+#    automations where the enrollment ends (automations.services.campaign_stage_on_end). The cause says so, and the
+#    dashboard does not count this move as a new churn (only moves into churned from another stage are churn).
+# 3. Win-back -> Trial / Purchase when they subscribe again: billing moves them as for any new subscription, and the
+#    rule's exit events (subscription.created, checkout.completed) end the campaign. An exit caused by one of
+#    COMEBACK_EVENTS moves nobody back to Churned, even if billing's move has not happened yet (a checkout whose
+#    subscription is still incomplete).
+#
+# Not chosen: the rule's name (marketing renames rules); "every rule triggered by subscription.canceled" (a
+# transactional "your backups are deleted in 14 days" email is not a re-engagement campaign); the enrollment itself
+# (the first email waits three days, goes only to customers with marketing consent, and is cancelled for one who
+# comes back first: an enrollment that sends nothing reaches nobody). Each move applies only to a customer in the
+# expected stage at that moment (customer_move_stage(from_stage=...), under the row lock) and carries a key from the
+# enrollment's id, so a duplicate send or a second completion never moves anyone twice.
+CAMPAIGN_STAGES: dict[str, str] = {Stage.WIN_BACK: Stage.CHURNED}  # the stage a campaign moves to: from which stage
+COMEBACK_EVENTS = frozenset({"subscription.created", "checkout.completed", "trial.started"})
+
+
+def campaign_reached_key(*, enrollment_id: int) -> str:
+    return f"campaign:enrollment-{enrollment_id}:reached"
+
+
+def campaign_ended_key(*, enrollment_id: int) -> str:
+    return f"campaign:enrollment-{enrollment_id}:ended"

@@ -83,6 +83,8 @@ def endpoint_disable(*, endpoint_id: int, reason: str) -> int:
 
 def event_type_for(event: DomainEvent) -> str | None:
     if event.name == domain_events.CUSTOMER_STAGE_CHANGED:
+        if (event.payload.get("from"), event.payload.get("to")) == ("win_back", "churned"):
+            return None  # a win-back campaign ended without a return: nothing ended that the panel has not heard of
         return STAGE_EVENT_TYPES.get(event.payload.get("to", ""))
     if event.name == domain_events.PAYMENT_FAILED:
         return "payment.failed"

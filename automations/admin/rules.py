@@ -144,6 +144,7 @@ class RuleForm(forms.ModelForm):
             "trigger",
             "reentry",
             "exit_events",
+            "moves_to_stage",
             "condition_product_ids",
             "condition_lifecycle_stages",
             "condition_vip",
@@ -166,7 +167,7 @@ class AutomationRuleAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     inlines = [StepInline]
     fieldsets = (
-        (None, {"fields": ("name", "description", "enabled", "trigger", "reentry", "exit_events")}),
+        (None, {"fields": ("name", "description", "enabled", "trigger", "reentry", "exit_events", "moves_to_stage")}),
         ("Conditions", {"fields": ("condition_product_ids", "condition_lifecycle_stages", "condition_vip")}),
     )
 

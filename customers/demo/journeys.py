@@ -37,21 +37,28 @@ FEEDBACK = [
 ]
 
 # (journey, weight). Most people in a funnel have only signed up (the newsletter, the Discord server) and not tried
-# a server yet; about one in eight has a Stripe story. The weights also keep the first run fast: a Stripe story costs
-# the webhook path's full processing for each of its events, a sign-up one insert.
+# a server yet: three in five here, so that the others fill every stage with a story: trials open, lapsed and
+# converted; subscribers settling in; failed payments recovered, lost and open now; cancellations with feedback,
+# scheduled or done; and the win-back campaign (still running for some, ended without a return for others, and
+# some who came back). The weights also bound the first run's time: a Stripe story costs the webhook path's full
+# processing for each of its events (a dunning story about nine, with its emails), a sign-up one insert; about
+# 520 Stripe events keep bin/run's first run near 40 s on this machine.
 JOURNEYS = [
-    ("browsing", 88),
-    ("trial_open", 1),
-    ("trial_lapsed", 1),
-    ("trial_converts", 2),
-    ("subscriber", 2),
-    ("dunning_recovered", 1),
-    ("dunning_lost", 1),
-    ("at_risk_now", 1),
-    ("cancels", 1),
-    ("cancel_scheduled", 1),
-    ("comes_back", 1),
+    ("browsing", 60),
+    ("trial_open", 5),
+    ("trial_lapsed", 3),
+    ("trial_converts", 4),
+    ("subscriber", 8),
+    ("dunning_recovered", 3),
+    ("dunning_lost", 2),
+    ("at_risk_now", 2),
+    ("cancels", 4),
+    ("cancel_scheduled", 2),
+    ("win_back_now", 3),
+    ("comes_back", 4),
 ]
+# Journeys whose story is the win-back campaign: they gave marketing consent, or its emails would not reach them.
+CAMPAIGN_JOURNEYS = {"win_back_now", "comes_back"}
 
 Step = Callable[["Play"], list[dict]]
 
@@ -86,7 +93,7 @@ def cast(*, count: int, today: datetime, days: int = 90, seed: int = 12) -> list
         first, last = FIRST[index % len(FIRST)], LAST[(index * 7 + index // len(FIRST)) % len(LAST)]
         kind = kinds[index] if index < len(kinds) else rng.choice(weighted)
         vip = rng.random() < 0.06 and kind not in {"browsing", "trial_open", "trial_lapsed"}
-        fields = {"opt_in_confirmed": rng.random() < 0.75}
+        fields = {"opt_in_confirmed": rng.random() < 0.75 or kind in CAMPAIGN_JOURNEYS}
         if vip:
             fields.update(vip_status=True, promo_code=f"VIP-{index:04d}-{rng.randrange(36**4):04X}")
         journey = Journey(
@@ -115,10 +122,12 @@ def _plan(journey: Journey, *, rng: random.Random, start: datetime, today: datet
         signup_day = rng.uniform(days - 12, days - 1)
     elif kind in {"trial_lapsed", "trial_converts"}:
         signup_day = rng.uniform(0, days - 16)
-    elif kind in {"subscriber", "dunning_recovered", "dunning_lost", "cancels", "at_risk_now", "cancel_scheduled"}:
-        signup_day = rng.uniform(0, days - 40) if kind != "subscriber" else rng.uniform(0, days - 2)
+    elif kind in {"dunning_recovered", "dunning_lost", "at_risk_now"}:
+        signup_day = rng.uniform(0, days - 40)
+    elif kind == "subscriber":
+        signup_day = rng.uniform(0, days - 2)
     elif kind == "comes_back":
-        signup_day = rng.uniform(0, 10)
+        signup_day = rng.uniform(0, days - 62)
     signup = _at(start, signup_day, rng)
     steps.append((signup, _signup))
     if kind == "browsing":
@@ -134,6 +143,27 @@ def _plan(journey: Journey, *, rng: random.Random, start: datetime, today: datet
         elif kind == "trial_converts":
             steps.append((trial_end, _renew))
             _renewals(steps, first=trial_end, plan=plan, today=today)
+        return
+    if kind in {"cancels", "cancel_scheduled", "win_back_now"}:
+        # The cancellation's moment decides the story, so the subscription is dated back from it. Cancelled five
+        # weeks ago or more: the win-back campaign (three emails over 30 days) has ended. A week or three ago: it
+        # is running. Scheduled: the period has not ended yet.
+        ends_in_days = {
+            "cancels": -rng.uniform(35, 58),
+            "win_back_now": -rng.uniform(5, 26),
+            "cancel_scheduled": rng.uniform(2, 20),
+        }[kind]
+        period_end = today + timedelta(days=ends_in_days)
+        buy = period_end - timedelta(days=30)
+        plan = "starter" if kind == "cancel_scheduled" else plan.removesuffix("_yearly")
+        steps[0] = (buy - timedelta(hours=rng.uniform(1, 48)), _signup)
+        steps.append((buy, _subscribe(plan)))
+        feedback = rng.choice(FEEDBACK)
+        if kind == "cancel_scheduled":
+            steps.append((today - timedelta(days=rng.uniform(0.2, 1.5)), _schedule_cancel(feedback)))
+            return
+        steps.append((period_end - timedelta(days=rng.uniform(2, 12)), _schedule_cancel(feedback)))
+        steps.append((period_end, _cancel("cancellation_requested", feedback)))
         return
     steps.append((buy, _subscribe(plan)))
     if kind == "subscriber":
@@ -162,21 +192,15 @@ def _plan(journey: Journey, *, rng: random.Random, start: datetime, today: datet
             steps.append((renewal + timedelta(days=8), _retry_fails(retry_in_days=7)))
             steps.append((renewal + timedelta(days=15), _retry_fails(retry_in_days=None)))
             steps.append((renewal + timedelta(days=15, minutes=5), _cancel("payment_failed", (None, None))))
-    elif kind in {"cancels", "cancel_scheduled", "comes_back"}:
+    elif kind == "comes_back":
+        # Cancels after a month; the win-back campaign's first email (three days later) reaches them, and they
+        # subscribe again while it runs, which ends it.
         feedback = rng.choice(FEEDBACK)
         period_end = buy + timedelta(days=30)
-        if kind == "cancel_scheduled":
-            period_end = today + timedelta(days=rng.uniform(2, 20))
-            buy = period_end - timedelta(days=30)
-            steps[-1] = (buy, _subscribe("starter"))
-            steps[0] = (buy - timedelta(hours=3), _signup)
-            steps.append((today - timedelta(days=rng.uniform(0.2, 1.5)), _schedule_cancel(feedback)))
-            return
         steps.append((period_end - timedelta(days=rng.uniform(2, 12)), _schedule_cancel(feedback)))
         steps.append((period_end, _cancel("cancellation_requested", feedback)))
-        if kind == "comes_back":
-            again = period_end + timedelta(days=rng.uniform(20, 40))
-            steps.append((again, _subscribe("pro", again=True)))
+        again = period_end + timedelta(days=rng.uniform(5, 25))
+        steps.append((again, _subscribe("pro", again=True)))
 
 
 def _renewals(steps: list, *, first: datetime, plan: str, today: datetime) -> None:

@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from automations.models import EmailEvent, EmailQueueItem, Enrollment, QueueStatus
@@ -47,6 +47,7 @@ def default_flows(transactional_db):
 
     import_module("automations.migrations.0002_default_flows").create_defaults(apps, None)
     import_module("automations.migrations.0007_dunning_timed_to_stripe").time_dunning_to_stripe(apps, None)
+    import_module("automations.migrations.0012_win_back_campaigns").mark_win_back_rules(apps, None)
 
 
 def test_seed_demo_plays_a_history_every_page_can_show_truthfully(settings, tmp_path, default_flows):
@@ -61,6 +62,7 @@ def test_seed_demo_plays_a_history_every_page_can_show_truthfully(settings, tmp_
     call_command("seed_demo", customers=CUSTOMERS, stdout=second)
 
     every_stage_of_the_journey_has_customers()
+    the_win_back_campaign_moved_customers_as_the_lifecycle_says()
     the_history_spans_ninety_days_and_went_through_the_webhook_path()
     no_email_went_out_before_the_event_that_caused_it()
     every_stage_move_has_its_timeline_entry()
@@ -77,10 +79,29 @@ def test_seed_demo_plays_a_history_every_page_can_show_truthfully(settings, tmp_
 
 def every_stage_of_the_journey_has_customers():
     stages = set(Customer.objects.values_list("lifecycle_stage", flat=True))
-    # win_back has no rule that moves anyone there yet (customers/lifecycle.py); purchase is passed through at once.
-    expected = set(Stage.values) - {Stage.WIN_BACK, Stage.PURCHASE}
+    expected = set(Stage.values) - {Stage.PURCHASE}  # purchase is passed through at once
     assert expected <= stages, f"missing: {expected - stages}"
     assert Customer.objects.count() == CUSTOMERS
+    # Fewer than two in three have only signed up: the rest have a story in Stripe.
+    assert Customer.objects.filter(lifecycle_stage=Stage.DISCOVERY).count() < CUSTOMERS * 2 // 3
+
+
+def the_win_back_campaign_moved_customers_as_the_lifecycle_says():
+    """customers/lifecycle.py: reached by the campaign's first sent email; back to Churned when it ended without a
+    return; on to a subscription when they came back during it."""
+    moves = StageTransition.objects.filter(Q(to_stage=Stage.WIN_BACK) | Q(from_stage=Stage.WIN_BACK))
+    assert {(m.from_stage, m.to_stage) for m in moves} >= {
+        (Stage.CHURNED, Stage.WIN_BACK),
+        (Stage.WIN_BACK, Stage.CHURNED),
+        (Stage.WIN_BACK, Stage.PURCHASE),
+    }
+    for move in moves.filter(to_stage=Stage.WIN_BACK):
+        first = EmailQueueItem.objects.filter(customer=move.customer, enrollment__rule__moves_to_stage="win_back")
+        assert first.filter(sent_at=move.occurred_at).exists(), move.cause
+    for move in moves.filter(to_stage=Stage.CHURNED):
+        assert "ended without a return" in move.cause
+    for customer in Customer.objects.filter(lifecycle_stage=Stage.WIN_BACK):
+        assert customer.enrollments.filter(rule__moves_to_stage="win_back", status="active").exists()
 
 
 def the_history_spans_ninety_days_and_went_through_the_webhook_path():

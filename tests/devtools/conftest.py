@@ -10,3 +10,4 @@ def default_flows(db):
     flushed them (as tests/automations/conftest.py puts them back for its own tests)."""
     import_module("automations.migrations.0002_default_flows").create_defaults(apps, None)
     import_module("automations.migrations.0007_dunning_timed_to_stripe").time_dunning_to_stripe(apps, None)
+    import_module("automations.migrations.0012_win_back_campaigns").mark_win_back_rules(apps, None)

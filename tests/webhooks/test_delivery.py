@@ -90,6 +90,17 @@ def test_unsubscribed_types_and_other_events_are_not_sent(receiver, endpoint, li
     assert receiver.requests == []
 
 
+def test_a_win_back_campaign_ending_is_not_sent_as_a_second_churn(receiver, endpoint, lifecycle):
+    """customers/lifecycle.py: win_back -> churned means the campaign ended; the subscription ended long before."""
+    customer = CustomerFactory()
+    lifecycle(customer, payload={"from": "win_back", "to": "churned", "cause": "Win-back ended without a return"})
+    lifecycle(customer, payload={"from": "at_risk", "to": "churned", "cause": "subscription canceled"})
+    assert [Webhook(endpoint.secret).verify(r.body, r.headers)["type"] for r in receiver.requests] == [
+        "customer.churned"
+    ]
+    assert receiver.requests[0].json()["data"]["details"]["from"] == "at_risk"
+
+
 def test_dispatching_twice_delivers_once(receiver, endpoint, lifecycle, django_capture_on_commit_callbacks):
     event = lifecycle(CustomerFactory())
     services.deliveries_create_for_event(event=event)
