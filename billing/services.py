@@ -273,6 +273,14 @@ def _subscription_started_facts(
             occurred_at=started,
         )
     if state.status == SubscriptionStatus.TRIALING:
+        if is_new:  # as a website trial does (integrations/trials/sync.py): rules on trial.started see both
+            events.domain_event_publish(
+                name=events.TRIAL_STARTED,
+                key=f"{key}:trial",
+                customer=customer,
+                payload=_subscription_created_payload(state),
+                occurred_at=started,
+            )
         _move_along(customer, [Stage.TRIAL], cause="subscription trial started", occurred_at=started, key=key)
         return
     path = [Stage.PURCHASE, Stage.ONBOARDING] if is_new else [Stage.PURCHASE, Stage.ACTIVE]

@@ -6,9 +6,17 @@
 from django.db import migrations, models
 
 
+# A customer who starts a trial (on the website or in Stripe) has come back too: the campaign ends on trial.started as
+# it does on a new subscription or a checkout.
+
+
 def mark_win_back_rules(apps, schema_editor):
     AutomationRule = apps.get_model("automations", "AutomationRule")
     AutomationRule.objects.filter(trigger="subscription.canceled", moves_to_stage="").update(moves_to_stage="win_back")
+    for rule in AutomationRule.objects.filter(moves_to_stage="win_back"):
+        if "trial.started" not in rule.exit_events:
+            rule.exit_events = [*rule.exit_events, "trial.started"]
+            rule.save(update_fields=["exit_events"])
 
 
 class Migration(migrations.Migration):

@@ -3,16 +3,23 @@
 - Only through customers.services: upsert by email, the signup on the timeline (once per email and signup time),
   and a move to `trial` only from stages where the journey allows it and the customer is not paying (discovery,
   churned, win-back). A paying customer is never moved back.
+- A signup that moved the customer to `trial` publishes the `trial.started` domain event (key: the signup's), so
+  rules triggered by it run and campaigns that end on it (win-back, dunning) stop, as they do for a Stripe trial.
+  Not for a signup older than TRIAL_STARTED_WITHIN: the first sync reads the whole table, and a trial from months ago
+  must not start today's "your trial has started" emails.
 - A missing, locked or unreadable file is logged as an error and changes nothing (the whole read happens before the
   first write).
 """
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from customers import events as domain_events
 from customers import services as customer_services
 from customers.lifecycle import Stage
 
@@ -21,6 +28,8 @@ from .reader import TrialsUnreadable, trials_read
 logger = logging.getLogger(__name__)
 
 TRIAL_FROM = {Stage.DISCOVERY, Stage.CHURNED, Stage.WIN_BACK}
+# The sync runs daily; a week covers a sync that was down for a few days without replaying last season's trials.
+TRIAL_STARTED_WITHIN = timedelta(days=7)
 
 
 @dataclass
@@ -68,6 +77,14 @@ def trials_sync(*, path: str | None = None, table: str | None = None) -> TrialsS
                     source_key=key,
                 )
                 result.moved_to_trial += moved is not None
+                if moved is not None and signup.signed_up_at >= timezone.now() - TRIAL_STARTED_WITHIN:
+                    domain_events.domain_event_publish(
+                        name=domain_events.TRIAL_STARTED,
+                        key=key,
+                        customer=customer,
+                        payload={"source": "website", "signed_up_at": signup.signed_up_at.isoformat()},
+                        occurred_at=signup.signed_up_at,
+                    )
     if read.skipped:
         logger.warning("Trials sync: %s rows without a usable email or signup time were skipped", read.skipped)
     logger.info("Trials sync: %s", result)

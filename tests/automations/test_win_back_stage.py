@@ -117,3 +117,56 @@ def test_the_customer_stays_in_win_back_while_another_campaign_still_runs(publis
     make_due()
     drain()
     assert moves(customer) == ["churned>win_back", "win_back>churned"]
+
+
+def _trials_file(path, email, signed_up_at):
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE trials (email, created_at, game, plan)")
+    connection.execute("INSERT INTO trials VALUES (?, ?, 'valheim', '4gb')", (email, signed_up_at.isoformat()))
+    connection.commit()
+    connection.close()
+    return str(path)
+
+
+def test_a_website_trial_ends_the_campaign_and_its_pending_emails(publish, drain, run_on_commit, tmp_path):
+    """The trials sync publishes trial.started, an exit event of the win-back rule: no more win-back emails."""
+    from django.utils import timezone
+
+    from customers.models import DomainEvent
+    from integrations.trials.sync import trials_sync
+
+    customer = CustomerFactory(lifecycle_stage=Stage.CHURNED, opt_in_confirmed=True)
+    publish("subscription.canceled", customer, CANCELED)
+    first_email_sent(customer, drain)
+    path = _trials_file(tmp_path / "trials.db", customer.email, timezone.now())
+
+    with run_on_commit():
+        trials_sync(path=path, table="trials")
+    from customers.events import domain_event_dispatch
+
+    for event in DomainEvent.objects.filter(name="trial.started"):
+        domain_event_dispatch(event_id=event.pk)
+
+    customer.refresh_from_db()
+    assert customer.lifecycle_stage == Stage.TRIAL
+    assert Enrollment.objects.get(customer=customer).status == EnrollmentStatus.EXITED
+    assert not EmailQueueItem.objects.filter(customer=customer, status=QueueStatus.PENDING).exists()
+    assert moves(customer) == ["churned>win_back", "win_back>trial"]
+
+
+def test_an_old_website_trial_found_by_the_first_sync_starts_no_trial_emails(run_on_commit, tmp_path):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from customers.models import DomainEvent
+    from integrations.trials.sync import trials_sync
+
+    path = _trials_file(tmp_path / "trials.db", "old@example.com", timezone.now() - timedelta(days=60))
+    with run_on_commit():
+        result = trials_sync(path=path, table="trials")
+
+    assert result.moved_to_trial == 1
+    assert not DomainEvent.objects.filter(name="trial.started").exists()
