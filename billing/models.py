@@ -24,6 +24,11 @@ class SubscriptionStatus(models.TextChoices):
 CURRENT_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
 # The statuses a subscription never leaves: nothing about it can be saved any more (no dunning, no welcome).
 ENDED_STATUSES = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
+FAILING_STATUSES = (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
+# At risk (the dashboard): a failed payment, or a cancellation scheduled on a subscription still running.
+AT_RISK = Q(status__in=FAILING_STATUSES) | (
+    Q(status__in=CURRENT_STATUSES) & (Q(cancel_at_period_end=True) | Q(cancel_at__isnull=False))
+)
 
 
 class Subscription(models.Model):
@@ -70,7 +75,19 @@ class Subscription(models.Model):
 
     class Meta:
         ordering = ["-stripe_created", "-id"]
-        indexes = [models.Index(fields=["customer", "status"], name="subscription_customer_status")]
+        indexes = [
+            models.Index(fields=["customer", "status"], name="subscription_customer_status"),
+            # The dashboard: the few subscriptions at risk among many, and the ones that ended in a period.
+            models.Index(
+                fields=["status", "current_period_end", "id"], name="subscription_at_risk_idx", condition=AT_RISK
+            ),
+            models.Index(
+                fields=["ended_at"],
+                include=["cancellation_reason", "cancellation_feedback"],
+                name="subscription_ended_idx",
+                condition=Q(status=SubscriptionStatus.CANCELED),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.product_name or self.product_id} ({self.status})"

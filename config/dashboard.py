@@ -4,7 +4,7 @@ queries is the same whatever the amount of data (tests/test_dashboard.py)."""
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.urls import reverse
@@ -35,8 +35,14 @@ class Money:
         return f"{self.amount / 100:,.2f} {self.currency}"
 
 
+def period_start(*, days: int, now: datetime) -> datetime:
+    """The last `days` days are whole UTC days: today and the days-1 before it, from midnight. The day-by-day figures
+    (customers/rollups.py) then cover the period exactly, and every section counts the same span."""
+    return datetime.combine(now.astimezone(UTC).date() - timedelta(days=days - 1), time.min, tzinfo=UTC)
+
+
 def dashboard_build(*, user, days: int, now: datetime) -> dict:
-    since = now - timedelta(days=days)
+    since = period_start(days=days, now=now)
     board: dict = {"days": days, "periods": PERIODS, "since": since, "now": now}
     if user.has_perm("customers.view_customer"):
         board["customers"] = _customers(since=since, now=now)
@@ -55,7 +61,8 @@ def dashboard_build(*, user, days: int, now: datetime) -> dict:
 
 
 def _customers(*, since: datetime, now: datetime) -> dict:
-    entries = dict(customers_selectors.stage_entries(since=since, until=now))
+    moves = customers_selectors.stage_moves(first_day=since.date(), last_day=now.astimezone(UTC).date())
+    entries = moves.entered
     changelist = reverse("admin:customers_customer_changelist")
     transitions = reverse("admin:customers_stagetransition_changelist")
     period = {"occurred_at__gte": since.isoformat(), "occurred_at__lt": now.isoformat()}
@@ -78,16 +85,18 @@ def _customers(*, since: datetime, now: datetime) -> dict:
             "moved_on": row["moved_on"],
             "percent": round(100 * row["moved_on"] / row["entered"]) if row["entered"] else None,
         }
-        for row in customers_selectors.stage_conversions(since=since, until=now, entered=entries)
+        for row in moves.conversions()
     ]
+    created = customers_selectors.customers_created_by_day(since=since, until=now)
+    days = [since.date() + timedelta(days=n) for n in range((now.astimezone(UTC).date() - since.date()).days + 1)]
     return {
-        "new": customers_selectors.customers_created_count(since=since, until=now),
-        "churned": entries.get(Stage.CHURNED, 0),
+        "new": sum(created.values()),
+        "churned": sum(moves.churned.values()),
         "funnel": funnel,
         "funnel_widest": max([row["now"] for row in funnel] + [1]),
         "conversions": conversions,
         "chart": daily_lines(
-            customers_selectors.daily_new_and_churned(since=since, until=now), series=("new", "churned")
+            [(day, created.get(day, 0), moves.churned.get(day, 0)) for day in days], series=("new", "churned")
         ),
     }
 
