@@ -6,10 +6,11 @@
 The data is the REST API benchmark's (bench/api.py, imported, not copied), plus what the dashboard reads that it
 lacks: stage moves (three per customer on average), payment failures and recoveries, ended subscriptions with
 Stripe's cancellation details, some queue trouble and 2,000 tickets. The moves' daily roll-up (customers/rollups.py)
-is then computed from them by the rebuild command's function, as the data migration does. Each scenario is measured twice: through the
-production path (`config.wsgi` under gunicorn, 2 sync workers, driven over loopback HTTP with the staff member's
-session cookie, as bench/api.py does) and in process with Django's test client (the same middleware, session,
-permission checks and template, without the server). Timings are printed, never asserted; the target is under 300 ms.
+is then computed from them by the rebuild command's function, as the data migration does. Each scenario is measured
+twice: through the production path (`config.wsgi` under gunicorn, 2 sync workers, driven over loopback HTTP with the
+staff member's session cookie, as bench/api.py does) and in process with Django's test client (the same middleware,
+session, permission checks and template, without the server). Timings are printed, never asserted; the target is
+under 300 ms.
 """
 
 import argparse
@@ -78,7 +79,8 @@ def _generate(customers: int, events: int) -> None:
         for n in range(2000)
     )
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")  # as autovacuum leaves a table in production: index-only scans can skip the heap
+        # As autovacuum leaves tables in production: index-only scans can skip the heap.
+        cursor.execute("VACUUM ANALYZE")
 
 
 def timed(client, params, repeat):
