@@ -1,7 +1,6 @@
 """Reads for other apps, the admin and the API, with their joins already applied."""
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
@@ -10,7 +9,16 @@ from djstripe import models as djstripe_models
 
 from customers.models import Customer, TimelineEvent
 
-from .models import AT_RISK, CURRENT_STATUSES, FAILING_STATUSES, StripeEventProcessing, Subscription, SubscriptionStatus
+from .models import (
+    AT_RISK,
+    CURRENT_STATUSES,
+    FAILING_FIRST,
+    FAILING_STATUSES,
+    PaymentRecovery,
+    StripeEventProcessing,
+    Subscription,
+    SubscriptionStatus,
+)
 from .models import ENDED_STATUSES as ENDED_STATUSES  # for apps that decide by a subscription's status
 
 
@@ -135,25 +143,18 @@ CANCELLATION_REASONS = {
     "payment_failed": "Payment failed",
     "": "Not stated",
 }
-PAYMENT_FAILED = "payment.failed"  # the timeline kinds billing.services records for invoices
-PAYMENT_RECOVERED = "payment.recovered"
+PAYMENT_FAILED = "payment.failed"  # the timeline kind billing.services records for a failed invoice payment
 
 
 def subscriptions_at_risk(*, limit: int = 50) -> dict:
     """Subscriptions with a failed payment (past due, unpaid) or a scheduled cancellation, failing ones first, each
     with Stripe's next retry from its latest recorded failure (the invoice's next_payment_attempt). Three queries,
-    on the partial index of the few subscriptions at risk (subscription_at_risk_idx)."""
+    on the partial index of the few subscriptions at risk, in the list's order (subscription_at_risk_idx)."""
     at_risk = Subscription.objects.filter(AT_RISK)
     counts = at_risk.aggregate(failing=Count("id", filter=Q(status__in=FAILING_STATUSES)), total=Count("id"))
     rows = list(
         at_risk.select_related("customer")
-        .annotate(
-            failing=Case(
-                When(status__in=FAILING_STATUSES, then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
-            )
-        )
+        .annotate(failing=FAILING_FIRST)
         .order_by("failing", "current_period_end", "id")[:limit]
     )
     latest_failure: dict[str, dict] = {}
@@ -202,59 +203,7 @@ def churn_reasons(*, since: datetime, until: datetime, comments: int = 20) -> di
     }
 
 
-@dataclass
-class Recovery:
-    customer_id: int
-    invoice_id: str
-    subscription_id: str
-    first_failed_at: datetime
-    recovered_at: datetime
-    amount: int  # minor units, as Stripe last asked for it
-    currency: str
-
-    @property
-    def amount_display(self) -> str:
-        return f"{self.amount / 100:,.2f} {self.currency}"
-
-
-def payment_recoveries(*, since: datetime, until: datetime) -> list[Recovery]:
+def payment_recoveries(*, since: datetime, until: datetime) -> list[PaymentRecovery]:
     """Invoices whose payment failed and was then paid, recovered in [since, until), with the amount of the last
-    failed attempt (timeline_payment_idx). Two queries, whatever the period."""
-    recovered = list(
-        TimelineEvent.objects.filter(kind=PAYMENT_RECOVERED, occurred_at__gte=since, occurred_at__lt=until).values(
-            "customer_id", "object_id", "occurred_at"
-        )
-    )
-    failures = (
-        TimelineEvent.objects.filter(
-            kind=PAYMENT_FAILED,
-            customer_id__in={row["customer_id"] for row in recovered},
-            object_id__in={row["object_id"] for row in recovered},
-        )
-        .order_by("occurred_at", "id")
-        .values("customer_id", "object_id", "occurred_at", "payload")
-    )
-    first: dict[tuple[int, str], datetime] = {}
-    last: dict[tuple[int, str], dict] = {}
-    for failure in failures:
-        key = (failure["customer_id"], failure["object_id"])
-        first.setdefault(key, failure["occurred_at"])
-        last[key] = failure["payload"]
-    recoveries = []
-    for row in recovered:
-        key = (row["customer_id"], row["object_id"])
-        if key not in first:
-            continue  # recovered from a failure recorded before the CRM existed: no amount, no dunning to credit
-        payload = last[key]
-        recoveries.append(
-            Recovery(
-                customer_id=row["customer_id"],
-                invoice_id=row["object_id"],
-                subscription_id=payload.get("subscription_id", ""),
-                first_failed_at=first[key],
-                recovered_at=row["occurred_at"],
-                amount=int(payload.get("amount_due") or 0),
-                currency=(payload.get("currency") or "").upper(),
-            )
-        )
-    return recoveries
+    failed attempt (billing/recoveries.py). One query on the recovery date."""
+    return list(PaymentRecovery.objects.filter(recovered_at__gte=since, recovered_at__lt=until))

@@ -113,7 +113,8 @@ def _engagement(total) -> dict:
 def dunning_recovered(*, since: datetime, until: datetime) -> dict:
     """Invoices recovered in the period after a dunning email: they failed, a dunning rule's email went to the
     customer between the first failure and the payment (for the same subscription when the enrollment names one), and
-    they were then paid. The amounts are what Stripe last asked for, summed per currency. Three queries."""
+    they were then paid. The amounts are what Stripe last asked for, summed per currency. Two queries: the period's
+    recoveries (billing/recoveries.py) and the dunning emails of their customers."""
     recoveries = billing_selectors.payment_recoveries(since=since, until=until)
     earliest = min((r.first_failed_at for r in recoveries), default=until)
     sends: dict[int, list[dict]] = defaultdict(list)

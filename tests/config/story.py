@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from automations.models import QueueStatus, SendingPause
 from billing.models import SubscriptionStatus
+from billing.recoveries import payment_recovery_record
 from customers.models import Customer, StageTransition, TimelineSource
 from customers.rollups import stage_move_day_record
 from integrations.models import RunKind, WorkflowRun
@@ -60,6 +61,7 @@ def _recovered(customer, invoice, *, days_ago, now):
         source_key=f"invoice:{invoice}:payment-recovered",
         payload={"invoice_id": invoice},
     )
+    payment_recovery_record(invoice_id=invoice)  # as billing.services does with each recovery
 
 
 def _sent(step, customer, *, days_ago, now, subscription="", opened=False, clicked=False):
