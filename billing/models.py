@@ -89,7 +89,7 @@ class Subscription(models.Model):
                 condition=AT_RISK,
             ),
             models.Index(
-                fields=["ended_at"],
+                fields=["ended_at", "id"],  # also in the order of the latest comments
                 include=["cancellation_reason", "cancellation_feedback"],
                 name="subscription_ended_idx",
                 condition=Q(status=SubscriptionStatus.CANCELED),

@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='subscription',
-            index=models.Index(condition=models.Q(('status', 'canceled')), fields=['ended_at'], include=('cancellation_reason', 'cancellation_feedback'), name='subscription_ended_idx'),
+            index=models.Index(condition=models.Q(('status', 'canceled')), fields=['ended_at', 'id'], include=('cancellation_reason', 'cancellation_feedback'), name='subscription_ended_idx'),
         ),
         migrations.AddField(
             model_name='paymentrecovery',
