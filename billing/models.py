@@ -165,6 +165,9 @@ class PaymentRecovery(models.Model):
     recovered_at = models.DateTimeField(db_index=True)
     amount = models.BigIntegerField(help_text="Minor units, as Stripe last asked for them (the last failed attempt).")
     currency = models.CharField(max_length=3, help_text="Upper case, e.g. EUR.")
+    after_dunning = models.BooleanField(
+        default=False, help_text="A dunning email went to the customer between the first failure and the payment."
+    )
 
     class Meta:
         verbose_name_plural = "payment recoveries"

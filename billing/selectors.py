@@ -3,7 +3,7 @@
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
 from django.utils.dateparse import parse_datetime
 from djstripe import models as djstripe_models
 
@@ -203,7 +203,24 @@ def churn_reasons(*, since: datetime, until: datetime, comments: int = 20) -> di
     }
 
 
-def payment_recoveries(*, since: datetime, until: datetime) -> list[PaymentRecovery]:
-    """Invoices whose payment failed and was then paid, recovered in [since, until), with the amount of the last
-    failed attempt (billing/recoveries.py). One query on the recovery date."""
-    return list(PaymentRecovery.objects.filter(recovered_at__gte=since, recovered_at__lt=until))
+def payment_recoveries_summary(*, since: datetime, until: datetime, latest: int = 10) -> dict:
+    """Invoices whose payment failed and was then paid, recovered in [since, until) (billing/recoveries.py): how many,
+    how many after a dunning email with their amounts per currency (what Stripe last asked for), and the latest of
+    those. Two queries on the recovery date, whatever the number of recoveries."""
+    period = PaymentRecovery.objects.filter(recovered_at__gte=since, recovered_at__lt=until)
+    recovered = 0
+    after_dunning = 0
+    amounts: dict[str, int] = defaultdict(int)
+    for currency, credited, n, amount in (
+        period.values_list("currency", "after_dunning").annotate(n=Count("id"), amount=Sum("amount")).order_by()
+    ):
+        recovered += n
+        if credited:
+            after_dunning += n
+            amounts[currency] += amount
+    return {
+        "recovered": recovered,
+        "after_dunning": after_dunning,
+        "amounts": sorted(amounts.items()),
+        "invoices": list(period.filter(after_dunning=True).order_by("-recovered_at", "-id")[:latest]),
+    }

@@ -2,7 +2,6 @@
 own the data. Each section shows only to staff who may see the records behind it (config/roles.py), and the number of
 queries is the same whatever the amount of data (tests/test_dashboard.py)."""
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -113,28 +112,7 @@ def _engagement(total) -> dict:
 def dunning_recovered(*, since: datetime, until: datetime) -> dict:
     """Invoices recovered in the period after a dunning email: they failed, a dunning rule's email went to the
     customer between the first failure and the payment (for the same subscription when the enrollment names one), and
-    they were then paid. The amounts are what Stripe last asked for, summed per currency. Two queries: the period's
-    recoveries (billing/recoveries.py) and the dunning emails of their customers."""
-    recoveries = billing_selectors.payment_recoveries(since=since, until=until)
-    earliest = min((r.first_failed_at for r in recoveries), default=until)
-    sends: dict[int, list[dict]] = defaultdict(list)
-    for send in automations_selectors.dunning_sends(customer_ids={r.customer_id for r in recoveries}, since=earliest):
-        sends[send["customer_id"]].append(send)
-    credited = [
-        r
-        for r in recoveries
-        if any(
-            r.first_failed_at <= s["sent_at"] <= r.recovered_at
-            and (not s["subscription_id"] or s["subscription_id"] == r.subscription_id)
-            for s in sends[r.customer_id]
-        )
-    ]
-    totals: dict[str, int] = defaultdict(int)
-    for recovery in credited:
-        totals[recovery.currency] += recovery.amount
-    return {
-        "recovered": len(recoveries),
-        "after_dunning": len(credited),
-        "amounts": [Money(currency=currency, amount=amount) for currency, amount in sorted(totals.items())],
-        "invoices": sorted(credited, key=lambda r: r.recovered_at, reverse=True)[:10],
-    }
+    they were then paid; decided when the payment was recorded (billing/recoveries.py). The amounts are what Stripe
+    last asked for, summed per currency."""
+    summary = billing_selectors.payment_recoveries_summary(since=since, until=until)
+    return {**summary, "amounts": [Money(currency=currency, amount=amount) for currency, amount in summary["amounts"]]}
