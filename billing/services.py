@@ -538,7 +538,7 @@ def invoice_apply_stripe_state(
                 to_stage=Stage.ACTIVE,
                 **common,
             )
-            payment_recovery_record(invoice_id=invoice_id)
+            payment_recovery_record(customer_id=customer.pk, invoice_id=invoice_id)
             facts.append("payment-recovered")
         elif record_plain_payments:
             amount_paid = int(stripe_invoice.get("amount_paid") or 0)

@@ -9,9 +9,11 @@ in FUNNEL_STEPS. It is credited to the day of the move into S, so "of those who 
 on to buy" stays on that day's row.
 """
 
+from collections import defaultdict
 from datetime import UTC, date, datetime
 
 from django.db import connection, transaction
+from django.db.models import F
 
 from .models import StageMoveDay, StageTransition
 
@@ -25,22 +27,24 @@ FUNNEL_STEPS: list[tuple[str, tuple[str, ...]]] = [
 ]
 ONWARD = {(stage, next_stage) for stage, next_stages in FUNNEL_STEPS for next_stage in next_stages}
 
-_ADD = """
-INSERT INTO customers_stagemoveday AS day_row (day, from_stage, to_stage, moves, moved_on)
-VALUES (%s, %s, %s, %s, %s)
-ON CONFLICT (day, from_stage, to_stage)
-DO UPDATE SET moves = day_row.moves + EXCLUDED.moves, moved_on = day_row.moved_on + EXCLUDED.moved_on
-"""
-
 
 def utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
+def lock_for_rebuild(model) -> None:
+    """Make writers of a roll-up wait until its rebuild commits (PostgreSQL; reads go on): a move made meanwhile is
+    not in the rebuild's snapshot, and adds itself to the rebuilt rows once the lock is released."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(model._meta.db_table)} IN EXCLUSIVE MODE")
+
+
 def _add(*, day: date, from_stage: str, to_stage: str, moves: int, moved_on: int) -> None:
-    # One statement, so two transactions moving customers on the same day add up instead of racing a get_or_create.
-    with connection.cursor() as cursor:
-        cursor.execute(_ADD, [day, from_stage, to_stage, moves, moved_on])
+    # get_or_create, then an increment in the database: two transactions moving customers on the same day add up (the
+    # second insert waits on the unique constraint, fails, and get_or_create reads the committed row).
+    row, _ = StageMoveDay.objects.get_or_create(day=day, from_stage=from_stage, to_stage=to_stage)
+    StageMoveDay.objects.filter(pk=row.pk).update(moves=F("moves") + moves, moved_on=F("moved_on") + moved_on)
 
 
 def stage_move_day_record(*, transition: StageTransition) -> None:
@@ -72,25 +76,29 @@ def stage_move_day_record(*, transition: StageTransition) -> None:
         )
 
 
-_REBUILD = """
-INSERT INTO customers_stagemoveday (day, from_stage, to_stage, moves, moved_on)
-SELECT (occurred_at AT TIME ZONE 'UTC')::date, from_stage, to_stage, count(*),
-    count(*) FILTER (WHERE next_from = to_stage AND to_stage || '>' || next_to = ANY(%s))
-FROM (
-    SELECT occurred_at, from_stage, to_stage,
-        lead(from_stage) OVER moves AS next_from, lead(to_stage) OVER moves AS next_to
-    FROM customers_stagetransition
-    WINDOW moves AS (PARTITION BY customer_id ORDER BY occurred_at, id)
-) AS ordered
-GROUP BY 1, 2, 3
-"""
-
-
+@transaction.atomic
 def stage_move_days_rebuild() -> int:
-    """Recompute the roll-up from every StageTransition, in one transaction. Returns the number of day rows."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Moves made meanwhile wait for the lock, then add to the rebuilt rows.
-        cursor.execute("LOCK TABLE customers_stagemoveday IN EXCLUSIVE MODE")
-        cursor.execute("DELETE FROM customers_stagemoveday")
-        cursor.execute(_REBUILD, [[f"{stage}>{next_stage}" for stage, next_stage in sorted(ONWARD)]])
-    return StageMoveDay.objects.count()
+    """Recompute the roll-up from every StageTransition, each customer's moves in order. Returns the number of day
+    rows."""
+    lock_for_rebuild(StageMoveDay)
+    counts: dict[tuple[date, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    previous_customer, entry = None, None
+    history = StageTransition.objects.order_by("customer_id", "occurred_at", "id").values_list(
+        "customer_id", "from_stage", "to_stage", "occurred_at"
+    )
+    for customer_id, from_stage, to_stage, occurred_at in history.iterator(chunk_size=5000):
+        key = (utc_day(occurred_at), from_stage, to_stage)
+        counts[key][0] += 1
+        # As stage_move_day_record: the customer's previous move entered the stage this one leaves onward.
+        if customer_id == previous_customer and entry[2] == from_stage and (from_stage, to_stage) in ONWARD:
+            counts[entry][1] += 1
+        previous_customer, entry = customer_id, key
+    StageMoveDay.objects.all().delete()
+    StageMoveDay.objects.bulk_create(
+        [
+            StageMoveDay(day=day, from_stage=from_stage, to_stage=to_stage, moves=moves, moved_on=moved_on)
+            for (day, from_stage, to_stage), (moves, moved_on) in counts.items()
+        ],
+        batch_size=1000,
+    )
+    return len(counts)

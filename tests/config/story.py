@@ -61,7 +61,7 @@ def _recovered(customer, invoice, *, days_ago, now):
         source_key=f"invoice:{invoice}:payment-recovered",
         payload={"invoice_id": invoice},
     )
-    payment_recovery_record(invoice_id=invoice)  # as billing.services does with each recovery
+    payment_recovery_record(customer_id=customer.pk, invoice_id=invoice)  # as billing.services does with each recovery
 
 
 def _sent(step, customer, *, days_ago, now, subscription="", opened=False, clicked=False):
