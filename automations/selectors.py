@@ -247,5 +247,7 @@ def dunning_sends(*, customer_ids: set[int], since: datetime) -> list[dict]:
             status=QueueStatus.SENT,
             sent_at__gte=since,
             enrollment__rule__trigger=DUNNING_TRIGGER,
-        ).values("customer_id", "sent_at", subscription_id=F("enrollment__subscription_id"))
+        )
+        .order_by()  # compared in memory: no sort
+        .values("customer_id", "sent_at", subscription_id=F("enrollment__subscription_id"))
     )

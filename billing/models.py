@@ -5,7 +5,7 @@ dj-stripe's tables mirror Stripe itself (customers, subscriptions, invoices, ...
 """
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, IntegerField, Q, Value, When
 
 
 class SubscriptionStatus(models.TextChoices):
@@ -24,6 +24,12 @@ class SubscriptionStatus(models.TextChoices):
 CURRENT_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE)
 # The statuses a subscription never leaves: nothing about it can be saved any more (no dunning, no welcome).
 ENDED_STATUSES = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
+FAILING_STATUSES = (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
+# At risk (the dashboard): a failed payment, or a cancellation scheduled on a subscription still running.
+AT_RISK = Q(status__in=FAILING_STATUSES) | (
+    Q(status__in=CURRENT_STATUSES) & (Q(cancel_at_period_end=True) | Q(cancel_at__isnull=False))
+)
+FAILING_FIRST = Case(When(status__in=FAILING_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField())
 
 
 class Subscription(models.Model):
@@ -70,7 +76,25 @@ class Subscription(models.Model):
 
     class Meta:
         ordering = ["-stripe_created", "-id"]
-        indexes = [models.Index(fields=["customer", "status"], name="subscription_customer_status")]
+        indexes = [
+            models.Index(fields=["customer", "status"], name="subscription_customer_status"),
+            # The dashboard: the few subscriptions at risk among many, and the ones that ended in a period.
+            # In the at-risk list's order (billing.selectors.subscriptions_at_risk), with the status for its counts.
+            models.Index(
+                FAILING_FIRST,
+                F("current_period_end"),
+                F("id"),
+                F("status"),
+                name="subscription_at_risk_idx",
+                condition=AT_RISK,
+            ),
+            models.Index(
+                fields=["ended_at", "id"],  # also in the order of the latest comments
+                include=["cancellation_reason", "cancellation_feedback"],
+                name="subscription_ended_idx",
+                condition=Q(status=SubscriptionStatus.CANCELED),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.product_name or self.product_id} ({self.status})"
@@ -127,3 +151,30 @@ class StripeEventProcessing(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} ({self.status})"
+
+
+class PaymentRecovery(models.Model):
+    """An invoice whose payment failed and was then paid: the dashboard's "recovered by dunning" reads these rows, not
+    the timeline. Written with the payment.recovered fact (billing.recoveries); `manage.py rebuild_payment_recoveries`
+    recomputes them from the timeline's payment.failed and payment.recovered facts."""
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    invoice_id = models.CharField(max_length=255, unique=True)
+    subscription_id = models.CharField(max_length=255, blank=True, default="")
+    first_failed_at = models.DateTimeField()
+    recovered_at = models.DateTimeField(db_index=True)
+    amount = models.BigIntegerField(help_text="Minor units, as Stripe last asked for them (the last failed attempt).")
+    currency = models.CharField(max_length=3, help_text="Upper case, e.g. EUR.")
+    after_dunning = models.BooleanField(
+        default=False, help_text="A dunning email went to the customer between the first failure and the payment."
+    )
+
+    class Meta:
+        verbose_name_plural = "payment recoveries"
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} recovered {self.recovered_at:%Y-%m-%d}"
+
+    @property
+    def amount_display(self) -> str:
+        return f"{self.amount / 100:,.2f} {self.currency}"

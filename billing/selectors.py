@@ -1,15 +1,24 @@
 """Reads for other apps, the admin and the API, with their joins already applied."""
 
-from dataclasses import dataclass
+from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
 from django.utils.dateparse import parse_datetime
 from djstripe import models as djstripe_models
 
 from customers.models import Customer, TimelineEvent
 
-from .models import CURRENT_STATUSES, StripeEventProcessing, Subscription, SubscriptionStatus
+from .models import (
+    AT_RISK,
+    CURRENT_STATUSES,
+    FAILING_FIRST,
+    FAILING_STATUSES,
+    PaymentRecovery,
+    StripeEventProcessing,
+    Subscription,
+    SubscriptionStatus,
+)
 from .models import ENDED_STATUSES as ENDED_STATUSES  # for apps that decide by a subscription's status
 
 
@@ -134,33 +143,18 @@ CANCELLATION_REASONS = {
     "payment_failed": "Payment failed",
     "": "Not stated",
 }
-PAYMENT_FAILED = "payment.failed"  # the timeline kinds billing.services records for invoices
-PAYMENT_RECOVERED = "payment.recovered"
-
-
-def _at_risk_filter() -> Q:
-    failing = Q(status__in=[SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID])
-    scheduled = Q(status__in=CURRENT_STATUSES) & (Q(cancel_at_period_end=True) | Q(cancel_at__isnull=False))
-    return failing | scheduled
+PAYMENT_FAILED = "payment.failed"  # the timeline kind billing.services records for a failed invoice payment
 
 
 def subscriptions_at_risk(*, limit: int = 50) -> dict:
     """Subscriptions with a failed payment (past due, unpaid) or a scheduled cancellation, failing ones first, each
-    with Stripe's next retry from its latest recorded failure (the invoice's next_payment_attempt). Three queries."""
-    at_risk = Subscription.objects.filter(_at_risk_filter())
-    counts = at_risk.aggregate(
-        failing=Count("id", filter=Q(status__in=[SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID])),
-        total=Count("id"),
-    )
+    with Stripe's next retry from its latest recorded failure (the invoice's next_payment_attempt). Three queries,
+    on the partial index of the few subscriptions at risk, in the list's order (subscription_at_risk_idx)."""
+    at_risk = Subscription.objects.filter(AT_RISK)
+    counts = at_risk.aggregate(failing=Count("id", filter=Q(status__in=FAILING_STATUSES)), total=Count("id"))
     rows = list(
         at_risk.select_related("customer")
-        .annotate(
-            failing=Case(
-                When(status__in=[SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID], then=Value(0)),
-                default=Value(1),
-                output_field=IntegerField(),
-            )
-        )
+        .annotate(failing=FAILING_FIRST)
         .order_by("failing", "current_period_end", "id")[:limit]
     )
     latest_failure: dict[str, dict] = {}
@@ -186,78 +180,47 @@ def subscriptions_at_risk(*, limit: int = 50) -> dict:
 
 def churn_reasons(*, since: datetime, until: datetime, comments: int = 20) -> dict:
     """Subscriptions that ended in [since, until), counted by the customer's feedback and by Stripe's reason, with
-    the latest comments customers left (Stripe's cancellation_details, stored on the subscription)."""
+    the latest comments customers left (Stripe's cancellation_details, stored on the subscription). Two queries, on
+    the index of ended subscriptions that carries both reasons (subscription_ended_idx)."""
     ended = Subscription.objects.filter(status=SubscriptionStatus.CANCELED, ended_at__gte=since, ended_at__lt=until)
-    by_feedback = ended.values("cancellation_feedback").annotate(n=Count("id")).order_by("-n", "cancellation_feedback")
-    by_reason = ended.values("cancellation_reason").annotate(n=Count("id")).order_by("-n", "cancellation_reason")
+    by_feedback: dict[str, int] = defaultdict(int)
+    by_reason: dict[str, int] = defaultdict(int)
+    for reason, feedback, n in (
+        ended.values_list("cancellation_reason", "cancellation_feedback").annotate(n=Count("id")).order_by()
+    ):
+        by_reason[reason] += n
+        by_feedback[feedback] += n
     latest = ended.exclude(cancellation_comment="").select_related("customer").order_by("-ended_at", "-id")
+
+    def most_first(counts: dict[str, int], labels: dict[str, str]) -> list[tuple[str, int]]:
+        return [(labels.get(key, key), n) for key, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+
     return {
-        "ended": sum(row["n"] for row in by_reason),
-        "feedback": [
-            (CANCELLATION_FEEDBACK.get(row["cancellation_feedback"], row["cancellation_feedback"]), row["n"])
-            for row in by_feedback
-        ],
-        "reasons": [
-            (CANCELLATION_REASONS.get(row["cancellation_reason"], row["cancellation_reason"]), row["n"])
-            for row in by_reason
-        ],
+        "ended": sum(by_reason.values()),
+        "feedback": most_first(by_feedback, CANCELLATION_FEEDBACK),
+        "reasons": most_first(by_reason, CANCELLATION_REASONS),
         "comments": list(latest[:comments]),
     }
 
 
-@dataclass
-class Recovery:
-    customer_id: int
-    invoice_id: str
-    subscription_id: str
-    first_failed_at: datetime
-    recovered_at: datetime
-    amount: int  # minor units, as Stripe last asked for it
-    currency: str
-
-    @property
-    def amount_display(self) -> str:
-        return f"{self.amount / 100:,.2f} {self.currency}"
-
-
-def payment_recoveries(*, since: datetime, until: datetime) -> list[Recovery]:
-    """Invoices whose payment failed and was then paid, recovered in [since, until), with the amount of the last
-    failed attempt (timeline_payment_idx). Two queries, whatever the period."""
-    recovered = list(
-        TimelineEvent.objects.filter(kind=PAYMENT_RECOVERED, occurred_at__gte=since, occurred_at__lt=until).values(
-            "customer_id", "object_id", "occurred_at"
-        )
-    )
-    failures = (
-        TimelineEvent.objects.filter(
-            kind=PAYMENT_FAILED,
-            customer_id__in={row["customer_id"] for row in recovered},
-            object_id__in={row["object_id"] for row in recovered},
-        )
-        .order_by("occurred_at", "id")
-        .values("customer_id", "object_id", "occurred_at", "payload")
-    )
-    first: dict[tuple[int, str], datetime] = {}
-    last: dict[tuple[int, str], dict] = {}
-    for failure in failures:
-        key = (failure["customer_id"], failure["object_id"])
-        first.setdefault(key, failure["occurred_at"])
-        last[key] = failure["payload"]
-    recoveries = []
-    for row in recovered:
-        key = (row["customer_id"], row["object_id"])
-        if key not in first:
-            continue  # recovered from a failure recorded before the CRM existed: no amount, no dunning to credit
-        payload = last[key]
-        recoveries.append(
-            Recovery(
-                customer_id=row["customer_id"],
-                invoice_id=row["object_id"],
-                subscription_id=payload.get("subscription_id", ""),
-                first_failed_at=first[key],
-                recovered_at=row["occurred_at"],
-                amount=int(payload.get("amount_due") or 0),
-                currency=(payload.get("currency") or "").upper(),
-            )
-        )
-    return recoveries
+def payment_recoveries_summary(*, since: datetime, until: datetime, latest: int = 10) -> dict:
+    """Invoices whose payment failed and was then paid, recovered in [since, until) (billing/recoveries.py): how many,
+    how many after a dunning email with their amounts per currency (what Stripe last asked for), and the latest of
+    those. Two queries on the recovery date, whatever the number of recoveries."""
+    period = PaymentRecovery.objects.filter(recovered_at__gte=since, recovered_at__lt=until)
+    recovered = 0
+    after_dunning = 0
+    amounts: dict[str, int] = defaultdict(int)
+    for currency, credited, n, amount in (
+        period.values_list("currency", "after_dunning").annotate(n=Count("id"), amount=Sum("amount")).order_by()
+    ):
+        recovered += n
+        if credited:
+            after_dunning += n
+            amounts[currency] += amount
+    return {
+        "recovered": recovered,
+        "after_dunning": after_dunning,
+        "amounts": sorted(amounts.items()),
+        "invoices": list(period.filter(after_dunning=True).order_by("-recovered_at", "-id")[:latest]),
+    }

@@ -41,6 +41,7 @@ from customers.services import (
 
 from . import selectors
 from .models import ENDED_STATUSES, Subscription, SubscriptionStatus
+from .recoveries import payment_recovery_record
 from .stripe_objects import (
     ProductLookup,
     SubscriptionState,
@@ -545,6 +546,7 @@ def invoice_apply_stripe_state(
                 to_stage=Stage.ACTIVE,
                 **common,
             )
+            payment_recovery_record(customer_id=customer.pk, invoice_id=invoice_id)
             facts.append("payment-recovered")
         elif record_plain_payments:
             amount_paid = int(stripe_invoice.get("amount_paid") or 0)

@@ -2,9 +2,8 @@
 own the data. Each section shows only to staff who may see the records behind it (config/roles.py), and the number of
 queries is the same whatever the amount of data (tests/test_dashboard.py)."""
 
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.urls import reverse
@@ -36,8 +35,14 @@ class Money:
         return f"{self.amount / 100:,.2f} {self.currency}"
 
 
+def period_start(*, days: int, now: datetime) -> datetime:
+    """The last `days` days are whole UTC days: today and the days-1 before it, from midnight. The day-by-day figures
+    (customers/rollups.py) then cover the period exactly, and every section counts the same span."""
+    return datetime.combine(now.astimezone(UTC).date() - timedelta(days=days - 1), time.min, tzinfo=UTC)
+
+
 def dashboard_build(*, user, days: int, now: datetime) -> dict:
-    since = now - timedelta(days=days)
+    since = period_start(days=days, now=now)
     board: dict = {"days": days, "periods": PERIODS, "since": since, "now": now}
     if user.has_perm("customers.view_customer"):
         board["customers"] = _customers(since=since, now=now)
@@ -56,7 +61,8 @@ def dashboard_build(*, user, days: int, now: datetime) -> dict:
 
 
 def _customers(*, since: datetime, now: datetime) -> dict:
-    entries = dict(customers_selectors.stage_entries(since=since, until=now))
+    moves = customers_selectors.stage_moves(first_day=since.date(), last_day=now.astimezone(UTC).date())
+    entries = moves.entered
     changelist = reverse("admin:customers_customer_changelist")
     labels = dict(Stage.choices)
     funnel = [
@@ -77,11 +83,13 @@ def _customers(*, since: datetime, now: datetime) -> dict:
             "moved_on": row["moved_on"],
             "percent": round(100 * row["moved_on"] / row["entered"]) if row["entered"] else None,
         }
-        for row in customers_selectors.stage_conversions(since=since, until=now, entered=entries)
+        for row in moves.conversions()
     ]
+    created = customers_selectors.customers_created_by_day(since=since, until=now)
+    days = [since.date() + timedelta(days=n) for n in range((now.astimezone(UTC).date() - since.date()).days + 1)]
     return {
-        "new": customers_selectors.customers_created_count(since=since, until=now),
-        "churned": entries.get(Stage.CHURNED, 0),
+        "new": sum(created.values()),
+        "churned": sum(moves.churned.values()),
         "new_url": list_filters.created_url(since=since, until=now),
         "churned_url": list_filters.entered_stage_url(
             stage=Stage.CHURNED, since=since, until=now, not_from_stage=Stage.WIN_BACK
@@ -90,7 +98,7 @@ def _customers(*, since: datetime, now: datetime) -> dict:
         "funnel_widest": max([row["now"] for row in funnel] + [1]),
         "conversions": conversions,
         "chart": daily_lines(
-            customers_selectors.daily_new_and_churned(since=since, until=now), series=("new", "churned")
+            [(day, created.get(day, 0), moves.churned.get(day, 0)) for day in days], series=("new", "churned")
         ),
     }
 
@@ -107,27 +115,7 @@ def _engagement(total) -> dict:
 def dunning_recovered(*, since: datetime, until: datetime) -> dict:
     """Invoices recovered in the period after a dunning email: they failed, a dunning rule's email went to the
     customer between the first failure and the payment (for the same subscription when the enrollment names one), and
-    they were then paid. The amounts are what Stripe last asked for, summed per currency. Three queries."""
-    recoveries = billing_selectors.payment_recoveries(since=since, until=until)
-    earliest = min((r.first_failed_at for r in recoveries), default=until)
-    sends: dict[int, list[dict]] = defaultdict(list)
-    for send in automations_selectors.dunning_sends(customer_ids={r.customer_id for r in recoveries}, since=earliest):
-        sends[send["customer_id"]].append(send)
-    credited = [
-        r
-        for r in recoveries
-        if any(
-            r.first_failed_at <= s["sent_at"] <= r.recovered_at
-            and (not s["subscription_id"] or s["subscription_id"] == r.subscription_id)
-            for s in sends[r.customer_id]
-        )
-    ]
-    totals: dict[str, int] = defaultdict(int)
-    for recovery in credited:
-        totals[recovery.currency] += recovery.amount
-    return {
-        "recovered": len(recoveries),
-        "after_dunning": len(credited),
-        "amounts": [Money(currency=currency, amount=amount) for currency, amount in sorted(totals.items())],
-        "invoices": sorted(credited, key=lambda r: r.recovered_at, reverse=True)[:10],
-    }
+    they were then paid; decided when the payment was recorded (billing/recoveries.py). The amounts are what Stripe
+    last asked for, summed per currency."""
+    summary = billing_selectors.payment_recoveries_summary(since=since, until=until)
+    return {**summary, "amounts": [Money(currency=currency, amount=amount) for currency, amount in summary["amounts"]]}

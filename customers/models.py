@@ -134,6 +134,26 @@ class StageTransition(models.Model):
         return f"{self.from_stage} -> {self.to_stage}"
 
 
+class StageMoveDay(models.Model):
+    """The dashboard's roll-up of StageTransition: per UTC day and (from, to) pair, the moves made that day and how
+    many of them the customer later left onward (to a next stage of the funnel, customers/rollups.py). Kept by
+    customer_move_stage in the move's transaction; `manage.py rebuild_stage_rollup` recomputes it from the moves."""
+
+    day = models.DateField()
+    from_stage = models.CharField(max_length=20, choices=Stage.choices)
+    to_stage = models.CharField(max_length=20, choices=Stage.choices)
+    moves = models.PositiveIntegerField(default=0)
+    moved_on = models.PositiveIntegerField(default=0, help_text="Of these moves, how many the customer left onward.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "from_stage", "to_stage"], name="stage_move_day_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.from_stage} -> {self.to_stage} x{self.moves}"
+
+
 class DomainEvent(models.Model):
     """The outbox of domain events ("payment failed for customer X") that other apps react to.
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from . import events
 from .lifecycle import ONBOARDING_SETTLE_AFTER, Stage, can_transition, onboarding_settled_at
 from .models import Customer, StageTransition, TimelineEvent, TimelineSource
+from .rollups import stage_move_day_record
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +274,7 @@ def customer_move_stage(
         source_key=source_key,
         forced=force and not can_transition(from_stage, to_stage),
     )
+    stage_move_day_record(transition=transition)
     customer.lifecycle_stage = to_stage
     customer.stage_changed_at = occurred_at
     customer.save(update_fields=["lifecycle_stage", "stage_changed_at", "updated_at"])

@@ -8,7 +8,9 @@ from datetime import timedelta
 
 from automations.models import QueueStatus, SendingPause
 from billing.models import SubscriptionStatus
+from billing.recoveries import payment_recovery_record
 from customers.models import Customer, StageTransition, TimelineSource
+from customers.rollups import stage_move_day_record
 from integrations.models import RunKind, WorkflowRun
 from support.models import Ticket, TicketStatus
 from tests.automations.factories import AutomationRuleFactory, AutomationStepFactory, QueuedEmailFactory
@@ -23,9 +25,10 @@ def _customer(tag: str, name: str, *, created_days_ago: float, now, stage: str =
 
 
 def _move(customer, from_stage, to_stage, *, days_ago, now):
-    StageTransition.objects.create(
+    transition = StageTransition.objects.create(
         customer=customer, from_stage=from_stage, to_stage=to_stage, cause="test", occurred_at=now - timedelta(days_ago)
     )
+    stage_move_day_record(transition=transition)  # as customer_move_stage does with each move
 
 
 def _failed(customer, invoice, subscription, *, days_ago, now, amount, currency, next_attempt=None):
@@ -58,6 +61,7 @@ def _recovered(customer, invoice, *, days_ago, now):
         source_key=f"invoice:{invoice}:payment-recovered",
         payload={"invoice_id": invoice},
     )
+    payment_recovery_record(customer_id=customer.pk, invoice_id=invoice)  # as billing.services does with each recovery
 
 
 def _sent(step, customer, *, days_ago, now, subscription="", opened=False, clicked=False):
