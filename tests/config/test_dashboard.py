@@ -1,5 +1,7 @@
 """The admin's front page: figures against a known history, per period; the same number of queries at any size."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -99,6 +101,24 @@ def test_each_customer_figure_links_to_a_list_of_exactly_the_customers_behind_it
         assert admin_client.get(url).context["cl"].result_count == figure, url
     page = response.content.decode()
     assert f'href="{escape(customers["churned_url"])}"' in page and f'href="{escape(customers["new_url"])}"' in page
+
+
+def test_a_win_back_that_ended_is_not_a_second_churn_on_the_dashboard_or_its_list(admin_client, story):
+    """Churned, reached by the win-back campaign, campaign over without a return: one churn, one customer listed."""
+    from customers.services import customer_move_stage
+    from tests.customers.factories import CustomerFactory
+
+    before = admin_client.get(reverse("admin:index"), {"days": 7}).context["dashboard"]["customers"]["churned"]
+    eve = CustomerFactory(email="eve-winback@example.com", lifecycle_stage="active")
+    now = timezone.now()
+    for to_stage, hours_ago in (("churned", 72), ("win_back", 48), ("churned", 1)):
+        customer_move_stage(customer=eve, to_stage=to_stage, cause="test", occurred_at=now - timedelta(hours=hours_ago))
+
+    customers = admin_client.get(reverse("admin:index"), {"days": 7}).context["dashboard"]["customers"]
+    assert customers["churned"] == before + 1
+    listed = admin_client.get(customers["churned_url"]).context["cl"]
+    assert listed.result_count == before + 1
+    assert eve.pk in {customer.pk for customer in listed.result_list}
 
 
 def test_a_bad_period_falls_back_to_30_days(admin_client, story):
