@@ -71,7 +71,10 @@ def _customers(*, since: datetime, now: datetime) -> dict:
             "now": count,
             "now_url": f"{changelist}?{urlencode({'lifecycle_stage__exact': stage})}",
             "entered": entries.get(stage, 0),
-            "entered_url": list_filters.entered_stage_url(stage=stage, since=since, until=now),
+            # A customer arrives in Discovery when first recorded, without a move (customers/rollups.py).
+            "entered_url": list_filters.created_url(since=since, until=now)
+            if stage == Stage.DISCOVERY
+            else list_filters.entered_stage_url(stage=stage, since=since, until=now),
         }
         for stage, count in customers_selectors.stage_counts()
     ]

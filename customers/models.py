@@ -140,7 +140,9 @@ class StageMoveDay(models.Model):
     customer_move_stage in the move's transaction; `manage.py rebuild_stage_rollup` recomputes it from the moves."""
 
     day = models.DateField()
-    from_stage = models.CharField(max_length=20, choices=Stage.choices)
+    from_stage = models.CharField(
+        max_length=20, choices=Stage.choices, blank=True, help_text="Empty: customers the CRM first recorded that day."
+    )
     to_stage = models.CharField(max_length=20, choices=Stage.choices)
     moves = models.PositiveIntegerField(default=0)
     moved_on = models.PositiveIntegerField(default=0, help_text="Of these moves, how many the customer left onward.")

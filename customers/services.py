@@ -11,7 +11,7 @@ from django.utils import timezone
 from . import events
 from .lifecycle import ONBOARDING_SETTLE_AFTER, Stage, can_transition, onboarding_settled_at
 from .models import Customer, StageTransition, TimelineEvent, TimelineSource
-from .rollups import stage_move_day_record
+from .rollups import stage_move_day_record, stage_move_day_record_created
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def customer_upsert(
                     stage_changed_at=timezone.now(),
                     **fields,
                 )
+                stage_move_day_record_created(customer=customer)
             return customer, True
         except IntegrityError:
             customer = _find(email=email, stripe_customer_id=stripe_customer_id)

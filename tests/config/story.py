@@ -10,7 +10,7 @@ from automations.models import QueueStatus, SendingPause
 from billing.models import SubscriptionStatus
 from billing.recoveries import payment_recovery_record
 from customers.models import Customer, StageTransition, TimelineSource
-from customers.rollups import stage_move_day_record
+from customers.rollups import stage_move_day_record, stage_move_day_record_created
 from integrations.models import RunKind, WorkflowRun
 from support.models import Ticket, TicketStatus
 from tests.automations.factories import AutomationRuleFactory, AutomationStepFactory, QueuedEmailFactory
@@ -19,8 +19,12 @@ from tests.customers.factories import CustomerFactory, TimelineEventFactory
 
 
 def _customer(tag: str, name: str, *, created_days_ago: float, now, stage: str = "discovery") -> Customer:
-    customer = CustomerFactory(email=f"{name}-{tag}@example.com", name=f"{name.title()} {tag}", lifecycle_stage=stage)
+    customer = CustomerFactory(email=f"{name}-{tag}@example.com", name=f"{name.title()} {tag}")
     Customer.objects.filter(pk=customer.pk).update(created_at=now - timedelta(days=created_days_ago))
+    customer.refresh_from_db()
+    stage_move_day_record_created(customer=customer)  # as customer_upsert does: each arrives in Discovery
+    Customer.objects.filter(pk=customer.pk).update(lifecycle_stage=stage)
+    customer.refresh_from_db()
     return customer
 
 

@@ -2,6 +2,7 @@
 rebuild computes from the moves, and read by the dashboard's funnel and churn figures."""
 
 import io
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import StageMoveDay
-from customers.services import customer_move_stage
+from customers.services import customer_move_stage, customer_upsert
 from tests.customers.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,11 +21,14 @@ def _rows() -> list[tuple]:
     return sorted(StageMoveDay.objects.values_list("day", "from_stage", "to_stage", "moves", "moved_on"))
 
 
+walkers = itertools.count()
+
+
 def _journeys(start: datetime) -> None:
     """A mix of paths over a week, each move made through the service at its own moment."""
 
     def walk(*steps):
-        customer = CustomerFactory()
+        customer, _ = customer_upsert(email=f"walker{next(walkers)}@example.com")  # arrives in Discovery
         for days, stage in steps:
             customer_move_stage(customer=customer, to_stage=stage, cause="test", occurred_at=start + days)
 
@@ -44,6 +48,10 @@ def test_the_roll_up_kept_move_by_move_equals_the_one_rebuilt_from_the_moves():
     # A trial entered on day 0 and bought on day 2 is a moved-on trial of day 0.
     trials_day_0 = StageMoveDay.objects.get(day=start.date(), from_stage="discovery", to_stage="trial")
     assert (trials_day_0.moves, trials_day_0.moved_on) == (2, 1)
+
+    # Five customers arrived today, and each first moved to a trial or a purchase: all five left Discovery onward.
+    arrived = StageMoveDay.objects.get(from_stage="", to_stage="discovery")
+    assert (arrived.day, arrived.moves, arrived.moved_on) == (timezone.now().astimezone(UTC).date(), 5, 5)
 
     StageMoveDay.objects.all().delete()
     call_command("rebuild_stage_rollup", stdout=io.StringIO())
