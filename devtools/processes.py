@@ -51,13 +51,11 @@ class Supervisor:
     output_lock: threading.Lock = field(default_factory=threading.Lock)
     last_output_at: float = 0.0
 
-    def start(self, names: set[str] | None = None) -> None:
-        """Start every child (or those named) not started yet; their output is passed through line by line (so a
-        message of ours is never cut into one of theirs), and watched for each child's readiness line."""
+    def start(self) -> None:
+        """Start every child; their output is passed through line by line (so a message of ours is never cut into
+        one of theirs), and watched for each child's readiness line."""
         env = {**(self.env if self.env is not None else os.environ), "PYTHONUNBUFFERED": "1"}
         for child in self.children:
-            if child.process is not None or (names is not None and child.name not in names):
-                continue
             child.process = subprocess.Popen(  # noqa: S603 - our own argv
                 child.argv,
                 env=env,

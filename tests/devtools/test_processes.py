@@ -119,26 +119,3 @@ def test_ctrl_c_twice_at_the_terminal_gives_each_child_exactly_one_sigterm(tmp_p
     for name in "ab":
         signals = [line for line in (tmp_path / name).read_text().splitlines() if line.startswith("signal")]
         assert signals == [f"signal {int(signal.SIGTERM)}"], f"child {name} got {signals}"
-
-
-def test_children_can_start_in_two_steps_and_each_starts_once(tmp_path):
-    """run_local starts the web server first and the task cluster only once the seed is done."""
-    first_log, second_log = tmp_path / "first", tmp_path / "second"
-    supervisor = Supervisor(
-        children=[
-            Child("first", [sys.executable, "-c", POLITE, str(first_log)]),
-            Child("second", [sys.executable, "-c", POLITE, str(second_log)]),
-        ],
-        grace=5.0,
-        log=lambda text: None,
-    )
-    supervisor.start(names={"first"})
-    wait_for(lambda: first_log.exists() and "started" in first_log.read_text())
-    assert supervisor.children[1].process is None, "the second child started before it was asked to"
-    first_pid = supervisor.children[0].pid
-
-    supervisor.start()
-    wait_for(lambda: second_log.exists() and "started" in second_log.read_text())
-
-    assert supervisor.children[0].pid == first_pid, "the first child was started a second time"
-    assert supervisor.stop() == {"first": 0, "second": 0}

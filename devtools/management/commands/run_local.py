@@ -1,11 +1,10 @@
-"""`manage.py run_local`: the local run (bin/run) in one process. It migrates, starts the web server, sets up
-schedules, the Stripe webhook secret and the demo data while the server starts, then starts the django-q2 cluster (not
-before: its schedules must not run in the middle of the history the seed replays). It serves the Stripe and Discord
-stand-ins (without Stripe keys, without a Discord bot token), prints the admin login last, and stops everything on one
-Ctrl-C or SIGTERM (devtools/processes.py). One Python process for all setup steps saves the Django start-up of each
-separate command.
+"""`manage.py run_local`: the local run (bin/run) in one process. It migrates, starts the web server and the
+django-q2 cluster, sets up the Stripe webhook secret, the demo data and then the schedules while they start (the
+schedules last: no scheduled job may run in the middle of the history the seed replays). It serves the Stripe and
+Discord stand-ins (without Stripe keys, without a Discord bot token), prints the admin login last, and stops
+everything on one Ctrl-C or SIGTERM (devtools/processes.py). One Python process for all setup steps saves the Django
+start-up of each separate command.
 """
-
 import io
 import os
 import sys
@@ -22,11 +21,13 @@ from devtools.processes import Child, Supervisor
 READY_TIMEOUT = 180
 LOGIN_PREFIX = "Admin login: "
 
-# Run once the database is migrated, while the web server starts (in this order; each is idempotent).
+# Run once the database is migrated, while the servers start (in this order; each is idempotent). The schedules come
+# last: until they exist the task cluster has nothing to run, so no scheduled job (the email queue, support's jobs) runs
+# in the middle of the history the seed replays, and the cluster still starts alongside the seed.
 SETUP_COMMANDS = [
-    ("install_schedules", {}),
     ("stripe_webhook_endpoint", {"allow_missing": True}),  # STRIPE_WEBHOOK_SECRET, or the stand-in's secret
     ("seed_demo", {}),
+    ("install_schedules", {}),
 ]
 
 
@@ -58,12 +59,9 @@ class Command(BaseCommand):
         supervisor.install_signal_handlers()
         standin = self._standin_start()
         discord = self._discord_standin_start()
-        # The web server starts while the setup runs; the task cluster only after it, so that its schedules (the
-        # email queue, support's jobs) never run in the middle of the demo history the seed is replaying.
-        supervisor.start(names={"web server"})
+        supervisor.start()
         try:
             login = "" if no_setup else self._setup(supervisor)
-            supervisor.start()
             if supervisor.wait_until_ready(timeout=READY_TIMEOUT):
                 supervisor.say(self._login_box(port, login, standin, discord))
             exited = supervisor.wait()
