@@ -5,6 +5,7 @@ Discord stand-ins (without Stripe keys, without a Discord bot token), prints the
 everything on one Ctrl-C or SIGTERM (devtools/processes.py). One Python process for all setup steps saves the Django
 start-up of each separate command.
 """
+
 import io
 import os
 import sys
