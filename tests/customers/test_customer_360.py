@@ -306,3 +306,25 @@ def test_support_reads_an_email_as_sent_and_its_queue_item(client, support_user,
     # Support reads the queue (config/roles.py: "did you get my email?"), so the page links to the item, which opens.
     assert reverse("admin:automations_emailqueueitem_change", args=[item.pk]) in page
     assert client.get(reverse("admin:automations_emailqueueitem_change", args=[item.pk])).status_code == 200
+
+
+def test_a_subscription_that_ended_says_when_it_ended_not_when_it_cancels(admin_client):
+    from datetime import UTC, datetime
+
+    from billing.models import SubscriptionStatus
+    from tests.billing.factories import SubscriptionFactory
+    from tests.customers.factories import CustomerFactory
+
+    customer = CustomerFactory(lifecycle_stage="churned")
+    SubscriptionFactory(
+        customer=customer,
+        product_name="Starter Server",
+        status=SubscriptionStatus.CANCELED,
+        cancel_at_period_end=True,
+        ended_at=datetime(2026, 11, 5, 22, 2, tzinfo=UTC),
+    )
+    page = page_of(admin_client, customer)
+
+    plan = page[page.index('id="fact-plan"') : page.index('id="fact-vip"')]
+    assert "Starter Server · Canceled" in plan
+    assert "Ended 2026-11-05" in plan and "Cancels" not in plan
