@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 
 from billing import selectors as billing_selectors
 from customers import events as domain_events
-from customers.lifecycle import CAMPAIGN_STAGES, COMEBACK_EVENTS, campaign_ended_key, campaign_reached_key
+from customers.lifecycle import CAMPAIGN_STAGES, COMEBACK_EVENTS, Stage, campaign_ended_key, campaign_reached_key
 from customers.models import Customer, DomainEvent, TimelineEvent, TimelineSource
 from customers.selectors import customer_get_by_email
 from customers.services import customer_move_stage, normalize_email, timeline_event_record
@@ -47,7 +47,9 @@ logger = logging.getLogger(__name__)
 
 # An exit event about another subscription ends an enrollment only if it is a new purchase: a customer who buys
 # again leaves win-back whatever they bought, but a recovered payment on server B must not stop dunning for server A.
-CUSTOMER_WIDE_EXIT_EVENTS = frozenset({domain_events.SUBSCRIPTION_CREATED, domain_events.CHECKOUT_COMPLETED})
+CUSTOMER_WIDE_EXIT_EVENTS = frozenset(
+    {domain_events.SUBSCRIPTION_CREATED, domain_events.CHECKOUT_COMPLETED, domain_events.TRIAL_STARTED}
+)
 
 UNSUBSCRIBE_SALT = "automations.unsubscribe"  # the first links, which carried the address (still read)
 UNSUBSCRIBE_LINK_SALT = "automations.unsubscribe.item"
@@ -519,7 +521,9 @@ def enrollment_exit(*, enrollment: Enrollment, reason: str, by_event: str = "") 
     cancelled = enrollment.queue_items.filter(status=QueueStatus.PENDING).update(
         status=QueueStatus.CANCELLED, last_error=f"Enrollment exited: {reason}"[:2000], updated_at=now
     )
-    if by_event not in COMEBACK_EVENTS:
+    if by_event == domain_events.CHECKOUT_COMPLETED:
+        campaign_stage_on_purchase(enrollment=enrollment, reason=reason)
+    elif by_event not in COMEBACK_EVENTS:
         campaign_stage_on_end(enrollment=enrollment, how=f"exited: {reason}")
     return cancelled
 
@@ -585,6 +589,24 @@ def campaign_stage_on_end(*, enrollment: Enrollment, how: str) -> bool:
     they moved."""
     stage = enrollment.rule.moves_to_stage
     return bool(stage) and _campaign_stage_leave(enrollment=enrollment, stage=stage, how=how)
+
+
+def campaign_stage_on_purchase(*, enrollment: Enrollment, reason: str) -> bool:
+    """A campaign ended because the customer bought something (a checkout). A new subscription moves them on through
+    billing as usual, but a purchase without one (a VIP reservation) would leave them in the campaign's stage with no
+    campaign: a customer still there moves to Purchase. Returns whether they moved."""
+    stage = enrollment.rule.moves_to_stage
+    if not stage:
+        return False
+    transition = customer_move_stage(
+        customer=enrollment.customer,
+        to_stage=Stage.PURCHASE,
+        from_stage=stage,
+        cause=f"came back during {enrollment.rule.name}: {reason}",
+        occurred_at=enrollment.exited_at,
+        source_key=f"campaign:enrollment-{enrollment.pk}:purchase",
+    )
+    return transition is not None
 
 
 @transaction.atomic

@@ -89,10 +89,12 @@ def onboarding_settled_at(*, onboarding_since: datetime) -> datetime:
 #    without the customer having come back, and no other campaign enrollment of theirs is still running: applied by
 #    automations where the enrollment ends (automations.services.campaign_stage_on_end). The cause says so, and the
 #    dashboard does not count this move as a new churn (only moves into churned from another stage are churn).
-# 3. Win-back -> Trial / Purchase when they subscribe again: billing moves them as for any new subscription, and the
-#    rule's exit events (subscription.created, checkout.completed) end the campaign. An exit caused by one of
-#    COMEBACK_EVENTS moves nobody back to Churned, even if billing's move has not happened yet (a checkout whose
-#    subscription is still incomplete).
+# 3. Win-back -> Trial / Purchase when they subscribe again: billing moves them as for any new subscription (the
+#    trials sync for a website trial), and the rule's exit events (subscription.created, checkout.completed,
+#    trial.started) end the campaign. An exit caused by one of COMEBACK_EVENTS moves nobody back to Churned. An exit
+#    by checkout.completed moves a customer still in Win-back to Purchase (campaign_stage_on_purchase): they bought,
+#    and a purchase without a subscription (a VIP reservation) would otherwise leave them in Win-back with no
+#    campaign; a subscription that follows moves them on to Onboarding as usual.
 #
 # Not chosen: the rule's name (marketing renames rules); "every rule triggered by subscription.canceled" (a
 # transactional "your backups are deleted in 14 days" email is not a re-engagement campaign); the enrollment itself

@@ -90,7 +90,8 @@ def test_removed_by_staff_during_the_campaign_goes_back_to_churned_but_a_comebac
         first_email_sent(customer, drain)
 
     enrollment_exit(enrollment=Enrollment.objects.get(customer=removed), reason="Removed by staff: asked us to stop")
-    # A checkout is a comeback: billing moves them on when the subscription starts; the campaign ends here.
+    # A checkout is a comeback: the campaign ends here, and the customer has bought (Purchase); billing moves them
+    # on to Onboarding when the subscription starts.
     publish("checkout.completed", buying, {"session_id": "cs_1", "product_ids": ["prod_modded"]})
 
     assert moves(removed) == ["churned>win_back", "win_back>churned"]
@@ -98,7 +99,7 @@ def test_removed_by_staff_during_the_campaign_goes_back_to_churned_but_a_comebac
         "Win-back ended without a return (exited: Removed by staff: asked us to stop)"
     )
     assert Enrollment.objects.get(customer=buying).status == EnrollmentStatus.EXITED
-    assert moves(buying) == ["churned>win_back"]
+    assert moves(buying) == ["churned>win_back", "win_back>purchase"]
 
 
 def test_the_customer_stays_in_win_back_while_another_campaign_still_runs(publish, drain):
@@ -170,3 +171,20 @@ def test_an_old_website_trial_found_by_the_first_sync_starts_no_trial_emails(run
 
     assert result.moved_to_trial == 1
     assert not DomainEvent.objects.filter(name="trial.started").exists()
+
+
+def test_a_purchase_without_a_subscription_moves_the_customer_on_from_win_back(publish, drain):
+    """A VIP reservation ends the campaign (checkout.completed) and no subscription follows: the customer bought, so
+    they are in Purchase, not left in Win-back with no campaign running."""
+    customer = CustomerFactory(lifecycle_stage=Stage.CHURNED, opt_in_confirmed=True)
+    publish("subscription.canceled", customer, CANCELED)
+    first_email_sent(customer, drain)
+
+    publish("checkout.completed", customer, {"checkout_session_id": "cs_vip_1", "vip": True})
+    publish("checkout.completed", customer, {"checkout_session_id": "cs_vip_1", "vip": True})  # a duplicate
+
+    customer.refresh_from_db()
+    assert customer.lifecycle_stage == Stage.PURCHASE
+    assert Enrollment.objects.get(customer=customer).status == EnrollmentStatus.EXITED
+    assert not EmailQueueItem.objects.filter(customer=customer, status=QueueStatus.PENDING).exists()
+    assert moves(customer) == ["churned>win_back", "win_back>purchase"]
