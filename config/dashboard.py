@@ -3,13 +3,11 @@ own the data. Each section shows only to staff who may see the records behind it
 queries is the same whatever the amount of data (tests/test_dashboard.py)."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from urllib.parse import urlencode
-
-from django.urls import reverse
+from datetime import UTC, datetime, timedelta
 
 from automations import selectors as automations_selectors
 from billing import selectors as billing_selectors
+from customers import funnel as customers_funnel
 from customers import list_filters
 from customers import selectors as customers_selectors
 from customers.lifecycle import Stage
@@ -35,14 +33,8 @@ class Money:
         return f"{self.amount / 100:,.2f} {self.currency}"
 
 
-def period_start(*, days: int, now: datetime) -> datetime:
-    """The last `days` days are whole UTC days: today and the days-1 before it, from midnight. The day-by-day figures
-    (customers/rollups.py) then cover the period exactly, and every section counts the same span."""
-    return datetime.combine(now.astimezone(UTC).date() - timedelta(days=days - 1), time.min, tzinfo=UTC)
-
-
 def dashboard_build(*, user, days: int, now: datetime) -> dict:
-    since = period_start(days=days, now=now)
+    since = customers_funnel.period_start(days=days, now=now)
     board: dict = {"days": days, "periods": PERIODS, "since": since, "now": now}
     if user.has_perm("customers.view_customer"):
         board["customers"] = _customers(since=since, now=now)
@@ -61,23 +53,8 @@ def dashboard_build(*, user, days: int, now: datetime) -> dict:
 
 
 def _customers(*, since: datetime, now: datetime) -> dict:
-    moves = customers_selectors.stage_moves(first_day=since.date(), last_day=now.astimezone(UTC).date())
-    entries = moves.entered
-    changelist = reverse("admin:customers_customer_changelist")
+    funnel, moves = customers_funnel.funnel_rows(since=since, until=now)
     labels = dict(Stage.choices)
-    funnel = [
-        {
-            "stage": labels[stage],
-            "now": count,
-            "now_url": f"{changelist}?{urlencode({'lifecycle_stage__exact': stage})}",
-            "entered": entries.get(stage, 0),
-            # A customer arrives in Discovery when first recorded, without a move (customers/rollups.py).
-            "entered_url": list_filters.created_url(since=since, until=now)
-            if stage == Stage.DISCOVERY
-            else list_filters.entered_stage_url(stage=stage, since=since, until=now),
-        }
-        for stage, count in customers_selectors.stage_counts()
-    ]
     conversions = [
         {
             "from": labels[row["stage"]],

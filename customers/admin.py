@@ -1,19 +1,18 @@
 import json
 import uuid
-from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
 from config.admin import ReadOnlyAdmin
 
-from . import admin_360, list_filters, selectors, services, staff_actions
+from . import admin_360, funnel, list_filters, services, staff_actions
 from .customer_360 import RESENDABLE, customer_360, rules_to_enroll_in
 from .events import domain_event_dispatch
 from .models import ConsentRecord, Customer, DomainEvent, StaffAction, StageTransition, TimelineEvent
@@ -174,22 +173,11 @@ class CustomerAdmin(admin.ModelAdmin):
         requested = request.GET.get("days", "")
         days = int(requested) if requested.isdigit() and 0 < int(requested) <= 3650 else 30
         until = timezone.now()
-        since = until - timedelta(days=days)
-        current = selectors.stage_counts()
-        entries = selectors.stage_entries(since=since, until=until)
-        widest = max([n for _, n in current] + [n for _, n in entries] + [1])
-        rows = [
-            {
-                "stage": Customer(lifecycle_stage=stage).get_lifecycle_stage_display(),
-                "now": now_count,
-                "now_url": f"{reverse('admin:customers_customer_changelist')}?lifecycle_stage__exact={stage}",
-                "entered": entered,
-                "entered_url": list_filters.entered_stage_url(stage=stage, since=since, until=until),
-                "now_pct": round(100 * now_count / widest),
-                "entered_pct": round(100 * entered / widest),
-            }
-            for (stage, now_count), (_, entered) in zip(current, entries, strict=True)
-        ]
+        rows, _ = funnel.funnel_rows(since=funnel.period_start(days=days, now=until), until=until)
+        widest = max([row["now"] for row in rows] + [row["entered"] for row in rows] + [1])
+        for row in rows:
+            row["now_pct"] = round(100 * row["now"] / widest)
+            row["entered_pct"] = round(100 * row["entered"] / widest)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,

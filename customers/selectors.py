@@ -76,17 +76,6 @@ def stage_counts() -> list[tuple[str, int]]:
     return [(stage, counts.get(stage, 0)) for stage in FUNNEL_ORDER]
 
 
-def stage_entries(*, since: datetime, until: datetime) -> list[tuple[str, int]]:
-    """How many distinct customers entered each stage in a period: the funnel."""
-    rows = (
-        StageTransition.objects.filter(occurred_at__gte=since, occurred_at__lt=until)
-        .values("to_stage")
-        .annotate(customers=Count("customer", distinct=True))
-    )
-    counts = {row["to_stage"]: row["customers"] for row in rows}
-    return [(stage, counts.get(stage, 0)) for stage in FUNNEL_ORDER]
-
-
 def customer_timeline_queryset(*, customer: Customer) -> QuerySet[TimelineEvent]:
     """The customer's timeline, newest first, for paging (timeline_customer_recent_idx)."""
     return TimelineEvent.objects.filter(customer=customer).order_by("-occurred_at", "-id")
