@@ -96,6 +96,14 @@ class OTPSetupForm(forms.Form):
 
 
 STRIPE_INTERNALS = "djstripe"
+# Menu names of the libraries' apps, in the words staff use (Django shows their labels, "OTP_TOTP", "AXES").
+APP_NAMES = {
+    "otp_totp": "Two-factor devices",
+    "axes": "Login lockouts",
+    "auth": "Staff accounts",
+    "rest_framework_api_key": "API keys (library)",
+    "django_q": "Background tasks",
+}
 
 
 class ModReadyAdminSite(admin.AdminSite):
@@ -140,6 +148,8 @@ class ModReadyAdminSite(admin.AdminSite):
         apps = super().get_app_list(request, app_label)
         stripe = [app for app in apps if app["app_label"] == STRIPE_INTERNALS]
         apps = [app for app in apps if app["app_label"] != STRIPE_INTERNALS]
+        for app in apps:
+            app["name"] = APP_NAMES.get(app["app_label"], app["name"])
         if request.user.is_superuser:
             for app in stripe:
                 app["name"] = "Stripe internals (dj-stripe)"

@@ -33,7 +33,9 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        verbose_name_plural = "webhook deliveries"
+        # Webhooks the providers send us; the ones we send out are webhooks.WebhookDelivery ("sent webhooks").
+        verbose_name = "incoming webhook"
+        verbose_name_plural = "incoming webhooks (from Stripe, Mautic, ...)"
         constraints = [
             models.UniqueConstraint(fields=["provider", "dedupe_key"], name="webhook_delivery_unique_per_provider"),
         ]

@@ -72,7 +72,9 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        verbose_name_plural = "webhook deliveries"
+        # Webhooks we send to outside tools; the ones providers send us are integrations.WebhookDelivery.
+        verbose_name = "sent webhook"
+        verbose_name_plural = "sent webhooks (to outside tools)"
         constraints = [
             # Dispatch of a domain event is at least once: the second run finds the delivery and adds nothing.
             models.UniqueConstraint(fields=["endpoint", "domain_event"], name="webhook_delivery_once_per_event"),

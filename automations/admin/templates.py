@@ -99,6 +99,7 @@ class EmailTemplateAdmin(admin.ModelAdmin):
             "customer": customer,
             "customers": Customer.objects.order_by("-created_at")[:50],
             "can_send": self.has_change_permission(request, template) and bool(request.user.email),
+            "no_email_for_test": self.has_change_permission(request, template) and not request.user.email,
         }
         return TemplateResponse(request, "admin/automations/emailtemplate/preview.html", context)
 
@@ -107,6 +108,13 @@ class EmailTemplateAdmin(admin.ModelAdmin):
 
         url = reverse("admin:automations_emailtemplate_preview", args=[template.pk])
         url = f"{url}?customer={customer_id}" if customer_id else url
+        if not request.user.email:
+            self.message_user(
+                request,
+                "Your staff account has no email address, so the test has nowhere to go: ask an owner to add one.",
+                messages.ERROR,
+            )
+            return redirect(url)
         test_send = services.staff_test_send_reserve(user=request.user, template=template)
         if test_send is None:
             self.message_user(
