@@ -51,6 +51,7 @@ from .models import (
     QueueStatus,
     SendingPause,
     Suppression,
+    SuppressionReason,
     TemplateCategory,
 )
 from .rendering import SUBSCRIPTION_FIELDS, customer_context, links_context, render_email
@@ -268,14 +269,15 @@ def _batch_prune_ended(batch: EmailBatch, *, now) -> EmailBatch | None:
 def _suppression_reason(item: EmailQueueItem, suppressions: dict[str, set[str]]) -> str | None:
     template = item.step.template
     reasons = suppressions.get(item.recipient.lower(), set())
+    labels = dict(SuppressionReason.choices)
     if template.category == TemplateCategory.MARKETING:
         if not item.customer.opt_in_confirmed:
-            return "No marketing consent (opt_in_confirmed is off)"
+            return "No marketing consent: the customer has not confirmed they want marketing email"
         if reasons:
-            return f"Address suppressed: {', '.join(sorted(reasons))}"
+            return f"Address suppressed: {', '.join(sorted(labels.get(r, r).lower() for r in reasons))}"
     blocking = reasons & set(SUPPRESSES_TRANSACTIONAL)
     if blocking:
-        return f"Address suppressed: {', '.join(sorted(blocking))}"
+        return f"Address suppressed: {', '.join(sorted(labels.get(r, r).lower() for r in blocking))}"
     return None
 
 

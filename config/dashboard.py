@@ -54,17 +54,7 @@ def dashboard_build(*, user, days: int, now: datetime) -> dict:
 
 def _customers(*, since: datetime, now: datetime) -> dict:
     funnel, moves = customers_funnel.funnel_rows(since=since, until=now)
-    labels = dict(Stage.choices)
-    conversions = [
-        {
-            "from": labels[row["stage"]],
-            "to": " or ".join(labels[stage] for stage in row["next_stages"]),
-            "entered": row["entered"],
-            "moved_on": row["moved_on"],
-            "percent": round(100 * row["moved_on"] / row["entered"]) if row["entered"] else None,
-        }
-        for row in moves.conversions()
-    ]
+    conversions = [_conversion(row, since=since, now=now) for row in moves.conversions()]
     created = customers_selectors.customers_created_by_day(since=since, until=now)
     days = [since.date() + timedelta(days=n) for n in range((now.astimezone(UTC).date() - since.date()).days + 1)]
     return {
@@ -81,6 +71,33 @@ def _customers(*, since: datetime, now: datetime) -> dict:
             [(day, created.get(day, 0), moves.churned.get(day, 0)) for day in days], series=("new", "churned")
         ),
     }
+
+
+def _conversion(row: dict, *, since: datetime, now: datetime) -> dict:
+    """One stage-to-stage conversion. A move that takes time (Onboarding to Active: up to 30 days) is measured only
+    over the customers who entered long enough ago to have made it; when nobody in the period did, the row says the
+    conversion cannot be measured yet instead of showing 0%."""
+    labels = dict(Stage.choices)
+    shown = {
+        "from": labels[row["stage"]],
+        "to": " or ".join(labels[stage] for stage in row["next_stages"]),
+        "entered": row["entered"],
+        "moved_on": row["moved_on"],
+        "cohort_note": "",
+        "too_early": "",
+    }
+    takes = customers_funnel.CONVERSION_TAKES.get(row["stage"])
+    entered, moved_on = row["entered"], row["moved_on"]
+    if takes is not None:
+        last_day = (now - takes).astimezone(UTC).date()
+        if last_day < since.astimezone(UTC).date():
+            shown["too_early"] = f"Not measurable yet: it takes up to {takes.days} days"
+            shown["percent"] = None
+            return shown
+        entered, moved_on = customers_funnel.conversion_by(stage=row["stage"], since=since, last_day=last_day)
+        shown["cohort_note"] = f"of the {entered} who entered by {last_day:%Y-%m-%d} (it takes up to {takes.days} days)"
+    shown["percent"] = round(100 * moved_on / entered) if entered else None
+    return shown
 
 
 def _engagement(total) -> dict:

@@ -48,9 +48,10 @@ class StaffMemberForm(forms.Form):
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
         user_model = get_user_model()
-        if user_model.objects.filter(email__iexact=email).exists() or user_model.objects.filter(
-            username__iexact=email
-        ).exists():
+        if (
+            user_model.objects.filter(email__iexact=email).exists()
+            or user_model.objects.filter(username__iexact=email).exists()
+        ):
             raise forms.ValidationError("A staff account with this email exists already.")
         return email
 

@@ -16,6 +16,7 @@ from . import admin_360, funnel, list_filters, services, staff_actions
 from .customer_360 import RESENDABLE, customer_360, rules_to_enroll_in
 from .events import domain_event_dispatch
 from .models import ConsentRecord, Customer, DomainEvent, StaffAction, StageTransition, TimelineEvent
+from .timeline_labels import timeline_kind_label
 
 # What staff without full rights (Support) may edit on a customer: the contact details. Billing state (stage, Stripe
 # ids, consent, VIP, promo) is read-only for them; consent and stage change through the 360's quick actions.
@@ -190,12 +191,16 @@ class CustomerAdmin(admin.ModelAdmin):
 
 @admin.register(TimelineEvent)
 class TimelineEventAdmin(ReadOnlyAdmin):
-    list_display = ("occurred_at", "customer", "source", "kind", "summary")
+    list_display = ("occurred_at", "customer", "source", "what", "summary")
     list_filter = ("source", "kind")
     list_select_related = ("customer",)
     search_fields = ("customer__email", "kind", "=object_id", "=source_key")
     autocomplete_fields = ("customer",)
     date_hierarchy = "occurred_at"
+
+    @admin.display(description="What happened", ordering="kind")
+    def what(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.kind, timeline_kind_label(obj.kind))
 
 
 @admin.register(StageTransition)

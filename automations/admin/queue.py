@@ -83,9 +83,13 @@ class EmailQueueItemAdmin(ReadOnlyAdmin):
     def rule_name(self, obj):
         return obj.enrollment.rule.name
 
-    @admin.display(description="last error")
+    @admin.display(description="why")
     def last_error_short(self, obj):
-        return obj.last_error[:80]
+        """Why an email is where it is: an error for a failed one, the reason for a cancelled or held one."""
+        if not obj.last_error:
+            return ""
+        label = {QueueStatus.FAILED: "Error", QueueStatus.CANCELLED: "Cancelled"}.get(obj.status, "Note")
+        return f"{label}: {obj.last_error[:80]}"
 
     def has_retry_permission(self, request):
         # Re-sending and cancelling emails change the queue: staff who may change queue items (superusers, and the

@@ -33,10 +33,19 @@ def preview_context(*, customer: Customer | None) -> dict:
 
 @admin.register(EmailTemplate)
 class EmailTemplateAdmin(admin.ModelAdmin):
-    list_display = ("name", "category", "subject", "used_by", "retired", "updated_at")
+    list_display = ("name", "category", "subject_example", "used_by", "retired", "updated_at")
     list_filter = ("category", "retired")
     search_fields = ("name", "subject")
     readonly_fields = ("preview_link", "created_at", "updated_at")
+
+    @admin.display(description="subject (as the sample customer gets it)", ordering="subject")
+    def subject_example(self, obj):
+        """The subject as a reader sees it, not its template code (which stays in the tooltip and the form)."""
+        try:
+            subject = render_email(template=obj, context=sample_context()).subject
+        except Exception:  # a template that does not render shows as written; its form says why
+            return format_html('<span title="Does not render for the sample customer">{}</span>', obj.subject)
+        return format_html('<span title="As written: {}">{}</span>', obj.subject, subject)
     fieldsets = (
         (None, {"fields": ("name", "description", "category", "retired", "preview_link")}),
         ("Content (Jinja2)", {"fields": ("subject", "preheader", "html_body", "text_body")}),

@@ -49,7 +49,9 @@ def test_owner_adds_a_support_member_who_sets_a_password_from_the_email_and_sign
     assert form_page.status_code == 200
     assert "new password" in form_page.content.decode().lower()
     set_url = form_page.redirect_chain[-1][0]
-    done = client.post(set_url, {"new_password1": "a long new passphrase 7", "new_password2": "a long new passphrase 7"})
+    done = client.post(
+        set_url, {"new_password1": "a long new passphrase 7", "new_password2": "a long new passphrase 7"}
+    )
     assert done.status_code == 302
     user.refresh_from_db()
     assert user.check_password("a long new passphrase 7")
