@@ -46,6 +46,7 @@ class EmailTemplateAdmin(admin.ModelAdmin):
         except Exception:  # a template that does not render shows as written; its form says why
             return format_html('<span title="Does not render for the sample customer">{}</span>', obj.subject)
         return format_html('<span title="As written: {}">{}</span>', obj.subject, subject)
+
     fieldsets = (
         (None, {"fields": ("name", "description", "category", "retired", "preview_link")}),
         ("Content (Jinja2)", {"fields": ("subject", "preheader", "html_body", "text_body")}),
