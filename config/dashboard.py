@@ -49,6 +49,8 @@ def dashboard_build(*, user, days: int, now: datetime) -> dict:
         analytics = automations_selectors.email_analytics(since=since, until=now)
         board["engagement"] = _engagement(analytics.total)
         board["engagement_chart"] = daily_lines(analytics.days)
+        # The analytics page needs rules as well as emails (automations/admin/analytics.py): linked for who may open it.
+        board["analytics_link"] = user.has_perms(["automations.view_automationrule", "automations.view_emailqueueitem"])
     return board
 
 

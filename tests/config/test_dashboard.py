@@ -137,6 +137,23 @@ def test_sections_follow_the_role(client, support_user, marketing_user, story):
     assert "at_risk" not in board and "tickets" not in board and "recovered" not in board
 
 
+@pytest.mark.parametrize("role", ["support_user", "marketing_user"])
+def test_every_link_on_the_home_page_opens_for_the_role_that_sees_it(client, role, request, story):
+    """Support's home page linked to the analytics, which answered them 403: a role sees only what it can open."""
+    import re
+
+    client.force_login(request.getfixturevalue(role))
+    page = client.get(reverse("admin:index")).content.decode()
+    links = {escape_back(href) for href in re.findall(r'href="(/admin/[^"#]*)"', page)}
+    links -= {reverse("admin:logout"), reverse("admin:password_change")}
+    refused = [href for href in sorted(links) if client.get(href).status_code == 403]
+    assert len(links) > 10 and refused == []
+
+
+def escape_back(href: str) -> str:
+    return href.replace("&amp;", "&")
+
+
 def _queries(client, url, params=None) -> int:
     # Counted by an execute wrapper: the queries log is cleared when a request starts, which would make
     # CaptureQueriesContext count nothing after a test's own setup queries.
