@@ -23,6 +23,7 @@ from .models import (
     TicketPriority,
     TicketStatus,
 )
+from .open_lock import ticket_open_lock
 from .triage import triage
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ def ticket_open_request(
     now = now or timezone.now()
     if category not in TicketCategory.values:
         return OpenResult(None, "Please pick one of the categories.")
+    ticket_open_lock(discord_user_id=discord_user_id)  # the cap below is counted with no other opening in between
     refusal = open_refusal(discord_user_id=discord_user_id, category=category, now=now)
     if refusal:
         return OpenResult(None, refusal)
