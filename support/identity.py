@@ -50,14 +50,23 @@ def link_url(request: DiscordLinkRequest) -> str:
 
 
 def link_request_from_token(token: str) -> DiscordLinkRequest | None:
-    """The request a token of ours names, None for anything else (tampered, truncated, or older than its lifetime)."""
+    """The request a token of ours names, None for anything else (tampered or truncated). A token older than its
+    lifetime names its request marked expired, so the page can say so."""
+    expired = False
     try:
-        request_id = signing.b62_decode(
-            _signer().unsign(token, max_age=timedelta(minutes=settings.DISCORD_LINK_CONFIRM_MINUTES))
-        )
-    except (signing.BadSignature, ValueError):
+        value = _signer().unsign(token, max_age=timedelta(minutes=settings.DISCORD_LINK_CONFIRM_MINUTES))
+    except signing.SignatureExpired:
+        value, expired = _signer().unsign(token), True
+    except signing.BadSignature:
         return None
-    return DiscordLinkRequest.objects.select_related("customer").filter(pk=request_id).first()
+    try:
+        request_id = signing.b62_decode(value)
+    except ValueError:
+        return None
+    request = DiscordLinkRequest.objects.select_related("customer").filter(pk=request_id).first()
+    if request is not None and expired:
+        request.signature_expired = True
+    return request
 
 
 def link_request_state(request: DiscordLinkRequest | None) -> str:
@@ -68,7 +77,7 @@ def link_request_state(request: DiscordLinkRequest | None) -> str:
         return "confirmed"
     if request.declined_at:
         return "declined"
-    if request.expires_at <= timezone.now():
+    if request.expires_at <= timezone.now() or getattr(request, "signature_expired", False):
         return "expired"
     if customer_services.normalize_email(request.customer.email) != customer_services.normalize_email(request.email):
         return "expired"  # the account's address changed since: the mailbox that got the link is no longer theirs

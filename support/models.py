@@ -35,7 +35,9 @@ class Ticket(models.Model):
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.PROTECT, related_name="tickets", null=True, blank=True
     )
-    # How the customer was found: by the Discord id stored on them, or by the (unverified) email typed in the form.
+    # How the customer was found: by the Discord id proven to be theirs (support/identity.py). "email" (an unverified
+    # typed email) was written before support 0004, which took those tickets off their customer; a typed email now
+    # stays in contact_email only.
     customer_link = models.CharField(max_length=10, blank=True, choices=[("discord", "Discord id"), ("email", "Email")])
     discord_user_id = models.CharField("Discord user id", max_length=32, db_index=True)
     discord_username = models.CharField(max_length=100, blank=True)

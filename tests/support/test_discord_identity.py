@@ -123,10 +123,13 @@ def test_this_was_not_me_links_nothing_and_stops_further_emails(discord, send, c
     assert len(mail.outbox) == 1
 
 
-def test_an_expired_or_altered_link_links_nothing(discord, send, client, victim):
+def test_an_expired_or_altered_link_links_nothing(discord, send, client, victim, settings):
     open_ticket(send, user_id=IMPOSTOR_ID, email="victoria@example.com")
     path = link_path(mail.outbox[0])
     assert client.get(path[:-3] + "abc").status_code == 400
+    settings.DISCORD_LINK_CONFIRM_MINUTES = -1  # the signature itself is older than the lifetime
+    assert client.post(path, {"choice": "confirm"}).status_code == 410
+    settings.DISCORD_LINK_CONFIRM_MINUTES = 30
     DiscordLinkRequest.objects.update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     expired = client.post(path, {"choice": "confirm"})
     assert expired.status_code == 410 and "expired" in expired.content.decode()
