@@ -233,6 +233,18 @@ def _stage_move(call: Call, *, to_stage: str) -> Outcome:
     )
 
 
+def _discord_link(call: Call, *, discord_user_id: str) -> Outcome:
+    """Staff link a Discord account by hand, having checked who the person is (a typed email in the ticket form is
+    no proof: support/identity.py). The user's tickets without a customer become this customer's."""
+    from support.identity import discord_link_by_staff
+
+    if call.customer.discord_user_id == discord_user_id:
+        raise ActionRefused("That Discord account is linked to this customer already.")
+    done = discord_link_by_staff(customer=call.customer, discord_user_id=discord_user_id)
+    replaced = f", replacing {done['previous']}" if done["previous"] else ""
+    return Outcome(f"linked Discord user {discord_user_id} by hand{replaced}", done)
+
+
 def _id_field() -> forms.IntegerField:
     return forms.IntegerField(min_value=1)
 
@@ -267,6 +279,13 @@ ACTIONS: dict[str, QuickAction] = {
             "customers.add_consentrecord",
             {"opt_in": forms.TypedChoiceField(choices=[("1", "on"), ("0", "off")], coerce=lambda value: value == "1")},
             _consent_change,
+        ),
+        # Linking a Discord account is editing the customer's contact details (Support may).
+        QuickAction(
+            StaffActionKind.DISCORD_LINK,
+            "customers.change_customer",
+            {"discord_user_id": forms.RegexField(regex=r"^\d{15,21}$", max_length=21, strip=True)},
+            _discord_link,
         ),
         QuickAction(
             StaffActionKind.STAGE_MOVE,

@@ -47,3 +47,10 @@ def tickets_retry_task() -> int:
     for ticket_id in closing:
         workflows.ticket_close_run(ticket_id=ticket_id)
     return len(opening) + len(closing)
+
+
+def discord_link_email_task(request_id: int) -> str:
+    """Email the customer the one-time link that connects a Discord account (support/identity.py)."""
+    from . import identity
+
+    return identity.link_email_send(request_id=request_id)

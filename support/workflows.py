@@ -22,6 +22,7 @@ from integrations.discord.client import (
 
 from . import discord_messages as msg
 from . import hours, selectors, services
+from .channel_placement import categories_with_room
 from .models import SupportPanel, Ticket, TicketAttachment, TicketStatus
 
 logger = logging.getLogger(__name__)
@@ -65,10 +66,12 @@ def _reply(discord: DiscordClient, ticket: Ticket, content: str) -> None:
 
 def _create_channel(discord: DiscordClient, ticket: Ticket) -> str:
     # A previous attempt may have created the channel and lost the answer: look before creating another.
-    for channel in discord.guild_channels(guild_id=settings.DISCORD_GUILD_ID):
+    channels = discord.guild_channels(guild_id=settings.DISCORD_GUILD_ID)
+    for channel in channels:
         if channel.get("name") == ticket.channel_name and channel.get("type") == 0:
             return channel["id"]
-    for category_id in settings.DISCORD_TICKET_CATEGORY_IDS:
+    # Start from the first category with room (support/channel_placement.py), not from the first one every time.
+    for category_id in categories_with_room(channels=channels, category_ids=settings.DISCORD_TICKET_CATEGORY_IDS):
         try:
             channel = discord.channel_create(
                 guild_id=settings.DISCORD_GUILD_ID,

@@ -421,6 +421,8 @@ DISCORD_SUPPORT_HOURS = env("DISCORD_SUPPORT_HOURS", "mon-fri 09:00-18:00")
 DISCORD_SUPPORT_TIMEZONE = env("DISCORD_SUPPORT_TIMEZONE", "Europe/Berlin")
 DISCORD_MAX_OPEN_TICKETS_PER_USER = env_int("DISCORD_MAX_OPEN_TICKETS_PER_USER", 3)
 DISCORD_REOPEN_COOLDOWN_MINUTES = env_int("DISCORD_REOPEN_COOLDOWN_MINUTES", 10)
+# Minutes the emailed link that connects a Discord account to a customer stays valid (support/identity.py).
+DISCORD_LINK_CONFIRM_MINUTES = env_int("DISCORD_LINK_CONFIRM_MINUTES", 30)
 # Inactivity: a warning after DISCORD_AUTOCLOSE_WARN_HOURS without a message, the close DISCORD_AUTOCLOSE_GRACE_HOURS
 # after the warning if still nothing was said.
 DISCORD_AUTOCLOSE_WARN_HOURS = env_int("DISCORD_AUTOCLOSE_WARN_HOURS", 48)

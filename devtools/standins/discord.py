@@ -115,6 +115,27 @@ def button_click(custom_id: str, **kwargs) -> dict:
     return interaction(3, data={"custom_id": custom_id, "component_type": 2}, **kwargs)
 
 
+def user_select(custom_id: str, picked: dict[str, list[str] | None], *, names: dict | None = None, **kwargs) -> dict:
+    """A user select's submit as Discord sends it from a guild: `values` and `resolved` with each picked user and, for
+    a member of the server, their partial member object with role ids (None: the user is not a member, so no member
+    object). https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object-resolved-data-structure
+    """
+    names = names or {}
+    users = {user_id: user_object(user_id, names.get(user_id, "")) for user_id in picked}
+    members = {
+        user_id: {"roles": list(roles), "joined_at": "2024-01-01T00:00:00+00:00", "nick": None, "permissions": "0"}
+        for user_id, roles in picked.items()
+        if roles is not None
+    }
+    data = {
+        "custom_id": custom_id,
+        "component_type": 5,
+        "values": list(picked),
+        "resolved": {"users": users, "members": members},
+    }
+    return interaction(3, data=data, **kwargs)
+
+
 def modal_submit(custom_id: str, fields: dict[str, str | list[str]], **kwargs) -> dict:
     """A modal submit with Label components (type 18): a list value is a string select's `values`."""
     components = []
