@@ -166,6 +166,10 @@ class DiscordInvite(models.Model):
     stored_at = models.DateTimeField(null=True, blank=True)
     email_requested_at = models.DateTimeField(null=True, blank=True, help_text="set before the send is attempted")
     emailed_at = models.DateTimeField(null=True, blank=True)
+    # A superseded invite is deleted at Discord once its successor is stored, so a leaked link stops working
+    # (integrations/workflows/invite_revoke.py); a failed delete keeps its error and is retried every 5 minutes.
+    revoked_at = models.DateTimeField(null=True, blank=True, help_text="deleted at Discord: the link no longer works")
+    revoke_error = models.CharField(max_length=500, blank=True, help_text="why the last delete at Discord failed")
 
     class Meta:
         ordering = ["-created_at", "-id"]

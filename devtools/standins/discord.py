@@ -17,8 +17,8 @@ What it speaks (https://discord.com/developers/docs/resources/): guild channels 
 code 50035 naming `parent_id`; 500 per guild: 400 code 30013), channel get/delete (deleted channels take their
 messages and attachments with them), permission overwrites, messages post/edit/list with `before`/`after`/`limit`
 (newest first, as Discord answers), channel invites (create; list with their metadata; get and delete by code: a
-deleted invite is gone and `accept_invite` refuses it), attachments on a CDN path with signed, expiring URLs, the
-interaction callback and the interaction webhook (`@original` edits, follow-ups), `GET /users/@me`.
+deleted invite is gone and `invite_works`/`accept_invite` refuse it), attachments on a CDN path with signed, expiring
+URLs, the interaction callback and the interaction webhook (`@original` edits, follow-ups), `GET /users/@me`.
 Every API call needs `Authorization: Bot <token>` (else 401; `revoke_bot_token()` makes the one token the tests use
 fail too) and a `DiscordBot (...)` User-Agent (else 403); webhook calls need neither, so they keep working with a
 revoked token, as at Discord.
@@ -247,18 +247,23 @@ class FakeDiscord(FakeServer):
         with self.lock:
             self.invite_delete_failures = times
 
-    def accept_invite(self, code: str) -> bool:
-        """Someone follows https://discord.gg/<code>: False when the invite is gone (deleted, unknown), expired or
-        used up, as Discord's "Invite invalid" screen."""
+    def invite_works(self, code: str) -> bool:
+        """Whether https://discord.gg/<code> would let someone in now: not when the invite is gone (deleted,
+        unknown), expired or used up (Discord's "Invite invalid" screen)."""
         with self.lock:
             invite = self.invites.get(code)
             if invite is None:
                 return False
             if invite["expires_at"] and datetime.fromisoformat(invite["expires_at"]) <= datetime.now(UTC):
                 return False
-            if invite["max_uses"] and invite["uses"] >= invite["max_uses"]:
+            return not (invite["max_uses"] and invite["uses"] >= invite["max_uses"])
+
+    def accept_invite(self, code: str) -> bool:
+        """Someone follows the link: False (refused) as `invite_works`, else one use is counted."""
+        with self.lock:
+            if not self.invite_works(code):
                 return False
-            invite["uses"] += 1
+            self.invites[code]["uses"] += 1
             return True
 
     def reset(self) -> None:

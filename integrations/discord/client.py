@@ -47,6 +47,7 @@ TICKET_MEMBER_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_
 
 # Error codes (https://discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes).
 UNKNOWN_CHANNEL = 10003
+UNKNOWN_INVITE = 10006
 UNKNOWN_MESSAGE = 10008
 UNKNOWN_INTERACTION = 10062
 MAX_GUILD_CHANNELS = 30013
@@ -465,6 +466,19 @@ class DiscordClient:
         ISO 8601, ...). Needs MANAGE_CHANNELS. A GET: retried on a 5xx or a lost answer. Used after an invite POST
         whose answer was lost, to find the invite it made."""
         return self.request("GET", f"/channels/{channel_id}/invites") or []
+
+    def invite_delete(self, *, code: str) -> bool:
+        """Revoke an invite (https://discord.com/developers/docs/resources/invite#delete-invite; needs MANAGE_CHANNELS
+        on its channel or MANAGE_GUILD): the link stops working at once. False when Discord no longer knows it
+        (Unknown Invite 10006: expired, used up, or deleted already), which is just as revoked. A DELETE: retried on
+        a 5xx or a lost answer."""
+        try:
+            self.request("DELETE", f"/invites/{code}")
+        except DiscordError as exc:
+            if exc.status == 404 and exc.code == UNKNOWN_INVITE:
+                return False
+            raise
+        return True
 
     def dm_channel_create(self, *, recipient_id: str) -> dict:
         """The bot's direct-message channel with a user (https://discord.com/developers/docs/resources/user#create-dm)."""
