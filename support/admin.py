@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from config.admin import ReadOnlyAdmin
+from integrations import alerts as integration_alerts
 
 from . import selectors, services, ticket_identity
 from .models import DiscordInteraction, Ticket, TicketAttachment, TicketStatus
@@ -160,6 +161,11 @@ class TicketAdmin(admin.ModelAdmin):
             else:
                 refused += 1
         self.message_user(request, f"{reopened} reopening, {refused} refused (the user has an open ticket there).")
+
+    def changelist_view(self, request, extra_context=None):
+        for alert in integration_alerts.alerts_active():  # a Discord configuration that stops tickets, on top
+            messages.error(request, alert.message)
+        return super().changelist_view(request, extra_context)
 
     def get_urls(self):
         view = self.admin_site.admin_view

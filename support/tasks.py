@@ -26,7 +26,11 @@ def ticket_opening_message_refresh_task(ticket_id: int) -> None:
 
 
 def tickets_activity_task() -> int:
-    """Schedule (every 2 minutes): read new messages of open tickets."""
+    """Schedule (every 2 minutes): read new messages of open tickets. While Discord refuses the bot token, first one
+    probe call that clears the staff alert once the token works again (integrations.alerts)."""
+    from integrations import alerts
+
+    alerts.discord_token_probe()
     return workflows.activity_read_run()
 
 

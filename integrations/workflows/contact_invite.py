@@ -16,7 +16,8 @@ From the seed's n8n workflow, with guarantees instead of random waits:
 - Our own write of the link makes Mautic send another update webhook: its link field holds our current invite, which
   is already emailed, so the run ends before any outside call (a quiet no-op).
 - A field cleared in Mautic while our invite is stored there means "reissue" (the seed's procedure): the old invite
-  is marked superseded and a new one is made.
+  is marked superseded and a new one is made; once the new one is stored, the old one is deleted at Discord
+  (invite_revoke.py), so a leaked link stops working.
 - The contact's marketing fields are mirrored onto the CRM Customer on every event.
 """
 
@@ -38,6 +39,7 @@ from integrations.webhooks import webhook_processor
 
 from .crm import customer_mirror_mautic
 from .emails import email_send_once
+from .invite_revoke import replaced_invites_revoke
 from .invites import invite_ensure
 
 logger = logging.getLogger(__name__)
@@ -202,6 +204,7 @@ def _stored(recorder: StepRecorder, invite: DiscordInvite, field: str) -> None:
     _mark(invite, InviteState.STORED)
     if recorder.run.customer_id:
         customer_services.customer_update(customer=recorder.run.customer, **{field: invite.url})
+    replaced_invites_revoke(recorder, invite)  # a reissue: the old link stops working (never raises)
 
 
 def _mark(invite: DiscordInvite, state: str) -> None:
