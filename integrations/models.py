@@ -12,6 +12,7 @@ class DeliveryStatus(models.TextChoices):
     RECEIVED = "received", "Received"
     PROCESSED = "processed", "Processed"
     FAILED = "failed", "Failed"
+    REJECTED = "rejected", "Refused (malformed, not processed)"
 
 
 class WebhookDelivery(models.Model):
@@ -28,6 +29,9 @@ class WebhookDelivery(models.Model):
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    refused_fields = models.JSONField(
+        default=list, blank=True, help_text="Fields refused at the edge (failed their check); the rest applied."
+    )
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
