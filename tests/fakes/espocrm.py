@@ -39,7 +39,7 @@ class FakeEspoCrm(FakeServer):
             self.search_misses = False
             self.duplicate_body = "id_name"
 
-    def add_lead(self, *, email: str, firstName: str = "", lastName: str = "", **fields: Any) -> str:  # noqa: N803
+    def add_lead(self, *, email: str, firstName: str = "", lastName: str = "", **fields: Any) -> str:
         lead_id = secrets.token_hex(8)[:17]
         name = f"{firstName} {lastName}".strip()
         with self.lock:
