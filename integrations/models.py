@@ -239,3 +239,17 @@ class ProviderAlert(models.Model):
 
     def __str__(self) -> str:
         return self.get_kind_display()
+
+
+class ProviderAccessToken(models.Model):
+    """A provider's short-lived access token, shared by every worker and task (Shopware's lives ten minutes): one
+    token serves every call until shortly before it expires, instead of one per run. `key` names the provider and
+    the credentials it was issued for."""
+
+    key = models.CharField(max_length=255, unique=True)
+    token = models.TextField(blank=True)
+    expires_at = models.DateTimeField()
+    fetched_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key.split(' ', 1)[0]} token until {self.expires_at:%H:%M:%S}"
