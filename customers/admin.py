@@ -10,6 +10,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
+from automations.customer_actions import resend_ahead_of_time
 from config.admin import ReadOnlyAdmin
 
 from . import admin_360, funnel, list_filters, services, staff_actions
@@ -144,6 +145,8 @@ class CustomerAdmin(admin.ModelAdmin):
                 c360=view,
                 may={action.value: action in allowed for action in staff_actions.PERMISSIONS},
                 resendable=RESENDABLE,
+                # Cancelled emails whose own time is still ahead: "Put back" (at that time) or, explicitly, "Send now".
+                cancelled_ahead={e.pk for e in view.emails if resend_ahead_of_time(e)},
                 # One key per rendering of the page: a resend posted twice from it (a double click, a resubmit) is
                 # one request, and queues one copy (staff_actions.email_resend).
                 resend_key=uuid.uuid4(),

@@ -24,6 +24,7 @@ from ..models import (
 )
 from ..sending import message_preview
 from .common import database_id, pause_banner
+from .queue_resend import ResendActionsMixin
 
 
 @admin.register(Enrollment)
@@ -54,7 +55,7 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(EmailQueueItem)
-class EmailQueueItemAdmin(ReadOnlyAdmin):
+class EmailQueueItemAdmin(ResendActionsMixin, ReadOnlyAdmin):
     list_display = (
         "recipient",
         "template_name",
@@ -69,7 +70,7 @@ class EmailQueueItemAdmin(ReadOnlyAdmin):
     list_select_related = ("step__template", "enrollment__rule")
     search_fields = ("recipient", "provider_message_id", "idempotency_key")
     date_hierarchy = "scheduled_at"
-    actions = ("retry_now", "cancel_pending")
+    actions = ("retry_now", "cancel_pending", *ResendActionsMixin.resend_actions)
 
     def changelist_view(self, request, extra_context=None):
         pause_banner(request)
