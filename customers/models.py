@@ -210,6 +210,7 @@ class StaffActionKind(models.TextChoices):
     CONSENT_CHANGE = "consent_change", "Changed marketing consent"
     STAGE_MOVE = "stage_move", "Moved the stage"
     CONTACT_EDIT = "contact_edit", "Edited contact details"
+    EMAIL_CHANGE = "email_change", "Corrected the email address"
 
 
 class StaffAction(models.Model):
