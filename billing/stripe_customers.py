@@ -39,9 +39,9 @@ def stripe_customer_email_set(*, stripe_customer_id: str, email: str, idempotenc
         customer = _client().v1.customers.update(
             stripe_customer_id, params={"email": email}, options={"idempotency_key": idempotency_key}
         )
-    except stripe.InvalidRequestError as exc:
+    except (stripe.InvalidRequestError, stripe.IdempotencyError) as exc:
         raise StripeCustomerError(
-            f"Stripe refused the address: {exc.user_message or exc}", status=exc.http_status, code=exc.code or ""
+            f"Stripe refused the change: {exc.user_message or exc}", status=exc.http_status, code=exc.code or ""
         ) from exc
     except stripe.StripeError as exc:
         raise StripeCustomerError(
