@@ -76,6 +76,8 @@ def shown_state(item: EmailQueueItem, suppression_reasons: set[str], *, rule_pau
         return ShownState("pending", "Pending")
     if item.status == QueueStatus.SUPPRESSED:
         return ShownState("blocked", "Blocked", _sentence(item.last_error))
+    if item.status == QueueStatus.PAUSED:
+        return ShownState("paused", "Paused", "Its rule is paused: it goes out when the rule is resumed.")
     return ShownState(item.status, item.get_status_display(), item.last_error)
 
 

@@ -261,7 +261,7 @@ class QueueStatus(models.TextChoices):
     # Refused by the queue for its address or consent (automations/email_state.py); last_error says why.
     SUPPRESSED = "suppressed", "Blocked"
     # Held because its rule is paused; back to pending, or skipped with a reason, when the rule is resumed.
-    PAUSED = "paused", "Paused"
+    PAUSED = "held", "Paused"
     # Handed to Resend in a call whose outcome never became known (its 24 h idempotency window ran out, or Resend
     # said the key was used with another payload). It may have been delivered; it is never sent again by the queue.
     UNCONFIRMED = "unconfirmed", "Outcome unknown"

@@ -16,7 +16,7 @@ class WillGoOutFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             ("blocked", "Blocked (address suppressed or no consent)"),
-            ("paused", "Paused with its rule"),
+            ("held", "Held with its rule"),
             ("waiting", "Waiting to go out"),
         ]
 
@@ -25,7 +25,7 @@ class WillGoOutFilter(admin.SimpleListFilter):
         paused = Q(status=QueueStatus.PAUSED) | Q(status=QueueStatus.PENDING, enrollment__rule__paused_at__isnull=False)
         if self.value() == "blocked":
             return queryset.filter(blocked)
-        if self.value() == "paused":
+        if self.value() == "held":
             return queryset.filter(paused).exclude(blocked)
         if self.value() == "waiting":
             return (

@@ -131,6 +131,7 @@ class RuleForm(forms.ModelForm):
         help_text="The products synced from Stripe. None ticked: every product.",
     )
     resume_skip_after = DelayField(
+        required=False,
         label="On resume, skip emails late by more than",
         help_text="When the rule is resumed after a pause (or a blocked customer's address is corrected), an email "
         f"whose moment passed longer ago than this is skipped, with the reason, instead of going out late. Written "
@@ -157,6 +158,11 @@ class RuleForm(forms.ModelForm):
             "condition_vip",
             "resume_skip_after",
         )
+
+    def clean_resume_skip_after(self):
+        # Left empty (or not sent by an older form): the rule keeps its limit.
+        value = self.cleaned_data.get("resume_skip_after")
+        return self.instance.resume_skip_after if value is None else value
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

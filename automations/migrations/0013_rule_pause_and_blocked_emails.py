@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='emailqueueitem',
             name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('sending', 'Sending'), ('sent', 'Sent'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('suppressed', 'Blocked'), ('paused', 'Paused'), ('unconfirmed', 'Outcome unknown')], default='pending', max_length=20),
+            field=models.CharField(choices=[('pending', 'Pending'), ('sending', 'Sending'), ('sent', 'Sent'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('suppressed', 'Blocked'), ('held', 'Paused'), ('unconfirmed', 'Outcome unknown')], default='pending', max_length=20),
         ),
         migrations.AddConstraint(
             model_name='automationrule',

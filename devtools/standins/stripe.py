@@ -10,10 +10,12 @@ Tests, benchmarks and the local run's Stripe stand-in (devtools/standins/service
 
 The fake serves what dj-stripe 2.11 and our code call: retrieve and paginated list (limit, starting_after,
 status, customer, expand[]) of subscriptions, customers, products, prices, invoices, charges, disputes, payment
-intents and checkout sessions, a session's line items, a product's features and the account. Objects are built from
-the JSON fixtures in stripe_fixtures/ (API version 2025-03-31.basil shape: billing period on subscription items,
-an invoice's subscription under parent.subscription_details.subscription). The base class's switches (latency,
-fail_next, drop_next, rate_limit) apply to every route.
+intents and checkout sessions, a session's line items, a product's features and the account; and one write, a
+customer's email update (POST /v1/customers/<id>, honouring Idempotency-Key like Stripe: a repeat replays the first
+answer, the same key with other parameters is refused; every applied update is in `customer_updates`).
+Objects are built from the JSON fixtures in stripe_fixtures/ (API version 2025-03-31.basil shape: billing period on
+subscription items, an invoice's subscription under parent.subscription_details.subscription). The base class's
+switches (latency, fail_next, drop_next, rate_limit) apply to every route.
 """
 
 import copy
