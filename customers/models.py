@@ -214,6 +214,7 @@ class StaffActionKind(models.TextChoices):
     STAGE_MOVE = "stage_move", "Moved the stage"
     CONTACT_EDIT = "contact_edit", "Edited contact details"
     DISCORD_LINK = "discord_link", "Linked a Discord account"
+    EMAIL_CHANGE = "email_change", "Corrected the email address"
 
 
 class StaffAction(models.Model):

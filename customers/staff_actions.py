@@ -19,7 +19,9 @@ from django.utils import timezone
 
 from automations import customer_actions as email_actions
 from automations import services as automation_services
+from automations.address_fix import blocked_emails_release
 from automations.models import AutomationRule, EmailQueueItem, Enrollment, EnrollmentStatus, Suppression
+from billing.stripe_customers import StripeCustomerError, stripe_customer_email_set
 
 from . import services
 from .lifecycle import Stage, can_transition
@@ -222,6 +224,42 @@ def _consent_change(call: Call, *, opt_in: bool) -> Outcome:
     )
 
 
+def _email_change(call: Call, *, email: str) -> Outcome:
+    """Correct the address (a bounced one, a typo): Stripe first, then the CRM, in that order because Stripe is the
+    source of a Stripe customer's email. Written only here, the next customer.* event or the daily sync would put the
+    old address back; written to Stripe first, the customer.updated event Stripe sends agrees with what we write
+    next, whichever lands first. If Stripe refuses or does not answer, nothing changes here (the audit row goes too).
+    Then the emails blocked for the old address that are still current go out to the new one."""
+    customer = Customer.objects.select_for_update().get(pk=call.customer.pk)
+    old, new = customer.email, services.normalize_email(email)
+    if new == old:
+        raise ActionRefused("That is already the customer's address.")
+    if Customer.objects.filter(email__iexact=new).exclude(pk=customer.pk).exists():
+        raise ActionRefused(f"Another customer already has {new}: open that customer instead.")
+    details: dict[str, Any] = {"from": old, "to": new}
+    if customer.stripe_customer_id:
+        try:
+            stripe_customer_email_set(
+                stripe_customer_id=customer.stripe_customer_id,
+                email=new,
+                # Our ids: a retry of this call (stripe-python retries lost answers) changes Stripe once.
+                idempotency_key=f"staff-action:{call.audit.pk}:stripe-customer-email",
+            )
+        except StripeCustomerError as exc:
+            raise ActionRefused(str(exc)) from None
+        details["stripe_customer_id"] = customer.stripe_customer_id
+    try:
+        services.customer_email_correct(customer=customer, email=new)
+    except services.EmailTaken:
+        raise ActionRefused(f"Another customer already has {new}: open that customer instead.") from None
+    call.customer.email = new
+    released = blocked_emails_release(customer_id=customer.pk)
+    details.update(released_emails=released.released, still_blocked_emails=released.left_blocked)
+    where = " in Stripe and here" if customer.stripe_customer_id else ""
+    resent = f"; {released.released} blocked email(s) will go to the new address" if released.released else ""
+    return Outcome(f"corrected the email from {old or '(none)'} to {new}{where}{resent}", details)
+
+
 def stage_choices(customer: Customer) -> list[tuple[str, str]]:
     """Where the lifecycle lets this customer be moved by hand from their current stage."""
     return [(stage.value, stage.label) for stage in Stage if can_transition(customer.lifecycle_stage, stage.value)]
@@ -290,6 +328,13 @@ ACTIONS: dict[str, QuickAction] = {
             "automations.delete_suppression",
             {"suppression_id": _id_field()},
             _suppression_lift,
+        ),
+        # Support corrects addresses (a customer's contact details are theirs to edit: config/roles.py).
+        QuickAction(
+            StaffActionKind.EMAIL_CHANGE,
+            "customers.change_customer",
+            {"email": forms.EmailField(max_length=254)},
+            _email_change,
         ),
         # A consent change is kept as a consent record; moving the stage by hand is recording a stage transition.
         QuickAction(

@@ -24,6 +24,7 @@ from ..models import (
 )
 from ..sending import message_preview
 from .common import database_id, pause_banner
+from .email_status import ShownStatusMixin, WillGoOutFilter
 from .queue_resend import ResendActionsMixin
 
 
@@ -55,19 +56,19 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(EmailQueueItem)
-class EmailQueueItemAdmin(ResendActionsMixin, ReadOnlyAdmin):
+class EmailQueueItemAdmin(ResendActionsMixin, ShownStatusMixin, ReadOnlyAdmin):
     list_display = (
         "recipient",
         "template_name",
         "rule_name",
-        "status",
+        "shown_status",
         "scheduled_at",
         "attempts",
         "sent_at",
         "last_error_short",
     )
-    list_filter = ("status", ("enrollment__rule", admin.RelatedOnlyFieldListFilter), DueFilter)
-    list_select_related = ("step__template", "enrollment__rule")
+    list_filter = ("status", WillGoOutFilter, ("enrollment__rule", admin.RelatedOnlyFieldListFilter), DueFilter)
+    list_select_related = ("step__template", "enrollment__rule", "customer")
     search_fields = ("recipient", "provider_message_id", "idempotency_key")
     date_hierarchy = "scheduled_at"
     actions = ("retry_now", "cancel_pending", *ResendActionsMixin.resend_actions)

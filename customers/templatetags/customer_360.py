@@ -19,3 +19,9 @@ def timeline_kind(kind: str) -> str:
     from customers.timeline_labels import timeline_kind_label
 
     return timeline_kind_label(kind)
+
+
+@register.filter
+def lookup(mapping, key):
+    """`mapping[key]` in a template (an email's shown state by its id)."""
+    return mapping.get(key) if mapping else None
