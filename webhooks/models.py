@@ -93,7 +93,7 @@ class WebhookAttempt(models.Model):
     attempted_at = models.DateTimeField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty: no answer.")
     duration_ms = models.PositiveIntegerField(default=0)
-    response_body = models.TextField(blank=True, help_text="The first 1,000 characters.")
+    response_body = models.TextField(blank=True, help_text="The first kilobyte of the answer.")
     error = models.TextField(blank=True)
 
     class Meta:

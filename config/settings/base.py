@@ -485,7 +485,8 @@ INTEGRATIONS_RETRY_BASE_SECONDS = env_int("INTEGRATIONS_RETRY_BASE_SECONDS", 60)
 TRIALS_DB_PATH = env("TRIALS_DB_PATH", "/var/www/modready-api/trials.db")
 TRIALS_TABLE = env("TRIALS_TABLE", "trials")
 # --- Outbound webhooks (webhooks app) --------------------------------------------------------------------------------
-# Read timeout of one delivery, in seconds (Standard Webhooks receivers should answer fast).
+# Wall-clock deadline of one delivery attempt, in seconds: connecting plus reading the whole answer (Standard Webhooks
+# receivers should answer fast). Keep it well under the task timeout (Q_TIMEOUT).
 WEBHOOKS_TIMEOUT = env_int("WEBHOOKS_TIMEOUT", 15)
 # Server-side request forgery guard: endpoint URLs resolving to loopback/private/link-local addresses are refused,
 # and plain http is refused, unless these are set (development and tests only).
