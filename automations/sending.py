@@ -51,7 +51,6 @@ from .models import (
     QueueStatus,
     SendingPause,
     Suppression,
-    SuppressionReason,
     TemplateCategory,
 )
 from .rendering import SUBSCRIPTION_FIELDS, customer_context, links_context, render_email
