@@ -232,7 +232,9 @@ def _subscription_created_facts(
         customer=customer,
         key=key,
         kind="subscription.created" if is_new else "subscription.imported",
-        summary=f"Subscribed to {state.product_name or state.product_id} {amount} ({state.status})".replace("  ", " "),
+        summary=" ".join(
+            f"Subscribed to {state.product_name or state.product_id} {amount} ({_status_words(state.status)})".split()
+        ),
         occurred_at=started,
         object_type="stripe.subscription",
         object_id_=sub_id,
