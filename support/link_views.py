@@ -36,7 +36,9 @@ def _too_many(request: HttpRequest) -> bool:
 def _page(request: HttpRequest, context: dict, status: int) -> HttpResponse:
     response = render(request, "support/discord_link.html", context, status=status)
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"  # the token is in the address
+    # The token is in the address: never send it to another site. Not "no-referrer": browsers then send `Origin: null`
+    # with the page's own POST, which Django's CSRF check refuses (tests/browser/test_discord_link.py).
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex"
     return response
 
