@@ -122,10 +122,29 @@ def resend_event_problem(payload) -> str | None:
         return "`created_at` is not text"
     if "to" in data and not (isinstance(data["to"], list) and all(isinstance(to, str) for to in data["to"])):
         return "`data.to` is not a list of addresses"
-    for name in ("tags", "bounce", "click"):
-        if name in data and data[name] is not None and not isinstance(data[name], dict | list):
-            return f"`data.{name}` has the wrong type"
+    for name, fields in (("bounce", ("message", "type", "subType")), ("click", ("link", "userAgent", "ipAddress"))):
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return f"`data.{name}` is not an object"
+        if any(value.get(field) is not None and not isinstance(value[field], str) for field in fields):
+            return f"`data.{name}` has a field that is not text"
+    tags = data.get("tags")
+    if tags is not None and not _tags_readable(tags):
+        return "`data.tags` is neither {name: value} nor a list of {name, value} with text"
     return None
+
+
+def _tags_readable(tags) -> bool:
+    if isinstance(tags, dict):
+        return all(isinstance(value, str) for value in tags.values())
+    if isinstance(tags, list):
+        return all(
+            isinstance(tag, dict) and isinstance(tag.get("name"), str) and isinstance(tag.get("value", ""), str)
+            for tag in tags
+        )
+    return False
 
 
 def _svix_id(request: HttpRequest) -> str:

@@ -167,6 +167,12 @@ RESEND_SHAPED = {
     "data.tags is text": ("data.tags", "welcome"),
     "NUL in the email id": ("data.email_id", "em_\u0000"),
     "a 40-digit number": ("data.created_at", "raw:" + "9" * 40),
+    "data.bounce.message is a list": ("data.bounce", {"message": ["x"], "type": 5, "subType": None}),
+    "data.headers is text": ("data.headers", "X-Entity: 1"),
+    "data.headers holds text": ("data.headers", ["X-Entity"]),
+    "data.click is a list": ("data.click", ["https://example.com"]),
+    "data.click.link is a number": ("data.click", {"link": 5, "userAgent": 7}),
+    "data.tags is a list of numbers": ("data.tags", [1, 2]),
 }
 
 
