@@ -338,13 +338,13 @@ def _subscription_change_facts(
                 customer, [Stage.PURCHASE, Stage.ONBOARDING], cause="trial converted", occurred_at=occurred_at, key=key
             )
         elif new_status in AT_RISK_STATUSES:
-            # From incomplete (never started) the customer passes through purchase first; elsewhere it is refused
-            # and skipped as a move already made.
+            # From incomplete or trialing (never paid: a trial that ended without a payment method is paused) the
+            # customer takes the path of a subscription first seen in this status, so a late event (dj-stripe
+            # re-fetches the current state) ends in the same stage; elsewhere purchase is a move already made.
+            never_paid = old_status in {SubscriptionStatus.INCOMPLETE, SubscriptionStatus.TRIALING}
             _move_along(
                 customer,
-                [Stage.PURCHASE, Stage.ACTIVE, Stage.AT_RISK]
-                if old_status == SubscriptionStatus.INCOMPLETE
-                else [Stage.AT_RISK],
+                [Stage.PURCHASE, Stage.ACTIVE, Stage.AT_RISK] if never_paid else [Stage.AT_RISK],
                 cause=f"subscription {new_status}",
                 occurred_at=occurred_at,
                 key=key,

@@ -42,6 +42,34 @@ def event_stripe_customer_id(event: dict) -> str:
     return str(found or "")[:255]
 
 
+# Stripe's timestamps are unix seconds; anything outside this range is no date Python (or PostgreSQL) can hold.
+_LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def stripe_event_problem(event: Any) -> str | None:
+    """Why a signed body is not a Stripe event we can store and process, or None
+    (https://docs.stripe.com/api/events/object: id, type, created, data.object)."""
+    if not isinstance(event, dict):
+        return f"the body is a JSON {type(event).__name__}, not an event object"
+    for name in ("id", "type"):
+        if not isinstance(event.get(name), str) or not event[name]:
+            return f"`{name}` is missing or not text"
+    if len(event["id"]) > 255 or len(event["type"]) > 128:
+        return "`id` or `type` is too long"
+    created = event.get("created")
+    if isinstance(created, bool) or not isinstance(created, int) or not 0 < created <= _LATEST_TIMESTAMP:
+        return "`created` is not a unix timestamp"
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        return "`data.object` is missing or not an object"
+    obj = data["object"]
+    if "id" in obj and not isinstance(obj["id"], str):
+        return "`data.object.id` is not text"
+    if event["type"].startswith(("customer.", "invoice.", "charge.", "checkout.")) and not obj.get("id"):
+        return "`data.object.id` is missing"
+    return None
+
+
 def product_is_modready(product_id: str, product: dict | None) -> bool:
     """Only ModReady products count: listed in MODREADY_STRIPE_PRODUCT_IDS, or flagged modready=true in the product's
     Stripe metadata (https://docs.stripe.com/api/metadata)."""

@@ -1,6 +1,5 @@
 """The Stripe webhook endpoint: verify, store, answer. Processing happens in a task (billing.webhooks)."""
 
-import json
 import logging
 
 from django.conf import settings
@@ -10,8 +9,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from config.client_address import client_ip_or_unknown
+from integrations.payloads import MalformedPayload, json_body_parse, refusal_record
 
 from . import webhooks
+from .stripe_objects import stripe_event_problem
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ def _error(status: int, message: str) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
-    """POST /api/webhooks/stripe. 400 for a missing, invalid or stale signature and for malformed JSON, 413 for an
+    """POST /api/webhooks/stripe. 400 for a missing, invalid or stale signature and for a signed body that is not a
+    readable Stripe event (the reason logged and kept as a refused delivery, integrations/payloads.py), 413 for an
     oversized body, 200 once the delivery is durably stored. Never a 500 for bad input.
 
     The signature is checked here against the secret on dj-stripe's WebhookEndpoint row, whatever DEBUG says: unlike
@@ -64,17 +66,13 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return _error(400, "invalid signature")
 
     try:
-        event = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        event = json_body_parse(body)
+    except MalformedPayload as exc:
+        refusal_record(provider="stripe", reason=str(exc), request=request)
         return _error(400, "malformed JSON")
-    if (
-        not isinstance(event, dict)
-        or not isinstance(event.get("id"), str)
-        or not event["id"]
-        or not isinstance(event.get("type"), str)
-        or not isinstance(event.get("data"), dict)
-        or len(event["id"]) > 255
-    ):
+    problem = stripe_event_problem(event)
+    if problem:
+        refusal_record(provider="stripe", reason=problem, request=request)
         return _error(400, "not a Stripe event")
 
     event_id, _ = webhooks.stripe_event_receive(

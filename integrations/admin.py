@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from config.admin import ReadOnlyAdmin
 
 from . import runs, webhooks
-from .models import DiscordInvite, PromoCode, WebhookDelivery, WorkflowRun, WorkflowStep
+from .models import DiscordInvite, PromoCode, RefusedWebhook, WebhookDelivery, WorkflowRun, WorkflowStep
 from .workflows import review
 
 
@@ -41,6 +41,21 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     def reprocess(self, request, queryset):
         count = webhooks.webhook_delivery_reprocess(delivery_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} deliveries queued for processing.", messages.SUCCESS)
+
+
+@admin.register(RefusedWebhook)
+class RefusedWebhookAdmin(ReadOnlyAdmin):
+    """Signed deliveries answered 400 because their body could not be read, with the reason."""
+
+    list_display = ("received_at", "provider", "reason", "body_bytes", "remote_ip")
+    list_filter = ("provider",)
+    search_fields = ("reason",)
+    readonly_fields = ("provider", "reason", "received_at", "remote_ip", "headers", "body_bytes", "body_text")
+    exclude = ("body",)
+
+    @admin.display(description="body (first 64 KB)")
+    def body_text(self, obj):
+        return bytes(obj.body).decode("utf-8", "replace")
 
 
 class WorkflowStepInline(admin.TabularInline):

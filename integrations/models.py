@@ -51,6 +51,27 @@ class WebhookDelivery(models.Model):
         return f"{self.provider} delivery {self.pk}"
 
 
+class RefusedWebhook(models.Model):
+    """A correctly signed incoming webhook answered 400 because its body could not be read (integrations/payloads.py):
+    kept so staff can see what a provider sent and why it was refused. Stripe, Resend and Discord record here."""
+
+    provider = models.CharField(max_length=32)
+    reason = models.CharField(max_length=300)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField(help_text="The first 64 KB.")
+    body_bytes = models.PositiveIntegerField(default=0)
+    remote_ip = models.CharField("sent from", max_length=64, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = "refused webhook delivery"
+        verbose_name_plural = "refused webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.provider} delivery refused at {self.received_at:%Y-%m-%d %H:%M}"
+
+
 class RunKind(models.TextChoices):
     CONTACT_INVITE = "contact_invite", "Mautic contact -> Discord invite"
     VIP_COUPON = "vip_coupon", "VIP reservation -> Shopware coupon"

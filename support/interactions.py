@@ -55,6 +55,8 @@ def _actor(payload: dict) -> Actor:
         raise MalformedInteraction("no user")
     name = str(user.get("global_name") or user.get("username") or user["id"])
     roles = member.get("roles") or []
+    if not isinstance(roles, list):
+        raise MalformedInteraction("member.roles is not a list")
     return Actor(str(user["id"]), name[:100], tuple(str(r) for r in roles if isinstance(r, str | int)))
 
 

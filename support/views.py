@@ -1,6 +1,5 @@
 """Discord's interactions endpoint: verify, then answer from the database (support/interactions.py)."""
 
-import json
 import logging
 from functools import lru_cache
 
@@ -10,6 +9,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
+
+from integrations.payloads import MalformedPayload, json_body_parse, refusal_record
 
 from .interactions import MalformedInteraction, handle
 
@@ -50,12 +51,21 @@ def discord_interactions(request: HttpRequest) -> HttpResponse:
         # Discord sends forged requests on purpose and removes the endpoint of an app that accepts one.
         return HttpResponse("invalid request signature", status=401, content_type="text/plain")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        payload = json_body_parse(body)
+    except MalformedPayload as exc:
+        refusal_record(provider="discord", reason=str(exc), request=request)
         return HttpResponse("malformed JSON", status=400, content_type="text/plain")
     try:
         answer = handle(payload)
     except MalformedInteraction as exc:
-        logger.info("Refused a signed but unreadable interaction: %s", exc)
+        refusal_record(provider="discord", reason=f"unreadable interaction: {exc}", request=request)
+        return HttpResponse("unreadable interaction", status=400, content_type="text/plain")
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        # A field of the wrong type deep in a signed payload (a string where Discord documents a list, ...): the
+        # interaction cannot be read, and Discord is told so rather than seeing a 500. The traceback is logged.
+        logger.exception("Signed interaction with a field of an unexpected shape")
+        refusal_record(
+            provider="discord", reason=f"unreadable interaction: {type(exc).__name__}: {exc}", request=request
+        )
         return HttpResponse("unreadable interaction", status=400, content_type="text/plain")
     return JsonResponse(answer)

@@ -123,6 +123,15 @@ class StripeObjectBuilder:
     def put(self, obj: dict) -> dict:
         raise NotImplementedError
 
+    def api_versions(self) -> list[tuple[str, str, str]]:
+        """(method, path, Stripe-Version header) of every request so far, "" where the header was missing.
+
+        Real Stripe answers a request without the header on the account's default API version, and one with another
+        version in that version's shapes: a caller that does not pin STRIPE_API_VERSION reads objects it does not
+        expect. https://docs.stripe.com/api/versioning"""
+        with self.lock:
+            return [(r.method, r.path, r.header("stripe-version")) for r in self.requests]
+
     def get(self, object_id: str) -> dict:
         raise NotImplementedError
 
@@ -409,11 +418,13 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
             return self._missing(resource.rstrip("s"), request.params["object_id"])
         expand = _expand_params(request)
         if resource == "checkout_sessions" and any(path.startswith("line_items") for path in expand):
-            items = [copy.deepcopy(item) for item in self.line_items.get(obj["id"], [])]
+            # Like Stripe, an expanded list holds its first page only (10 items); the rest is read with the list call.
+            all_items = self.line_items.get(obj["id"], [])
+            items = [copy.deepcopy(item) for item in all_items[:10]]
             obj["line_items"] = {
                 "object": "list",
                 "data": items,
-                "has_more": False,
+                "has_more": len(all_items) > 10,
                 "url": f"{request.path}/line_items",
             }
         for path in expand:

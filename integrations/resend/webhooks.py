@@ -15,7 +15,6 @@ https://resend.com/docs/dashboard/webhooks/event-types.
 
 import base64
 import binascii
-import json
 import logging
 import secrets
 
@@ -24,6 +23,8 @@ from anymail.webhooks.resend import ResendTrackingWebhookView as AnymailResendTr
 from anymail.webhooks.resend import SvixWebhook
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from integrations.payloads import MalformedPayload, json_body_parse, refusal_record
 
 logger = logging.getLogger(__name__)
 
@@ -82,22 +83,68 @@ class ResendTrackingWebhookView(AnymailResendTrackingWebhookView):
             logger.warning("Resend tracking webhook with a malformed signature header (svix-id %r)", _svix_id(request))
             return _error(400, "malformed svix-signature header")
         try:
-            payload = json.loads(request.body)
-        except ValueError:
+            payload = json_body_parse(request.body)
+        except MalformedPayload as exc:
+            refusal_record(provider="resend", reason=str(exc), request=request)
             return _error(400, "malformed JSON")
-        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
-            return _error(400, "not a Resend event")
-        if not isinstance(payload.get("data"), dict):
+        problem = resend_event_problem(payload)
+        if problem:
+            refusal_record(provider="resend", reason=problem, request=request)
             return _error(400, "not a Resend event")
         try:
             events = self.parse_events(request)
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
             # anymail indexes into the payload (data.bounce.message, data.headers[].name, data.click.link) and only
             # expects the keys to be missing, not to hold the wrong type.
+            refusal_record(
+                provider="resend", reason=f"anymail could not read it ({type(exc).__name__})", request=request
+            )
             return _error(400, "not a Resend event")
         for event in events:
             self.signal.send(sender=self.__class__, event=event, esp_name=self.esp_name)
         return HttpResponse()
+
+
+def resend_event_problem(payload) -> str | None:
+    """Why a signed body is not a Resend event, or None (https://resend.com/docs/dashboard/webhooks/event-types:
+    `type`, `created_at`, and `data` with the email's `email_id`, `to`, `created_at`)."""
+    if not isinstance(payload, dict):
+        return f"the body is a JSON {type(payload).__name__}, not an event object"
+    if not isinstance(payload.get("type"), str) or not payload["type"]:
+        return "`type` is missing or not text"
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        return "`data` is missing or not an object"
+    for name in ("email_id", "created_at"):
+        if name in data and not isinstance(data[name], str):
+            return f"`data.{name}` is not text"
+    if "created_at" in payload and not isinstance(payload["created_at"], str):
+        return "`created_at` is not text"
+    if "to" in data and not (isinstance(data["to"], list) and all(isinstance(to, str) for to in data["to"])):
+        return "`data.to` is not a list of addresses"
+    for name, fields in (("bounce", ("message", "type", "subType")), ("click", ("link", "userAgent", "ipAddress"))):
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            return f"`data.{name}` is not an object"
+        if any(value.get(field) is not None and not isinstance(value[field], str) for field in fields):
+            return f"`data.{name}` has a field that is not text"
+    tags = data.get("tags")
+    if tags is not None and not _tags_readable(tags):
+        return "`data.tags` is neither {name: value} nor a list of {name, value} with text"
+    return None
+
+
+def _tags_readable(tags) -> bool:
+    if isinstance(tags, dict):
+        return all(isinstance(value, str) for value in tags.values())
+    if isinstance(tags, list):
+        return all(
+            isinstance(tag, dict) and isinstance(tag.get("name"), str) and isinstance(tag.get("value", ""), str)
+            for tag in tags
+        )
+    return False
 
 
 def _svix_id(request: HttpRequest) -> str:

@@ -10,7 +10,9 @@ always answers promptly and whole):
 The server stops when the client closes the connection, or after `give_up_after` seconds.
 """
 
+import contextlib
 import socket
+import ssl
 import threading
 import time
 
@@ -18,9 +20,18 @@ BLOCK = b"x" * 65536
 
 
 class SlowReceiver:
-    def __init__(self, mode: str, *, interval: float = 0.2, give_up_after: float = 30.0, size: int = 200 * 2**20):
+    def __init__(
+        self,
+        mode: str,
+        *,
+        interval: float = 0.2,
+        give_up_after: float = 30.0,
+        size: int = 200 * 2**20,
+        tls: ssl.SSLContext | None = None,
+    ):
         assert mode in ("trickle_headers", "trickle_body", "huge")
         self.mode, self.interval, self.give_up_after, self.size = mode, interval, give_up_after, size
+        self.tls = tls  # a server-side context: the trickle comes after a prompt TLS handshake
         self.requests = 0
         self.bytes_sent = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -37,6 +48,8 @@ class SlowReceiver:
 
     def __exit__(self, *exc) -> None:
         self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (closing alone does not)
         self._listener.close()
         self._thread.join(timeout=5)
 
@@ -49,6 +62,12 @@ class SlowReceiver:
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection: socket.socket) -> None:
+        try:
+            if self.tls is not None:
+                connection = self.tls.wrap_socket(connection, server_side=True)
+        except (OSError, ssl.SSLError):
+            connection.close()
+            return
         with connection:
             try:
                 self._read_request(connection)

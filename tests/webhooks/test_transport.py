@@ -1,8 +1,10 @@
 """The send connects to the address that was checked: DNS rebinding, every answer checked, Host/SNI/certificates for
 the endpoint's name, no proxies from the environment. Names resolve through a stub resolver (no real DNS)."""
 
+import contextlib
 import socket
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,13 @@ from pytest_socket import SocketConnectBlockedError
 
 from customers.events import domain_event_publish
 from tests.customers.factories import CustomerFactory
+from tests.fakes.slow_receiver import SlowReceiver
 from tests.fakes.webhook_receiver import FakeWebhookReceiver
 from webhooks import services
 from webhooks.addresses import UnsafeWebhookUrl, target_resolve
 from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.signing import secret_generate
-from webhooks.transport import pinned_session
+from webhooks.transport import Deadline, pinned_session
 
 pytestmark = pytest.mark.django_db
 
@@ -118,8 +121,8 @@ def tls_receiver():
         yield server
 
 
-def post(url: str, *, verify) -> requests.Response:
-    with pinned_session(target=target_resolve(url), timeout=(2, 2)) as session:
+def post(url: str, *, verify, deadline: Deadline | None = None) -> requests.Response:
+    with pinned_session(target=target_resolve(url), timeout=(2, 2), deadline=deadline) as session:
         session.verify = verify
         return session.post(url, data=b"{}", allow_redirects=False)
 
@@ -137,6 +140,36 @@ def test_tls_verifies_the_certificate_for_the_endpoints_name(tls_receiver, monke
     # And verification is on by default: the test CA is not a trusted one.
     with pytest.raises(requests.exceptions.SSLError):
         post(f"https://panel.example:{port}/hooks", verify=True)
+
+
+def test_tls_under_a_send_deadline_still_verifies_the_certificate(tls_receiver, monkeypatch, settings):
+    """The connections a deadline watches (webhooks.transport._WatchedHTTPSConnection) keep urllib3's TLS checks."""
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    StubResolver(monkeypatch, {"panel.example": [["127.0.0.1"]], "other.example": [["127.0.0.1"]]})
+    port = port_of(tls_receiver)
+    with Deadline(10) as deadline:
+        assert (
+            post(f"https://panel.example:{port}/hooks", verify=str(TLS / "ca.pem"), deadline=deadline).status_code
+            == 400
+        )
+        with pytest.raises(requests.exceptions.SSLError, match=r"(?i)hostname|match"):
+            post(f"https://other.example:{port}/hooks", verify=str(TLS / "ca.pem"), deadline=deadline)
+    assert not deadline.expired
+
+
+def test_a_tls_receiver_trickling_its_answer_is_cut_off_at_the_deadline(monkeypatch, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    StubResolver(monkeypatch, {"panel.example": [["127.0.0.1"]]})
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(TLS / "receiver.pem", TLS / "receiver.key")
+    with SlowReceiver("trickle_headers", interval=0.2, give_up_after=30, tls=context) as receiver:
+        url = f"https://panel.example:{receiver.url.rsplit(':', 1)[1]}/hooks"
+        started = time.monotonic()
+        # The connection is cut: an error, or (http.client taking the cut for the end of the headers) a bare answer.
+        with Deadline(1) as deadline, contextlib.suppress(requests.RequestException):
+            post(url, verify=str(TLS / "ca.pem"), deadline=deadline)
+        took = time.monotonic() - started
+    assert deadline.expired and took < 3  # one deadline, not a timeout per trickled byte
 
 
 def test_the_session_sends_nowhere_but_its_target(receiver, settings):
