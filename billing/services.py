@@ -246,7 +246,7 @@ def _subscription_created_facts(
     elif state.status in LAPSED_STATUSES:
         _move_along(
             customer,
-            [Stage.PURCHASE, Stage.ACTIVE, Stage.AT_RISK],
+            _lapsed_path(state.status),
             cause=f"subscription first seen {state.status}",
             occurred_at=started,
             key=key,
@@ -344,11 +344,15 @@ def _subscription_change_facts(
             never_paid = old_status in {SubscriptionStatus.INCOMPLETE, SubscriptionStatus.TRIALING}
             _move_along(
                 customer,
-                [Stage.PURCHASE, Stage.ACTIVE, Stage.AT_RISK] if never_paid else [Stage.AT_RISK],
+                _lapsed_path(new_status) if never_paid else [Stage.AT_RISK],
                 cause=f"subscription {new_status}",
                 occurred_at=occurred_at,
                 key=key,
             )
+        elif old_status == SubscriptionStatus.PAUSED and new_status == SubscriptionStatus.ACTIVE:
+            # A paused trial that now pays has bought: the purchase the provisioning panel waits for.
+            path = [Stage.PURCHASE, Stage.ONBOARDING]
+            _move_along(customer, path, cause="paused trial paid", occurred_at=occurred_at, key=key)
         elif old_status in AT_RISK_STATUSES and new_status == "active":
             _move_along(customer, [Stage.ACTIVE], cause="subscription active again", occurred_at=occurred_at, key=key)
         if new_status == SubscriptionStatus.CANCELED:
@@ -692,3 +696,12 @@ def stripe_customer_apply(*, stripe_customer: dict) -> Customer | None:
 
 def _status_words(status: str) -> str:
     return dict(SubscriptionStatus.choices).get(status, status).lower()
+
+
+def _lapsed_path(status: str) -> list[str]:
+    """The stages a never-paying subscription first seen lapsed leads through. A paused one is a trial that ended
+    without a payment method: Trial, then At risk, never Purchase (the provisioning panel would take
+    `customer.purchase` as "activate the server"). An unpaid one had its payments fail: Purchase, Active, At risk."""
+    if status == SubscriptionStatus.PAUSED:
+        return [Stage.TRIAL, Stage.AT_RISK]
+    return [Stage.PURCHASE, Stage.ACTIVE, Stage.AT_RISK]

@@ -25,11 +25,12 @@ class Stage(models.TextChoices):
 # without a trial, fall at risk or churn at any paying stage, and come back by buying again.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     Stage.DISCOVERY: frozenset({Stage.TRIAL, Stage.PURCHASE}),
-    Stage.TRIAL: frozenset({Stage.PURCHASE, Stage.CHURNED}),
+    # A trial that ended without a payment method (Stripe pauses it) is at risk; paying then is the purchase.
+    Stage.TRIAL: frozenset({Stage.PURCHASE, Stage.AT_RISK, Stage.CHURNED}),
     Stage.PURCHASE: frozenset({Stage.ONBOARDING, Stage.ACTIVE, Stage.AT_RISK, Stage.CHURNED}),
     Stage.ONBOARDING: frozenset({Stage.ACTIVE, Stage.AT_RISK, Stage.CHURNED}),
     Stage.ACTIVE: frozenset({Stage.AT_RISK, Stage.CHURNED}),
-    Stage.AT_RISK: frozenset({Stage.ACTIVE, Stage.CHURNED}),
+    Stage.AT_RISK: frozenset({Stage.ACTIVE, Stage.PURCHASE, Stage.CHURNED}),
     Stage.CHURNED: frozenset({Stage.WIN_BACK, Stage.PURCHASE, Stage.TRIAL}),
     Stage.WIN_BACK: frozenset({Stage.PURCHASE, Stage.TRIAL, Stage.CHURNED}),
 }

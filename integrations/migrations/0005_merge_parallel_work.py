@@ -6,6 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
+        ('integrations', '0003_refused_webhook_deliveries'),
         ('integrations', '0003_provider_access_token'),
         ('integrations', '0003_verbose_names'),
         ('integrations', '0003_webhook_delivery_refused_fields_and_rejected_status'),

@@ -41,3 +41,23 @@ def test_a_paused_trial_lands_in_at_risk_whatever_the_order(fake_stripe, deliver
     customer = Customer.objects.get(email="paused@example.com")
     assert customer.lifecycle_stage == "at_risk"
     assert customer.subscriptions.get().status == "paused"
+    # Nobody paid: the path never passes Purchase, so the provisioning panel is never told to activate a server.
+    path = list(customer.stage_transitions.order_by("occurred_at", "id").values_list("to_stage", flat=True))
+    assert "purchase" not in path and path[-1] == "at_risk"
+
+
+TRIALING, PAUSED = {"status": "trialing"}, {"status": "paused"}
+
+
+def test_a_paused_trial_that_then_pays_is_a_purchase(fake_stripe, deliver):
+    world = fake_stripe.add_subscription(email="payslater@example.com", status="trialing")
+    sub_id = world.subscription["id"]
+    deliver(stripe_event("customer.subscription.created", fake_stripe.get(sub_id)))
+    fake_stripe.update(sub_id, status="paused")
+    deliver(stripe_event("customer.subscription.updated", fake_stripe.get(sub_id), previous_attributes=TRIALING))
+    fake_stripe.update(sub_id, status="active")
+    deliver(stripe_event("customer.subscription.updated", fake_stripe.get(sub_id), previous_attributes=PAUSED))
+
+    customer = Customer.objects.get(email="payslater@example.com")
+    path = list(customer.stage_transitions.order_by("occurred_at", "id").values_list("to_stage", flat=True))
+    assert path[-3:] == ["at_risk", "purchase", "onboarding"]
