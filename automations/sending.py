@@ -41,6 +41,7 @@ from customers.services import timeline_events_record_many
 from integrations.resend.client import Outcome, ResendClient, ResendError
 
 from .drain_control import drain_slot, drain_wake_clear, probe_claim, sending_pause, sending_pause_get, sending_resume
+from .installation import provider_idempotency_key
 from .models import (
     SUPPRESSES_TRANSACTIONAL,
     BatchStatus,
@@ -444,7 +445,8 @@ def _batch_create(
     )
     # Keys derived from our ids; an email alone in its batch is sent under its own key.
     batch.idempotency_key = f"email-batch:{batch.pk}"
-    batch.provider_idempotency_key = ready[0][0].idempotency_key if len(ready) == 1 else batch.idempotency_key
+    own_key = ready[0][0].idempotency_key if len(ready) == 1 else batch.idempotency_key
+    batch.provider_idempotency_key = provider_idempotency_key(own_key)  # namespaced by installation (installation.py)
     batch.save(update_fields=["idempotency_key", "provider_idempotency_key"])
     return batch
 
