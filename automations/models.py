@@ -15,6 +15,8 @@ from customers.events import EVENT_NAMES
 from customers.lifecycle import CAMPAIGN_STAGES, Stage
 from customers.models import Customer, DomainEvent
 
+from .installation import Installation  # noqa: F401  (the installation id that namespaces Resend's keys)
+
 EVENT_CHOICES = [(name, name) for name in EVENT_NAMES]
 
 

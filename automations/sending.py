@@ -42,6 +42,7 @@ from integrations.resend.client import Outcome, ResendClient, ResendError
 
 from .drain_control import drain_slot, drain_wake_clear, probe_claim, sending_pause, sending_pause_get, sending_resume
 from .email_state import item_block_reason
+from .installation import provider_idempotency_key
 from .models import (
     BatchStatus,
     EmailBatch,
@@ -444,7 +445,8 @@ def _batch_create(
     )
     # Keys derived from our ids; an email alone in its batch is sent under its own key.
     batch.idempotency_key = f"email-batch:{batch.pk}"
-    batch.provider_idempotency_key = ready[0][0].idempotency_key if len(ready) == 1 else batch.idempotency_key
+    own_key = ready[0][0].idempotency_key if len(ready) == 1 else batch.idempotency_key
+    batch.provider_idempotency_key = provider_idempotency_key(own_key)  # namespaced by installation (installation.py)
     batch.save(update_fields=["idempotency_key", "provider_idempotency_key"])
     return batch
 

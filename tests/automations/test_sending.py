@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from automations.installation import installation_id
 from automations.models import (
     AutomationRule,
     BatchStatus,
@@ -52,7 +53,9 @@ def test_due_emails_go_out_in_one_batch_call_with_ids_recorded(resend, drain):
     assert {i.status for i in items} == {QueueStatus.SENT}
     assert {i.provider_message_id for i in items} == {e.id for e in resend.delivered}
     batch = EmailBatch.objects.get()
-    assert resend.requests[0].header("idempotency-key") == batch.idempotency_key == f"email-batch:{batch.pk}"
+    # Our key, namespaced by this installation (another install sharing the Resend team counts the same ids).
+    assert batch.idempotency_key == f"email-batch:{batch.pk}"
+    assert resend.requests[0].header("idempotency-key") == f"{installation_id()}:email-batch:{batch.pk}"
 
 
 def test_a_single_email_goes_through_anymail_with_its_own_idempotency_key(resend, drain):
@@ -64,7 +67,7 @@ def test_a_single_email_goes_through_anymail_with_its_own_idempotency_key(resend
     (request,) = resend.requests
     item = EmailQueueItem.objects.get(step__order=1)
     assert request.path == "/emails"
-    assert request.header("idempotency-key") == item.idempotency_key
+    assert request.header("idempotency-key") == f"{installation_id()}:{item.idempotency_key}"
     assert item.status == QueueStatus.SENT and item.provider_message_id == resend.delivered[0].id
 
 
@@ -107,7 +110,7 @@ def test_5xx_retries_with_exponential_backoff_under_the_same_key(resend, drain, 
     make_due()
     drain()
     assert EmailQueueItem.objects.filter(status=QueueStatus.SENT).count() == 4
-    assert {r.header("idempotency-key") for r in resend.requests} == {batch.idempotency_key}
+    assert {r.header("idempotency-key") for r in resend.requests} == {batch.provider_idempotency_key}
     assert resend.duplicates() == {}
 
 
@@ -127,7 +130,7 @@ def test_no_answer_within_the_key_window_leaves_the_emails_unconfirmed_never_fai
     items = EmailQueueItem.objects.all()
     assert {i.status for i in items} == {QueueStatus.UNCONFIRMED}
     assert all("may have been delivered" in i.last_error for i in items)
-    assert {r.header("idempotency-key") for r in resend.requests} == {batch.idempotency_key}
+    assert {r.header("idempotency-key") for r in resend.requests} == {batch.provider_idempotency_key}
     make_due()
     drain()
     assert len(resend.requests) == 2  # never tried again, under this key or any other

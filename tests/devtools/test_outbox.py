@@ -63,6 +63,7 @@ def test_emails_without_a_key_each_get_their_row(outbox):
 
 
 def test_the_queue_on_the_local_transport_puts_each_email_in_the_outbox_once(outbox, settings, default_flows):
+    from automations.installation import installation_id
     from automations.models import EmailQueueItem, QueueStatus
     from automations.sending import email_queue_process
     from tests.automations.test_sending import queue_welcomes
@@ -74,7 +75,9 @@ def test_the_queue_on_the_local_transport_puts_each_email_in_the_outbox_once(out
     items = list(EmailQueueItem.objects.all())
     assert {item.status for item in items} == {QueueStatus.SENT}
     assert sorted(e.to[0] for e in outbox.all()) == sorted(c.email for c in customers for _ in range(2))
-    assert {e.idempotency_key for e in outbox.all()} == {item.idempotency_key for item in items}
+    # The key handed to the transport carries the installation's id, as for Resend (automations/installation.py).
+    namespaced = {f"{installation_id()}:{item.idempotency_key}" for item in items}
+    assert {e.idempotency_key for e in outbox.all()} == namespaced
     assert {e.message_id for e in outbox.all()} == {item.provider_message_id for item in items}
     assert all("Welcome" in e.html or "tips" in e.subject.lower() for e in outbox.all())
     assert mail.outbox == []  # nothing went to the test backend instead
