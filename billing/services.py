@@ -349,8 +349,13 @@ def _subscription_change_facts(
                 occurred_at=occurred_at,
                 key=key,
             )
-        elif old_status == SubscriptionStatus.PAUSED and new_status == SubscriptionStatus.ACTIVE:
-            # A paused trial that now pays has bought: the purchase the provisioning panel waits for.
+        elif (
+            old_status == SubscriptionStatus.PAUSED
+            and new_status == SubscriptionStatus.ACTIVE
+            and not customer.stage_transitions.filter(to_stage=Stage.PURCHASE).exists()
+        ):
+            # A paused trial that now pays has bought: the purchase the provisioning panel waits for. (A paying
+            # customer whose subscription was paused and resumes is simply active again, below.)
             path = [Stage.PURCHASE, Stage.ONBOARDING]
             _move_along(customer, path, cause="paused trial paid", occurred_at=occurred_at, key=key)
         elif old_status in AT_RISK_STATUSES and new_status == "active":
