@@ -17,7 +17,8 @@ From the seed's n8n workflow, with guarantees instead of random waits:
   is already emailed, so the run ends before any outside call (a quiet no-op).
 - A field cleared in Mautic while our invite is stored there means "reissue" (the seed's procedure): the old invite
   is marked superseded and a new one is made.
-- The contact's marketing fields are mirrored onto the CRM Customer on every event.
+- The contact's marketing fields are mirrored onto the CRM Customer on every event, newest state only (a retry
+  re-reads the contact, an older copy is not applied, a deleted contact ends the run as skipped: mautic_state.py).
 """
 
 import logging
