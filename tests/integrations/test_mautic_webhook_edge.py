@@ -212,3 +212,22 @@ def test_values_stored_unchecked_before_are_cleared_by_the_data_migration():
     for row in _api_customers():
         if row["email"]:
             validate_email(row["email"])
+
+
+def test_staff_see_why_a_delivery_was_refused_in_the_admin(fakes, deliver_mautic, client):
+    from django.urls import reverse
+
+    from tests.customers.factories import StaffUserFactory
+
+    contact_id = fakes.mautic.add_contact(email="ada@example.com", discord_invite_link_basic="javascript:alert(1)")
+    deliver_mautic(fakes.mautic.webhook_body([contact_id]))
+    deliver_mautic(b'{"mautic.lead_post_save_update": [{"contact": {"id": NaN}}]}')
+    accepted, refused = WebhookDelivery.objects.order_by("id")
+    client.force_login(StaffUserFactory(is_superuser=True))
+
+    page = client.get(reverse("admin:integrations_webhookdelivery_change", args=[accepted.pk])).content.decode()
+    assert "not a Discord invite link" in page
+    page = client.get(reverse("admin:integrations_webhookdelivery_change", args=[refused.pk])).content.decode()
+    assert "NaN is not a JSON number" in page
+    listing = client.get(reverse("admin:integrations_webhookdelivery_changelist")).content.decode()
+    assert "Refused (malformed, not processed)" in listing and "NaN is not a JSON number" in listing
