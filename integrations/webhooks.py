@@ -1,8 +1,10 @@
 """One store for incoming webhook deliveries, whatever the provider.
 
     view     -> verify the provider's signature on the raw body -> check the body parses
-             -> webhook_delivery_store(provider=, dedupe_key=, headers=, body=) -> 2xx
+             -> webhook_delivery_store(provider=, dedupe_key=, headers=, body=, refused_fields=) -> 2xx
                 (one row per (provider, dedupe_key); the processing task is enqueued on commit)
+             or, signed but malformed: webhook_delivery_reject(..., reason=) -> 400 (kept as "rejected" with the
+                reason for staff; never processed)
     task     -> webhook_delivery_process(delivery_id=): lock the row (SKIP LOCKED), call the provider's processor
                 from the registry in a savepoint, mark it processed, or keep the error and count the attempt.
     admin    -> "reprocess" enqueues the task again for the chosen deliveries.

@@ -7,6 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('customers', '0011_merge_parallel_work'),
+        ('customers', '0011_clear_invalid_values_from_mautic'),
     ]
 
     operations = [

@@ -44,7 +44,7 @@ def field_is_true(value: Any) -> bool:
     """Mautic boolean fields arrive as 1/0, "1"/"0", true/false or "yes"/"no" depending on the path."""
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
+    return isinstance(value, int) and bool(value)  # a list or an object is no "yes" (bool is an int)
 
 
 def contact_from_rest(data: dict) -> MauticContact:

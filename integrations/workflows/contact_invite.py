@@ -18,7 +18,8 @@ From the seed's n8n workflow, with guarantees instead of random waits:
 - A field cleared in Mautic while our invite is stored there means "reissue" (the seed's procedure): the old invite
   is marked superseded and a new one is made; once the new one is stored, the old one is deleted at Discord
   (invite_revoke.py), so a leaked link stops working.
-- The contact's marketing fields are mirrored onto the CRM Customer on every event.
+- The contact's marketing fields are mirrored onto the CRM Customer on every event, newest state only (a retry
+  re-reads the contact, an older copy is not applied, a deleted contact ends the run as skipped: mautic_state.py).
 """
 
 import logging

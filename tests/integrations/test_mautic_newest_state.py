@@ -124,3 +124,26 @@ def test_a_contact_deleted_before_the_retry_ends_the_retry_as_skipped(fakes, del
 
     run.refresh_from_db()
     assert run.outcome == "contact no longer exists in Mautic" and run.next_attempt_at is None
+
+
+def test_a_late_contact_created_webhook_after_the_vip_purchase_keeps_the_vip(
+    fakes, fake_stripe, settings, deliver, deliver_mautic
+):
+    from tests.fakes.stripe import stripe_event
+
+    contact_id = fakes.mautic.add_contact(email="buyer@example.com", opt_in_confirmed=True)
+    created = fakes.mautic.webhook_body([contact_id], event="mautic.lead_post_save_new")  # delayed in Mautic's queue
+    buyer = fake_stripe.add_customer(email="buyer@example.com", name="Bea Buyer")
+    product = fake_stripe.add_product(name="VIP reservation", modready=False)
+    settings.STRIPE_VIP_RESERVATION_PRODUCT_ID = product["id"]
+    price = fake_stripe.add_price(product=product, unit_amount=2500)
+    session = fake_stripe.add_checkout_session(customer=buyer, prices=[price], mode="payment", payment_status="paid")
+    deliver(stripe_event("checkout.session.completed", session))  # workflow 2: VIP and promo code, here and in Mautic
+    customer = Customer.objects.get(email="buyer@example.com")
+    assert customer.vip_status is True and customer.promo_code
+
+    deliver_mautic(created)  # arrives before the update webhook of workflow 2's own write
+
+    customer.refresh_from_db()
+    assert customer.vip_status is True and customer.promo_code == fakes.mautic.contact(contact_id)["promo_code"]
+    assert WorkflowRun.objects.get(kind="contact_invite").status == RunStatus.SKIPPED

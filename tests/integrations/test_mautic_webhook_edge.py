@@ -184,3 +184,50 @@ def test_a_field_of_the_wrong_type_is_refused_not_stored(fakes, deliver_mautic, 
     refused = WebhookDelivery.objects.get().refused_fields
     assert any(item.startswith(f"contact {contact_id}: {field}:") for item in refused)
     assert WorkflowRun.objects.get().status == RunStatus.SKIPPED  # not opted in: nothing sent
+
+
+def test_values_stored_unchecked_before_are_cleared_by_the_data_migration():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("customers.migrations.0011_clear_invalid_values_from_mautic")
+    bad = Customer.objects.create(
+        email="{'a': 1}", discord_invite_link_basic="javascript:alert(1)", mautic_contact_id="4711"
+    )
+    good = Customer.objects.create(email="ada@example.com", discord_invite_link_vip="https://discord.gg/AbC123")
+
+    migration.clear_invalid_values(apps, None)
+
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert bad.email == "" and bad.discord_invite_link_basic == ""
+    assert bad.metadata["invalid_email_from_mautic"] == "{'a': 1}"
+    assert bad.metadata["cleared_invalid_values"] == {"discord_invite_link_basic": "javascript:alert(1)"}
+    assert (good.email, good.discord_invite_link_vip, good.metadata) == (
+        "ada@example.com",
+        "https://discord.gg/AbC123",
+        {},
+    )
+    for row in _api_customers():
+        if row["email"]:
+            validate_email(row["email"])
+
+
+def test_staff_see_why_a_delivery_was_refused_in_the_admin(fakes, deliver_mautic, client):
+    from django.urls import reverse
+
+    from tests.customers.factories import StaffUserFactory
+
+    contact_id = fakes.mautic.add_contact(email="ada@example.com", discord_invite_link_basic="javascript:alert(1)")
+    deliver_mautic(fakes.mautic.webhook_body([contact_id]))
+    deliver_mautic(b'{"mautic.lead_post_save_update": [{"contact": {"id": NaN}}]}')
+    accepted, refused = WebhookDelivery.objects.order_by("id")
+    client.force_login(StaffUserFactory(is_superuser=True))
+
+    page = client.get(reverse("admin:integrations_webhookdelivery_change", args=[accepted.pk])).content.decode()
+    assert "not a Discord invite link" in page
+    page = client.get(reverse("admin:integrations_webhookdelivery_change", args=[refused.pk])).content.decode()
+    assert "NaN is not a JSON number" in page
+    listing = client.get(reverse("admin:integrations_webhookdelivery_changelist")).content.decode()
+    assert "Refused (malformed, not processed)" in listing and "NaN is not a JSON number" in listing
