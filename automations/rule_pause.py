@@ -44,6 +44,8 @@ def rules_paused_locked(*, rule_ids: set[int]) -> set[int]:
     written is waited for and then seen. Rules locked in id order, so two workers never lock them crosswise."""
     if not rule_ids:
         return set()
+    if connection.vendor != "postgresql":  # the local run's SQLite: one writer at a time, no FOR SHARE
+        return set(AutomationRule.objects.filter(pk__in=rule_ids, paused_at__isnull=False).values_list("pk", flat=True))
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT id, paused_at FROM automations_automationrule WHERE id = ANY(%s) ORDER BY id FOR SHARE",

@@ -10,8 +10,10 @@ from api.models import ServiceAccountKey
 
 pytestmark = pytest.mark.django_db
 
-# Open by design: monitors, the admin's own login, unsubscribe links, and the providers' signed webhook receivers
-# (Resend via anymail, Stripe, Mautic, Discord interactions), whose forged-signature tests live with their apps.
+# Open by design: monitors, the admin's own login, unsubscribe links, the providers' signed webhook receivers
+# (Resend via anymail, Stripe, Mautic, Discord interactions), whose forged-signature tests live with their apps, and
+# the pages reached by a signed link from an email: a new staff member's password (Django's password-reset token,
+# tests/config/test_staff_accounts.py) and a customer's Discord confirmation (tests/support/test_discord_identity.py).
 PUBLIC_PREFIXES = (
     "healthz",
     "admin/",
@@ -21,6 +23,8 @@ PUBLIC_PREFIXES = (
     "api/webhooks/mautic",
     "api/discord/interactions",
     "static/",
+    "staff/password/",
+    "support/discord-link/",
 )
 
 
