@@ -233,7 +233,7 @@ def test_a_crash_after_resend_accepted_and_before_our_commit_sends_nothing_twice
     assert set(EmailQueueItem.objects.values_list("provider_message_id", flat=True)) == {e.id for e in resend.delivered}
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_claiming_skips_emails_another_worker_holds(resend):
     queue_welcomes(3)
     held = threading.Event()
@@ -262,7 +262,7 @@ def test_claiming_skips_emails_another_worker_holds(resend):
     assert len(batch.messages) == 4
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_workers_draining_at_once_never_send_the_same_email(resend, settings):
     settings.AUTOMATIONS_BATCH_SIZE = 5
     queue_welcomes(20)  # 40 emails
