@@ -27,6 +27,7 @@ UPDATABLE_FIELDS = frozenset(
         "promo_code",
         "discord_invite_link_vip",
         "discord_invite_link_basic",
+        "mautic_modified_at",
     }
 )
 

@@ -126,18 +126,31 @@ def _item(customer: Customer, item_id: int) -> EmailQueueItem:
     return item
 
 
-def _email_resend(call: Call, *, item_id: int, request_key) -> Outcome:
+def _email_resend(call: Call, *, item_id: int, request_key, send_now: bool = False) -> Outcome:
     """`request_key` comes with the page the staff member clicked on: the same request posted again finds the copy it
     queued and is refused, so a double click sends one copy and leaves one audit row. Without one, the audit row's id
-    is the key (every call is a request of its own)."""
+    is the key (every call is a request of its own). A cancelled email goes back to its own time unless `send_now`
+    (an explicit, separate button that says it sends ahead of time)."""
     item = _item(call.customer, item_id)
+    ahead = send_now and email_actions.resend_ahead_of_time(item)
     try:
         copy = email_actions.queue_item_resend(
-            item_id=item.pk, key=f"staff-{request_key}" if request_key else f"staff-action-{call.audit.pk}"
+            item_id=item.pk,
+            key=f"staff-{request_key}" if request_key else f"staff-action-{call.audit.pk}",
+            send_now=send_now,
         )
     except email_actions.ResendRefused as exc:  # raised inside the atomic block: the audit row goes too
         raise ActionRefused(str(exc)) from None
-    return Outcome(f"resent {item.step.template.name}", {"queue_item_id": item.pk, "queued_item_id": copy.pk})
+    name = item.step.template.name
+    details = {"queue_item_id": item.pk, "queued_item_id": copy.pk}
+    if ahead:
+        own_time = f"{item.scheduled_at:%Y-%m-%d %H:%M} UTC"
+        return Outcome(f"sent {name} now, ahead of its own time ({own_time})", {**details, "sent_ahead": True})
+    if copy.scheduled_at > timezone.now():
+        return Outcome(
+            f"put {name} back in the queue for its own time, {copy.scheduled_at:%Y-%m-%d %H:%M} UTC", details
+        )
+    return Outcome(f"resent {name}", details)
 
 
 def _email_cancel(call: Call, *, item_id: int) -> Outcome:
@@ -271,6 +284,18 @@ def _stage_move(call: Call, *, to_stage: str) -> Outcome:
     )
 
 
+def _discord_link(call: Call, *, discord_user_id: str) -> Outcome:
+    """Staff link a Discord account by hand, having checked who the person is (a typed email in the ticket form is
+    no proof: support/identity.py). The user's tickets without a customer become this customer's."""
+    from support.identity import discord_link_by_staff
+
+    if call.customer.discord_user_id == discord_user_id:
+        raise ActionRefused("That Discord account is linked to this customer already.")
+    done = discord_link_by_staff(customer=call.customer, discord_user_id=discord_user_id)
+    replaced = f", replacing {done['previous']}" if done["previous"] else ""
+    return Outcome(f"linked Discord user {discord_user_id} by hand{replaced}", done)
+
+
 def _id_field() -> forms.IntegerField:
     return forms.IntegerField(min_value=1)
 
@@ -283,7 +308,12 @@ ACTIONS: dict[str, QuickAction] = {
             StaffActionKind.EMAIL_RESEND,
             "automations.change_emailqueueitem",
             # Rendered with the page; a resend without one (an older page, a script) is a request of its own.
-            {"item_id": _id_field(), "request_key": forms.UUIDField(required=False)},
+            {
+                "item_id": _id_field(),
+                "request_key": forms.UUIDField(required=False),
+                # Only from the explicit "Send now" button; without it a cancelled email keeps its own time.
+                "send_now": forms.BooleanField(required=False),
+            },
             _email_resend,
         ),
         QuickAction(
@@ -312,6 +342,13 @@ ACTIONS: dict[str, QuickAction] = {
             "customers.add_consentrecord",
             {"opt_in": forms.TypedChoiceField(choices=[("1", "on"), ("0", "off")], coerce=lambda value: value == "1")},
             _consent_change,
+        ),
+        # Linking a Discord account is editing the customer's contact details (Support may).
+        QuickAction(
+            StaffActionKind.DISCORD_LINK,
+            "customers.change_customer",
+            {"discord_user_id": forms.RegexField(regex=r"^\d{15,21}$", max_length=21, strip=True)},
+            _discord_link,
         ),
         QuickAction(
             StaffActionKind.STAGE_MOVE,

@@ -25,6 +25,7 @@ from ..models import (
 from ..sending import message_preview
 from .common import database_id, pause_banner
 from .email_status import ShownStatusMixin, WillGoOutFilter
+from .queue_resend import ResendActionsMixin
 
 
 @admin.register(Enrollment)
@@ -55,7 +56,7 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(EmailQueueItem)
-class EmailQueueItemAdmin(ShownStatusMixin, ReadOnlyAdmin):
+class EmailQueueItemAdmin(ResendActionsMixin, ShownStatusMixin, ReadOnlyAdmin):
     list_display = (
         "recipient",
         "template_name",
@@ -70,7 +71,7 @@ class EmailQueueItemAdmin(ShownStatusMixin, ReadOnlyAdmin):
     list_select_related = ("step__template", "enrollment__rule", "customer")
     search_fields = ("recipient", "provider_message_id", "idempotency_key")
     date_hierarchy = "scheduled_at"
-    actions = ("retry_now", "cancel_pending")
+    actions = ("retry_now", "cancel_pending", *ResendActionsMixin.resend_actions)
 
     def changelist_view(self, request, extra_context=None):
         pause_banner(request)
@@ -84,9 +85,13 @@ class EmailQueueItemAdmin(ShownStatusMixin, ReadOnlyAdmin):
     def rule_name(self, obj):
         return obj.enrollment.rule.name
 
-    @admin.display(description="last error")
+    @admin.display(description="why")
     def last_error_short(self, obj):
-        return obj.last_error[:80]
+        """Why an email is where it is: an error for a failed one, the reason for a cancelled or held one."""
+        if not obj.last_error:
+            return ""
+        label = {QueueStatus.FAILED: "Error", QueueStatus.CANCELLED: "Cancelled"}.get(obj.status, "Note")
+        return f"{label}: {obj.last_error[:80]}"
 
     def has_retry_permission(self, request):
         # Re-sending and cancelling emails change the queue: staff who may change queue items (superusers, and the

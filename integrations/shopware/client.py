@@ -1,22 +1,23 @@
 """Shopware 6 Admin API (https://shopware.stoplight.io/docs/admin-api): the VIP promotion's individual codes.
 
-- Token: client credentials, `expires_in` 600 s and no refresh token; cached until a minute before expiry and
-  fetched again on a 401.
+- Token: client credentials, `expires_in` 600 s and no refresh token; shared by every task and process
+  (token.py: one `ProviderAccessToken` row), used until a minute before expiry and fetched again on a 401.
 - A code is created with `POST /api/promotion-individual-code` and an id we choose, because
   `add-individual` does not say which codes it made. Read back with `GET /api/promotion-individual-code/{id}`.
 - A duplicate code or id answers HTTP 500 with "1062 Duplicate entry" in `errors[0].detail`, not a 4xx.
 """
 
 import threading
-import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
+from django.utils import timezone
 
 from integrations import config
 from integrations.http import ApiClient, ProviderError, json_or_error
 
-TOKEN_MARGIN_SECONDS = 60
+from .token import REFRESH_MARGIN, access_token_discard, access_token_get
 
 
 class ShopwareError(ProviderError):
@@ -41,9 +42,10 @@ class ShopwareClient(ApiClient):
         super().__init__(base_url=base_url, **kwargs)
         self._client_id, self._client_secret = client_id, client_secret
         self._token: str = ""
-        self._token_expires = 0.0
+        self._token_expires: datetime | None = None
         self._token_lock = threading.Lock()
-        self.token_fetches = 0
+        self.token_fetches = 0  # tokens this client fetched (others may have been fetched by other workers)
+        self.token_key = f"shopware {client_id} {self.base_url}"[:255]
 
     @classmethod
     def from_settings(cls) -> "ShopwareClient":
@@ -58,11 +60,11 @@ class ShopwareClient(ApiClient):
         if call == "oauth.token":
             return
         with self._token_lock:
-            if not self._token or time.monotonic() >= self._token_expires:
-                self._fetch_token()
+            if not self._token or self._token_expires is None or timezone.now() >= self._token_expires - REFRESH_MARGIN:
+                self._token, self._token_expires = access_token_get(key=self.token_key, fetch=self._fetch_token)
         self.session.headers["Authorization"] = f"Bearer {self._token}"
 
-    def _fetch_token(self) -> None:
+    def _fetch_token(self) -> tuple[str, int]:
         response = self.request(
             "oauth.token",
             "POST",
@@ -75,9 +77,8 @@ class ShopwareClient(ApiClient):
             idempotent=True,
         )
         data = json_or_error(response, ShopwareError, "oauth.token")
-        self._token = data["access_token"]
-        self._token_expires = time.monotonic() + int(data.get("expires_in") or 600) - TOKEN_MARGIN_SECONDS
         self.token_fetches += 1
+        return data["access_token"], int(data.get("expires_in") or 600)
 
     def request(self, call, method, path, **kwargs):
         try:
@@ -85,7 +86,10 @@ class ShopwareClient(ApiClient):
         except ShopwareError as exc:
             if exc.status != 401 or call == "oauth.token":
                 raise
-            self._token = ""  # revoked or expired early: one fresh token, one more try
+            # Revoked or expired early: one fresh token, one more try.
+            with self._token_lock:
+                access_token_discard(key=self.token_key, token=self._token)
+                self._token = ""
             return super().request(call, method, path, **kwargs)
 
     def individual_code_create(self, *, id: str, promotion_id: str, code: str) -> None:

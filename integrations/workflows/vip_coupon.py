@@ -9,7 +9,8 @@ for checkout.session.async_payment_succeeded. One run per checkout session (key 
    session never yields two codes.
 3. Shopware: the code is created under an id derived from the session (uuid5), so after an unknown outcome (a
    timeout, a 5xx) the retry first asks Shopware whether that id exists, and a duplicate answer (HTTP 500 "1062
-   Duplicate entry") is checked the same way.
+   Duplicate entry") is checked the same way. Codes are unique across all promotions: when our id does not hold it,
+   the code is taken elsewhere, and a new one is stored (before any email) and created instead.
 4. Only when Shopware has the code: Mautic find-or-create by the Stripe email, `vip_status` and `promo_code` set,
    the coupon email sent at most once (emails.py: a send whose answer was lost is not repeated; the run asks staff to
    check). A Shopware failure leaves Mautic untouched; the run retries with backoff.
@@ -29,6 +30,7 @@ from djstripe.settings import djstripe_settings
 from customers import events
 from customers import services as customer_services
 from customers.events import subscriber
+from customers.mautic_state import customer_mautic_state_time_note
 from integrations.mautic.client import MauticClient
 from integrations.models import PromoCode, RunKind
 from integrations.runs import RunSkipped, StepRecorder, workflow, workflow_run_create
@@ -96,29 +98,66 @@ def _stripe_session(session_id: str) -> tuple[dict, list[str]]:
     return session, product_ids
 
 
-def _shopware_ensure(recorder: StepRecorder, promo: PromoCode) -> None:
+# New codes tried in one attempt when Shopware says the code exists elsewhere (a collision is rare: 32^10 codes).
+MAX_CODE_REPLACEMENTS = 5
+
+
+def promo_code_replace(promo: PromoCode) -> PromoCode:
+    """A new code for a session whose code Shopware already holds under another id (another promotion's code, or
+    one made by hand). Only before Shopware has ours and before any email: the code we email is the one stored."""
+    for _ in range(MAX_CODE_REPLACEMENTS):
+        code = new_code()
+        try:
+            with transaction.atomic():
+                replaced = PromoCode.objects.filter(
+                    pk=promo.pk, in_shopware_at=None, email_requested_at=None, emailed_at=None
+                ).update(code=code)
+        except IntegrityError:  # one of our own codes already: draw again
+            continue
+        if not replaced:
+            raise RuntimeError(f"promo code {promo.code} is in Shopware or emailed already; it is not replaced")
+        promo.code = code
+        return promo
+    raise RuntimeError("no free promo code found")
+
+
+def _shopware_ensure(recorder: StepRecorder, promo: PromoCode) -> PromoCode:
+    """Shopware holds the session's code under our id when this returns. A duplicate answer means either that our
+    id holds it already (an earlier create whose answer was lost) or that the code is taken elsewhere: read our id
+    back to tell which, and in the second case store a new code and create that one."""
     shopware = ShopwareClient.from_settings()
+    taken: list[str] = []
     with recorder.step("shopware.code", detail=promo.code) as note:
         # After an earlier attempt the outcome of its create may be unknown: ask before creating again.
         found = shopware.individual_code_get(promo.shopware_id) if recorder.run.attempts > 1 else None
-        if found is None:
+        while found is None:
             try:
                 shopware.individual_code_create(
                     id=promo.shopware_id, promotion_id=settings.SHOPWARE_VIP_PROMOTION_ID, code=promo.code
                 )
                 note.detail = f"{promo.code} created"
+                break
             except ShopwareError as exc:
                 if not exc.is_duplicate:
                     raise
                 found = shopware.individual_code_get(promo.shopware_id)
-                if found is None:
-                    message = f"code {promo.code} is taken by another id"
-                    raise ShopwareError(status=500, body=message, call=exc.call) from exc
+                if found is not None:
+                    break
+                if len(taken) >= MAX_CODE_REPLACEMENTS:
+                    raise ShopwareError(
+                        status=500, body=f"codes {', '.join(taken)} are all taken", call=exc.call
+                    ) from exc
+                taken.append(promo.code)
+                promo = promo_code_replace(promo)
+                logger.info("Promo code %s exists elsewhere in Shopware; trying %s", taken[-1], promo.code)
         if found is not None:
             if found.code != promo.code:
                 raise ShopwareError(status=200, body=f"id {promo.shopware_id} holds {found.code}", call="code.check")
             note.detail = f"{promo.code} already in Shopware"
+        if taken:
+            note.detail += f" (new code: {', '.join(taken)} already taken in Shopware)"
     PromoCode.objects.filter(pk=promo.pk).update(in_shopware_at=timezone.now())
+    return promo
 
 
 @workflow(RunKind.VIP_COUPON)
@@ -137,7 +176,7 @@ def vip_coupon(recorder: StepRecorder) -> str:
 
     promo = promo_code_get_or_create(session_id=session_id, email=email)
     if promo.in_shopware_at is None:
-        _shopware_ensure(recorder, promo)
+        promo = _shopware_ensure(recorder, promo)
 
     mautic = MauticClient.from_settings()
     with recorder.step("mautic.contact") as note:
@@ -148,7 +187,7 @@ def vip_coupon(recorder: StepRecorder) -> str:
         else:
             note.detail = f"found contact {contact.id}"
     with recorder.step("mautic.write", detail="vip_status, promo_code"):
-        mautic.contact_edit(contact.id, {"vip_status": True, "promo_code": promo.code})
+        edited = mautic.contact_edit(contact.id, {"vip_status": True, "promo_code": promo.code})
     PromoCode.objects.filter(pk=promo.pk).update(mautic_contact_id=contact.id)
     promo.refresh_from_db()
     if promo.emailed_at is None:
@@ -164,6 +203,8 @@ def vip_coupon(recorder: StepRecorder) -> str:
     customer, _ = customer_services.customer_upsert(
         email=email, vip_status=True, promo_code=promo.code, mautic_contact_id=contact.id
     )
+    if edited.modified_at:  # a late webhook of the contact's older state must not undo the flag and the code
+        customer_mautic_state_time_note(customer=customer, as_of=edited.modified_at)
     recorder.customer_set(customer)
     recorder.record("crm.customer", "ok", f"VIP with promo code {promo.code}", timezone.now())
     return f"promo code {promo.code} in Shopware, Mautic contact {contact.id} emailed"

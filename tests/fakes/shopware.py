@@ -2,12 +2,16 @@
 
     with FakeShopware() as shopware:
         shopware.token_ttl = 600                 # seconds a token lives (expires_in)
+        shopware.token_count                     # tokens issued so far
+        shopware.advance(600)                    # the fake's clock moves on: tokens older than their ttl expire
+        shopware.add_code("VIP-X", promotion_id=OTHER_PROMOTION_ID)   # a code someone made in another promotion
         shopware.fail_creates_next(503)          # the next code create fails and creates nothing
         shopware.lose_next_answer()              # the next code create is applied, then the connection drops
         shopware.codes                           # id -> {"id", "code", "promotionId"}
 
-Traps kept (docs/providers.md): a duplicate code or id answers HTTP 500 with "1062 Duplicate entry" in
-`errors[0].detail`; `add-individual` answers 204 without saying which codes it made.
+Traps kept (docs/providers.md): codes are unique across all promotions, and a duplicate code or id answers HTTP 500
+with "1062 Duplicate entry" in `errors[0].detail`; a token lives `expires_in` (600) seconds, then answers 401;
+`add-individual` answers 204 without saying which codes it made.
 """
 
 import itertools
@@ -19,6 +23,7 @@ from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, route
 
 CLIENT_ID, CLIENT_SECRET = "SWIAFAKECLIENTID", "fake-client-secret"
 PROMOTION_ID = "0190a1b2c3d4e5f60718293a4b5c6d7e"
+OTHER_PROMOTION_ID = "0190a1b2c3d4e5f60718293a4b5c6d7f"  # another campaign's promotion in the same shop
 
 
 class FakeShopware(FakeServer):
@@ -27,7 +32,9 @@ class FakeShopware(FakeServer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.token_ttl = 600
-        self.tokens: dict[str, float] = {}  # token -> expiry (monotonic)
+        self.tokens: dict[str, float] = {}  # token -> expiry (the fake's clock)
+        self.token_count = 0
+        self.clock_offset = 0.0
         self.codes: dict[str, dict] = {}
         self.promotions = {PROMOTION_ID}
         self._lose_answers = 0
@@ -38,10 +45,28 @@ class FakeShopware(FakeServer):
         super().reset()
         with self.lock:
             self.tokens.clear()
+            self.token_count = 0
+            self.clock_offset = 0.0
             self.codes.clear()
+            self.promotions = {PROMOTION_ID}
             self._lose_answers = 0
             self._create_failures.clear()
             self.token_ttl = 600
+
+    def now(self) -> float:
+        return time.monotonic() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Time passes for the fake (no sleeping in tests): tokens issued more than their ttl ago expire."""
+        with self.lock:
+            self.clock_offset += seconds
+
+    def add_code(self, code: str, *, promotion_id: str = OTHER_PROMOTION_ID) -> str:
+        code_id = secrets.token_hex(16)
+        with self.lock:
+            self.promotions.add(promotion_id)
+            self.codes[code_id] = {"id": code_id, "code": code, "promotionId": promotion_id}
+        return code_id
 
     def lose_next_answer(self, times: int = 1) -> None:
         """The next code creates are applied, then the connection closes without an answer (an unknown outcome)."""
@@ -61,7 +86,7 @@ class FakeShopware(FakeServer):
             token = request.header("authorization").removeprefix("Bearer ")
             with self.lock:
                 expires = self.tokens.get(token)
-            if expires is None or expires < time.monotonic():
+            if expires is None or expires <= self.now():
                 status = {"status": "401", "title": "Unauthorized", "detail": "Access token is invalid or expired"}
                 return FakeResponse(401, {"errors": [{"code": "9", **status}]})
         response = super()._handle(request)
@@ -83,7 +108,8 @@ class FakeShopware(FakeServer):
             return FakeResponse(401, {"errors": [{"code": "10", "status": "401", "title": "Unauthorized"}]})
         token = secrets.token_hex(16)
         with self.lock:
-            self.tokens[token] = time.monotonic() + self.token_ttl
+            self.tokens[token] = self.now() + self.token_ttl
+            self.token_count += 1
         return {"token_type": "Bearer", "expires_in": self.token_ttl, "access_token": token}
 
     @route("POST", r"/api/promotion-individual-code")

@@ -1,11 +1,14 @@
 """The Mautic, Shopware and EspoCRM clients against their fakes: the traps, retries and typed errors."""
 
 import logging
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from integrations.espocrm.client import EspoCrmClient, EspoCrmError
 from integrations.mautic.client import MauticClient, MauticError
+from integrations.models import ProviderAccessToken
 from integrations.shopware.client import ShopwareClient, ShopwareError
 from tests.fakes import shopware as shopware_fake
 
@@ -52,6 +55,7 @@ def test_mautic_error_names_the_call_and_never_the_password(fakes, mautic, caplo
     assert PASSWORD not in str(caught.value) and PASSWORD not in caplog.text
 
 
+@pytest.mark.django_db  # the token is shared through the database
 def test_shopware_token_is_cached_and_refreshed_before_expiry(fakes):
     client = ShopwareClient.from_settings()
     client.individual_code_get("0" * 32)
@@ -62,12 +66,37 @@ def test_shopware_token_is_cached_and_refreshed_before_expiry(fakes):
     client.individual_code_get("2" * 32)
     assert client.token_fetches == 2
 
-    client._token_expires = 0  # shortly before the 10 minutes are over
+    # Shortly before the 10 minutes are over (the shared token's expiry moved close; no sleeping).
+    soon = timezone.now() + timedelta(seconds=30)
+    ProviderAccessToken.objects.update(expires_at=soon)
+    client._token_expires = soon
     client.individual_code_get("3" * 32)
     assert client.token_fetches == 3
     assert client.session.headers["Authorization"].startswith("Bearer ")
 
 
+@pytest.mark.django_db  # the token is shared through the database
+def test_shopware_token_is_shared_by_clients_in_other_runs_and_processes(fakes):
+    first, second = ShopwareClient.from_settings(), ShopwareClient.from_settings()  # e.g. two runs, two workers
+    first.individual_code_get("0" * 32)
+    second.individual_code_get("1" * 32)
+    assert fakes.shopware.token_count == 1
+    assert (first.token_fetches, second.token_fetches) == (1, 0)
+
+
+@pytest.mark.django_db  # the token is shared through the database
+def test_shopware_token_expired_at_shopware_is_fetched_again_once(fakes):
+    client = ShopwareClient.from_settings()
+    client.individual_code_get("0" * 32)
+    fakes.shopware.advance(600)  # Shopware's ten minutes are over while our copy still looks good
+
+    assert client.individual_code_get("1" * 32) is None  # 401, one fresh token, the call again
+    assert fakes.shopware.token_count == 2
+    assert ShopwareClient.from_settings().individual_code_get("2" * 32) is None
+    assert fakes.shopware.token_count == 2  # the fresh token is the shared one
+
+
+@pytest.mark.django_db  # the token is shared through the database
 def test_shopware_duplicate_is_a_500_recognised_as_duplicate(fakes):
     client = ShopwareClient.from_settings()
     client.individual_code_create(id="a" * 32, promotion_id=shopware_fake.PROMOTION_ID, code="VIP-1")

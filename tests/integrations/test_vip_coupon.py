@@ -137,3 +137,37 @@ def test_a_repeated_checkout_event_yields_one_code(fakes, vip_world, deliver):
 
     assert PromoCode.objects.count() == 1 and len(fakes.shopware.codes) == 1
     assert len(fakes.mautic.sent_emails) == 1
+
+
+def test_a_code_taken_in_another_promotion_is_replaced_and_the_new_one_is_emailed(
+    fakes, vip_world, deliver, monkeypatch
+):
+    from integrations.workflows import vip_coupon
+
+    fakes.shopware.add_code("VIP-TAKEN00001")  # another campaign's promotion holds this code
+    codes = iter(["VIP-TAKEN00001", "VIP-FRESH00002"])
+    monkeypatch.setattr(vip_coupon, "new_code", lambda: next(codes))
+    session = vip_world()
+
+    deliver(stripe_event("checkout.session.completed", session))
+
+    run = WorkflowRun.objects.get(kind="vip_coupon")
+    assert run.status == RunStatus.SUCCEEDED
+    promo = PromoCode.objects.get(checkout_session_id=session["id"])
+    assert promo.code == "VIP-FRESH00002"
+    assert fakes.shopware.codes[promo.shopware_id]["code"] == "VIP-FRESH00002"
+    # Our id was read back before the code was given up as someone else's.
+    assert fakes.shopware.requests_to("GET", f"/api/promotion-individual-code/{promo.shopware_id}")
+    [contact] = [c for c in fakes.mautic.contacts.values() if c["email"] == "buyer@example.com"]
+    assert contact["promo_code"] == "VIP-FRESH00002" and len(fakes.mautic.sent_emails) == 1
+    assert Customer.objects.get(email="buyer@example.com").promo_code == "VIP-FRESH00002"
+    assert "VIP-TAKEN00001 already taken" in run.steps.get(name="shopware.code").detail
+
+
+def test_many_purchases_share_one_shopware_token(fakes, vip_world, deliver):
+    for _ in range(4):
+        deliver(stripe_event("checkout.session.completed", vip_world()))
+
+    assert set(WorkflowRun.objects.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+    assert len(fakes.shopware.codes) == 4
+    assert fakes.shopware.token_count == 1
