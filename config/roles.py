@@ -30,7 +30,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     # Answers customers: their record, tickets, and the emails sent to them, so "did you get my email?" has an answer
     # without asking Marketing.
     SUPPORT: {
-        # change: the contact details only (email, name, Discord id); customers.admin makes the rest read-only.
+        # change: the contact details only (email, name, Discord id); customers.admin makes the rest read-only. It is
+        # also the customer page's "Correct email" action, which writes a Stripe customer's address to Stripe first.
         "customers.customer": ("view", "change"),
         "customers.timelineevent": VIEW,
         "customers.stagetransition": VIEW,

@@ -45,6 +45,20 @@ class ShownStatusMixin:
             row.shown_state = states[row.pk]
         return changelist
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # One email's page says it too: "Blocked: the address hard-bounced", not only the stored "Pending".
+        item = (extra_context or {}).get("item")
+        if item is not None:
+            states = shown_states(
+                list(
+                    type(item)
+                    .objects.filter(pk=item.pk)
+                    .select_related("customer", "step__template", "enrollment__rule")
+                )
+            )
+            extra_context = {**extra_context, "shown_state": states.get(item.pk)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="status", ordering="status")
     def shown_status(self, obj):
         state = getattr(obj, "shown_state", None)

@@ -76,6 +76,11 @@ def test_the_queue_list_shows_them_blocked_with_the_reason_and_filters_them(admi
     blocked = admin_client.get(url, {"goes_out": "blocked"}).content.decode()
     assert blocked.count('data-status="blocked"') == 3 and other.email not in blocked
 
+    waiting = EmailQueueItem.objects.filter(customer=bounced, status=QueueStatus.PENDING).first()
+    item_page = admin_client.get(reverse("admin:automations_emailqueueitem_change", args=[waiting.pk]))
+    assert 'id="email-shown-state" data-status="blocked"' in item_page.content.decode()
+    assert "The address hard-bounced" in item_page.content.decode()
+
 
 def test_once_the_queue_refused_them_they_stay_blocked_in_words(admin_client, bounced, drain):
     make_due()
