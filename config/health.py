@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from .client_address import FORWARDED_HEADER_IGNORED, forwarded_header_ignored_note, forwarded_header_ignored_recently
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,5 +65,8 @@ def healthz(request):
         except Exception as exc:  # a monitor must get an answer, not a 500 page
             logger.exception("healthz: %s check failed", name)
             checks[name] = {"ok": False, "error": type(exc).__name__}
+    # Advice, not a failure (a monitor must not take the site out of rotation over it; ok stays true).
+    if forwarded_header_ignored_note(request) or forwarded_header_ignored_recently():
+        checks["client_address"] = {"ok": True, "warning": FORWARDED_HEADER_IGNORED}
     healthy = all(check["ok"] for check in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503)

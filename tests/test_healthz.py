@@ -61,3 +61,24 @@ def test_a_stuck_email_queue_is_unhealthy(schedules, settings, customer):
     assert response.status_code == 503
     queue = response.json()["checks"]["queue"]
     assert queue["ok"] is False and queue["oldest_due_email_age_seconds"] >= settings.HEALTHZ_QUEUE_MAX_AGE
+
+
+def test_requests_through_an_unconfigured_proxy_are_reported_without_failing_the_check(schedules, monkeypatch):
+    monkeypatch.setattr("config.client_address._last_recorded", 0.0)
+    assert "client_address" not in Client().get("/healthz").json()["checks"]
+
+    # The proxy's requests reach the login page; the monitor asks directly, without the header.
+    Client().get("/admin/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.5")
+    response = Client().get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert "TRUSTED_PROXY_COUNT is 0" in response.json()["checks"]["client_address"]["warning"]
+    through_proxy = Client().get("/healthz", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.5").json()
+    assert "TRUSTED_PROXY_COUNT is 0" in through_proxy["checks"]["client_address"]["warning"]
+
+
+def test_a_configured_proxy_is_not_reported(schedules, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    response = Client().get("/healthz", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.5")
+    assert "client_address" not in response.json()["checks"]
