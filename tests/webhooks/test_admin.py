@@ -84,3 +84,18 @@ def test_failed_delivery_is_replayed_from_the_admin(owner_client, customer):
     owner_client.post(changelist, {"action": "replay", "_selected_action": [delivery.pk]})
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.message_id) == (DeliveryStatus.PENDING, 0, "msg_modready_1")
+
+
+def test_the_api_key_form_offers_only_service_accounts(owner_client):
+    account = StaffUserFactory(is_staff=False, username="website")
+    StaffUserFactory(is_superuser=True, username="boss")
+    support = StaffUserFactory(username="sam")
+
+    page = owner_client.get(reverse("admin:api_serviceaccountkey_add")).content.decode()
+    picker = re.search(r'<select name="user".*?</select>', page, re.S).group(0)
+    assert f'value="{account.pk}"' in picker
+    assert "boss" not in picker and "sam" not in picker
+
+    refused = owner_client.post(reverse("admin:api_serviceaccountkey_add"), {"name": "sneaky", "user": support.pk})
+    assert refused.status_code == 200  # the form again, with the error
+    assert not ServiceAccountKey.objects.exists()
