@@ -31,6 +31,8 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.permissions import BasePermission
 
+from .admin_query_guard import query_string_guarded
+from .client_address import FORWARDED_HEADER_IGNORED, forwarded_header_ignored_note
 from .staff_sessions import user_sessions_end
 
 
@@ -122,7 +124,7 @@ class ModReadyAdminSite(admin.AdminSite):
         return super().has_permission(request) and otp_satisfied(request.user)
 
     def admin_view(self, view, cacheable=False):
-        inner = super().admin_view(view, cacheable)
+        inner = super().admin_view(query_string_guarded(view), cacheable)
 
         @wraps(view)
         def guarded(request, *args, **kwargs):
@@ -133,6 +135,12 @@ class ModReadyAdminSite(admin.AdminSite):
             return inner(request, *args, **kwargs)
 
         return guarded
+
+    def each_context(self, request):
+        context = super().each_context(request)
+        if forwarded_header_ignored_note(request) and request.user.is_active and request.user.is_staff:
+            context["proxy_warning"] = FORWARDED_HEADER_IGNORED
+        return context
 
     def get_urls(self):
         return [path("two-factor/", self.otp_setup_view, name="otp_setup"), *super().get_urls()]

@@ -7,8 +7,10 @@ anything further left was written by the client and may be anything (`unknown`, 
 """
 
 import ipaddress
+import time
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 
 # Stored where a column needs an address and none could be read (dj-stripe's WebhookEventTrigger.remote_ip is
@@ -50,3 +52,41 @@ def client_address(request: HttpRequest) -> str:
     """For django-axes' per-address lockout (AXES_CLIENT_IP_CALLABLE), which needs a string: the client's address, or
     the peer's (REMOTE_ADDR) when the trusted source holds no valid address."""
     return client_ip(request) or request.META.get("REMOTE_ADDR", "")
+
+
+# --- A proxy the settings do not know about ---------------------------------------------------------------------------
+# With TRUSTED_PROXY_COUNT = 0 behind a proxy, every request seems to come from the proxy's own address. Lockouts no
+# longer depend on the address alone (AXES_LOCKOUT_PARAMETERS), but the address still feeds the (username, address)
+# lockout and the stored webhook sources, so the admin and /healthz say when requests carry X-Forwarded-For that is
+# being ignored.
+
+FORWARDED_HEADER_IGNORED = (
+    "Requests arrive with an X-Forwarded-For header but TRUSTED_PROXY_COUNT is 0, so every visitor appears to come "
+    "from the proxy's address. Set TRUSTED_PROXY_COUNT to the number of proxies in front of the app (README, "
+    "Configuration)."
+)
+_SEEN_CACHE_KEY = "client-address:forwarded-header-ignored"
+_SEEN_REMEMBERED_SECONDS = 24 * 3600
+_last_recorded: float = 0.0
+
+
+def forwarded_header_ignored(request: HttpRequest) -> bool:
+    """This request carries X-Forwarded-For, which the settings say to ignore (no trusted proxy)."""
+    return settings.TRUSTED_PROXY_COUNT <= 0 and bool(request.META.get("HTTP_X_FORWARDED_FOR", "").strip())
+
+
+def forwarded_header_ignored_note(request: HttpRequest) -> bool:
+    """Whether this request's X-Forwarded-For is ignored; if so, remembered for a day in the shared cache (at most one
+    write a minute per process) so that /healthz reports it even when the monitor does not go through the proxy."""
+    global _last_recorded
+    if not forwarded_header_ignored(request):
+        return False
+    now = time.monotonic()
+    if now - _last_recorded > 60:
+        cache.set(_SEEN_CACHE_KEY, True, _SEEN_REMEMBERED_SECONDS)
+        _last_recorded = now
+    return True
+
+
+def forwarded_header_ignored_recently() -> bool:
+    return settings.TRUSTED_PROXY_COUNT <= 0 and bool(cache.get(_SEEN_CACHE_KEY))

@@ -1,4 +1,5 @@
-"""GET /healthz for monitors and load balancers: unauthenticated, 200 when healthy, 503 when any check fails.
+"""GET /healthz for monitors and load balancers: unauthenticated, 200 when healthy (status "ok", or "degraded" when
+an advisory check fails), 503 when a check of the application itself fails.
 
 - database: a `SELECT 1` answers.
 - scheduler: django-q2's scheduler advances each schedule's `next_run` when it starts the job, so the most overdue
@@ -7,7 +8,8 @@
 - queue: how long the longest-waiting due email has waited (the email queue runs every 2 minutes); more than
   HEALTHZ_QUEUE_MAX_AGE is unhealthy.
 - integrations: an active alert about an outside system's configuration (integrations/alerts.py: Discord refuses
-  the bot token, Discord hides message text) is unhealthy, with the alert's kind and since when; it clears itself.
+  the bot token, Discord hides message text), with the alert's kind and since when; it clears itself. It makes the
+  status "degraded", still HTTP 200: the site serves, a monitor warns staff.
 
 It says only what monitors need: no customer data, no configuration.
 """
@@ -21,7 +23,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from .client_address import FORWARDED_HEADER_IGNORED, forwarded_header_ignored_note, forwarded_header_ignored_recently
+
 logger = logging.getLogger(__name__)
+
+# Checks about an outside system's configuration: the application itself still serves, so a failing one makes the
+# status "degraded" (HTTP 200, so a load balancer keeps the site) and a monitor reading `status` or the check warns.
+ADVISORY = {"integrations", "client_address"}
 
 
 def _database() -> dict:
@@ -73,5 +81,10 @@ def healthz(request):
         except Exception as exc:  # a monitor must get an answer, not a 500 page
             logger.exception("healthz: %s check failed", name)
             checks[name] = {"ok": False, "error": type(exc).__name__}
-    healthy = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503)
+    # Advice, not a failure (a monitor must not take the site out of rotation over it; ok stays true).
+    if forwarded_header_ignored_note(request) or forwarded_header_ignored_recently():
+        checks["client_address"] = {"ok": True, "warning": FORWARDED_HEADER_IGNORED}
+    healthy = all(check["ok"] for name, check in checks.items() if name not in ADVISORY)
+    degraded = not all(check["ok"] for check in checks.values())
+    status = "unhealthy" if not healthy else "degraded" if degraded else "ok"
+    return JsonResponse({"status": status, "checks": checks}, status=200 if healthy else 503)

@@ -175,7 +175,8 @@ class CustomerAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         requested = request.GET.get("days", "")
-        days = int(requested) if requested.isdigit() and 0 < int(requested) <= 3650 else 30
+        # isascii: "²".isdigit() is true but int() refuses it.
+        days = int(requested) if requested.isascii() and requested.isdigit() and 0 < int(requested) <= 3650 else 30
         until = timezone.now()
         rows, _ = funnel.funnel_rows(since=funnel.period_start(days=days, now=until), until=until)
         widest = max([row["now"] for row in rows] + [row["entered"] for row in rows] + [1])

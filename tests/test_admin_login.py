@@ -60,14 +60,41 @@ def test_the_account_stays_locked_from_another_address(client, staff):
     assert not logged_in(client)
 
 
-def test_one_address_spraying_many_accounts_is_locked_out_for_every_account(client, staff):
+def test_one_address_spraying_many_accounts_locks_those_accounts_not_everyone_at_that_address(client, staff):
+    # Changed (issue 17): an address alone no longer locks anyone out. Behind a proxy every visitor may share one
+    # address; each sprayed username is locked (per username), the other accounts at that address are not.
     for n in range(5):
-        log_in(client, f"someone-{n}", "password1", address="203.0.113.5")
+        for _ in range(5):
+            log_in(client, f"someone-{n}", "password1", address="203.0.113.5")
 
-    assert log_in(client, "maria", PASSWORD, address="203.0.113.5").status_code == 429
-    assert not logged_in(client)
-    assert log_in(client, "maria", PASSWORD, address="198.51.100.7").status_code == 302
+    assert log_in(client, "someone-0", "password1", address="198.51.100.7").status_code == 429
+    assert log_in(client, "maria", PASSWORD, address="203.0.113.5").status_code == 302
     assert logged_in(client)
+
+
+def test_behind_an_unconfigured_proxy_one_persons_guesses_do_not_lock_out_every_staff_member(client, staff, settings):
+    settings.TRUSTED_PROXY_COUNT = 0  # the default, with a proxy in front: every request comes from the proxy
+    proxy = "10.0.0.2"
+    StaffUserFactory(username="sam")
+    for n in range(10):
+        log_in(client, "mallory", f"guess-{n}", address=proxy, HTTP_X_FORWARDED_FOR="198.51.100.66")
+        log_in(client, "sam", f"guess-{n}", address=proxy, HTTP_X_FORWARDED_FOR="198.51.100.66")
+
+    assert log_in(client, "sam", PASSWORD, address=proxy, HTTP_X_FORWARDED_FOR="203.0.113.5").status_code == 429
+    response = log_in(client, "maria", PASSWORD, address=proxy, HTTP_X_FORWARDED_FOR="203.0.113.5")
+    assert response.status_code == 302
+    assert logged_in(client)
+    # Logged in, staff are told the proxy is not configured.
+    page = client.get(reverse("admin:index"), REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="203.0.113.5")
+    assert "TRUSTED_PROXY_COUNT is 0" in page.content.decode()
+
+
+def test_the_admin_says_nothing_about_proxies_when_none_is_in_front_or_it_is_configured(client, staff, settings):
+    client.force_login(staff)
+    assert "TRUSTED_PROXY_COUNT" not in client.get(reverse("admin:index")).content.decode()
+    settings.TRUSTED_PROXY_COUNT = 1
+    page = client.get(reverse("admin:index"), REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.5")
+    assert "TRUSTED_PROXY_COUNT" not in page.content.decode()
 
 
 def test_lockout_expires_after_the_cool_off(client, staff, settings):
@@ -85,14 +112,21 @@ def test_lockout_expires_after_the_cool_off(client, staff, settings):
 def test_behind_the_proxy_the_forwarded_client_is_locked_out_not_the_proxy(client, staff, settings):
     settings.TRUSTED_PROXY_COUNT = 1
     proxy = "10.0.0.2"
+    # Changed (issue 17): the lockout is per username and per (username, address); other users' failures through the
+    # same proxy never lock maria out, and her own failures lock her username wherever she comes from.
     for n in range(5):
         log_in(client, f"someone-{n}", "password1", address=proxy, HTTP_X_FORWARDED_FOR="203.0.113.5")
+    assert log_in(client, "maria", PASSWORD, address=proxy, HTTP_X_FORWARDED_FOR="203.0.113.5").status_code == 302
+    client.logout()
 
+    for n in range(5):
+        log_in(client, "maria", f"guess-{n}", address=proxy, HTTP_X_FORWARDED_FOR="203.0.113.5")
     assert log_in(client, "maria", PASSWORD, address=proxy, HTTP_X_FORWARDED_FOR="203.0.113.5").status_code == 429
     # A spoofed leftmost entry does not change who the proxy says the client is.
     spoofed = log_in(client, "maria", PASSWORD, address=proxy, HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.5")
     assert spoofed.status_code == 429
-    assert log_in(client, "maria", PASSWORD, address=proxy, HTTP_X_FORWARDED_FOR="198.51.100.7").status_code == 302
+    assert AccessAttempt.objects.filter(username="maria", ip_address="203.0.113.5").exists()
+    assert not AccessAttempt.objects.filter(ip_address=proxy).exists()
 
 
 @pytest.mark.parametrize(

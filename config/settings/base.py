@@ -198,6 +198,20 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"principal": env("API_THROTTLE_RATE", "1200/min")},
     "PAGE_SIZE": 50,
 }
+# The cache every web process shares: DRF's rate limit (API_THROTTLE_RATE holds for the whole site, not per
+# process) and the proxy warning (config/client_address.py). PostgreSQL's (or SQLite's) own table `modready_cache` by
+# default, created by a migration (api 0002); Redis when CACHE_REDIS_URL is set (redis://host:6379/1). "local" is
+# per process, for what must not cost a database write (django-q2's cluster statistics, written twice a second).
+CACHE_REDIS_URL = env("CACHE_REDIS_URL")
+CACHE_TABLE = "modready_cache"
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_REDIS_URL}
+        if CACHE_REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": CACHE_TABLE}
+    ),
+    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+}
 # Seconds between two writes of an API key's last-used time (one write per key per interval, not per request).
 API_KEY_LAST_USED_RESOLUTION = env_int("API_KEY_LAST_USED_RESOLUTION", 60)
 # Hours an Idempotency-Key's stored response is replayed before the key is forgotten.
@@ -214,9 +228,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # A service account's API key, or someone who may use the admin (staff, second factor satisfied).
     "SERVE_PERMISSIONS": ["api.permissions.SchemaReader"],
+    # The plain session here: SchemaReader applies the admin's own rule (second factor included) and answers 403.
     "SERVE_AUTHENTICATION": [
         "api.authentication.ApiKeyAuthentication",
-        "api.authentication.TwoFactorSessionAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -252,12 +267,14 @@ HEALTHZ_QUEUE_MAX_AGE = env_int("HEALTHZ_QUEUE_MAX_AGE", 900)
 # --- Staff login: lockout (django-axes), two-factor (django-otp), Content-Security-Policy (django-csp) ---------------
 
 # The client address for lockouts is read per TRUSTED_PROXY_COUNT (above; config/client_address.py).
-# After AXES_FAILURE_LIMIT failed logins for one username, or from one address, both are refused for
-# AXES_COOLOFF_MINUTES; every attempt during a lockout starts the cool-off again, so a script that keeps trying stays
-# locked out while a person who waits gets back in. A success resets the count.
+# After AXES_FAILURE_LIMIT failed logins for one username (from anywhere), or for one username from one address, that
+# username is refused for AXES_COOLOFF_MINUTES; every attempt during a lockout starts the cool-off again, so a script
+# that keeps trying stays locked out while a person who waits gets back in. A success resets the count. Never on an
+# address alone: behind a proxy the settings do not know about (TRUSTED_PROXY_COUNT = 0) every visitor shares the
+# proxy's address, and one person's wrong guesses would lock out every staff member (the admin and /healthz warn).
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
 AXES_CLIENT_IP_CALLABLE = "config.client_address.client_address"
@@ -301,6 +318,7 @@ Q_CLUSTER = {
     "catch_up": False,
     "queue_limit": 100,
     "label": "Task queue",
+    "cache": "local",
 }
 if env("Q_REDIS_URL"):
     Q_CLUSTER["redis"] = env("Q_REDIS_URL")

@@ -110,3 +110,18 @@ def test_admin_refuses_ipv6_forms_that_wrap_an_internal_ipv4_address(owner_clien
     assert response.status_code == 200  # the form again, with the error
     assert "non-public address" in response.content.decode()
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_the_api_key_form_offers_only_service_accounts(owner_client):
+    account = StaffUserFactory(is_staff=False, username="website")
+    StaffUserFactory(is_superuser=True, username="boss")
+    support = StaffUserFactory(username="sam")
+
+    page = owner_client.get(reverse("admin:api_serviceaccountkey_add")).content.decode()
+    picker = re.search(r'<select name="user".*?</select>', page, re.S).group(0)
+    assert f'value="{account.pk}"' in picker
+    assert "boss" not in picker and "sam" not in picker
+
+    refused = owner_client.post(reverse("admin:api_serviceaccountkey_add"), {"name": "sneaky", "user": support.pk})
+    assert refused.status_code == 200  # the form again, with the error
+    assert not ServiceAccountKey.objects.exists()
