@@ -65,7 +65,7 @@ def test_a_run_that_keeps_renewing_its_lease_is_left_to_its_worker(fakes, killed
         assert run.pk in runs.workflow_runs_due()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_lease_is_renewed_while_a_run_works(fakes, settings, monkeypatch):
     """The renewal thread keeps a slow run's lease ahead (a short lease here; the run waits for the renewal)."""
     import threading
