@@ -9,7 +9,30 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework_api_key.permissions import KeyParser
 
+from config.admin_site import otp_satisfied
+
 from .models import ServiceAccountKey
+
+
+class TwoFactorSessionAuthentication(authentication.SessionAuthentication):
+    """A staff member's admin session, counted only where the admin itself would let it in: an active staff member
+    whose session passed the second factor wherever the admin asks for one (a device enrolled, or a superuser who
+    must enrol: config.admin_site.otp_satisfied). A password-only session of such a user is refused with 401, so the
+    API is no way around two-factor."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user = result[0]
+        if not user.is_staff:
+            raise exceptions.AuthenticationFailed("Only staff sessions may use the API; tools use an API key.")
+        if not otp_satisfied(user):
+            raise exceptions.AuthenticationFailed(
+                "This session has not passed two-factor authentication: log in to the admin with the code from your "
+                "authenticator app (or set up two-factor there first)."
+            )
+        return result
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

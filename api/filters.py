@@ -8,6 +8,8 @@ from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import filters
+from rest_framework.exceptions import ErrorDetail, ValidationError
+from rest_framework.settings import api_settings
 
 
 @extend_schema_field(OpenApiTypes.BOOL)
@@ -27,6 +29,13 @@ class TextFilter(django_filters.CharFilter):
     schema says so, so a schema-valid value is never refused (schemathesis found the undocumented 400)."""
 
 
+@extend_schema_field({"type": "string", "minLength": 1, "pattern": "^[^\\x00]*$"})
+class RequiredTextFilter(TextFilter):
+    """Text that must not be empty: `?email=` is a 400, not "every customer"."""
+
+    value_required = True
+
+
 class StrictFilterSet(django_filters.FilterSet):
     """An empty value (`?created_since=`) is a 400, not "no filter" (django-filter's default): the schema says what
     each parameter takes, and a tool that sends nothing where it meant a date has a bug. Text filters may be empty."""
@@ -34,7 +43,8 @@ class StrictFilterSet(django_filters.FilterSet):
     def is_valid(self):
         valid = super().is_valid()
         for name, filter_ in self.filters.items():
-            if isinstance(filter_.field, forms.CharField) or name not in self.data:
+            text = isinstance(filter_.field, forms.CharField) and not getattr(filter_, "value_required", False)
+            if text or name not in self.data:
                 continue
             values = self.data.getlist(name) if hasattr(self.data, "getlist") else [self.data[name]]
             if any(value == "" for value in values):
@@ -80,3 +90,42 @@ class ChoicesFilter(django_filters.MultipleChoiceFilter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("distinct", False)
         super().__init__(*args, **kwargs)
+
+
+def query_parameters_known(view) -> set[str]:
+    """The query parameters a list view reads: its filters, search, ordering and pagination (what its schema lists)."""
+    known = {"format"}  # DRF's format override (`?format=json`), read by content negotiation
+    for backend_class in getattr(view, "filter_backends", None) or []:
+        backend = backend_class()
+        if isinstance(backend, django_filters.rest_framework.DjangoFilterBackend):
+            filterset_class = getattr(view, "filterset_class", None)
+            if filterset_class is not None:
+                known.update(filterset_class.base_filters)
+        elif isinstance(backend, filters.SearchFilter):
+            known.add(backend.search_param)
+        elif isinstance(backend, filters.OrderingFilter):
+            known.add(backend.ordering_param)
+    paginator = getattr(view, "paginator", None)
+    if paginator is not None:
+        known.update(
+            name for name in (getattr(paginator, "cursor_query_param", None), paginator.page_size_query_param) if name
+        )
+    return known
+
+
+def query_parameters_check(request, known) -> None:
+    """A query parameter the endpoint does not read is a 400, never silently ignored: `?email=` on a list that had
+    no such filter returned every customer, a different one first."""
+    unknown = sorted(name for name in request.query_params if name not in known)
+    if unknown:
+        detail = f"Unknown query parameter: {', '.join(unknown)}. This endpoint reads: {', '.join(sorted(known))}."
+        raise ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail(detail, code="unknown_parameter")]})
+
+
+class KnownQueryParametersBackend(filters.BaseFilterBackend):
+    """For a list without pagination (the paginated ones check in api.pagination): refuse unknown parameters."""
+
+    def filter_queryset(self, request, queryset, view):
+        if getattr(view, "action", "list") == "list":
+            query_parameters_check(request, query_parameters_known(view))
+        return queryset

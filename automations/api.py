@@ -17,10 +17,16 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.filters import ChoicesFilter, StrictBooleanFilter, StrictFilterSet
+from api.filters import (
+    ChoicesFilter,
+    KnownQueryParametersBackend,
+    StrictBooleanFilter,
+    StrictFilterSet,
+    query_parameters_check,
+)
 from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent, principal_of
 from api.pagination import IdCursorPagination
-from api.schema import documents_page_size_errors
+from api.schema import documents_page_size_errors, documents_unknown_parameter_errors
 from customers.models import Customer
 
 from . import selectors, services
@@ -83,6 +89,7 @@ class RuleFilter(StrictFilterSet):
         fields = []
 
 
+@documents_unknown_parameter_errors
 class RuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Automation rules (a handful: no pagination)."""
 
@@ -90,6 +97,7 @@ class RuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     serializer_class = RuleSerializer
     pagination_class = None
     filterset_class = RuleFilter
+    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, KnownQueryParametersBackend]
 
 
 class RuleEnabledView(APIView):
@@ -346,6 +354,7 @@ class AnalyticsSerializer(serializers.Serializer):
 @extend_validation_errors(["invalid"], field_name="since")
 @extend_validation_errors(["invalid"], field_name="until")
 @extend_validation_errors(["invalid", "min_value", "max_value", "max_string_length"], field_name="rule")
+@documents_unknown_parameter_errors
 class EmailAnalyticsView(APIView):
     """Emails sent in a date range and what became of them, per rule and step: the admin analytics page's numbers,
     from the same selector (`automations.selectors.email_analytics`)."""
@@ -354,15 +363,17 @@ class EmailAnalyticsView(APIView):
 
     @extend_schema(parameters=[AnalyticsQuerySerializer], responses=AnalyticsSerializer)
     def get(self, request):
+        query_parameters_check(request, {"format", *AnalyticsQuerySerializer().fields})
         # A plain dict: DRF would treat an empty `until=` from a QueryDict as absent instead of invalid.
         query = AnalyticsQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         period = analytics_period(since=query.validated_data.get("since"), until=query.validated_data.get("until"))
         if period is None:
             empty = {name: 0 for name in StatsSerializer().fields if not name.endswith("_rate")}
+            # Only a `since` after `until` (given, or today by default: a future `since` alone) gets here.
             data = {
                 "since": query.validated_data["since"],
-                "until": query.validated_data["until"],
+                "until": query.validated_data.get("until") or timezone.now().date(),
                 "rules": [],
                 "days": [],
             }

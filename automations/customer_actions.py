@@ -19,12 +19,28 @@ class ResendRefused(Exception):
 RESENDABLE = (QueueStatus.SENT, QueueStatus.UNCONFIRMED, QueueStatus.CANCELLED)
 
 
+def resend_due_at(item: EmailQueueItem, *, send_now: bool = False, now=None):
+    """When a resend of `item` goes out. A cancelled email never went out: it goes back to its own time in its
+    sequence (a cancelled "a month since your server stopped" must not overtake step 2), unless that time has
+    passed or staff explicitly chose to send it now. A sent, unconfirmed or failed email is sent again now."""
+    now = now or timezone.now()
+    if item.status == QueueStatus.CANCELLED and not send_now and item.scheduled_at > now:
+        return item.scheduled_at
+    return now
+
+
+def resend_ahead_of_time(item: EmailQueueItem, *, now=None) -> bool:
+    """Whether sending `item` now would put it ahead of its own time (what "Send now" must say it does)."""
+    return item.status == QueueStatus.CANCELLED and item.scheduled_at > (now or timezone.now())
+
+
 @transaction.atomic
-def queue_item_resend(*, item_id: int, key: str) -> EmailQueueItem:
+def queue_item_resend(*, item_id: int, key: str, send_now: bool = False) -> EmailQueueItem:
     """Send one email of a customer again. A failed email is put back in the queue, due now (its own key); one that
-    was sent, cancelled or whose outcome is unknown gets a copy, due now, whose idempotency key ends with `key` (the
-    caller's own id, e.g. `staff-action-<id>`), so asking twice with one key queues one copy and the second ask is
-    refused.
+    was sent, cancelled or whose outcome is unknown gets a copy whose idempotency key ends with `key` (the caller's
+    own id, e.g. `staff-action-<id>`), so asking twice with one key queues one copy and the second ask is refused.
+    The copy is due now, except for a cancelled email whose own time is still ahead: it goes back to that time
+    unless `send_now` (`resend_due_at`).
 
     A copy needs its sequence running: a completed enrollment is reopened until the copy has gone (the queue completes
     it again), an exited one (the customer left the sequence, e.g. their payment recovered) refuses.
@@ -43,6 +59,7 @@ def queue_item_resend(*, item_id: int, key: str) -> EmailQueueItem:
     if not item.customer.email:
         raise ResendRefused("The customer has no email address.")
     now = timezone.now()
+    due = resend_due_at(item, send_now=send_now, now=now)
     occurrence = f"{item.occurrence}:resend:{key}" if item.occurrence else f"resend:{key}"
     if enrollment.status == EnrollmentStatus.COMPLETED:
         enrollment.status, enrollment.completed_at = EnrollmentStatus.ACTIVE, None
@@ -58,8 +75,8 @@ def queue_item_resend(*, item_id: int, key: str) -> EmailQueueItem:
         defaults={
             "customer": item.customer,
             "recipient": item.customer.email,
-            "scheduled_at": now,
-            "next_attempt_at": now,
+            "scheduled_at": due,
+            "next_attempt_at": due,
             "idempotency_key": queue_item_key(
                 enrollment_id=enrollment.pk, step_id=item.step_id, occurrence=occurrence[:255]
             ),
@@ -68,7 +85,8 @@ def queue_item_resend(*, item_id: int, key: str) -> EmailQueueItem:
     if not created:
         # The same key again is the same request again (a double click): it was queued once; say so, act no more.
         raise ResendRefused("This resend was queued already (the same request arrived twice).")
-    transaction.on_commit(queue_process_enqueue)
+    if due <= now:
+        transaction.on_commit(queue_process_enqueue)
     return copy
 
 

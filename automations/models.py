@@ -109,11 +109,27 @@ class AutomationRule(models.Model):
         help_text="Win-back: the first email this rule sends to a churned customer moves them to Win-back, and the "
         "end of their enrollment without a new subscription moves them back to Churned. Empty: nobody moves.",
     )
+    # Paused: every pending email of the rule is held (status paused) and the queue sends none of them until the rule
+    # is resumed (automations/rule_pause.py). `enabled` is a different thing: it only stops new enrollments.
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_by = models.CharField(max_length=150, blank=True, default="", db_default="", editable=False)
+    resume_skip_after = models.DurationField(
+        "on resume, skip emails late by more than",
+        default=timedelta(days=2),
+        db_default=timedelta(days=2),
+        help_text="When the rule is resumed (or an address is corrected), an email whose moment passed longer ago "
+        "than this is skipped, with the reason, instead of going out late.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(resume_skip_after__gte=timedelta(0)), name="automation_rule_resume_skip_not_negative"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -242,7 +258,10 @@ class QueueStatus(models.TextChoices):
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
-    SUPPRESSED = "suppressed", "Suppressed"
+    # Refused by the queue for its address or consent (automations/email_state.py); last_error says why.
+    SUPPRESSED = "suppressed", "Blocked"
+    # Held because its rule is paused; back to pending, or skipped with a reason, when the rule is resumed.
+    PAUSED = "held", "Paused"
     # Handed to Resend in a call whose outcome never became known (its 24 h idempotency window ran out, or Resend
     # said the key was used with another payload). It may have been delivered; it is never sent again by the queue.
     UNCONFIRMED = "unconfirmed", "Outcome unknown"

@@ -42,8 +42,8 @@ from integrations.resend.client import Outcome, ResendClient, ResendError
 
 from .drain_control import drain_slot, drain_wake_clear, probe_claim, sending_pause, sending_pause_get, sending_resume
 from .drain_leases import batch_lease_kept
+from .email_state import item_block_reason
 from .models import (
-    SUPPRESSES_TRANSACTIONAL,
     BatchStatus,
     EmailBatch,
     EmailQueueItem,
@@ -55,6 +55,7 @@ from .models import (
     TemplateCategory,
 )
 from .rendering import SUBSCRIPTION_FIELDS, customer_context, links_context, render_email
+from .rule_pause import PAUSED_NOTE, rules_paused_locked
 from .services import (
     campaign_stage_on_sent,
     email_events_link_recent_unmatched,
@@ -238,22 +239,25 @@ def batch_claim_in_flight(*, worker: str) -> EmailBatch | None:
 
 
 def _batch_prune_ended(batch: EmailBatch, *, now) -> EmailBatch | None:
-    """Take emails whose sequence ended while the batch waited (payment recovered during a 429 or 5xx backoff) out of
-    a batch the provider has certainly not accepted. Returns the batch to send: this one, a smaller replacement under
-    a new key, or None when nothing is left."""
+    """Take emails whose sequence ended (payment recovered during a 429 or 5xx backoff) or whose rule was paused
+    while the batch waited out of a batch the provider has certainly not accepted. Returns the batch to send: this
+    one, a smaller replacement under a new key, or None when nothing is left."""
     item_ids = [entry["item_id"] for entry in batch.messages]
-    ended = set(
-        EmailQueueItem.objects.filter(pk__in=item_ids)
-        .exclude(enrollment__status=EnrollmentStatus.ACTIVE)
-        .values_list("pk", flat=True)
-    )
-    if not ended:
+    rows = list(EmailQueueItem.objects.filter(pk__in=item_ids).values_list("pk", "enrollment__status", "step__rule_id"))
+    paused_rules = rules_paused_locked(rule_ids={rule_id for _, _, rule_id in rows})
+    ended = {pk for pk, status, _ in rows if status != EnrollmentStatus.ACTIVE}
+    held = {pk for pk, status, rule_id in rows if status == EnrollmentStatus.ACTIVE and rule_id in paused_rules}
+    if not ended and not held:
         return batch
     EmailQueueItem.objects.filter(pk__in=ended).update(
         status=QueueStatus.CANCELLED, last_error="Sequence ended before the email could be sent", updated_at=now
     )
+    EmailQueueItem.objects.filter(pk__in=held).update(
+        status=QueueStatus.PAUSED, last_error=PAUSED_NOTE, batch=None, updated_at=now
+    )
+    ended |= held
     batch.status = BatchStatus.SPLIT
-    batch.last_error = f"{len(ended)} email(s) taken out: their sequence ended"
+    batch.last_error = f"{len(ended)} email(s) taken out: their sequence ended or their rule is paused"
     batch.save(update_fields=["status", "last_error"])
     keep = [entry for entry in batch.messages if entry["item_id"] not in ended]
     if not keep:
@@ -267,17 +271,8 @@ def _batch_prune_ended(batch: EmailBatch, *, now) -> EmailBatch | None:
 
 
 def _suppression_reason(item: EmailQueueItem, suppressions: dict[str, set[str]]) -> str | None:
-    template = item.step.template
-    reasons = suppressions.get(item.recipient.lower(), set())
-    if template.category == TemplateCategory.MARKETING:
-        if not item.customer.opt_in_confirmed:
-            return "No marketing consent (opt_in_confirmed is off)"
-        if reasons:
-            return f"Address suppressed: {', '.join(sorted(reasons))}"
-    blocking = reasons & set(SUPPRESSES_TRANSACTIONAL)
-    if blocking:
-        return f"Address suppressed: {', '.join(sorted(blocking))}"
-    return None
+    # One definition of "blocked", shared with the staff screens (automations/email_state.py).
+    return item_block_reason(item, suppressions.get(item.recipient.lower(), set()))
 
 
 def _mentions_subscription(template) -> bool:
@@ -380,6 +375,8 @@ def batch_claim_new(*, worker: str, size: int, result: DrainResult) -> tuple[Ema
             EmailQueueItem.objects.filter(pk__in=[item.pk for item in moved]).update(
                 recipient=Case(*[When(pk=item.pk, then=Value(item.recipient)) for item in moved])
             )
+        # Read FOR SHARE: a pause being written now is waited for, then honoured (automations/rule_pause.py).
+        paused = rules_paused_locked(rule_ids={item.enrollment.rule_id for item in items})
         live = [item for item in items if item.enrollment.status == EnrollmentStatus.ACTIVE]
         subscriptions = _subscription_contexts(live)
         links = links_context()
@@ -389,6 +386,9 @@ def batch_claim_new(*, worker: str, size: int, result: DrainResult) -> tuple[Ema
             if item.enrollment.status != EnrollmentStatus.ACTIVE:
                 item.status, item.last_error = QueueStatus.CANCELLED, f"Enrollment {item.enrollment.status}"
                 result.cancelled += 1
+                continue
+            if item.enrollment.rule_id in paused:
+                item.status, item.last_error = QueueStatus.PAUSED, PAUSED_NOTE
                 continue
             reason = _suppression_reason(item, suppressions)
             if reason:

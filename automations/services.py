@@ -518,7 +518,8 @@ def enrollment_exit(*, enrollment: Enrollment, reason: str, by_event: str = "") 
     enrollment.exit_reason = reason[:200]
     enrollment.exited_at = now
     enrollment.save(update_fields=["status", "exit_reason", "exited_at"])
-    cancelled = enrollment.queue_items.filter(status=QueueStatus.PENDING).update(
+    # Held emails of a paused rule (automations/rule_pause.py) are unsent too.
+    cancelled = enrollment.queue_items.filter(status__in=[QueueStatus.PENDING, QueueStatus.PAUSED]).update(
         status=QueueStatus.CANCELLED, last_error=f"Enrollment exited: {reason}"[:2000], updated_at=now
     )
     if by_event == domain_events.CHECKOUT_COMPLETED:
@@ -535,7 +536,7 @@ def enrollments_complete_finished(*, enrollment_ids: set[int]) -> int:
     now = timezone.now()
     completed = (
         Enrollment.objects.filter(pk__in=enrollment_ids, status=EnrollmentStatus.ACTIVE)
-        .exclude(queue_items__status__in=[QueueStatus.PENDING, QueueStatus.SENDING])
+        .exclude(queue_items__status__in=[QueueStatus.PENDING, QueueStatus.SENDING, QueueStatus.PAUSED])
         .update(status=EnrollmentStatus.COMPLETED, completed_at=now)
     )
     if completed:

@@ -34,6 +34,9 @@ from jinja2.compiler import CodeGenerator, optimizeconst
 from jinja2.exceptions import TemplateRuntimeError
 from jinja2.runtime import Macro, Namespace, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
+
+from .template_format_limits import BoundedEscapeFormatter, BoundedFormatter, bounded_format_call, printf_check
 
 MAX_INT_BITS = 20_000  # about 6,000 digits; Python itself refuses to print more than 4,300
 MAX_INT_ARGUMENT = 100_000  # widths, counts and lengths passed to a call or filter
@@ -233,6 +236,7 @@ def _estimate_binop(operator: str, left: Any, right: Any) -> None:
             arguments = right if isinstance(right, tuple) else (right,)
             _check_int_arguments(arguments, right if isinstance(right, dict) else {})
             _refuse_estimate(len(left) + _size(right, _budget().max_value + 1), "a format")
+        printf_check(left, right)  # widths and precisions taken from the arguments (`'%*s' % (n, 'a')`)
     elif operator == "+" and isinstance(left, sequence) and isinstance(right, sequence):
         limit = _budget().max_value + 1
         _refuse_estimate(_size(left, limit) + _size(right, limit), "a concatenation")
@@ -316,6 +320,7 @@ def _filter_estimates(name: str, args: tuple, kwargs: dict) -> tuple:
     elif name == "format":
         _check_format_string(value, braces=False)
         _check_values(*rest, *kwargs.values())
+        printf_check(str(value), kwargs or tuple(rest))  # Jinja's filter is `value % (kwargs or args)`
     elif name == "urlize":
         extra = sum(len(str(v)) for v in (*rest[1:], *kwargs.values()) if isinstance(v, str))
         text = str(value)
@@ -418,6 +423,19 @@ class BoundedSandboxedEnvironment(ImmutableSandboxedEnvironment):
         _tick()
         _estimate_binop(operator, left, right)
         return _check_result(super().call_binop(context, operator, left, right))
+
+    def wrap_str_format(self, value: Any):
+        # The sandbox hands out str.format / format_map of any string object wrapped around its own formatter; ours
+        # bounds every field with its resolved spec (nested `{:{}.{}}` fields included) before formatting it.
+        wrapper = super().wrap_str_format(value)
+        if wrapper is None:
+            return None
+        owner = value.__self__
+        if isinstance(owner, Markup):
+            formatter = BoundedEscapeFormatter(self, escape=owner.escape)
+        else:
+            formatter = BoundedFormatter(self)
+        return functools.update_wrapper(bounded_format_call(value, formatter), value)
 
     def call(__self, __context, __obj, *args, **kwargs):
         budget = _budget()

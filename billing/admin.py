@@ -28,7 +28,20 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     list_select_related = ("customer",)
     search_fields = ("customer__email", "=stripe_subscription_id", "=customer__stripe_customer_id", "=product_id")
     date_hierarchy = "stripe_created"
-    readonly_fields = [field.name for field in Subscription._meta.fields]
+    # Stripe's cancellation codes, in the words of Stripe's dashboard.
+    readonly_fields = [
+        *(f.name for f in Subscription._meta.fields if f.name not in ("cancellation_reason", "cancellation_feedback")),
+        "stripe_reason",
+        "customer_feedback",
+    ]
+
+    @admin.display(description="Stripe's cancellation reason")
+    def stripe_reason(self, obj):
+        return obj.cancellation_reason_label if obj.cancellation_reason else "—"
+
+    @admin.display(description="Customer's feedback")
+    def customer_feedback(self, obj):
+        return obj.cancellation_feedback_label if obj.cancellation_feedback else "—"
 
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj):

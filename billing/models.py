@@ -32,6 +32,26 @@ AT_RISK = Q(status__in=FAILING_STATUSES) | (
 FAILING_FIRST = Case(When(status__in=FAILING_STATUSES, then=Value(0)), default=Value(1), output_field=IntegerField())
 
 
+# Stripe's cancellation_details, worded as Stripe's dashboard and customer portal word them: https://docs.stripe.com/api/subscriptions/object#subscription_object-cancellation_details
+CANCELLATION_FEEDBACK = {
+    "customer_service": "Customer service was less than expected",
+    "low_quality": "Quality was less than expected",
+    "missing_features": "Some features are missing",
+    "other": "Other reason",
+    "switched_service": "Switched to a different service",
+    "too_complex": "Ease of use was less than expected",
+    "too_expensive": "It's too expensive",
+    "unused": "Not using the service enough",
+    "": "No feedback given",
+}
+CANCELLATION_REASONS = {
+    "cancellation_requested": "Canceled by request",
+    "payment_disputed": "Payment disputed",
+    "payment_failed": "Payment failed",
+    "": "Not stated",
+}
+
+
 class Subscription(models.Model):
     """A customer's ModReady subscription as the CRM sees it: one row per Stripe subscription of a ModReady product.
 
@@ -98,6 +118,14 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_name or self.product_id} ({self.status})"
+
+    @property
+    def cancellation_feedback_label(self) -> str:
+        return CANCELLATION_FEEDBACK.get(self.cancellation_feedback, self.cancellation_feedback)
+
+    @property
+    def cancellation_reason_label(self) -> str:
+        return CANCELLATION_REASONS.get(self.cancellation_reason, self.cancellation_reason)
 
     @property
     def is_current(self) -> bool:

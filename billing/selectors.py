@@ -11,6 +11,8 @@ from customers.models import Customer, TimelineEvent
 
 from .models import (
     AT_RISK,
+    CANCELLATION_FEEDBACK,
+    CANCELLATION_REASONS,
     CURRENT_STATUSES,
     FAILING_FIRST,
     FAILING_STATUSES,
@@ -125,24 +127,6 @@ def products_synced() -> list[tuple[str, str, bool | None]]:
 
 # --- the dashboard (config/dashboard.py) ----------------------------------------------------------------------------
 
-# Stripe's cancellation_details: https://docs.stripe.com/api/subscriptions/object#subscription_object-cancellation_details
-CANCELLATION_FEEDBACK = {
-    "customer_service": "Customer service was less than expected",
-    "low_quality": "Quality was less than expected",
-    "missing_features": "Some features are missing",
-    "other": "Other reason",
-    "switched_service": "Switched to a different service",
-    "too_complex": "Ease of use was less than expected",
-    "too_expensive": "It's too expensive",
-    "unused": "Not using the service enough",
-    "": "No feedback given",
-}
-CANCELLATION_REASONS = {
-    "cancellation_requested": "Canceled by request",
-    "payment_disputed": "Payment disputed",
-    "payment_failed": "Payment failed",
-    "": "Not stated",
-}
 PAYMENT_FAILED = "payment.failed"  # the timeline kind billing.services records for a failed invoice payment
 
 

@@ -40,7 +40,7 @@ from customers.services import (
 )
 
 from . import selectors
-from .models import ENDED_STATUSES, Subscription, SubscriptionStatus
+from .models import CANCELLATION_FEEDBACK, CANCELLATION_REASONS, ENDED_STATUSES, Subscription, SubscriptionStatus
 from .recoveries import payment_recovery_record
 from .stripe_objects import (
     ProductLookup,
@@ -232,7 +232,9 @@ def _subscription_created_facts(
         customer=customer,
         key=key,
         kind="subscription.created" if is_new else "subscription.imported",
-        summary=f"Subscribed to {state.product_name or state.product_id} {amount} ({state.status})".replace("  ", " "),
+        summary=" ".join(
+            f"Subscribed to {state.product_name or state.product_id} {amount} ({_status_words(state.status)})".split()
+        ),
         occurred_at=started,
         object_type="stripe.subscription",
         object_id_=sub_id,
@@ -314,7 +316,7 @@ def _subscription_change_facts(
             customer=customer,
             key=key,
             kind="subscription.status_changed",
-            summary=f"Subscription {old_status} -> {new_status}",
+            summary=f"Subscription {_status_words(old_status)} -> {_status_words(new_status)}",
             occurred_at=occurred_at,
             object_type="stripe.subscription",
             object_id_=sub_id,
@@ -411,7 +413,10 @@ def _subscription_canceled_fact(
     sub_id = state.stripe_subscription_id
     key = f"subscription:{sub_id}:canceled"
     ended = state.ended_at or state.canceled_at or occurred_at
-    reason = state.cancellation_feedback or state.cancellation_reason
+    # In Stripe's dashboard words ("Not using the service enough"), not its codes ("unused").
+    reason = CANCELLATION_FEEDBACK.get(state.cancellation_feedback) or CANCELLATION_REASONS.get(
+        state.cancellation_reason, state.cancellation_reason
+    )
     customer = subscription.customer
     _fact(
         customer=customer,
@@ -683,3 +688,7 @@ def stripe_customer_apply(*, stripe_customer: dict) -> Customer | None:
     if not Customer.objects.filter(stripe_customer_id=stripe_customer_id).exists():
         return None
     return crm_customer_for_stripe(stripe_customer_id=stripe_customer_id, stripe_customer=stripe_customer)
+
+
+def _status_words(status: str) -> str:
+    return dict(SubscriptionStatus.choices).get(status, status).lower()

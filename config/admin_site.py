@@ -31,6 +31,8 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.permissions import BasePermission
 
+from .staff_sessions import user_sessions_end
+
 
 def _has_device(user) -> bool:
     # Asked several times per admin request (has_permission runs for the page, the menu, the sidebar): once per user.
@@ -96,6 +98,14 @@ class OTPSetupForm(forms.Form):
 
 
 STRIPE_INTERNALS = "djstripe"
+# Menu names of the libraries' apps, in the words staff use (Django shows their labels, "OTP_TOTP", "AXES").
+APP_NAMES = {
+    "otp_totp": "Two-factor devices",
+    "axes": "Login lockouts",
+    "auth": "Staff accounts",
+    "rest_framework_api_key": "API keys (library)",
+    "django_q": "Background tasks",
+}
 
 
 class ModReadyAdminSite(admin.AdminSite):
@@ -140,6 +150,8 @@ class ModReadyAdminSite(admin.AdminSite):
         apps = super().get_app_list(request, app_label)
         stripe = [app for app in apps if app["app_label"] == STRIPE_INTERNALS]
         apps = [app for app in apps if app["app_label"] != STRIPE_INTERNALS]
+        for app in apps:
+            app["name"] = APP_NAMES.get(app["app_label"], app["name"])
         if request.user.is_superuser:
             for app in stripe:
                 app["name"] = "Stripe internals (dj-stripe)"
@@ -176,7 +188,13 @@ class ModReadyAdminSite(admin.AdminSite):
                 device.confirmed = True
                 device.save(update_fields=["confirmed"])
                 otp_login(request, device)
-                messages.success(request, "Two-factor is set up: the admin asks for a code at every login.")
+                # Sessions that logged in with the password alone (another browser, a stolen cookie) end here.
+                user_sessions_end(user=user, keep_session_key=request.session.session_key)
+                messages.success(
+                    request,
+                    "Two-factor is set up: the admin asks for a code at every login, and your other sessions "
+                    "were logged out.",
+                )
                 return redirect("admin:index")
             else:
                 form.add_error("otp_token", "That code does not match. Check the time on your phone and try again.")

@@ -13,9 +13,15 @@ class ProjectConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from .roles import roles_sync
+        from .staff_accounts import register as staff_accounts_register
 
         # After every migrate: permissions exist only once all apps have migrated.
         post_migrate.connect(roles_sync, dispatch_uid="modready.roles_sync")
+        # Users: the "New staff member" form and an add form that asks for the email (django.contrib.auth's admin is
+        # registered by the admin's autodiscover, which ran before this app's ready()).
+        from django.contrib import admin
+
+        staff_accounts_register(admin.site)
 
 
 class ModReadyAdminConfig(AdminConfig):

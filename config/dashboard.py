@@ -11,6 +11,7 @@ from customers import funnel as customers_funnel
 from customers import list_filters
 from customers import selectors as customers_selectors
 from customers.lifecycle import Stage
+from integrations import alerts as integration_alerts
 from support import selectors as support_selectors
 
 from .charts import daily_lines
@@ -36,6 +37,8 @@ class Money:
 def dashboard_build(*, user, days: int, now: datetime) -> dict:
     since = customers_funnel.period_start(days=days, now=now)
     board: dict = {"days": days, "periods": PERIODS, "since": since, "now": now}
+    if user.has_perm("support.view_ticket") or user.has_perm("integrations.view_workflowrun"):
+        board["alerts"] = integration_alerts.alerts_active()  # a Discord configuration staff must fix
     if user.has_perm("customers.view_customer"):
         board["customers"] = _customers(since=since, now=now)
     if user.has_perm("billing.view_subscription"):
@@ -49,22 +52,14 @@ def dashboard_build(*, user, days: int, now: datetime) -> dict:
         analytics = automations_selectors.email_analytics(since=since, until=now)
         board["engagement"] = _engagement(analytics.total)
         board["engagement_chart"] = daily_lines(analytics.days)
+        # The analytics page needs rules as well as emails (automations/admin/analytics.py): linked for who may open it.
+        board["analytics_link"] = user.has_perms(["automations.view_automationrule", "automations.view_emailqueueitem"])
     return board
 
 
 def _customers(*, since: datetime, now: datetime) -> dict:
     funnel, moves = customers_funnel.funnel_rows(since=since, until=now)
-    labels = dict(Stage.choices)
-    conversions = [
-        {
-            "from": labels[row["stage"]],
-            "to": " or ".join(labels[stage] for stage in row["next_stages"]),
-            "entered": row["entered"],
-            "moved_on": row["moved_on"],
-            "percent": round(100 * row["moved_on"] / row["entered"]) if row["entered"] else None,
-        }
-        for row in moves.conversions()
-    ]
+    conversions = [_conversion(row, since=since, now=now) for row in moves.conversions()]
     created = customers_selectors.customers_created_by_day(since=since, until=now)
     days = [since.date() + timedelta(days=n) for n in range((now.astimezone(UTC).date() - since.date()).days + 1)]
     return {
@@ -81,6 +76,33 @@ def _customers(*, since: datetime, now: datetime) -> dict:
             [(day, created.get(day, 0), moves.churned.get(day, 0)) for day in days], series=("new", "churned")
         ),
     }
+
+
+def _conversion(row: dict, *, since: datetime, now: datetime) -> dict:
+    """One stage-to-stage conversion. A move that takes time (Onboarding to Active: up to 30 days) is measured only
+    over the customers who entered long enough ago to have made it; when nobody in the period did, the row says the
+    conversion cannot be measured yet instead of showing 0%."""
+    labels = dict(Stage.choices)
+    shown = {
+        "from": labels[row["stage"]],
+        "to": " or ".join(labels[stage] for stage in row["next_stages"]),
+        "entered": row["entered"],
+        "moved_on": row["moved_on"],
+        "cohort_note": "",
+        "too_early": "",
+    }
+    takes = customers_funnel.CONVERSION_TAKES.get(row["stage"])
+    entered, moved_on = row["entered"], row["moved_on"]
+    if takes is not None:
+        last_day = (now - takes).astimezone(UTC).date()
+        if last_day < since.astimezone(UTC).date():
+            shown["too_early"] = f"Not measurable yet: it takes up to {takes.days} days"
+            shown["percent"] = None
+            return shown
+        entered, moved_on = customers_funnel.conversion_by(stage=row["stage"], since=since, last_day=last_day)
+        shown["cohort_note"] = f"of the {entered} who entered by {last_day:%Y-%m-%d} (it takes up to {takes.days} days)"
+    shown["percent"] = round(100 * moved_on / entered) if entered else None
+    return shown
 
 
 def _engagement(total) -> dict:

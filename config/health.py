@@ -6,6 +6,8 @@
   installed at all, is unhealthy. The last finished task is reported alongside.
 - queue: how long the longest-waiting due email has waited (the email queue runs every 2 minutes); more than
   HEALTHZ_QUEUE_MAX_AGE is unhealthy.
+- integrations: an active alert about an outside system's configuration (integrations/alerts.py: Discord refuses
+  the bot token, Discord hides message text) is unhealthy, with the alert's kind and since when; it clears itself.
 
 It says only what monitors need: no customer data, no configuration.
 """
@@ -48,6 +50,13 @@ def _queue(now) -> dict:
     return {"ok": age <= settings.HEALTHZ_QUEUE_MAX_AGE, "oldest_due_email_age_seconds": round(age)}
 
 
+def _integrations() -> dict:
+    from integrations.alerts import alerts_active
+
+    alerts = [{"kind": a.kind, "since": a.first_seen_at.isoformat()} for a in alerts_active()]
+    return {"ok": not alerts, "alerts": alerts}
+
+
 @never_cache
 @require_GET
 def healthz(request):
@@ -57,6 +66,7 @@ def healthz(request):
         ("database", _database),
         ("scheduler", lambda: _scheduler(now)),
         ("queue", lambda: _queue(now)),
+        ("integrations", _integrations),
     ):
         try:
             checks[name] = check()

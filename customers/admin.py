@@ -10,12 +10,14 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
+from automations.customer_actions import resend_ahead_of_time
 from config.admin import ReadOnlyAdmin
 
 from . import admin_360, funnel, list_filters, services, staff_actions
 from .customer_360 import RESENDABLE, customer_360, rules_to_enroll_in
 from .events import domain_event_dispatch
 from .models import ConsentRecord, Customer, DomainEvent, StaffAction, StageTransition, TimelineEvent
+from .timeline_labels import timeline_kind_label
 
 # What staff without full rights (Support) may edit on a customer: the contact details. Billing state (stage, Stripe
 # ids, consent, VIP, promo) is read-only for them; consent and stage change through the 360's quick actions.
@@ -143,6 +145,8 @@ class CustomerAdmin(admin.ModelAdmin):
                 c360=view,
                 may={action.value: action in allowed for action in staff_actions.PERMISSIONS},
                 resendable=RESENDABLE,
+                # Cancelled emails whose own time is still ahead: "Put back" (at that time) or, explicitly, "Send now".
+                cancelled_ahead={e.pk for e in view.emails if resend_ahead_of_time(e)},
                 # One key per rendering of the page: a resend posted twice from it (a double click, a resubmit) is
                 # one request, and queues one copy (staff_actions.email_resend).
                 resend_key=uuid.uuid4(),
@@ -190,12 +194,16 @@ class CustomerAdmin(admin.ModelAdmin):
 
 @admin.register(TimelineEvent)
 class TimelineEventAdmin(ReadOnlyAdmin):
-    list_display = ("occurred_at", "customer", "source", "kind", "summary")
+    list_display = ("occurred_at", "customer", "source", "what", "summary")
     list_filter = ("source", "kind")
     list_select_related = ("customer",)
     search_fields = ("customer__email", "kind", "=object_id", "=source_key")
     autocomplete_fields = ("customer",)
     date_hierarchy = "occurred_at"
+
+    @admin.display(description="What happened", ordering="kind")
+    def what(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.kind, timeline_kind_label(obj.kind))
 
 
 @admin.register(StageTransition)

@@ -8,11 +8,13 @@ import django_filters
 from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema_field
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import filters, generics, mixins, serializers, viewsets
 
 from api.filters import (
     ChoicesFilter,
     IndexedSearchFilter,
+    RequiredTextFilter,
     StrictBooleanFilter,
     StrictFilterSet,
     TextFilter,
@@ -105,6 +107,9 @@ class CustomerDetailSerializer(CustomerSerializer):
 
 
 class CustomerFilter(StrictFilterSet):
+    email = RequiredTextFilter(
+        field_name="email", lookup_expr="iexact", help_text="The customer with this email (exact, any letter case)."
+    )
     stage = ChoicesFilter(field_name="lifecycle_stage", choices=Stage.choices)
     vip = StrictBooleanFilter(field_name="vip_status")
     opt_in = StrictBooleanFilter(field_name="opt_in_confirmed")
@@ -131,6 +136,7 @@ class CustomerFilter(StrictFilterSet):
 
 
 @documents_page_size_errors
+@extend_validation_errors(["invalid"], field_name="email")
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Customers, newest first. `search` matches email and name (contains) and the Stripe, Discord, Mautic and
     EspoCRM ids (exact)."""

@@ -11,6 +11,7 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Prefetch, Q
 
+from automations.email_state import AddressVerdict, ShownState, address_verdict, shown_state
 from automations.models import (
     AutomationRule,
     EmailQueueItem,
@@ -18,6 +19,7 @@ from automations.models import (
     EnrollmentStatus,
     QueueStatus,
     Suppression,
+    TemplateCategory,
 )
 from billing import customer_selectors as money
 from billing.models import CURRENT_STATUSES
@@ -55,29 +57,54 @@ class Customer360:
     timeline: Page
     timeline_source: str
     timeline_sources: list[tuple[str, str]] = field(default_factory=lambda: list(TimelineSource.choices))
+    # What goes out to this customer and what is blocked, and why (automations/email_state.py).
+    verdict: AddressVerdict | None = None
+    # Each listed email's status as it will turn out (a pending email the queue will refuse is shown blocked).
+    email_states: dict[int, ShownState] = field(default_factory=dict)
 
     @property
     def marketing_allowed(self) -> bool:
-        return bool(self.customer.email) and self.customer.opt_in_confirmed and not self.suppressions
+        return self.verdict is not None and self.verdict.marketing_reason is None
 
 
-def _email_counts(customer: Customer) -> dict[str, int]:
-    """Sent, pending, opened, clicked, bounced and failed, over all of the customer's emails (one aggregate)."""
-    return EmailQueueItem.objects.filter(customer=customer).aggregate(
+def _pending(*conditions: Q) -> Count:
+    return Count("id", filter=Q(*conditions, status=QueueStatus.PENDING))
+
+
+def _email_counts(customer: Customer, verdict: AddressVerdict) -> dict[str, int]:
+    """Sent, pending, blocked, paused, opened, clicked, bounced and failed over all of the customer's emails (one
+    aggregate). A pending email the queue will refuse counts as blocked, one of a paused rule as paused."""
+    marketing = Q(step__template__category=TemplateCategory.MARKETING)
+    paused_rule = Q(enrollment__rule__paused_at__isnull=False)
+    counts = EmailQueueItem.objects.filter(customer=customer).aggregate(
         total=Count("id"),
         sent=Count("id", filter=Q(sent_at__isnull=False)),
-        pending=Count("id", filter=Q(status__in=[QueueStatus.PENDING, QueueStatus.SENDING])),
+        sending=Count("id", filter=Q(status=QueueStatus.SENDING)),
+        pending_marketing=_pending(marketing),
+        pending_other=_pending(~marketing),
+        pending_marketing_paused=_pending(marketing, paused_rule),
+        pending_other_paused=_pending(~marketing, paused_rule),
+        refused=Count("id", filter=Q(status=QueueStatus.SUPPRESSED)),
+        held=Count("id", filter=Q(status=QueueStatus.PAUSED)),
         opened=Count("id", filter=Q(opened_at__isnull=False)),
         clicked=Count("id", filter=Q(clicked_at__isnull=False)),
         bounced=Count("id", filter=Q(bounced_at__isnull=False) | Q(soft_bounced_at__isnull=False)),
         failed=Count("id", filter=Q(status=QueueStatus.FAILED)),
     )
+    blocked, paused, waiting = counts["refused"], counts["held"], counts["sending"]
+    for kind, reason in (("marketing", verdict.marketing_reason), ("other", verdict.transactional_reason)):
+        if reason:
+            blocked += counts[f"pending_{kind}"]
+        else:
+            paused += counts[f"pending_{kind}_paused"]
+            waiting += counts[f"pending_{kind}"] - counts[f"pending_{kind}_paused"]
+    return {**counts, "pending": waiting, "blocked": blocked, "paused": paused}
 
 
 def _enrollments(customer: Customer) -> list[Enrollment]:
-    """The newest enrollments, each with `next_emails`: its pending emails, soonest first (the next step)."""
+    """The newest enrollments, each with `next_emails`: its unsent emails, soonest first (the next step)."""
     waiting = (
-        EmailQueueItem.objects.filter(status__in=[QueueStatus.PENDING, QueueStatus.SENDING])
+        EmailQueueItem.objects.filter(status__in=[QueueStatus.PENDING, QueueStatus.SENDING, QueueStatus.PAUSED])
         .select_related("step__template")
         .order_by("scheduled_at", "id")
     )
@@ -87,6 +114,22 @@ def _enrollments(customer: Customer) -> list[Enrollment]:
         .prefetch_related(Prefetch("queue_items", queryset=waiting, to_attr="next_emails"))
         .order_by("-enrolled_at", "-id")[:ENROLLMENTS_SHOWN]
     )
+
+
+def _states(customer: Customer, reasons: set[str], emails: list[EmailQueueItem], enrollments: list[Enrollment]):
+    """The shown state of each listed email, and of each enrollment's next email (`next_state`). No query: the
+    emails are all this customer's, and their rules are loaded."""
+    states = {}
+    for item in emails:
+        item.customer = customer
+        states[item.pk] = shown_state(item, reasons, rule_paused=item.enrollment.rule.paused_at is not None)
+    for enrollment in enrollments:
+        enrollment.next_state = None
+        if enrollment.next_emails:
+            upcoming = enrollment.next_emails[0]
+            upcoming.customer, upcoming.enrollment = customer, enrollment
+            enrollment.next_state = shown_state(upcoming, reasons, rule_paused=enrollment.rule.paused_at is not None)
+    return states
 
 
 def timeline_page(*, customer: Customer, source: str = "", page: str | int = 1) -> Page:
@@ -113,6 +156,12 @@ def customer_360(*, customer: Customer, timeline_source: str = "", timeline_page
     )
     source = timeline_source if timeline_source in TimelineSource.values else ""
     stripe_id = customer.stripe_customer_id
+    suppressions = list(Suppression.objects.filter(email=customer.email.strip().lower())) if customer.email else []
+    reasons = {suppression.reason for suppression in suppressions}
+    verdict = address_verdict(
+        email=customer.email, opt_in_confirmed=customer.opt_in_confirmed, suppression_reasons=reasons
+    )
+    enrollments = _enrollments(customer)
     return Customer360(
         customer=customer,
         path=list(StageTransition.objects.filter(customer=customer).order_by("occurred_at", "id")),
@@ -121,10 +170,10 @@ def customer_360(*, customer: Customer, timeline_source: str = "", timeline_page
         failed_payment=money.failed_payment(stripe_customer_id=stripe_id),
         revenue=money.lifetime_revenue(stripe_customer_id=stripe_id),
         stripe_url=money.stripe_dashboard_url(stripe_customer_id=stripe_id),
-        suppressions=list(Suppression.objects.filter(email=customer.email.strip().lower())) if customer.email else [],
-        email_counts=_email_counts(customer),
+        suppressions=suppressions,
+        email_counts=_email_counts(customer, verdict),
         emails=emails,
-        enrollments=_enrollments(customer),
+        enrollments=enrollments,
         tickets=tickets,
         open_tickets=Ticket.objects.filter(customer=customer, status__in=ACTIVE_STATUSES).count(),
         staff_actions=list(
@@ -134,6 +183,8 @@ def customer_360(*, customer: Customer, timeline_source: str = "", timeline_page
         ),
         timeline=timeline_page(customer=customer, source=source, page=timeline_page_number),
         timeline_source=source,
+        verdict=verdict,
+        email_states=_states(customer, reasons, emails, enrollments),
     )
 
 

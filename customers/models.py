@@ -32,6 +32,9 @@ class Customer(models.Model):
     promo_code = models.CharField(max_length=64, blank=True, default="")
     discord_invite_link_vip = models.URLField("Discord invite link (VIP)", blank=True, default="")
     discord_invite_link_basic = models.URLField("Discord invite link (basic)", blank=True, default="")
+    # When the Mautic contact's state copied onto these fields was last changed in Mautic: an older copy (a late or
+    # retried webhook) never overwrites a newer one.
+    mautic_modified_at = models.DateTimeField("Mautic data as of", null=True, blank=True)
 
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -210,6 +213,8 @@ class StaffActionKind(models.TextChoices):
     CONSENT_CHANGE = "consent_change", "Changed marketing consent"
     STAGE_MOVE = "stage_move", "Moved the stage"
     CONTACT_EDIT = "contact_edit", "Edited contact details"
+    DISCORD_LINK = "discord_link", "Linked a Discord account"
+    EMAIL_CHANGE = "email_change", "Corrected the email address"
 
 
 class StaffAction(models.Model):

@@ -27,6 +27,7 @@ UPDATABLE_FIELDS = frozenset(
         "promo_code",
         "discord_invite_link_vip",
         "discord_invite_link_basic",
+        "mautic_modified_at",
     }
 )
 
@@ -172,6 +173,16 @@ def customer_change_email(*, customer: Customer, email: str) -> Customer:
         raise ValueError("A Stripe customer's email is changed in Stripe")
     if not email:
         raise ValueError("A customer without a Stripe id needs an email")
+    return customer_email_correct(customer=customer, email=email)
+
+
+@transaction.atomic
+def customer_email_correct(*, customer: Customer, email: str) -> Customer:
+    """Set the customer's address (staff correcting it; for a Stripe customer only once Stripe has taken it:
+    customers.staff_actions). Raises EmailTaken when another customer has it."""
+    email = normalize_email(email)
+    if not email:
+        raise ValueError("An email address is needed")
     if Customer.objects.filter(email__iexact=email).exclude(pk=customer.pk).exists():
         raise EmailTaken(email)
     # Compared with the stored row: a model form has already put the new value on `customer`.

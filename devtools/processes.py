@@ -50,6 +50,9 @@ class Supervisor:
     log: Callable[[str], None] = print
     output_lock: threading.Lock = field(default_factory=threading.Lock)
     last_output_at: float = 0.0
+    # Where the children's output goes: the console (None), or a log file, so that the console keeps only what the
+    # local run itself says (the progress, the login box) and is not scrolled away by the servers' logs.
+    children_log: object = None
 
     def start(self) -> None:
         """Start every child; their output is passed through line by line (so a message of ours is never cut into
@@ -75,8 +78,9 @@ class Supervisor:
         pattern = re.compile(child.ready_when) if child.ready_when else None
         for line in child.process.stdout:
             with self.output_lock:
-                sys.stdout.write(line)
-                sys.stdout.flush()
+                out = self.children_log or sys.stdout
+                out.write(line)
+                out.flush()
                 self.last_output_at = time.monotonic()
             if pattern is not None and not child.ready.is_set() and pattern.search(line):
                 child.ready.set()

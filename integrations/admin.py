@@ -12,7 +12,16 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("id", "provider", "status", "attempts", "received_at", "processed_at", "short_error")
     list_filter = ("provider", "status")
     search_fields = ("dedupe_key", "last_error")
-    readonly_fields = ("provider", "dedupe_key", "headers", "body_text", "status", "attempts", "last_error")
+    readonly_fields = (
+        "provider",
+        "dedupe_key",
+        "headers",
+        "body_text",
+        "status",
+        "attempts",
+        "last_error",
+        "refused_fields",
+    )
     exclude = ("body",)
     actions = ["reprocess"]
 

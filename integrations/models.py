@@ -12,6 +12,7 @@ class DeliveryStatus(models.TextChoices):
     RECEIVED = "received", "Received"
     PROCESSED = "processed", "Processed"
     FAILED = "failed", "Failed"
+    REJECTED = "rejected", "Refused (malformed, not processed)"
 
 
 class WebhookDelivery(models.Model):
@@ -28,12 +29,17 @@ class WebhookDelivery(models.Model):
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    refused_fields = models.JSONField(
+        default=list, blank=True, help_text="Fields refused at the edge (failed their check); the rest applied."
+    )
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        verbose_name_plural = "webhook deliveries"
+        # Webhooks the providers send us; the ones we send out are webhooks.WebhookDelivery ("sent webhooks").
+        verbose_name = "incoming webhook"
+        verbose_name_plural = "incoming webhooks (from Stripe, Mautic, ...)"
         constraints = [
             models.UniqueConstraint(fields=["provider", "dedupe_key"], name="webhook_delivery_unique_per_provider"),
         ]
@@ -170,6 +176,10 @@ class DiscordInvite(models.Model):
     stored_at = models.DateTimeField(null=True, blank=True)
     email_requested_at = models.DateTimeField(null=True, blank=True, help_text="set before the send is attempted")
     emailed_at = models.DateTimeField(null=True, blank=True)
+    # A superseded invite is deleted at Discord once its successor is stored, so a leaked link stops working
+    # (integrations/workflows/invite_revoke.py); a failed delete keeps its error and is retried every 5 minutes.
+    revoked_at = models.DateTimeField(null=True, blank=True, help_text="deleted at Discord: the link no longer works")
+    revoke_error = models.CharField(max_length=500, blank=True, help_text="why the last delete at Discord failed")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -210,6 +220,29 @@ class SyncCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.value:%Y-%m-%d %H:%M}"
+
+
+class AlertKind(models.TextChoices):
+    DISCORD_TOKEN_REJECTED = "discord_token_rejected", "Discord refuses the bot token"
+    DISCORD_MESSAGE_CONTENT_MISSING = "discord_message_content_missing", "Discord hides message text from the bot"
+
+
+class ProviderAlert(models.Model):
+    """Something about an outside system that staff must fix (a configuration, not a single record), shown on the
+    admin's front page, the ticket list and `/healthz` until it clears (integrations/alerts.py). One row per kind: a
+    repeat updates `last_seen_at`; the condition's end deletes the row."""
+
+    kind = models.CharField(max_length=40, choices=AlertKind.choices, unique=True)
+    message = models.CharField(max_length=500, help_text="What is wrong and what to do, in staff's words.")
+    detail = models.CharField(max_length=500, blank=True, help_text="The provider's answer, for whoever fixes it.")
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["first_seen_at"]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
 
 
 class ProviderAccessToken(models.Model):

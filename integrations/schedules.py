@@ -14,6 +14,12 @@ SCHEDULES = [
         description="Opted-in Mautic contacts modified since the last run that still lack their invite.",
     ),
     ScheduledJob(
+        name="integrations.discord-invites-revoke",
+        func="integrations.tasks.discord_invites_revoke_task",
+        cron="*/5 * * * *",
+        description="Reissued Discord invites whose revocation failed are deleted at Discord again.",
+    ),
+    ScheduledJob(
         name="integrations.trials-sync",
         func="integrations.tasks.trials_sync_task",
         cron="0 7 * * *",

@@ -29,6 +29,15 @@ def mautic_reconcile_task() -> int:
     return mautic_reconcile()
 
 
+def discord_invites_revoke_task() -> dict:
+    """Every 5 minutes: delete at Discord the reissued invites a run could not revoke (invite_revoke.py)."""
+    if not settings.DISCORD_INVITES_ENABLED:
+        return {"revoked": 0, "failed": 0}
+    from .workflows.invite_revoke import invites_revoke_pending
+
+    return invites_revoke_pending()
+
+
 def trials_sync_task() -> str:
     from .trials.sync import trials_sync
 

@@ -46,21 +46,45 @@ def kept_headers(headers) -> dict[str, str]:
 
 
 def webhook_delivery_store(
-    *, provider: str, dedupe_key: str, headers: dict[str, str], body: bytes
+    *, provider: str, dedupe_key: str, headers: dict[str, str], body: bytes, refused_fields: list[str] | None = None
 ) -> tuple[WebhookDelivery, bool]:
-    """Store a delivery once per (provider, dedupe_key) and enqueue its processing on commit.
+    """Store a delivery once per (provider, dedupe_key) and enqueue its processing on commit. `refused_fields` names
+    the fields that failed their check at the edge (kept on the delivery for staff; the rest of it applies).
 
     Returns (delivery, created); a repeat returns the stored row and enqueues nothing.
     """
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
-                provider=provider, dedupe_key=dedupe_key[:255], headers=headers, body=body
+                provider=provider,
+                dedupe_key=dedupe_key[:255],
+                headers=headers,
+                body=body,
+                refused_fields=refused_fields or [],
             )
     except IntegrityError:
         return WebhookDelivery.objects.get(provider=provider, dedupe_key=dedupe_key[:255]), False
     transaction.on_commit(lambda: webhook_delivery_enqueue(delivery_id=delivery.pk))
     return delivery, True
+
+
+def webhook_delivery_reject(
+    *, provider: str, dedupe_key: str, headers: dict[str, str], body: bytes, reason: str
+) -> WebhookDelivery:
+    """Keep a correctly signed delivery whose body is malformed, with the reason, without processing it (the view
+    answers 400). Once per (provider, dedupe_key) like any delivery."""
+    try:
+        with transaction.atomic():
+            return WebhookDelivery.objects.create(
+                provider=provider,
+                dedupe_key=dedupe_key[:255],
+                headers=headers,
+                body=body,
+                status=DeliveryStatus.REJECTED,
+                last_error=reason[:5000],
+            )
+    except IntegrityError:
+        return WebhookDelivery.objects.get(provider=provider, dedupe_key=dedupe_key[:255])
 
 
 def webhook_delivery_enqueue(*, delivery_id: int) -> None:

@@ -10,8 +10,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from config.admin import ReadOnlyAdmin
+from integrations import alerts as integration_alerts
 
-from . import selectors, services
+from . import selectors, services, ticket_identity
 from .models import DiscordInteraction, Ticket, TicketAttachment, TicketStatus
 
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
@@ -26,7 +27,7 @@ class TicketAdmin(admin.ModelAdmin):
         "suggested_category",
         "status",
         "priority",
-        "customer",
+        "customer_or_typed_email",
         "claimed_by_name",
         "opened_at",
         "first_staff_response_at",
@@ -34,14 +35,36 @@ class TicketAdmin(admin.ModelAdmin):
         "has_error",
     )
     list_filter = ("status", "category", "priority", "customer__vip_status", "claimed_by_name", "outside_support_hours")
-    search_fields = ("customer__email", "customer__name", "discord_username", "=discord_user_id", "subject", "=id")
+    search_fields = (
+        "customer__email",
+        "customer__name",
+        "contact_email",
+        "discord_username",
+        "=discord_user_id",
+        "subject",
+        "=id",
+    )
     list_select_related = ("customer",)
     date_hierarchy = "opened_at"
     actions = ("close_tickets", "reopen_tickets")
     change_list_template = "admin/support/ticket/change_list.html"
     exclude = ("interaction_token", "transcript_html")
     fieldsets = (
-        (None, {"fields": ("status", "category", "subject", "description", "priority", "customer", "transcript")}),
+        (
+            None,
+            {
+                "fields": (
+                    "status",
+                    "category",
+                    "subject",
+                    "description",
+                    "priority",
+                    "customer",
+                    "customer_identity",
+                    "transcript",
+                )
+            },
+        ),
         ("Triage", {"fields": ("suggested_category", "triage_reason", "outside_support_hours")}),
         (
             "Discord",
@@ -101,6 +124,16 @@ class TicketAdmin(admin.ModelAdmin):
     def has_error(self, obj: Ticket) -> bool:
         return bool(obj.last_error)
 
+    @admin.display(description="customer", ordering="customer__email")
+    def customer_or_typed_email(self, obj: Ticket) -> str:
+        if obj.customer_id:
+            return str(obj.customer)
+        return f"unverified: typed email {obj.contact_email}" if obj.contact_email else "—"
+
+    @admin.display(description="who the customer is")
+    def customer_identity(self, obj: Ticket) -> str:
+        return ticket_identity.identity_html(obj)
+
     @admin.display(description="transcript")
     def transcript(self, obj: Ticket) -> str:
         if not obj.transcript_html:
@@ -129,11 +162,21 @@ class TicketAdmin(admin.ModelAdmin):
                 refused += 1
         self.message_user(request, f"{reopened} reopening, {refused} refused (the user has an open ticket there).")
 
+    def changelist_view(self, request, extra_context=None):
+        for alert in integration_alerts.alerts_active():  # a Discord configuration that stops tickets, on top
+            messages.error(request, alert.message)
+        return super().changelist_view(request, extra_context)
+
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
             path("metrics/", view(self.metrics_view), name="support_ticket_metrics"),
             path("<int:ticket_id>/transcript/", view(self.transcript_view), name="support_ticket_transcript"),
+            path(
+                "<int:ticket_id>/link-discord/",
+                view(lambda request, ticket_id: ticket_identity.link_view(self, request, ticket_id)),
+                name="support_ticket_link_discord",
+            ),
             path(
                 "<int:ticket_id>/attachment/<str:attachment_id>/",
                 view(self.attachment_view),

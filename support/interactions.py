@@ -36,6 +36,18 @@ class Actor:
         return bool(settings.DISCORD_STAFF_ROLE_ID) and settings.DISCORD_STAFF_ROLE_ID in self.roles
 
 
+def picked_member_is_staff(resolved: dict, user_id: str) -> bool:
+    """Whether a user picked in a user select holds the staff role. In a guild, Discord sends the picked users'
+    member objects (with their role ids) in `resolved.members`; no member object means not a member of the server
+    (https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object-resolved-data-structure).
+    """
+    member = (resolved.get("members") or {}).get(user_id)
+    if not isinstance(member, dict):
+        return False
+    roles = member.get("roles") or []
+    return bool(settings.DISCORD_STAFF_ROLE_ID) and settings.DISCORD_STAFF_ROLE_ID in [str(r) for r in roles]
+
+
 def _actor(payload: dict) -> Actor:
     member = payload.get("member") if isinstance(payload.get("member"), dict) else {}
     user = member.get("user") or payload.get("user")  # `user` alone in direct messages
@@ -134,8 +146,12 @@ def _component(custom_id: str, data: dict, actor: Actor) -> dict:
         if not values:
             raise MalformedInteraction("no user picked")
         target = str(values[0])
-        user = ((data.get("resolved") or {}).get("users") or {}).get(target) or {}
+        resolved = data.get("resolved") if isinstance(data.get("resolved"), dict) else {}
+        user = (resolved.get("users") or {}).get(target) or {}
         name = str(user.get("global_name") or user.get("username") or target)
+        if not picked_member_is_staff(resolved, target):
+            # The channel is visible to the staff role only: anyone else would hold a ticket they cannot open.
+            return msg.ephemeral(f"{name} is not in the support team, so they cannot take ticket #{ticket.pk}.")
         services.ticket_transfer(ticket=ticket, discord_user_id=target, name=name)
         return {
             "type": msg.MESSAGE,

@@ -35,7 +35,9 @@ class Ticket(models.Model):
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.PROTECT, related_name="tickets", null=True, blank=True
     )
-    # How the customer was found: by the Discord id stored on them, or by the (unverified) email typed in the form.
+    # How the customer was found: by the Discord id proven to be theirs (support/identity.py). "email" (an unverified
+    # typed email) was written before support 0004, which took those tickets off their customer; a typed email now
+    # stays in contact_email only.
     customer_link = models.CharField(max_length=10, blank=True, choices=[("discord", "Discord id"), ("email", "Email")])
     discord_user_id = models.CharField("Discord user id", max_length=32, db_index=True)
     discord_username = models.CharField(max_length=100, blank=True)
@@ -178,3 +180,28 @@ class SupportPanel(models.Model):
 
     def __str__(self) -> str:
         return f"Panel in {self.channel_id}"
+
+
+class DiscordLinkRequest(models.Model):
+    """A request to link a Discord account to a customer, made when someone typed that customer's email in the ticket
+    form. A typed email proves nothing: the link is made only when the customer confirms it from the mailbox on file
+    (the emailed one-time link, support.identity), or when staff link it by hand from the admin (audited)."""
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="discord_link_requests")
+    discord_user_id = models.CharField("Discord user id", max_length=32)
+    discord_username = models.CharField(max_length=100, blank=True)
+    ticket = models.ForeignKey(Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    email = models.EmailField(help_text="The customer's address the link was sent to.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    send_error = models.CharField(max_length=500, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    declined_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["customer", "created_at"], name="discord_link_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"Discord {self.discord_username or self.discord_user_id} -> {self.email}"

@@ -5,7 +5,8 @@ SCHEDULES = [
         name="support.tickets-activity",
         func="support.tasks.tickets_activity_task",
         cron="*/2 * * * *",
-        description="Read new messages of open ticket channels: first staff response, last activity, counts.",
+        description="Read new messages of open ticket channels: first staff response, last activity, counts. While "
+        "Discord refuses the bot token, one probe call that clears the alert once it works again.",
     ),
     ScheduledJob(
         name="support.tickets-autoclose",

@@ -61,12 +61,15 @@ def tickets_open_for_customer(*, customer: Customer) -> QuerySet[Ticket]:
 def ticket_customer_context(*, ticket: Ticket) -> list[str]:
     """What staff should know about the customer, for the opening message (the customer sees it too)."""
     customer = ticket.customer
-    if customer is None:
-        email = f" (gave {ticket.contact_email}, not a known customer)" if ticket.contact_email else ""
-        return [f"Customer: not linked to the CRM{email}."]
-    if ticket.customer_link == "email":
-        # The email in the form is unverified and the customer reads this channel too: no account details here.
-        return [f"Customer: linked by the email in the form ({ticket.contact_email}, unverified); see the admin."]
+    if customer is None or ticket.customer_link != "discord" or customer.discord_user_id != ticket.discord_user_id:
+        # Everyone in the channel reads this, and only a proven link (support/identity.py) says whose account it is.
+        # The same words whether or not the typed email is a customer's, so the form tells nobody who is one.
+        if ticket.contact_email:
+            return [
+                "Customer: not linked to the CRM yet. If the email given belongs to a ModReady account, we sent it a "
+                "link to connect this Discord account; account details show here once it is confirmed."
+            ]
+        return ["Customer: not linked to the CRM."]
     lines = [f"Customer: {customer.name or customer.email} · stage {customer.get_lifecycle_stage_display()}"]
     if customer.vip_status:
         lines[0] += " · **VIP**"

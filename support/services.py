@@ -12,7 +12,7 @@ from django.utils import timezone
 from customers import services as customer_services
 from customers.models import Customer, TimelineSource
 
-from . import hours, selectors
+from . import hours, identity, selectors
 from .models import (
     DiscordInteraction,
     SupportPanel,
@@ -23,6 +23,7 @@ from .models import (
     TicketPriority,
     TicketStatus,
 )
+from .open_lock import ticket_open_lock
 from .triage import triage
 
 logger = logging.getLogger(__name__)
@@ -60,27 +61,10 @@ class OpenResult:
     refusal: str = ""  # shown to the customer when no ticket was opened
 
 
-def _customer_link(*, discord_user_id: str, email: str, username: str) -> tuple[Customer | None, str]:
-    """The customer by Discord id, else by the modal's email (then the Discord id is stored on them)."""
+def _customer_link(*, discord_user_id: str) -> tuple[Customer | None, str]:
+    """The customer whose proven Discord link is this user. A typed email links nothing (support/identity.py)."""
     customer = selectors.customer_by_discord_id(discord_user_id=discord_user_id)
-    if customer:
-        return customer, "discord"
-    if email:
-        customer = Customer.objects.select_for_update().filter(email__iexact=email.strip()).first()
-        if customer:
-            if not customer.discord_user_id:
-                customer_services.customer_update(customer=customer, discord_user_id=discord_user_id)
-                customer_services.timeline_event_record(
-                    customer=customer,
-                    source=TimelineSource.DISCORD,
-                    source_key=f"discord-link:{discord_user_id}",
-                    kind="discord.linked",
-                    summary=f"Discord user {username or discord_user_id} linked by the email given in a ticket",
-                    object_type="discord.user",
-                    object_id=discord_user_id,
-                )
-            return customer, "email"
-    return None, ""
+    return (customer, "discord") if customer else (None, "")
 
 
 def open_refusal(*, discord_user_id: str, category: str = "", now: datetime | None = None) -> str:
@@ -118,10 +102,11 @@ def ticket_open_request(
     now = now or timezone.now()
     if category not in TicketCategory.values:
         return OpenResult(None, "Please pick one of the categories.")
+    ticket_open_lock(discord_user_id=discord_user_id)  # the cap below is counted with no other opening in between
     refusal = open_refusal(discord_user_id=discord_user_id, category=category, now=now)
     if refusal:
         return OpenResult(None, refusal)
-    customer, linked_by = _customer_link(discord_user_id=discord_user_id, email=email, username=username)
+    customer, linked_by = _customer_link(discord_user_id=discord_user_id)
     suggestion = triage(subject=subject, description=description) if category == TicketCategory.OTHER else None
     ticket = Ticket(
         customer=customer,
@@ -145,6 +130,7 @@ def ticket_open_request(
     except IntegrityError:
         # The other click (or a racing submit) won: the unique constraint, not the check above, decides.
         return OpenResult(None, open_refusal(discord_user_id=discord_user_id, category=category) or "Already open.")
+    identity.link_request_for_ticket(ticket=ticket)  # the typed email's owner may confirm it from their mailbox
     _enqueue("support.tasks.ticket_open_task", ticket.pk, name=f"ticket-open:{ticket.pk}")
     return OpenResult(ticket)
 

@@ -26,7 +26,11 @@ def ticket_opening_message_refresh_task(ticket_id: int) -> None:
 
 
 def tickets_activity_task() -> int:
-    """Schedule (every 2 minutes): read new messages of open tickets."""
+    """Schedule (every 2 minutes): read new messages of open tickets. While Discord refuses the bot token, first one
+    probe call that clears the staff alert once the token works again (integrations.alerts)."""
+    from integrations import alerts
+
+    alerts.discord_token_probe()
     return workflows.activity_read_run()
 
 
@@ -47,3 +51,10 @@ def tickets_retry_task() -> int:
     for ticket_id in closing:
         workflows.ticket_close_run(ticket_id=ticket_id)
     return len(opening) + len(closing)
+
+
+def discord_link_email_task(request_id: int) -> str:
+    """Email the customer the one-time link that connects a Discord account (support/identity.py)."""
+    from . import identity
+
+    return identity.link_email_send(request_id=request_id)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from integrations import alerts
 from integrations.discord import DiscordClient, DiscordError
 from integrations.discord.client import (
     INVALID_FORM_BODY,
@@ -22,6 +23,8 @@ from integrations.discord.client import (
 
 from . import discord_messages as msg
 from . import hours, selectors, services
+from .channel_placement import categories_with_room
+from .message_content import MessageContentMissing, content_check
 from .models import SupportPanel, Ticket, TicketAttachment, TicketStatus
 
 logger = logging.getLogger(__name__)
@@ -65,10 +68,12 @@ def _reply(discord: DiscordClient, ticket: Ticket, content: str) -> None:
 
 def _create_channel(discord: DiscordClient, ticket: Ticket) -> str:
     # A previous attempt may have created the channel and lost the answer: look before creating another.
-    for channel in discord.guild_channels(guild_id=settings.DISCORD_GUILD_ID):
+    channels = discord.guild_channels(guild_id=settings.DISCORD_GUILD_ID)
+    for channel in channels:
         if channel.get("name") == ticket.channel_name and channel.get("type") == 0:
             return channel["id"]
-    for category_id in settings.DISCORD_TICKET_CATEGORY_IDS:
+    # Start from the first category with room (support/channel_placement.py), not from the first one every time.
+    for category_id in categories_with_room(channels=channels, category_ids=settings.DISCORD_TICKET_CATEGORY_IDS):
         try:
             channel = discord.channel_create(
                 guild_id=settings.DISCORD_GUILD_ID,
@@ -244,12 +249,26 @@ def ticket_close_run(*, ticket_id: int) -> str:
         services.ticket_close_attempt_failed(ticket=ticket, error=exc)
         logger.warning("Closing ticket %s failed, will retry: %s", ticket.pk, exc)
         return "retry"
+    except MessageContentMissing as exc:  # nothing saved, nothing deleted: the channel is the only full copy
+        services.ticket_close_attempt_failed(ticket=ticket, error=exc)
+        alerts.discord_message_content_missing(detail=f"ticket #{ticket.pk}: {exc.hidden} of {exc.total} empty")
+        logger.error("Closing ticket %s held: Discord hid the messages' text (Message Content intent)", ticket.pk)
+        return "held"
     services.ticket_closed(ticket=ticket)
     return "closed"
 
 
 def _transcript_save(discord: DiscordClient, ticket: Ticket) -> None:
+    """Raises DiscordError, or MessageContentMissing before anything is stored."""
     history = discord.messages_history(channel_id=ticket.discord_channel_id)
+    # The whole history is in hand: count messages and find the first response now, even if the activity job never
+    # read this channel (a ticket closed within its 2 minutes). Already counted messages are skipped.
+    ticket = services.ticket_activity_record(ticket=ticket, messages=history)
+    check = content_check(history, bot_user_id=settings.DISCORD_APPLICATION_ID)
+    if check.content_missing:
+        raise MessageContentMissing(hidden=check.hidden, total=check.user_messages)
+    if check.content_seen:
+        alerts.discord_message_content_seen()
     stored = TicketAttachment.objects.filter(message__ticket=ticket).values_list("discord_attachment_id", "too_large")
     have = {attachment_id for attachment_id, _ in stored}
     files: dict[str, bytes | None] = {}

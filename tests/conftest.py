@@ -7,8 +7,24 @@
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
 
 from tests.customers.factories import CustomerFactory, StaffUserFactory
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database is dropped at the end even if a thread of some test (a live server, a worker thread, a fake's
+    callback) still holds a connection to it: those sessions are ended first, so no run leaves test_* behind."""
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+        connection.close()
 
 
 @pytest.fixture

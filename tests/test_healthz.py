@@ -61,3 +61,18 @@ def test_a_stuck_email_queue_is_unhealthy(schedules, settings, customer):
     assert response.status_code == 503
     queue = response.json()["checks"]["queue"]
     assert queue["ok"] is False and queue["oldest_due_email_age_seconds"] >= settings.HEALTHZ_QUEUE_MAX_AGE
+
+
+def test_an_integration_alert_is_unhealthy_until_it_clears(schedules):
+    from integrations import alerts
+
+    alerts.discord_message_content_missing(detail="ticket #1: 2 of 2 empty")  # as a held ticket close records it
+    response = Client().get("/healthz")
+    assert response.status_code == 503
+    check = response.json()["checks"]["integrations"]
+    assert check["ok"] is False and [a["kind"] for a in check["alerts"]] == ["discord_message_content_missing"]
+    assert "ticket" not in response.content.decode()  # monitors get the kind, not the detail
+
+    alerts.discord_message_content_seen()
+    response = Client().get("/healthz")
+    assert response.status_code == 200 and response.json()["checks"]["integrations"] == {"ok": True, "alerts": []}

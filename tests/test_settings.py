@@ -62,6 +62,13 @@ def test_production_refuses_to_start_without_required_settings(missing):
     assert f"The environment variable {missing} is required" in result.stderr
 
 
+@pytest.mark.parametrize("hosts", ["*", "crm.modready.example,*"])
+def test_production_refuses_a_wildcard_allowed_hosts(hosts):
+    result = load("config.settings.production", **{**PRODUCTION, "ALLOWED_HOSTS": hosts})
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS must name this site's host names" in result.stderr
+
+
 def test_production_never_runs_with_debug_even_when_asked():
     result = load("config.settings.production", **PRODUCTION, DEBUG="1")
     assert result.returncode == 0, result.stderr

@@ -9,6 +9,16 @@ from .addresses import UnsafeWebhookUrl, url_check
 from .models import EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
+def disabled_endpoints_notify(request) -> None:
+    """A warning at the top of the webhook pages for each endpoint that stopped receiving, and why."""
+    for endpoint in WebhookEndpoint.objects.filter(enabled=False).exclude(disabled_reason=""):
+        messages.warning(
+            request,
+            f"Nothing is being sent to {endpoint.url}: it was switched off. {endpoint.disabled_reason}. "
+            "Once the receiver works again, tick Enabled on the endpoint's page and replay the deliveries it missed.",
+        )
+
+
 class EndpointForm(forms.ModelForm):
     url = forms.URLField(label="URL", max_length=2000, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
@@ -38,6 +48,11 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     search_fields = ("url", "description")
     readonly_fields = ("disabled_reason", "created_at", "updated_at")
     actions = ["rotate_secret"]
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            disabled_endpoints_notify(request)
+        return super().changelist_view(request, extra_context)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -93,6 +108,11 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     search_fields = ("message_id", "customer__email")
     inlines = [AttemptInline]
     actions = ["replay"]
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            disabled_endpoints_notify(request)
+        return super().changelist_view(request, extra_context)
 
     def has_replay_permission(self, request):
         return request.user.has_perm("webhooks.change_webhookdelivery")

@@ -72,7 +72,9 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        verbose_name_plural = "webhook deliveries"
+        # Webhooks we send to outside tools; the ones providers send us are integrations.WebhookDelivery.
+        verbose_name = "sent webhook"
+        verbose_name_plural = "sent webhooks (to outside tools)"
         constraints = [
             # Dispatch of a domain event is at least once: the second run finds the delivery and adds nothing.
             models.UniqueConstraint(fields=["endpoint", "domain_event"], name="webhook_delivery_once_per_event"),
@@ -91,7 +93,7 @@ class WebhookAttempt(models.Model):
     attempted_at = models.DateTimeField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty: no answer.")
     duration_ms = models.PositiveIntegerField(default=0)
-    response_body = models.TextField(blank=True, help_text="The first 1,000 characters.")
+    response_body = models.TextField(blank=True, help_text="The first kilobyte of the answer.")
     error = models.TextField(blank=True)
 
     class Meta:

@@ -27,14 +27,15 @@ from integrations.http import retry_after_seconds
 from .addresses import UnsafeWebhookUrl, target_resolve, url_check
 from .models import EVENT_TYPES, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .signing import secret_generate, signature
-from .transport import pinned_session
+from .transport import DeadlinePassed, post_within_deadline
 
 logger = logging.getLogger(__name__)
 
 # The spec's suggested schedule, after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 JITTER = 0.1  # +-10 %, so endpoints that failed together are not retried in one burst
-CONNECT_TIMEOUT = 3.05
+# What an attempt says until its outcome is written: a worker killed mid-call (the task timeout, a deploy) leaves it.
+INTERRUPTED = "No outcome: the send was interrupted before it finished (the worker stopped)."
 
 STAGE_EVENT_TYPES = {
     "purchase": "customer.purchase",
@@ -158,8 +159,9 @@ def delivery_send_enqueue(*, delivery_id: int) -> None:
 # --- sending ----------------------------------------------------------------------------------------------------------
 
 
-def _claim(*, delivery_id: int) -> WebhookDelivery | None:
-    """Take a due delivery whose predecessors for the same customer are done; None if it is not ours to send now."""
+def _claim(*, delivery_id: int) -> tuple[WebhookDelivery, WebhookAttempt] | None:
+    """Take a due delivery whose predecessors for the same customer are done, and record the attempt about to be
+    made; None if it is not ours to send now."""
     now = timezone.now()
     with transaction.atomic():
         delivery = (
@@ -182,13 +184,23 @@ def _claim(*, delivery_id: int) -> WebhookDelivery | None:
         ).exists()
         if waiting_on_earlier:
             return None  # sent when the earlier one finishes (delivery_record enqueues the next in line)
-        # A worker that dies mid-call leaves the lease to expire; the next sweep sends again under the same id.
-        delivery.lease_expires_at = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT + 30)
-        delivery.save(update_fields=["lease_expires_at"])
-        return delivery
+        if delivery.attempts > len(RETRY_SCHEDULE):
+            # Every attempt of the schedule was made and the last one never reported back (its worker was killed).
+            _give_up(delivery, now=now, error=f"Gave up after {delivery.attempts} attempts; the last was interrupted.")
+            return None
+        # The attempt counts before the call: a worker killed mid-call (task timeout, deploy) still used it up, and the
+        # delivery comes back at its next time on the schedule, once the lease has expired, never sooner.
+        lease = now + timedelta(seconds=settings.WEBHOOKS_TIMEOUT + 30)
+        delivery.attempts += 1
+        delay = retry_delay(attempts=delivery.attempts, retry_after=None)
+        delivery.next_attempt_at = max(lease, now + timedelta(seconds=delay)) if delay is not None else lease
+        delivery.lease_expires_at = lease
+        delivery.save(update_fields=["attempts", "next_attempt_at", "lease_expires_at"])
+        return delivery, WebhookAttempt.objects.create(delivery=delivery, attempted_at=now, error=INTERRUPTED)
 
 
 def _post(delivery: WebhookDelivery) -> dict[str, Any]:
+    """One send within one wall-clock deadline (WEBHOOKS_TIMEOUT: connect plus the whole answer)."""
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
@@ -200,18 +212,21 @@ def _post(delivery: WebhookDelivery) -> dict[str, Any]:
     }
     started = time.monotonic()
     outcome: dict[str, Any] = {"status_code": None, "response_body": "", "error": "", "retry_after": None}
+    deadline = settings.WEBHOOKS_TIMEOUT
     try:
         # Resolved and checked once; the session connects to that very address (no second lookup to rebind).
         target = target_resolve(delivery.endpoint.url)
-        with pinned_session(target=target, timeout=(CONNECT_TIMEOUT, settings.WEBHOOKS_TIMEOUT)) as session:
-            response = session.post(
-                delivery.endpoint.url, data=delivery.body.encode(), headers=headers, allow_redirects=False
-            )
-        outcome["status_code"] = response.status_code
-        outcome["response_body"] = response.text[:1000]
-        outcome["retry_after"] = retry_after_seconds(response)
+        answer = post_within_deadline(
+            target=target, url=delivery.endpoint.url, body=delivery.body.encode(), headers=headers, seconds=deadline
+        )
+        outcome["status_code"] = answer.status_code
+        outcome["response_body"] = answer.body
+        outcome["error"] = answer.note
+        outcome["retry_after"] = retry_after_seconds(answer)
     except UnsafeWebhookUrl as exc:
         outcome["error"] = f"Refused: {exc}"
+    except DeadlinePassed:
+        outcome["error"] = f"Timeout: no answer within {deadline:g} s (the deadline for connecting and reading)"
     except requests.RequestException as exc:
         outcome["error"] = f"{type(exc).__name__}: {exc}"[:2000]
     outcome["duration_ms"] = int((time.monotonic() - started) * 1000)
@@ -229,9 +244,12 @@ def retry_delay(*, attempts: int, retry_after: float | None) -> float | None:
 
 
 @transaction.atomic
-def delivery_record(*, delivery_id: int, outcome: dict[str, Any], lease: datetime | None = None) -> WebhookDelivery:
+def delivery_record(
+    *, delivery_id: int, outcome: dict[str, Any], lease: datetime | None = None, attempt_id: int | None = None
+) -> WebhookDelivery:
     """Log the attempt and decide: done, retry later, give up, or disable the endpoint (410).
 
+    `attempt_id` is the attempt `_claim` recorded (and counted) before the call; its outcome is written into it.
     `lease` is the one the sending worker took. A call that outlived it (a receiver trickling its answer past the
     lease) may have been sent again by another worker meanwhile: its attempt is still logged, but it no longer
     decides the delivery's status, attempts or what is sent next; the worker holding the current lease does.
@@ -239,20 +257,22 @@ def delivery_record(*, delivery_id: int, outcome: dict[str, Any], lease: datetim
     now = timezone.now()
     delivery = WebhookDelivery.objects.select_for_update().select_related("endpoint").get(pk=delivery_id)
     code = outcome["status_code"]
-    WebhookAttempt.objects.create(
-        delivery=delivery,
-        attempted_at=now,
-        status_code=code,
-        duration_ms=outcome.get("duration_ms", 0),
-        response_body=outcome.get("response_body", ""),
-        error=outcome.get("error", ""),
-    )
+    logged = {
+        "status_code": code,
+        "duration_ms": outcome.get("duration_ms", 0),
+        "response_body": outcome.get("response_body", ""),
+        "error": outcome.get("error", ""),
+    }
+    if attempt_id is not None:
+        WebhookAttempt.objects.filter(pk=attempt_id).update(**logged)
+    else:
+        WebhookAttempt.objects.create(delivery=delivery, attempted_at=now, **logged)
     if lease is not None and (delivery.status != DeliveryStatus.PENDING or delivery.lease_expires_at != lease):
         return delivery
-    delivery.attempts += 1
+    if attempt_id is None:
+        delivery.attempts += 1
     delivery.lease_expires_at = None
     delivery.last_status_code = code
-    finished = True
     if code is not None and 200 <= code < 300:
         delivery.status = DeliveryStatus.SUCCEEDED
         delivery.delivered_at = now
@@ -265,21 +285,47 @@ def delivery_record(*, delivery_id: int, outcome: dict[str, Any], lease: datetim
         return delivery
     else:
         if code is not None and 300 <= code < 400:
-            delivery.last_error = f"Redirect ({code}) not followed"
+            error = f"Redirect ({code}) not followed"
         else:
-            delivery.last_error = outcome.get("error") or f"HTTP {code}"
+            error = outcome.get("error") or f"HTTP {code}"
         delay = retry_delay(attempts=delivery.attempts, retry_after=outcome.get("retry_after"))
         if delay is None:
-            delivery.status = DeliveryStatus.FAILED
-        else:
-            finished = False
-            delivery.next_attempt_at = now + timedelta(seconds=delay)
+            _give_up(delivery, now=now, error=error)
+            return delivery
+        delivery.last_error = error
+        delivery.next_attempt_at = now + timedelta(seconds=delay)
+        delivery.save()
+        return delivery
     delivery.save()
-    if finished:
-        transaction.on_commit(
-            lambda: next_in_line_enqueue(endpoint_id=delivery.endpoint_id, customer_id=delivery.customer_id)
-        )
+    transaction.on_commit(
+        lambda: next_in_line_enqueue(endpoint_id=delivery.endpoint_id, customer_id=delivery.customer_id)
+    )
     return delivery
+
+
+def _give_up(delivery: WebhookDelivery, *, now: datetime, error: str) -> None:
+    """The schedule is over: the delivery fails, the next one in line goes, and an endpoint that has not accepted
+    anything since this delivery's first attempt (about three days of failures) is disabled."""
+    delivery.status = DeliveryStatus.FAILED
+    delivery.last_error = error[:2000]
+    delivery.lease_expires_at = None
+    delivery.save()
+    first_attempt = delivery.attempt_log.order_by("attempted_at").values_list("attempted_at", flat=True).first()
+    accepted_since = WebhookDelivery.objects.filter(
+        endpoint_id=delivery.endpoint_id, status=DeliveryStatus.SUCCEEDED, delivered_at__gte=first_attempt or now
+    ).exists()
+    if not accepted_since:
+        days = (now - (first_attempt or now)).total_seconds() / 86400
+        endpoint_disable(
+            endpoint_id=delivery.endpoint_id,
+            reason=(
+                f"Disabled on {now:%Y-%m-%d %H:%M} UTC: nothing was accepted for {days:.1f} days; "
+                f"{delivery.message_id} failed all {delivery.attempts} attempts (last error: {error})"
+            )[:300],
+        )
+    transaction.on_commit(
+        lambda: next_in_line_enqueue(endpoint_id=delivery.endpoint_id, customer_id=delivery.customer_id)
+    )
 
 
 def next_in_line_enqueue(*, endpoint_id: int, customer_id: int) -> None:
@@ -295,11 +341,14 @@ def next_in_line_enqueue(*, endpoint_id: int, customer_id: int) -> None:
 
 def delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
     """Send one delivery if it is due and next in line. Safe to run twice and concurrently (claim + lease)."""
-    delivery = _claim(delivery_id=delivery_id)
-    if delivery is None:
+    claimed = _claim(delivery_id=delivery_id)
+    if claimed is None:
         return None
+    delivery, attempt = claimed
     outcome = _post(delivery)
-    return delivery_record(delivery_id=delivery.pk, outcome=outcome, lease=delivery.lease_expires_at)
+    return delivery_record(
+        delivery_id=delivery.pk, outcome=outcome, lease=delivery.lease_expires_at, attempt_id=attempt.pk
+    )
 
 
 def deliveries_due_ids(*, limit: int = 500) -> list[int]:

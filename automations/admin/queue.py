@@ -24,6 +24,8 @@ from ..models import (
 )
 from ..sending import message_preview
 from .common import database_id, pause_banner
+from .email_status import ShownStatusMixin, WillGoOutFilter
+from .queue_resend import ResendActionsMixin
 
 
 @admin.register(Enrollment)
@@ -54,22 +56,22 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(EmailQueueItem)
-class EmailQueueItemAdmin(ReadOnlyAdmin):
+class EmailQueueItemAdmin(ResendActionsMixin, ShownStatusMixin, ReadOnlyAdmin):
     list_display = (
         "recipient",
         "template_name",
         "rule_name",
-        "status",
+        "shown_status",
         "scheduled_at",
         "attempts",
         "sent_at",
         "last_error_short",
     )
-    list_filter = ("status", ("enrollment__rule", admin.RelatedOnlyFieldListFilter), DueFilter)
-    list_select_related = ("step__template", "enrollment__rule")
+    list_filter = ("status", WillGoOutFilter, ("enrollment__rule", admin.RelatedOnlyFieldListFilter), DueFilter)
+    list_select_related = ("step__template", "enrollment__rule", "customer")
     search_fields = ("recipient", "provider_message_id", "idempotency_key")
     date_hierarchy = "scheduled_at"
-    actions = ("retry_now", "cancel_pending")
+    actions = ("retry_now", "cancel_pending", *ResendActionsMixin.resend_actions)
 
     def changelist_view(self, request, extra_context=None):
         pause_banner(request)
@@ -83,9 +85,13 @@ class EmailQueueItemAdmin(ReadOnlyAdmin):
     def rule_name(self, obj):
         return obj.enrollment.rule.name
 
-    @admin.display(description="last error")
+    @admin.display(description="why")
     def last_error_short(self, obj):
-        return obj.last_error[:80]
+        """Why an email is where it is: an error for a failed one, the reason for a cancelled or held one."""
+        if not obj.last_error:
+            return ""
+        label = {QueueStatus.FAILED: "Error", QueueStatus.CANCELLED: "Cancelled"}.get(obj.status, "Note")
+        return f"{label}: {obj.last_error[:80]}"
 
     def has_retry_permission(self, request):
         # Re-sending and cancelling emails change the queue: staff who may change queue items (superusers, and the

@@ -24,6 +24,7 @@ from ..forms import (
 )
 from ..models import AutomationRule, AutomationStep, Enrollment, EnrollmentStatus, StepAnchor
 from .analytics import analytics_view
+from .rule_state import RuleStateMixin
 
 ENROLLED_NOW_SHOWN = 20
 
@@ -129,6 +130,13 @@ class RuleForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="The products synced from Stripe. None ticked: every product.",
     )
+    resume_skip_after = DelayField(
+        required=False,
+        label="On resume, skip emails late by more than",
+        help_text="When the rule is resumed after a pause (or a blocked customer's address is corrected), an email "
+        f"whose moment passed longer ago than this is skipped, with the reason, instead of going out late. Written "
+        f"like {EXAMPLES}.",
+    )
     condition_vip = forms.NullBooleanField(
         label="VIP",
         required=False,
@@ -148,10 +156,21 @@ class RuleForm(forms.ModelForm):
             "condition_product_ids",
             "condition_lifecycle_stages",
             "condition_vip",
+            "resume_skip_after",
         )
+
+    def clean_resume_skip_after(self):
+        # Left empty (or not sent by an older form): the rule keeps its limit.
+        value = self.cleaned_data.get("resume_skip_after")
+        return self.instance.resume_skip_after if value is None else value
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["enabled"].label = "New enrollments"
+        self.fields["enabled"].help_text = (
+            "Unticked: nobody new starts this sequence, but customers already in it still get its emails. To hold "
+            "those too, use Pause above the form."
+        )
         stored = list(self.instance.condition_product_ids or []) if self.instance.pk else []
         products = self.fields["condition_product_ids"]
         products.choices = product_choices(stored)
@@ -160,14 +179,28 @@ class RuleForm(forms.ModelForm):
 
 
 @admin.register(AutomationRule)
-class AutomationRuleAdmin(admin.ModelAdmin):
+class AutomationRuleAdmin(RuleStateMixin, admin.ModelAdmin):
     form = RuleForm
-    list_display = ("name", "trigger_name", "enabled", "reentry", "step_summary", "active_enrollments")
+    list_display = ("name", "trigger_name", "state", "reentry", "step_summary", "active_enrollments")
     list_filter = ("enabled", "trigger")
     search_fields = ("name",)
     inlines = [StepInline]
     fieldsets = (
-        (None, {"fields": ("name", "description", "enabled", "trigger", "reentry", "exit_events", "moves_to_stage")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "description",
+                    "enabled",
+                    "trigger",
+                    "reentry",
+                    "exit_events",
+                    "moves_to_stage",
+                    "resume_skip_after",
+                )
+            },
+        ),
         ("Conditions", {"fields": ("condition_product_ids", "condition_lifecycle_stages", "condition_vip")}),
     )
 
@@ -235,6 +268,7 @@ class AutomationRuleAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(lambda request: analytics_view(self, request)),
                 name="automations_analytics",
             ),
+            *self.rule_state_urls(),
             *super().get_urls(),
         ]
 
@@ -250,4 +284,5 @@ class AutomationRuleAdmin(admin.ModelAdmin):
                 + f"?rule__id__exact={obj.pk}&status__exact={EnrollmentStatus.ACTIVE}"
             )
             context["analytics_url"] = reverse("admin:automations_analytics") + f"?rule={obj.pk}"
+            context.update(self.rule_state_context(request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)

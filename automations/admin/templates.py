@@ -33,10 +33,20 @@ def preview_context(*, customer: Customer | None) -> dict:
 
 @admin.register(EmailTemplate)
 class EmailTemplateAdmin(admin.ModelAdmin):
-    list_display = ("name", "category", "subject", "used_by", "retired", "updated_at")
+    list_display = ("name", "category", "subject_example", "used_by", "retired", "updated_at")
     list_filter = ("category", "retired")
     search_fields = ("name", "subject")
     readonly_fields = ("preview_link", "created_at", "updated_at")
+
+    @admin.display(description="subject (as the sample customer gets it)", ordering="subject")
+    def subject_example(self, obj):
+        """The subject as a reader sees it, not its template code (which stays in the tooltip and the form)."""
+        try:
+            subject = render_email(template=obj, context=sample_context()).subject
+        except Exception:  # a template that does not render shows as written; its form says why
+            return format_html('<span title="Does not render for the sample customer">{}</span>', obj.subject)
+        return format_html('<span title="As written: {}">{}</span>', obj.subject, subject)
+
     fieldsets = (
         (None, {"fields": ("name", "description", "category", "retired", "preview_link")}),
         ("Content (Jinja2)", {"fields": ("subject", "preheader", "html_body", "text_body")}),
@@ -99,6 +109,7 @@ class EmailTemplateAdmin(admin.ModelAdmin):
             "customer": customer,
             "customers": Customer.objects.order_by("-created_at")[:50],
             "can_send": self.has_change_permission(request, template) and bool(request.user.email),
+            "no_email_for_test": self.has_change_permission(request, template) and not request.user.email,
         }
         return TemplateResponse(request, "admin/automations/emailtemplate/preview.html", context)
 
@@ -107,6 +118,13 @@ class EmailTemplateAdmin(admin.ModelAdmin):
 
         url = reverse("admin:automations_emailtemplate_preview", args=[template.pk])
         url = f"{url}?customer={customer_id}" if customer_id else url
+        if not request.user.email:
+            self.message_user(
+                request,
+                "Your staff account has no email address, so the test has nowhere to go: ask an owner to add one.",
+                messages.ERROR,
+            )
+            return redirect(url)
         test_send = services.staff_test_send_reserve(user=request.user, template=template)
         if test_send is None:
             self.message_user(

@@ -16,3 +16,9 @@ def timing(step) -> str:
     from automations.forms import describe_timing
 
     return describe_timing(delay=step.delay, anchor=step.anchor)
+
+
+@register.filter
+def get_item(mapping, key):
+    """`mapping[key]` in a template (a step's unsent counts by step id); None when absent."""
+    return mapping.get(key) if mapping else None

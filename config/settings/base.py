@@ -186,7 +186,7 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.ApiKeyAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "api.authentication.TwoFactorSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.ModelPermissions"],
     "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
@@ -216,7 +216,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["api.permissions.SchemaReader"],
     "SERVE_AUTHENTICATION": [
         "api.authentication.ApiKeyAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "api.authentication.TwoFactorSessionAuthentication",
     ],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -422,6 +422,8 @@ DISCORD_SUPPORT_HOURS = env("DISCORD_SUPPORT_HOURS", "mon-fri 09:00-18:00")
 DISCORD_SUPPORT_TIMEZONE = env("DISCORD_SUPPORT_TIMEZONE", "Europe/Berlin")
 DISCORD_MAX_OPEN_TICKETS_PER_USER = env_int("DISCORD_MAX_OPEN_TICKETS_PER_USER", 3)
 DISCORD_REOPEN_COOLDOWN_MINUTES = env_int("DISCORD_REOPEN_COOLDOWN_MINUTES", 10)
+# Minutes the emailed link that connects a Discord account to a customer stays valid (support/identity.py).
+DISCORD_LINK_CONFIRM_MINUTES = env_int("DISCORD_LINK_CONFIRM_MINUTES", 30)
 # Inactivity: a warning after DISCORD_AUTOCLOSE_WARN_HOURS without a message, the close DISCORD_AUTOCLOSE_GRACE_HOURS
 # after the warning if still nothing was said.
 DISCORD_AUTOCLOSE_WARN_HOURS = env_int("DISCORD_AUTOCLOSE_WARN_HOURS", 48)
@@ -487,7 +489,8 @@ INTEGRATIONS_RUN_LEASE_SECONDS = env_int("INTEGRATIONS_RUN_LEASE_SECONDS", 30)
 TRIALS_DB_PATH = env("TRIALS_DB_PATH", "/var/www/modready-api/trials.db")
 TRIALS_TABLE = env("TRIALS_TABLE", "trials")
 # --- Outbound webhooks (webhooks app) --------------------------------------------------------------------------------
-# Read timeout of one delivery, in seconds (Standard Webhooks receivers should answer fast).
+# Wall-clock deadline of one delivery attempt, in seconds: connecting plus reading the whole answer (Standard Webhooks
+# receivers should answer fast). Keep it well under the task timeout (Q_TIMEOUT).
 WEBHOOKS_TIMEOUT = env_int("WEBHOOKS_TIMEOUT", 15)
 # Server-side request forgery guard: endpoint URLs resolving to loopback/private/link-local addresses are refused,
 # and plain http is refused, unless these are set (development and tests only).

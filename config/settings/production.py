@@ -8,12 +8,20 @@ RESEND_SIGNING_SECRET. A deployment that must run without email says so with EMA
 holds its emails pending and nothing is marked sent (base.py). Without either, start-up fails naming the variable.
 """
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import EMAIL_DELIVERY, env_bool, env_int, env_list, env_required
 
 DEBUG = False
 SECRET_KEY = env_required("SECRET_KEY")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [env_required("ALLOWED_HOSTS")]
+if "*" in ALLOWED_HOSTS:
+    # "*" answers any Host header: password-reset and email links built from it could point at an attacker's site.
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must name this site's host names (e.g. crm.modready.example), not '*': "
+        "a wildcard accepts any Host header."
+    )
 DATABASES = {"default": database_config(env_required("DATABASE_URL"))}
 
 if EMAIL_DELIVERY != "disabled":

@@ -155,7 +155,9 @@ class Player:
         if moment <= self.today:
             heapq.heappush(self.heap, _Moment(moment, next(self.seq), kind, run))
 
-    def play(self, journeys: list[Journey], *, start: datetime) -> None:
+    def play(self, journeys: list[Journey], *, start: datetime, progress: Callable[[int, int], None] | None = None):
+        """Play every journey from `start` to today. `progress(day, days)` is called as each new day of the history
+        begins (bin/run shows it, so a long seed is not a silent one)."""
         prices = {key: self.world.product(name=n, amount=a, interval=i) for key, (n, a, i) in PLANS.items()}
         for journey in journeys:
             play = Play(world=self.world, prices=prices, objects={"journey": journey})
@@ -167,12 +169,18 @@ class Player:
         # DEBUG off while playing: with it on (bin/run sets it), Django keeps every one of the seed's ~100,000
         # queries in connection.queries, which cost about 7% of the seed's time and nobody reads.
         settings = {**_stripe_key_settings(), "DEBUG": False}
+        days = max(1, (self.today.date() - start.date()).days)
+        shown_day = -1
         with installed(self.local), tasks_inline(), quiet_logs(), override_settings(**settings):
             self.endpoint = _demo_endpoint()
             while True:
                 moment, kind, run = self._next()
                 if moment is None:
                     break
+                day = min(days, (moment.date() - start.date()).days)
+                if progress is not None and day > shown_day:
+                    shown_day = day
+                    progress(day, days)
                 began = time.monotonic()
                 with clock.as_of(moment):
                     run()

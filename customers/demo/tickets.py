@@ -17,9 +17,10 @@ replayed clock so that ids and timestamps fall at the moment being played. In th
 (config.settings.local without a Discord bot token) the channels of the tickets still open are then handed to the
 stand-in bin/run serves, so that closing them from the admin works offline.
 
-A customer's first ticket gives the email of their account in the form, which links their Discord account
-(support.services: "linked by the email given in a ticket"). Nobody opens a ticket before signing up, and server
-questions come from customers who have a subscription at the time.
+A customer's first ticket gives the email of their account in the form; a typed email links nothing, so the customer
+then follows the link emailed to them and confirms their Discord account (support/identity.py), which attaches the
+ticket to them. Nobody opens a ticket before signing up, and server questions come from customers who have a
+subscription at the time.
 """
 
 import logging
@@ -36,8 +37,8 @@ from django.utils import timezone
 from customers.demo.journeys import Journey
 from devtools.standins import discord as discord_standin
 from devtools.standins.discord_service import DiscordStandIn, standin_reload
-from support import hours, interactions, tasks
-from support.models import Ticket, TicketCategory, TicketStatus
+from support import hours, identity, interactions, tasks
+from support.models import DiscordLinkRequest, Ticket, TicketCategory, TicketStatus
 
 logger = logging.getLogger(__name__)
 
@@ -359,6 +360,8 @@ class TicketPlayer:
         grace = timedelta(hours=settings.DISCORD_AUTOCLOSE_GRACE_HOURS)
         for story in stories:
             self._moment(story.opened, self._open, story)
+            # The customer follows the emailed link and confirms their Discord account (support/identity.py).
+            self._moment(story.opened + timedelta(minutes=2), self._confirm_link, story)
             settling_in = 4 + story.journey.index % 50
             moment = _staffed(story.opened + timedelta(minutes=story.journey.index % 40 + 3), settling_in=settling_in)
             self._moment(moment, self._claim, story)
@@ -416,6 +419,15 @@ class TicketPlayer:
                 attachments=[(*script.attachment, "text/plain")],
                 at=timezone.now(),
             )
+
+    def _confirm_link(self, story: Story) -> None:
+        link = (
+            DiscordLinkRequest.objects.filter(discord_user_id=story.user_id, confirmed_at=None, declined_at=None)
+            .order_by("-pk")
+            .first()
+        )
+        if link is not None:
+            identity.link_request_confirm(request_id=link.pk)
 
     def _claim(self, story: Story) -> None:
         self._staff_click(story, "claim")

@@ -9,14 +9,24 @@ local run and the demo seed (devtools/standins/discord_service.py, customers/dem
         discord.limit_buckets(limit=5, per=1.0)              # X-RateLimit-* headers; 429 beyond 5 per second
         discord.fail_429(retry_after=0.2)                    # the next request answers 429 with a retry_after body
         discord.fail_next(500)                               # the harness's other switches work as usual
+        discord.revoke_bot_token()                           # 401 on every bot call; interaction webhooks still work
+        discord.message_content_intent = False               # others' messages come back without content
+        discord.fail_invite_deletes(times=2)                 # the next two DELETE /invites/{code} answer 500
 
 What it speaks (https://discord.com/developers/docs/resources/): guild channels list/create (50 per category: 400
 code 50035 naming `parent_id`; 500 per guild: 400 code 30013), channel get/delete (deleted channels take their
 messages and attachments with them), permission overwrites, messages post/edit/list with `before`/`after`/`limit`
-(newest first, as Discord answers), channel invites (create; list with their metadata), attachments on a CDN path
-with signed, expiring URLs, the interaction callback and the interaction webhook (`@original` edits, follow-ups).
-Every API call needs `Authorization: Bot <token>` (else 401) and a `DiscordBot (...)` User-Agent (else 403); webhook
-calls need neither.
+(newest first, as Discord answers), channel invites (create; list with their metadata; get and delete by code: a
+deleted invite is gone and `invite_works`/`accept_invite` refuse it), attachments on a CDN path with signed, expiring
+URLs, the interaction callback and the interaction webhook (`@original` edits, follow-ups), `GET /users/@me`.
+Every API call needs `Authorization: Bot <token>` (else 401; `revoke_bot_token()` makes the one token the tests use
+fail too) and a `DiscordBot (...)` User-Agent (else 403); webhook calls need neither, so they keep working with a
+revoked token, as at Discord.
+
+Without the privileged Message Content intent (`message_content_intent = False`), message reads return other users'
+messages with empty `content`, `embeds`, `attachments` and `components`; the bot's own messages, messages that
+mention the bot, and DMs keep theirs
+(https://discord.com/developers/docs/events/gateway#message-content-intent).
 """
 
 import hashlib
@@ -115,6 +125,27 @@ def button_click(custom_id: str, **kwargs) -> dict:
     return interaction(3, data={"custom_id": custom_id, "component_type": 2}, **kwargs)
 
 
+def user_select(custom_id: str, picked: dict[str, list[str] | None], *, names: dict | None = None, **kwargs) -> dict:
+    """A user select's submit as Discord sends it from a guild: `values` and `resolved` with each picked user and, for
+    a member of the server, their partial member object with role ids (None: the user is not a member, so no member
+    object). https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object-resolved-data-structure
+    """
+    names = names or {}
+    users = {user_id: user_object(user_id, names.get(user_id, "")) for user_id in picked}
+    members = {
+        user_id: {"roles": list(roles), "joined_at": "2024-01-01T00:00:00+00:00", "nick": None, "permissions": "0"}
+        for user_id, roles in picked.items()
+        if roles is not None
+    }
+    data = {
+        "custom_id": custom_id,
+        "component_type": 5,
+        "values": list(picked),
+        "resolved": {"users": users, "members": members},
+    }
+    return interaction(3, data=data, **kwargs)
+
+
 def modal_submit(custom_id: str, fields: dict[str, str | list[str]], **kwargs) -> dict:
     """A modal submit with Label components (type 18): a list value is a string select's `values`."""
     components = []
@@ -151,6 +182,10 @@ class FakeDiscord(FakeServer):
         self.bucket_429s = 0
         self.invites: dict[str, dict] = {}  # code -> the invite (added for the crowdfunding invites)
         self.invite_limit = 1000  # a guild holds at most 1,000 invites (code 30016 beyond)
+        self.deleted_invites: dict[str, dict] = {}  # code -> the invite as it was when deleted
+        self.invite_delete_failures = 0  # the next n DELETE /invites/{code} answer 500 (switch: fail_invite_deletes)
+        self.bot_token_revoked = False  # switch: revoke_bot_token()
+        self.message_content_intent = True  # the privileged intent, as enabled in the developer portal
         self.add_category(CATEGORY_IDS[0], "tickets")
 
     @property
@@ -223,12 +258,45 @@ class FakeDiscord(FakeServer):
             headers["X-RateLimit-Global"] = "true"
         self.fail_next(429, times=times, body=body, headers=headers, retry_after=retry_after)
 
+    def revoke_bot_token(self, revoked: bool = True) -> None:
+        """The bot token was reset in the developer portal: every bot call answers 401, interaction webhooks (which
+        carry their own token) keep working."""
+        with self.lock:
+            self.bot_token_revoked = revoked
+
+    def fail_invite_deletes(self, *, times: int = 1) -> None:
+        with self.lock:
+            self.invite_delete_failures = times
+
+    def invite_works(self, code: str) -> bool:
+        """Whether https://discord.gg/<code> would let someone in now: not when the invite is gone (deleted,
+        unknown), expired or used up (Discord's "Invite invalid" screen)."""
+        with self.lock:
+            invite = self.invites.get(code)
+            if invite is None:
+                return False
+            if invite["expires_at"] and datetime.fromisoformat(invite["expires_at"]) <= datetime.now(UTC):
+                return False
+            return not (invite["max_uses"] and invite["uses"] >= invite["max_uses"])
+
+    def accept_invite(self, code: str) -> bool:
+        """Someone follows the link: False (refused) as `invite_works`, else one use is counted."""
+        with self.lock:
+            if not self.invite_works(code):
+                return False
+            self.invites[code]["uses"] += 1
+            return True
+
     def reset(self) -> None:
         super().reset()
         with self.lock:
             self._bucket_limit = None
             self._buckets.clear()
             self.bucket_429s = 0
+            self.bot_token_revoked = False
+            self.message_content_intent = True
+            self.invite_delete_failures = 0
+            self.deleted_invites.clear()
 
     # --- views for assertions ---------------------------------------------------------------------------------------
     def ticket_channels(self) -> list[dict]:
@@ -268,6 +336,14 @@ class FakeDiscord(FakeServer):
             "edited_timestamp": None,
         }
 
+    @staticmethod
+    def _without_content(message: dict) -> dict:
+        """A message as a bot without the Message Content intent reads it: others' messages lose their content."""
+        author_id = (message.get("author") or {}).get("id")
+        if author_id == APPLICATION_ID or f"<@{APPLICATION_ID}>" in (message.get("content") or ""):
+            return message
+        return {**message, "content": "", "embeds": [], "attachments": [], "components": []}
+
     def _store_attachment(self, channel_id: str, filename: str, data: bytes, content_type: str) -> dict:
         attachment_id = snowflake(self.now())
         path = f"/attachments/{channel_id}/{attachment_id}/{quote(filename)}"
@@ -293,7 +369,8 @@ class FakeDiscord(FakeServer):
     def _handle(self, request: FakeRequest) -> FakeResponse | None:
         is_api = request.path.startswith(self.prefix) and not request.path.startswith(f"{self.prefix}/webhooks/")
         is_api = is_api and "/callback" not in request.path
-        if is_api and request.header("authorization") != f"Bot {BOT_TOKEN}":
+        authorized = request.header("authorization") == f"Bot {BOT_TOKEN}" and not self.bot_token_revoked
+        if is_api and not authorized:
             with self.lock:
                 self.requests.append(request)
             return FakeResponse(401, {"message": "401: Unauthorized", "code": 0})
@@ -523,6 +600,33 @@ class FakeDiscord(FakeServer):
             }
             return code
 
+    @route("GET", r"/api/v10/invites/(?P<code>[A-Za-z0-9-]+)")
+    def invite_get(self, request: FakeRequest):
+        """https://discord.com/developers/docs/resources/invite#get-invite: a deleted invite is Unknown Invite."""
+        with self.lock:
+            invite = self.invites.get(request.params["code"])
+            return dict(invite) if invite else self._error(404, 10006, "Unknown Invite")
+
+    @route("DELETE", r"/api/v10/invites/(?P<code>[A-Za-z0-9-]+)")
+    def invite_delete(self, request: FakeRequest):
+        """https://discord.com/developers/docs/resources/invite#delete-invite: answers the deleted invite; the link
+        stops working at once. A second delete is Unknown Invite (404, 10006)."""
+        with self.lock:
+            if self.invite_delete_failures > 0:
+                self.invite_delete_failures -= 1
+                return FakeResponse(500, {"message": "500: Internal Server Error", "code": 0})
+            invite = self.invites.pop(request.params["code"], None)
+            if invite is None:
+                return self._error(404, 10006, "Unknown Invite")
+            self.deleted_invites[invite["code"]] = invite
+            return dict(invite)
+
+    # --- the bot user -----------------------------------------------------------------------------------------------
+    @route("GET", r"/api/v10/users/@me")
+    def current_user(self, request: FakeRequest):
+        """https://discord.com/developers/docs/resources/user#get-current-user: the cheapest token check."""
+        return {**user_object(APPLICATION_ID, "ModReady"), "bot": True}
+
     # --- messages ---------------------------------------------------------------------------------------------------
     @route("POST", r"/api/v10/channels/(?P<channel_id>\d+)/messages")
     def message_create(self, request: FakeRequest):
@@ -564,7 +668,10 @@ class FakeDiscord(FakeServer):
             else:
                 older = [m for m in messages if not before or int(m["id"]) < int(before)]
                 page = older[-limit:]
-            return FakeResponse(200, json.loads(json.dumps(list(reversed(page)))))  # newest first, as Discord
+            page = json.loads(json.dumps(list(reversed(page))))  # newest first, as Discord
+            if not self.message_content_intent and self.channels[channel_id]["type"] != 1:
+                page = [self._without_content(m) for m in page]
+            return FakeResponse(200, page)
 
     @route("POST", r"/api/v10/users/@me/channels")
     def dm_channel_create(self, request: FakeRequest):

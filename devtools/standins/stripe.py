@@ -10,10 +10,12 @@ Tests, benchmarks and the local run's Stripe stand-in (devtools/standins/service
 
 The fake serves what dj-stripe 2.11 and our code call: retrieve and paginated list (limit, starting_after,
 status, customer, expand[]) of subscriptions, customers, products, prices, invoices, charges, disputes, payment
-intents and checkout sessions, a session's line items, a product's features and the account. Objects are built from
-the JSON fixtures in stripe_fixtures/ (API version 2025-03-31.basil shape: billing period on subscription items,
-an invoice's subscription under parent.subscription_details.subscription). The base class's switches (latency,
-fail_next, drop_next, rate_limit) apply to every route.
+intents and checkout sessions, a session's line items, a product's features and the account; and one write, a
+customer's email update (POST /v1/customers/<id>, honouring Idempotency-Key like Stripe: a repeat replays the first
+answer, the same key with other parameters is refused; every applied update is in `customer_updates`).
+Objects are built from the JSON fixtures in stripe_fixtures/ (API version 2025-03-31.basil shape: billing period on
+subscription items, an invoice's subscription under parent.subscription_details.subscription). The base class's
+switches (latency, fail_next, drop_next, rate_limit) apply to every route.
 """
 
 import copy
@@ -21,6 +23,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,6 +260,16 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
         self.objects: dict[str, dict[str, dict]] = {resource: {} for resource in RESOURCES.values()}
         self.line_items: dict[str, list[dict]] = {}
         self.account = fixture("account")
+        # Stripe's idempotency: key -> (the request's parameters, the first answer), and every customer update applied
+        # (id, parameters, Idempotency-Key), for tests to read. https://docs.stripe.com/api/idempotent_requests
+        self.idempotent: dict[str, tuple[dict, FakeResponse]] = {}
+        self.customer_updates: list[dict] = []
+
+    def reset(self) -> None:
+        super().reset()
+        with self.lock:
+            self.idempotent.clear()
+            self.customer_updates.clear()
 
     def put(self, obj: dict) -> dict:
         """Store (or replace) an object; the fake answers with its current state from now on."""
@@ -282,6 +295,60 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
     @route("GET", r"/v1/account")
     def account_retrieve(self, request: FakeRequest):
         return copy.deepcopy(self.account)
+
+    @route("POST", r"/v1/customers/(?P<object_id>[^/]+)")
+    def customer_update(self, request: FakeRequest):
+        """https://docs.stripe.com/api/customers/update (the email only, which is what we change). Like Stripe: the
+        same Idempotency-Key with the same parameters replays the first answer without acting again; with other
+        parameters it is refused (400 idempotency_error); a malformed address is refused (400 email_invalid)."""
+        params = {key: values[-1] for key, values in request.form().items()}
+        key = request.header("idempotency-key")
+        with self.lock:
+            if key and key in self.idempotent:
+                first_params, answer = self.idempotent[key]
+                if first_params != params:
+                    return FakeResponse(
+                        400,
+                        {
+                            "error": {
+                                "type": "idempotency_error",
+                                "message": "Keys for idempotent requests can only be used with the same parameters "
+                                "they were first used with.",
+                            }
+                        },
+                    )
+                return FakeResponse(answer.status, answer.json_body, headers={"Idempotent-Replayed": "true"})
+            answer = self._customer_update(request.params["object_id"], params, key)
+            if key and answer.status < 500:
+                self.idempotent[key] = (params, answer)
+        return answer
+
+    def _customer_update(self, customer_id: str, params: dict, key: str) -> FakeResponse:
+        customer = self.objects["customers"].get(customer_id)
+        if customer is None or customer.get("deleted"):
+            return self._missing("customer", customer_id)
+        unknown = sorted(set(params) - {"email", "name"})
+        if unknown:
+            return FakeResponse(
+                400,
+                {"error": {"type": "invalid_request_error", "message": f"Received unknown parameter: {unknown[0]}"}},
+            )
+        email = params.get("email")
+        if email is not None and email != "" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            return FakeResponse(
+                400,
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "email_invalid",
+                        "param": "email",
+                        "message": f"Invalid email address: {email}",
+                    }
+                },
+            )
+        customer.update({name: (value or None) for name, value in params.items()})
+        self.customer_updates.append({"id": customer_id, "params": dict(params), "idempotency_key": key})
+        return FakeResponse(200, copy.deepcopy(customer))
 
     @route("GET", r"/v1/products/(?P<product_id>[^/]+)/features")
     def product_features(self, request: FakeRequest):

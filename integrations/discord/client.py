@@ -8,9 +8,10 @@ Rate limits (https://discord.com/developers/docs/topics/rate-limits) are read fr
 requests a second per bot) is kept by pacing every bot-authenticated call; interaction webhooks do not count.
 
 What is never retried here: 401 and 403 (Discord bans an IP after 10,000 invalid requests in 10 minutes; a bad token
-latches the client so the rest of the run stops), other 4xx, and a POST/PATCH that got a 5xx or no answer (it may
-have been applied: the caller checks before acting again). GET, PUT and DELETE are idempotent and are retried on a
-5xx or a dropped connection a few times.
+latches the client's bot calls so the rest of the run stops, while interaction webhooks, which need no bot token, keep
+working; a client built from settings also raises the staff alert, integrations/alerts.py), other 4xx, and a
+POST/PATCH that got a 5xx or no answer (it may have been applied: the caller checks before acting again). GET, PUT
+and DELETE are idempotent and are retried on a 5xx or a dropped connection a few times.
 
 To add an endpoint, write a small method that calls `self.request(method, path, json=...)`; buckets, retries and
 errors come with it. The bot token and interaction tokens never appear in an error or a log line.
@@ -46,6 +47,7 @@ TICKET_MEMBER_PERMISSIONS = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_
 
 # Error codes (https://discord.com/developers/docs/topics/opcodes-and-status-codes#json-json-error-codes).
 UNKNOWN_CHANNEL = 10003
+UNKNOWN_INVITE = 10006
 UNKNOWN_MESSAGE = 10008
 UNKNOWN_INTERACTION = 10062
 MAX_GUILD_CHANNELS = 30013
@@ -226,6 +228,7 @@ class DiscordClient:
     max_wait: float = 60.0  # a rate-limit wait longer than this is raised (the task retries later) instead of slept
     limiter: RateLimiter = field(default_factory=lambda: _shared_limiter)
     user_agent: str = "DiscordBot (https://modready.example, 1.0)"
+    report_token_health: bool = False  # a 401 raises the staff alert, the first success clears it (integrations.alerts)
 
     def __post_init__(self) -> None:
         self.api_url = self.api_url.rstrip("/")
@@ -235,6 +238,21 @@ class DiscordClient:
         # Attachments come from Discord's CDN, which needs no credentials: a separate session never sends the token.
         self.cdn_session = session_build(timeout=self.timeout, headers={"User-Agent": self.user_agent})
         self._auth_failed: DiscordError | None = None
+        self._token_confirmed = False  # a bot call succeeded with this client (reported once)
+
+    def _token_report(self, *, accepted: bool, error: DiscordError | None) -> None:
+        """Tell staff (integrations.alerts) that the bot token was refused, or works again. Never fails the call."""
+        if not self.report_token_health:
+            return
+        from integrations import alerts
+
+        try:
+            if accepted:
+                alerts.discord_token_accepted()
+            else:
+                alerts.discord_token_rejected(error=error)
+        except Exception:  # the alert is a courtesy; the call's own outcome matters more
+            logger.exception("Could not record the Discord token's state")
 
     def __repr__(self) -> str:  # dataclass's repr would print the token
         return f"DiscordClient(application_id={self.application_id!r}, api_url={self.api_url!r})"
@@ -252,15 +270,18 @@ class DiscordClient:
             api_url=settings.DISCORD_API_URL,
             timeout=(3.05, settings.DISCORD_TIMEOUT),
             user_agent=f"DiscordBot ({settings.SITE_URL}, 1.0)",
+            report_token_health=True,
         )
 
     # --- the one request path ----------------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
         """One API call; returns the decoded JSON (None for 204). Raises DiscordError."""
-        if self._auth_failed is not None:
-            raise self._auth_failed
         method = method.upper()
         is_webhook = path.startswith("/webhooks/")
+        # A rejected bot token stops the bot's calls only: interaction webhooks carry their own token and keep working,
+        # so a customer can still be told that their ticket could not be opened.
+        if self._auth_failed is not None and not is_webhook:
+            raise self._auth_failed
         route, major = _route_and_major(method, path)
         headers = {} if is_webhook else {"Authorization": f"Bot {self.bot_token}"}
         idempotent = method in ("GET", "PUT", "DELETE")
@@ -278,10 +299,14 @@ class DiscordClient:
                 raise error from exc
             self.limiter.update(route, major, response.headers)
             if response.status_code < 300:
+                if not is_webhook and not self._token_confirmed:
+                    self._token_confirmed = True
+                    self._token_report(accepted=True, error=None)
                 return response.json() if response.content else None
             error = DiscordError.from_response(response)
-            if error.is_auth_failure and response.status_code == 401:
+            if response.status_code == 401 and not is_webhook:
                 self._auth_failed = error  # a bad token: stop this run here instead of repeating invalid requests
+                self._token_report(accepted=False, error=error)
             if response.status_code == 429:
                 wait = error.retry_after if error.retry_after is not None else 1.0
                 if (
@@ -304,6 +329,11 @@ class DiscordClient:
             logger.warning("Discord call %s failed: %s %s", route, error.status, error.code)
             raise error
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def current_user(self) -> dict:
+        """The bot's own user (https://discord.com/developers/docs/resources/user#get-current-user): the cheapest call
+        that proves the token works."""
+        return self.request("GET", "/users/@me")
 
     # --- guild channels ----------------------------------------------------------------------------------------------
     def channel_create(
@@ -436,6 +466,19 @@ class DiscordClient:
         ISO 8601, ...). Needs MANAGE_CHANNELS. A GET: retried on a 5xx or a lost answer. Used after an invite POST
         whose answer was lost, to find the invite it made."""
         return self.request("GET", f"/channels/{channel_id}/invites") or []
+
+    def invite_delete(self, *, code: str) -> bool:
+        """Revoke an invite (https://discord.com/developers/docs/resources/invite#delete-invite; needs MANAGE_CHANNELS
+        on its channel or MANAGE_GUILD): the link stops working at once. False when Discord no longer knows it
+        (Unknown Invite 10006: expired, used up, or deleted already), which is just as revoked. A DELETE: retried on
+        a 5xx or a lost answer."""
+        try:
+            self.request("DELETE", f"/invites/{code}")
+        except DiscordError as exc:
+            if exc.status == 404 and exc.code == UNKNOWN_INVITE:
+                return False
+            raise
+        return True
 
     def dm_channel_create(self, *, recipient_id: str) -> dict:
         """The bot's direct-message channel with a user (https://discord.com/developers/docs/resources/user#create-dm)."""

@@ -16,6 +16,7 @@ def invite_client() -> DiscordClient:
         api_url=settings.DISCORD_API_URL,
         timeout=(3.05, settings.DISCORD_TIMEOUT),
         user_agent=f"DiscordBot ({settings.SITE_URL}, 1.0)",
+        report_token_health=True,
     )
 
 

@@ -8,12 +8,15 @@ The traps, each handled here once:
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 
 from integrations import config
 from integrations.http import ApiClient, ProviderError, json_or_error
+
+from .fields import contact_state_time
 
 
 class MauticError(ProviderError):
@@ -24,6 +27,7 @@ class MauticError(ProviderError):
 class MauticContact:
     id: str
     fields: dict[str, Any] = field(default_factory=dict)  # alias -> value (REST contacts carry `fields.all`)
+    modified_at: datetime | None = None  # Mautic's dateModified (dateAdded for a contact never modified)
 
     @property
     def email(self) -> str:
@@ -45,7 +49,11 @@ def field_is_true(value: Any) -> bool:
 
 def contact_from_rest(data: dict) -> MauticContact:
     fields = (data.get("fields") or {}).get("all") or {}
-    return MauticContact(id=str(data.get("id") or fields.get("id")), fields=dict(fields))
+    try:
+        modified_at = contact_state_time(data)
+    except ValueError:
+        modified_at = None  # unknown: whoever compares states treats it as such
+    return MauticContact(id=str(data.get("id") or fields.get("id")), fields=dict(fields), modified_at=modified_at)
 
 
 class MauticClient(ApiClient):

@@ -14,6 +14,10 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +25,11 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from integrations.webhooks import body_digest, kept_headers, webhook_delivery_store
+from integrations.webhooks import body_digest, kept_headers, webhook_delivery_reject, webhook_delivery_store
+
+from .fields import contact_fields_clean, contact_id_clean, contact_state_time
+
+logger = logging.getLogger(__name__)
 
 PROVIDER = "mautic"
 CONTACT_EVENTS = ("mautic.lead_post_save_update", "mautic.lead_post_save_new")
@@ -31,44 +39,96 @@ class MalformedDelivery(ValueError):
     pass
 
 
+@dataclass
+class ContactEvent:
+    event_type: str
+    contact_id: str
+    fields: dict[str, Any]  # checked (fields.py); refused ones are left out
+    as_of: datetime | None  # when Mautic last changed the contact (dateModified, else dateAdded)
+    refused: list[str] = field(default_factory=list)
+
+
 def signature_valid(body: bytes, signature: str, secret: str) -> bool:
     if not secret or not signature:
         return False
-    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-    return hmac.compare_digest(expected, signature.strip())
+    try:
+        given = signature.strip().encode("ascii")
+    except UnicodeEncodeError:  # a header with non-ASCII characters is no base64 signature (and compare_digest
+        return False  # refuses non-ASCII str)
+    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+    return hmac.compare_digest(expected, given)
+
+
+def _refuse_constant(name: str) -> None:
+    raise MalformedDelivery(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedDelivery(f"number out of range: {text[:30]}")
+    return value
+
+
+def printable(text: str) -> str:
+    """Text that PostgreSQL can store whatever the sender put in it (no NUL, no unpaired surrogate)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def parse_delivery(body: bytes) -> Any:
+    """Strict JSON: no NaN/Infinity, no number too large for a float or too long for an int, no nesting deep enough to
+    exhaust the stack. Raises MalformedDelivery with the reason."""
+    try:
+        return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except MalformedDelivery:
+        raise
+    except RecursionError:
+        raise MalformedDelivery("nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int over Python's digit limit
+        raise MalformedDelivery(f"not JSON: {exc}"[:200]) from None
 
 
 def contact_fields(contact: dict) -> dict[str, Any]:
     """Flatten `fields.<group>.<alias>.value` into {alias: value}; groups that are `[]` hold nothing."""
     flat: dict[str, Any] = {}
-    groups = contact.get("fields") or {}
-    if not isinstance(groups, dict):
+    groups = contact.get("fields")
+    if groups in (None, []):
         return flat
-    for group in groups.values():
-        if not isinstance(group, dict):
+    if not isinstance(groups, dict):
+        raise MalformedDelivery("contact.fields is not an object of field groups")
+    for name, group in groups.items():
+        if group == []:
             continue
+        if not isinstance(group, dict):
+            raise MalformedDelivery(f"contact.fields.{str(name)[:40]} is not a field group")
         for alias, entry in group.items():
             flat[alias] = entry.get("value") if isinstance(entry, dict) else entry
     return flat
 
 
-def contacts_in(payload: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    """(event type, contact id, fields) for every contact event in a delivery. Raises MalformedDelivery."""
+def contacts_in(payload: Any) -> list[ContactEvent]:
+    """Every contact event in a delivery, fields checked. Raises MalformedDelivery when the shape is wrong: then
+    nothing of the delivery applies. A single field that fails its check is refused (named in `refused`)."""
     if not isinstance(payload, dict) or not payload:
         raise MalformedDelivery("expected an object keyed by event type")
     found = []
     for event_type, events in payload.items():
         if not isinstance(events, list):
-            raise MalformedDelivery(f"{event_type}: expected a list of events")
+            raise MalformedDelivery(f"{event_type[:60]}: expected a list of events")
         if event_type not in CONTACT_EVENTS:
             continue  # other webhook types (form submits, ...) are accepted and ignored
         for event in events:
             contact = event.get("contact") if isinstance(event, dict) else None
             if not isinstance(contact, dict) or contact.get("id") in (None, ""):
                 raise MalformedDelivery(f"{event_type}: an event without contact.id")
-            fields = contact_fields(contact)
-            fields.setdefault("id", contact["id"])
-            found.append((event_type, str(contact["id"]), fields))
+            try:
+                contact_id = contact_id_clean(contact["id"])
+                as_of = contact_state_time(contact)
+            except ValueError as exc:
+                raise MalformedDelivery(f"{event_type}: {exc}") from None
+            fields, refused = contact_fields_clean(contact_fields(contact))
+            fields["id"] = contact_id
+            found.append(ContactEvent(event_type, contact_id, fields, as_of, refused))
     return found
 
 
@@ -82,14 +142,21 @@ def mautic_webhook(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "too large"}, status=413)
     if not signature_valid(body, request.headers.get("Webhook-Signature", ""), settings.MAUTIC_WEBHOOK_SECRET):
         return JsonResponse({"error": "bad signature"}, status=401)
+    headers = kept_headers({k.lower(): v for k, v in request.headers.items()})
     try:
-        contacts_in(json.loads(body))
-    except (ValueError, MalformedDelivery) as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-        return JsonResponse({"error": f"malformed: {exc}"[:200]}, status=400)
+        events = contacts_in(parse_delivery(body))
+    except MalformedDelivery as exc:
+        # Signed, so it came from whoever holds the secret: kept (not processed) for staff to see why it was refused.
+        reason = printable(f"malformed: {exc}")[:500]
+        logger.warning("Mautic webhook refused (400): %s", reason)
+        webhook_delivery_reject(
+            provider=PROVIDER, dedupe_key=body_digest(body), headers=headers, body=body, reason=reason
+        )
+        return JsonResponse({"error": reason[:200]}, status=400)
+    refused = [printable(f"contact {event.contact_id}: {reason}") for event in events for reason in event.refused]
+    if refused:
+        logger.warning("Mautic webhook: fields refused: %s", "; ".join(refused)[:1000])
     delivery, created = webhook_delivery_store(
-        provider=PROVIDER,
-        dedupe_key=body_digest(body),
-        headers=kept_headers({k.lower(): v for k, v in request.headers.items()}),
-        body=body,
+        provider=PROVIDER, dedupe_key=body_digest(body), headers=headers, body=body, refused_fields=refused
     )
     return JsonResponse({"delivery": delivery.pk, "duplicate": not created}, status=202 if created else 200)

@@ -16,7 +16,8 @@ From the seed's n8n workflow, with guarantees instead of random waits:
 - Our own write of the link makes Mautic send another update webhook: its link field holds our current invite, which
   is already emailed, so the run ends before any outside call (a quiet no-op).
 - A field cleared in Mautic while our invite is stored there means "reissue" (the seed's procedure): the old invite
-  is marked superseded and a new one is made.
+  is marked superseded and a new one is made; once the new one is stored, the old one is deleted at Discord
+  (invite_revoke.py), so a leaked link stops working.
 - The contact's marketing fields are mirrored onto the CRM Customer on every event.
 """
 
@@ -31,14 +32,15 @@ from django.utils import timezone
 from customers import services as customer_services
 from integrations.espocrm.client import EspoCrmClient
 from integrations.mautic.client import MauticClient, MauticError, field_is_true
-from integrations.mautic.webhook import PROVIDER, contacts_in
+from integrations.mautic.webhook import PROVIDER, ContactEvent, contacts_in, parse_delivery
 from integrations.models import DiscordInvite, InviteState, InviteTier, MauticContact, RunKind, WebhookDelivery
 from integrations.runs import RunSkipped, StepRecorder, workflow, workflow_run_create
 from integrations.webhooks import webhook_processor
 
-from .crm import customer_mirror_mautic
 from .emails import email_send_once
+from .invite_revoke import replaced_invites_revoke
 from .invites import invite_ensure
+from .mautic_state import contact_gone_is_skip, contact_state_apply, email_or_blank, step_unless_gone
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +53,26 @@ INVITE_EMAILS = {
 
 @webhook_processor(PROVIDER)
 def mautic_delivery_process(delivery: WebhookDelivery) -> None:
-    """One run per contact in the delivery (the last event wins when a delivery names a contact twice)."""
-    import json
-
-    latest: dict[str, tuple[str, dict]] = {}
-    for event_type, contact_id, fields in contacts_in(json.loads(bytes(delivery.body))):
-        latest[contact_id] = (event_type, fields)
-    for contact_id, (event_type, fields) in latest.items():
+    """One run per contact in the delivery. When a delivery names a contact twice, its newest state wins (the later
+    event at the same time). The whole delivery is checked before any run is made: a malformed one makes none."""
+    latest: dict[str, ContactEvent] = {}
+    for event in contacts_in(parse_delivery(bytes(delivery.body))):
+        held = latest.get(event.contact_id)
+        if held is None or not (held.as_of and event.as_of and event.as_of < held.as_of):
+            latest[event.contact_id] = event
+    for contact_id, event in latest.items():
         workflow_run_create(
             kind=RunKind.CONTACT_INVITE,
             key=f"mautic-delivery:{delivery.pk}:contact-{contact_id}",
             subject=f"mautic-contact:{contact_id}",
-            input={"contact_id": contact_id, "event": event_type, "fields": fields, "source": "webhook"},
+            input={
+                "contact_id": contact_id,
+                "event": event.event_type,
+                "fields": event.fields,
+                "as_of": event.as_of.isoformat() if event.as_of else None,
+                "refused": event.refused,
+                "source": "webhook",
+            },
         )
 
 
@@ -82,13 +92,7 @@ def current_invite(contact_id: str, tier: str) -> DiscordInvite | None:
 def contact_invite(recorder: StepRecorder) -> str:
     run = recorder.run
     contact_id = str(run.input["contact_id"])
-    fields = run.input.get("fields") or {}
-
-    customer, changed = customer_mirror_mautic(contact_id=contact_id, fields=fields)
-    if customer is not None:
-        recorder.customer_set(customer)
-        if changed:
-            recorder.record("crm.mirror", "ok", "marketing fields copied from Mautic", timezone.now())
+    fields = contact_state_apply(recorder).fields  # the newest state; never a retried payload
     if not field_is_true(fields.get("opt_in_confirmed")):
         raise RunSkipped("opt_in_confirmed is not true")
 
@@ -101,11 +105,12 @@ def contact_invite(recorder: StepRecorder) -> str:
         if not (ours_unfinished or retrying_ours):
             raise RunSkipped(f"already has its {tier} invite link")
 
-    handled = _invite_under_lock(recorder, contact_id)
+    with contact_gone_is_skip():
+        handled = _invite_under_lock(recorder, contact_id)
     if handled is None:
         raise RunSkipped("the contact changed meanwhile; nothing to do")
     invite, contact_email = handled
-    lead = _lead_ensure(recorder, contact_email, fields)
+    lead = _lead_ensure(recorder, email_or_blank(contact_email), fields)
     return f"{invite.tier} invite {invite.code} {invite.state}" + (f", lead {lead}" if lead else "")
 
 
@@ -156,7 +161,7 @@ def _invite_under_lock(recorder: StepRecorder, contact_id: str) -> tuple[Discord
 
 def _locked_steps(recorder: StepRecorder, mautic: MauticClient, row: MauticContact):
     contact_id = row.contact_id
-    with recorder.step("mautic.reread"):
+    with step_unless_gone(recorder, "mautic.reread"):
         fresh = mautic.contact_get(contact_id)
     if not fresh.flag("opt_in_confirmed"):
         return None
@@ -202,6 +207,7 @@ def _stored(recorder: StepRecorder, invite: DiscordInvite, field: str) -> None:
     _mark(invite, InviteState.STORED)
     if recorder.run.customer_id:
         customer_services.customer_update(customer=recorder.run.customer, **{field: invite.url})
+    replaced_invites_revoke(recorder, invite)  # a reissue: the old link stops working (never raises)
 
 
 def _mark(invite: DiscordInvite, state: str) -> None:

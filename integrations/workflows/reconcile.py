@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from integrations.mautic.client import MauticClient
+from integrations.mautic.fields import contact_fields_clean
 from integrations.models import RunKind, SyncCursor
 from integrations.runs import workflow_run_create
 
@@ -37,11 +38,18 @@ def mautic_reconcile() -> int:
         for contact in contacts:
             if contact.text(LINK_FIELDS[tier_of(contact.fields)]):
                 continue
+            fields, refused = contact_fields_clean(contact.fields)
             _, created = workflow_run_create(
                 kind=RunKind.CONTACT_INVITE,
                 key=f"mautic-reconcile:{started:%Y%m%dT%H%M%S}:contact-{contact.id}",
                 subject=f"mautic-contact:{contact.id}",
-                input={"contact_id": contact.id, "fields": contact.fields, "source": "reconcile"},
+                input={
+                    "contact_id": contact.id,
+                    "fields": fields,
+                    "as_of": contact.modified_at.isoformat() if contact.modified_at else None,
+                    "refused": refused,
+                    "source": "reconcile",
+                },
             )
             created_runs += created
         if len(contacts) < PAGE:

@@ -30,6 +30,7 @@ from djstripe.settings import djstripe_settings
 from customers import events
 from customers import services as customer_services
 from customers.events import subscriber
+from customers.mautic_state import customer_mautic_state_time_note
 from integrations.mautic.client import MauticClient
 from integrations.models import PromoCode, RunKind
 from integrations.runs import RunSkipped, StepRecorder, workflow, workflow_run_create
@@ -186,7 +187,7 @@ def vip_coupon(recorder: StepRecorder) -> str:
         else:
             note.detail = f"found contact {contact.id}"
     with recorder.step("mautic.write", detail="vip_status, promo_code"):
-        mautic.contact_edit(contact.id, {"vip_status": True, "promo_code": promo.code})
+        edited = mautic.contact_edit(contact.id, {"vip_status": True, "promo_code": promo.code})
     PromoCode.objects.filter(pk=promo.pk).update(mautic_contact_id=contact.id)
     promo.refresh_from_db()
     if promo.emailed_at is None:
@@ -202,6 +203,8 @@ def vip_coupon(recorder: StepRecorder) -> str:
     customer, _ = customer_services.customer_upsert(
         email=email, vip_status=True, promo_code=promo.code, mautic_contact_id=contact.id
     )
+    if edited.modified_at:  # a late webhook of the contact's older state must not undo the flag and the code
+        customer_mautic_state_time_note(customer=customer, as_of=edited.modified_at)
     recorder.customer_set(customer)
     recorder.record("crm.customer", "ok", f"VIP with promo code {promo.code}", timezone.now())
     return f"promo code {promo.code} in Shopware, Mautic contact {contact.id} emailed"

@@ -42,7 +42,7 @@ def test_marketing_emails_need_opt_in(publish, drain):
     drain()
 
     assert {i.status for i in win_back_items(without)} == {QueueStatus.SUPPRESSED}
-    assert "opt_in_confirmed" in win_back_items(without)[0].last_error
+    assert "no marketing consent" in win_back_items(without)[0].last_error  # was the field's name before issue 18
     assert {i.status for i in win_back_items(with_consent)} == {QueueStatus.SENT}
     assert {m.to[0] for m in mail.outbox} == {with_consent.email}
 
@@ -77,7 +77,8 @@ def test_suppressed_addresses_get_nothing_and_unsubscribes_still_get_service_ema
     assert set(EmailQueueItem.objects.filter(customer=bounced).values_list("status", flat=True)) == {
         QueueStatus.SUPPRESSED
     }
-    assert "hard_bounce" in EmailQueueItem.objects.filter(customer=bounced).first().last_error
+    # Said in words since issue 18 (it was the code "hard_bounce").
+    assert "hard-bounced" in EmailQueueItem.objects.filter(customer=bounced).first().last_error
     assert set(win_back_items(unsubscribed).values_list("status", flat=True)) == {QueueStatus.SUPPRESSED}
     dunning = EmailQueueItem.objects.filter(customer=unsubscribed, enrollment__rule__name="Dunning")
     assert set(dunning.values_list("status", flat=True)) == {QueueStatus.SENT}

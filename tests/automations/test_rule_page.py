@@ -228,3 +228,18 @@ def test_the_rule_pages_keep_their_query_count_as_data_grows(client, marketing_u
     AutomationStepFactory(rule=rule, order=3)  # and one more step on the page's own rule
     large = (count_queries(client, listing), count_queries(client, change_url(rule)))
     assert large == small
+
+
+def test_the_rule_page_says_rates_are_of_delivered_emails_and_shows_them(client, marketing_user, rule):
+    """The open rate is against delivered emails: the page shows the delivered count and says so (it said "of sent")."""
+    first = rule.steps.order_by("order").first()
+    at = timezone.now() - timedelta(hours=1)
+    for n in range(4):
+        email = sent(first, EnrollmentFactory(rule=rule), opened=n == 0)
+        if n < 2:
+            type(email).objects.filter(pk=email.pk).update(delivered_at=at)
+    client.force_login(marketing_user)
+    page = client.get(change_url(rule)).content.decode()
+    assert 'data-number="delivered">2<' in page
+    assert "50.0%" in page  # 1 open of 2 delivered, not 25.0% of 4 sent
+    assert "share of the delivered emails" in page and "of sent emails" not in page

@@ -723,3 +723,50 @@ def test_the_fake_resend_answers_like_the_real_api(fake_resend):
         fake_resend.url + "/emails/batch", json=[message, {**message, "to": ["x@localhost"]}], headers=auth, timeout=5
     )
     assert batch.status_code in (422, 429)
+
+
+class _NeverReturned(BaseException):
+    """Not an Exception: the drain's own error handling must not swallow it."""
+
+
+def _call_until_done_or_fail(*arguments, seconds=60):
+    """Run the command; fail the test (instead of hanging the suite) if it has not returned after `seconds`."""
+    import signal
+
+    from django.core.management import call_command
+
+    def stop(signum, frame):
+        raise _NeverReturned
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1)  # and again every second, should one land where it is ignored
+    try:
+        call_command("process_email_queue", "--until-done", *arguments)
+    except _NeverReturned:
+        pytest.fail(f"process_email_queue --until-done had not returned after {seconds} s")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_the_management_command_until_done_returns_and_says_why_while_sending_is_paused(resend, capsys, settings):
+    """It used to loop forever: due emails stay pending while paused, so there was always "work left"."""
+    queue_welcomes(2)
+    resend.revoke_key()
+    settings.AUTOMATIONS_PAUSE_PROBE_SECONDS = 0  # a probe every run: the pause holds because the key stays revoked
+
+    _call_until_done_or_fail("--seconds", "2")
+
+    out = capsys.readouterr().out
+    assert "sent=0" in out
+    assert "sending is paused" in out and "Resend refuses our API key" in out and "4 due email(s) wait" in out
+    assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.PENDING}
+
+
+def test_the_management_command_says_so_when_email_delivery_is_disabled(capsys, settings):
+    queue_welcomes(1)
+    settings.EMAIL_DELIVERY = "disabled"
+
+    _call_until_done_or_fail()
+
+    assert "EMAIL_DELIVERY=disabled" in capsys.readouterr().out

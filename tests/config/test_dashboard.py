@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from customers.models import Customer
 from tests.config.story import STORY_FIGURES, build_story
 
 pytestmark = pytest.mark.django_db
@@ -136,6 +137,23 @@ def test_sections_follow_the_role(client, support_user, marketing_user, story):
     assert "at_risk" not in board and "tickets" not in board and "recovered" not in board
 
 
+@pytest.mark.parametrize("role", ["support_user", "marketing_user"])
+def test_every_link_on_the_home_page_opens_for_the_role_that_sees_it(client, role, request, story):
+    """Support's home page linked to the analytics, which answered them 403: a role sees only what it can open."""
+    import re
+
+    client.force_login(request.getfixturevalue(role))
+    page = client.get(reverse("admin:index")).content.decode()
+    links = {escape_back(href) for href in re.findall(r'href="(/admin/[^"#]*)"', page)}
+    links -= {reverse("admin:logout"), reverse("admin:password_change")}
+    refused = [href for href in sorted(links) if client.get(href).status_code == 403]
+    assert len(links) > 10 and refused == []
+
+
+def escape_back(href: str) -> str:
+    return href.replace("&amp;", "&")
+
+
 def _queries(client, url, params=None) -> int:
     # Counted by an execute wrapper: the queries log is cleared when a request starts, which would make
     # CaptureQueriesContext count nothing after a test's own setup queries.
@@ -186,3 +204,47 @@ def test_customer_list_filtered_by_a_period_costs_the_same_queries_as_the_data_g
     for tag in ("b", "c", "d"):
         build_story(now=now, tag=tag)
     assert _queries(admin_client, url, params) == small
+
+
+def test_onboarding_to_active_is_measured_only_over_customers_who_had_the_time(admin_client):
+    """Onboarding -> Active takes up to 30 days: a 7- or 30-day period says so instead of showing 0%, and the 90-day
+    period measures it over the customers who entered Onboarding at least 30 days ago."""
+    from tests.config.story import _customer, _move
+
+    now = timezone.now()
+    settled = _customer("conv", "settled", created_days_ago=80, now=now, stage="active")
+    _move(settled, "purchase", "onboarding", days_ago=70, now=now)
+    _move(settled, "onboarding", "active", days_ago=40, now=now)
+    waiting = _customer("conv", "waiting", created_days_ago=60, now=now, stage="onboarding")
+    _move(waiting, "purchase", "onboarding", days_ago=50, now=now)
+    recent = _customer("conv", "recent", created_days_ago=10, now=now, stage="onboarding")
+    _move(recent, "purchase", "onboarding", days_ago=5, now=now)
+
+    def onboarding(days):
+        board = admin_client.get(reverse("admin:index"), {"days": days})
+        conversions = board.context["dashboard"]["customers"]["conversions"]
+        return next(row for row in conversions if row["from"] == "Onboarding"), board.content.decode()
+
+    for days in (7, 30):
+        row, page = onboarding(days)
+        assert row["percent"] is None and row["too_early"].startswith("Not measurable yet")
+        assert "Not measurable yet: it takes up to 30 days" in page
+    row, page = onboarding(90)
+    assert (row["entered"], row["percent"]) == (3, 50)  # 3 moves in, measured over the 2 who had 30 days
+    assert "of the 2 who entered by" in page
+
+
+def test_the_funnel_says_how_many_of_the_moves_in_have_moved_on_since(admin_client):
+    from tests.config.story import _customer, _move
+
+    now = timezone.now()
+    for name, stage in (("gone", "win_back"), ("still", "churned")):
+        customer = _customer("churn", name, created_days_ago=20, now=now, stage=stage)
+        _move(customer, "active", "churned", days_ago=10, now=now)
+    gone = Customer.objects.get(email="gone-churn@example.com")
+    _move(gone, "churned", "win_back", days_ago=5, now=now)
+
+    board = admin_client.get(reverse("admin:index"), {"days": 30})
+    churned = next(row for row in board.context["dashboard"]["customers"]["funnel"] if row["stage"] == "Churned")
+    assert (churned["now"], churned["entered"]) == (1, 2)
+    assert "In it today" in board.content.decode() and "Moved in during the period" in board.content.decode()

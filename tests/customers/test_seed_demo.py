@@ -58,6 +58,8 @@ def test_seed_demo_plays_a_history_every_page_can_show_truthfully(settings, tmp_
     first, second = StringIO(), StringIO()
 
     call_command("seed_demo", customers=CUSTOMERS, stdout=first)
+    progress = [line for line in first.getvalue().splitlines() if line.startswith("Demo history: day ")]
+    assert len(progress) >= 10 and progress[-1].startswith("Demo history: day 90 of 90"), "the seed shows its progress"
     before = snapshot()
     call_command("seed_demo", customers=CUSTOMERS, stdout=second)
 

@@ -119,3 +119,32 @@ def test_ctrl_c_twice_at_the_terminal_gives_each_child_exactly_one_sigterm(tmp_p
     for name in "ab":
         signals = [line for line in (tmp_path / name).read_text().splitlines() if line.startswith("signal")]
         assert signals == [f"signal {int(signal.SIGTERM)}"], f"child {name} got {signals}"
+
+
+def test_the_servers_output_goes_to_the_log_file_and_the_console_keeps_only_the_run_s_own_lines(tmp_path, capsys):
+    """bin/run: django-q's and runserver's logs pushed the login box out of view within minutes."""
+    log_path = tmp_path / "run.log"
+    script = "import time\nfor n in range(3): print(f'server line {n}', flush=True)\ntime.sleep(60)"
+    chatty = [sys.executable, "-c", script]
+    supervisor = Supervisor(children=[Child("chatty", chatty, ready_when="server line 2")], cwd=str(ROOT))
+    with log_path.open("a", buffering=1) as log:
+        supervisor.children_log = log
+        supervisor.start()
+        assert supervisor.wait_until_ready(timeout=30, quiet=0.1)
+        supervisor.say("the login box\n")
+        supervisor.stop()
+    console = capsys.readouterr().out
+    assert "the login box" in console and "server line" not in console
+    assert log_path.read_text().splitlines() == ["server line 0", "server line 1", "server line 2"]
+
+
+def test_setup_commands_lines_are_shown_as_they_come_and_the_login_is_kept_for_the_box():
+    from devtools.management.commands.run_local import _LinesTo
+
+    said: list[str] = []
+    lines = _LinesTo(said.append)
+    lines.write("Demo history: day 9 of 90 (3 s)\nDemo his")
+    assert said == ["Demo history: day 9 of 90 (3 s)\n"]  # shown before the command ends
+    lines.write("tory: day 18 of 90 (6 s)\nAdmin login: admin / secret\n")
+    assert said[-1] == "Demo history: day 18 of 90 (6 s)\n" and lines.login == "admin / secret"
+    assert not any("secret" in line for line in said)

@@ -18,6 +18,7 @@ from devtools.standins.discord import (
     snowflake,
     snowflake_time,
     user_object,
+    user_select,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "snowflake",
     "snowflake_time",
     "user_object",
+    "user_select",
 ]

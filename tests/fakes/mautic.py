@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import itertools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,9 @@ def fixture(name: str) -> dict:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _iso(stored: str | None) -> str | None:
+    """Mautic stores `Y-m-d H:i:s` in UTC and shows it as ISO 8601 with an offset in the API and in webhooks."""
+    return datetime.strptime(stored, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).isoformat() if stored else None
 
 
 def _bool(value: Any) -> str:
@@ -56,6 +57,15 @@ class FakeMautic(FakeServer):
         self.edits: list[tuple[str, int, dict]] = []  # (method, contact id, body) of every edit
         self._email_failures = 0
         self._ids = itertools.count(4711)
+        # Mautic dates have one-second resolution. Each change here takes the next second, so the order of changes
+        # made within one test is visible in dateModified; `clock_step = 0` keeps them in one second (as a burst of
+        # real changes would be).
+        self.clock = datetime.now(UTC).replace(microsecond=0)
+        self.clock_step = timedelta(seconds=1)
+
+    def _tick(self) -> str:
+        self.clock += self.clock_step
+        return self.clock.strftime("%Y-%m-%d %H:%M:%S")
 
     def reset(self) -> None:
         super().reset()
@@ -64,6 +74,7 @@ class FakeMautic(FakeServer):
             self.sent_emails.clear()
             self.edits.clear()
             self._email_failures = 0
+            self.clock_step = timedelta(seconds=1)
 
     # --- setup and views --------------------------------------------------------------------------------------------
     def add_contact(self, *, email: str, **fields: Any) -> str:
@@ -72,7 +83,14 @@ class FakeMautic(FakeServer):
             base = dict.fromkeys(("firstname", "lastname", *CUSTOM_FIELDS))
             base.update(opt_in_confirmed="0", vip_status="0")
             base.update({k: (_bool(v) if k in ("opt_in_confirmed", "vip_status") else v) for k, v in fields.items()})
-            self.contacts[contact_id] = {**base, "id": contact_id, "email": email, "date_modified": _now()}
+            now = self._tick()
+            self.contacts[contact_id] = {
+                **base,
+                "id": contact_id,
+                "email": email,
+                "date_added": now,
+                "date_modified": now,
+            }
             return str(contact_id)
 
     def update_contact(self, contact_id: str, **fields: Any) -> None:
@@ -80,7 +98,12 @@ class FakeMautic(FakeServer):
         with self.lock:
             contact = self.contacts[int(contact_id)]
             contact.update({k: (_bool(v) if k in ("opt_in_confirmed", "vip_status") else v) for k, v in fields.items()})
-            contact["date_modified"] = _now()
+            contact["date_modified"] = self._tick()
+
+    def delete_contact(self, contact_id: str) -> None:
+        """Deleted in Mautic's UI: every call on it answers 404 from now on."""
+        with self.lock:
+            del self.contacts[int(contact_id)]
 
     def contact(self, contact_id: str) -> dict[str, Any]:
         with self.lock:
@@ -92,7 +115,8 @@ class FakeMautic(FakeServer):
             self._email_failures += times
 
     def webhook_body(self, contact_ids: list[str], *, event: str = "mautic.lead_post_save_update") -> bytes:
-        """A delivery as Mautic posts it, for the contacts' current state."""
+        """A delivery as Mautic posts it, for the contacts' current state (build it when the change happens and post
+        it later to play a late webhook)."""
         template = fixture("lead_post_save_update")["mautic.lead_post_save_update"][0]
         events = []
         for contact_id in contact_ids:
@@ -100,6 +124,9 @@ class FakeMautic(FakeServer):
             event_body = copy.deepcopy(template)
             contact = event_body["contact"]
             contact["id"] = str(contact_id)  # ids may arrive as strings
+            contact["dateAdded"] = _iso(state["date_added"])
+            contact["dateModified"] = _iso(state["date_modified"])
+            event_body["timestamp"] = contact["dateModified"]
             for group in contact["fields"].values():
                 if not isinstance(group, dict):
                     continue
@@ -110,12 +137,28 @@ class FakeMautic(FakeServer):
             events.append(event_body)
         return json.dumps({event: events}).encode()
 
+    @staticmethod
+    def combined(*bodies: bytes) -> bytes:
+        """Several deliveries' events in one POST, as Mautic's queued mode sends them (oldest first per type)."""
+        merged: dict[str, list] = {}
+        for body in bodies:
+            for event_type, events in json.loads(body).items():
+                merged.setdefault(event_type, []).extend(events)
+        return json.dumps(merged).encode()
+
     # --- shapes -----------------------------------------------------------------------------------------------------
     def error_body(self, status: int) -> Any:
         return {"errors": [{"code": status, "message": f"Injected failure {status}", "details": [], "type": None}]}
 
     def _rest(self, contact: dict) -> dict:
-        return {"id": contact["id"], "isPublished": True, "fields": {"all": dict(contact)}}
+        all_fields = {k: v for k, v in contact.items() if k not in ("date_added", "date_modified")}
+        return {
+            "id": contact["id"],
+            "isPublished": True,
+            "dateAdded": _iso(contact["date_added"]),
+            "dateModified": _iso(contact["date_modified"]),
+            "fields": {"all": all_fields},
+        }
 
     def _handle(self, request: FakeRequest) -> FakeResponse | None:
         expected = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
@@ -184,7 +227,7 @@ class FakeMautic(FakeServer):
             self.edits.append((request.method, contact_id, payload))
             if replace:  # the trap: PUT clears every field it does not name
                 for alias in list(contact):
-                    if alias not in ("id", "email", "date_modified"):
+                    if alias not in ("id", "email", "date_added", "date_modified"):
                         contact[alias] = None
             self.update_contact(str(contact_id), **payload)
             return {"contact": self._rest(contact)}

@@ -96,17 +96,20 @@ def test_two_simultaneous_submits_make_one_ticket(discord):
     assert Ticket.objects.filter(discord_user_id="1999").count() == 1
 
 
-def test_unknown_discord_user_is_linked_by_email_and_the_id_stored(discord, send):
+def test_a_typed_email_links_nothing_until_the_customer_confirms_it(discord, send, mailoutbox):
+    """A typed email is not proof (tests/support/test_discord_identity.py has the whole story): the Discord id is not
+    stored, the ticket has no customer, and the address on file is asked to confirm."""
     customer = CustomerFactory(email="gamer@example.com")
     open_ticket(send, email="Gamer@Example.com")
     customer.refresh_from_db()
-    assert customer.discord_user_id == CUSTOMER_DISCORD_ID
+    assert customer.discord_user_id == ""
     ticket = Ticket.objects.get()
-    assert (ticket.customer, ticket.customer_link) == (customer, "email")
-    assert TimelineEvent.objects.filter(customer=customer, kind="discord.linked").exists()
+    assert (ticket.customer, ticket.contact_email) == (None, "Gamer@Example.com")
+    assert not TimelineEvent.objects.filter(customer=customer, kind="discord.linked").exists()
     # The email was typed, not proven: the channel (which the user reads) shows no account details.
     opening = discord.channel_messages(ticket.discord_channel_id)[0]["content"]
-    assert "unverified" in opening and "Plan:" not in opening
+    assert "not linked to the CRM" in opening and "Plan:" not in opening
+    assert [m.to for m in mailoutbox] == [["gamer@example.com"]]
 
 
 def test_unknown_user_without_a_matching_email_still_gets_a_ticket(discord, send):

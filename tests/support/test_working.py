@@ -62,16 +62,12 @@ def test_transfer_to_another_staff_member(ticket, send, discord):
     picker = click(send, ticket, "transfer")
     assert picker["data"]["components"][0]["components"][0]["type"] == 5  # a user select
     other = "1600000000000000002"
-    payload = fake_discord.interaction(
-        3,
+    payload = fake_discord.user_select(
+        f"ticket:{ticket.pk}:transfer-to",
+        {other: STAFF_ROLES},
+        names={other: "picklecord"},
         user_id=STAFF_ID,
         roles=STAFF_ROLES,
-        data={
-            "custom_id": f"ticket:{ticket.pk}:transfer-to",
-            "component_type": 5,
-            "values": [other],
-            "resolved": {"users": {other: fake_discord.user_object(other, "picklecord")}},
-        },
     )
     answer = send(payload).json()
     assert f"transferred to <@{other}>" in answer["data"]["content"]
@@ -79,6 +75,30 @@ def test_transfer_to_another_staff_member(ticket, send, discord):
     assert ticket.claimed_by_name == "picklecord"
     opening = discord.channel_messages(ticket.discord_channel_id)[0]
     assert f"Claimed by <@{other}>" in opening["content"]  # refreshed by the task
+
+
+@pytest.mark.parametrize(
+    "picked_roles", [[], ["1500000000000000099"], None], ids=["member-without-roles", "other-role", "not-a-member"]
+)
+def test_transfer_to_someone_outside_the_staff_role_is_refused(ticket, send, discord, picked_roles):
+    """Only the staff role sees ticket channels: a transfer to anyone else would leave the ticket with a claimer who
+    cannot open it. The staff member who tried is told why, privately, and nothing changes."""
+    click(send, ticket, "claim")
+    outsider = "1700000000000000777"
+    payload = fake_discord.user_select(
+        f"ticket:{ticket.pk}:transfer-to",
+        {outsider: picked_roles},
+        names={outsider: "randomgamer"},
+        user_id=STAFF_ID,
+        roles=STAFF_ROLES,
+    )
+    answer = send(payload).json()
+    assert answer["type"] == 4 and answer["data"]["flags"] == 64  # ephemeral: only the staff member sees it
+    assert "randomgamer is not in the support team" in answer["data"]["content"]
+    ticket.refresh_from_db()
+    assert ticket.claimed_by_discord_id == STAFF_ID
+    opening = discord.channel_messages(ticket.discord_channel_id)[0]
+    assert f"<@{outsider}>" not in opening["content"]
 
 
 def test_first_staff_response_is_measured_from_the_channel(ticket, discord):

@@ -84,3 +84,29 @@ def test_failed_delivery_is_replayed_from_the_admin(owner_client, customer):
     owner_client.post(changelist, {"action": "replay", "_selected_action": [delivery.pk]})
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.message_id) == (DeliveryStatus.PENDING, 0, "msg_modready_1")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[64:ff9b::a9fe:a9fe]/latest",  # NAT64 (RFC 6052) of 169.254.169.254
+        "https://[64:ff9b::7f00:1]/hooks",  # NAT64 of 127.0.0.1
+        "https://[64:ff9b::10.0.0.5]/hooks",  # the same, written with the IPv4 tail
+        "https://[64:ff9b:1::808:808]/hooks",  # local-use NAT64 (RFC 8215), whatever it carries
+        "https://[2002:a9fe:a9fe::1]/latest",  # 6to4 of 169.254.169.254
+        "https://[2002:c0a8:1::1]/hooks",  # 6to4 of 192.168.0.1
+        "https://[::127.0.0.1]/hooks",  # IPv4-compatible (deprecated)
+        "https://[::10.0.0.5]/hooks",
+        "https://[::ffff:10.0.0.5]/hooks",  # IPv4-mapped (already refused)
+        "https://[::ffff:0:a00:5]/hooks",  # SIIT IPv4-translated (RFC 6145) of 10.0.0.5
+        "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hooks",  # Teredo, its client end 127.0.0.1
+    ],
+)
+def test_admin_refuses_ipv6_forms_that_wrap_an_internal_ipv4_address(owner_client, settings, url):
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
+    response = owner_client.post(
+        reverse("admin:webhooks_webhookendpoint_add"), {"url": url, "event_types": ["customer.churned"]}
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "non-public address" in response.content.decode()
+    assert not WebhookEndpoint.objects.exists()

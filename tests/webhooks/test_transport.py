@@ -145,3 +145,19 @@ def test_the_session_sends_nowhere_but_its_target(receiver, settings):
     with pinned_session(target=target, timeout=(2, 2)) as session, pytest.raises(requests.exceptions.InvalidURL):
         session.post("http://127.0.0.2:9/elsewhere", data=b"{}")
     assert receiver.requests == []
+
+
+@pytest.mark.parametrize("wrapped", ["64:ff9b::7f00:1", "2002:7f00:1::1", "::127.0.0.1", "64:ff9b::a9fe:a9fe"])
+def test_a_name_that_later_answers_an_ipv6_wrapper_of_an_internal_address_is_not_sent_to(
+    receiver, monkeypatch, settings, wrapped
+):
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
+    # Public when the endpoint is saved; the IPv6 form of an internal address when the send checks it.
+    StubResolver(monkeypatch, {"panel.example": [[PUBLIC], [wrapped]]})
+    pending = pending_delivery(f"https://panel.example:{port_of(receiver)}/hooks")
+
+    services.delivery_send(delivery_id=pending.pk)
+
+    pending.refresh_from_db()
+    assert pending.status == DeliveryStatus.PENDING and "non-public address" in pending.last_error
+    assert receiver.requests == []

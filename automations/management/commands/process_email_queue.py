@@ -29,10 +29,19 @@ class Command(BaseCommand):
             result = email_queue_process(time_budget=seconds)
             for key in totals:
                 totals[key] += getattr(result, key)
-            if not until_done or not _work_left():
+            # While sending is paused (Resend refused our key, domain or quota; or EMAIL_DELIVERY=disabled) nothing
+            # more will go out in this run, however long it waits: stop and say why instead of looping forever.
+            if result.paused or not until_done or not _work_left():
                 break
             time.sleep(0.2)
         self.stdout.write(" ".join(f"{key}={value}" for key, value in totals.items()))
+        if result.paused:
+            waiting = EmailQueueItem.objects.filter(status=QueueStatus.PENDING, next_attempt_at__lte=timezone.now())
+            self.stdout.write(
+                f"Stopped: sending is paused. {result.paused} {waiting.count()} due email(s) wait until it resumes"
+                " (a probe call every AUTOMATIONS_PAUSE_PROBE_SECONDS, or Automations > Sending pauses >"
+                " Resume sending now)."
+            )
 
 
 def _work_left() -> bool:

@@ -57,7 +57,7 @@ class Command(BaseCommand):
         today = clock.wall_clock().replace(microsecond=0)
         journeys = cast(count=customers, today=today, days=days)
         player = Player(today=today)
-        player.play(journeys, start=today - timedelta(days=days))
+        player.play(journeys, start=today - timedelta(days=days), progress=self._progress(started))
         self.stdout.write(
             f"Demo history: {customers} customers over {days} days, {player.stripe_events} Stripe events and "
             f"{player.tracking_events} email tracking events played in {time.monotonic() - started:.1f} s."
@@ -67,6 +67,20 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {kind}: {seconds:.1f} s")
         for failure in InlineBroker.failures[:5]:
             self.stderr.write(f"A demo task failed: {failure}")
+
+    def _progress(self, started: float):
+        """One line every tenth of the history ("Demo history: day 27 of 90 (12 s)"), flushed as it is written."""
+        shown: set[int] = set()
+
+        def report(day: int, days: int) -> None:
+            tenth = day * 10 // days
+            if tenth in shown or self.verbosity < 1:
+                return
+            shown.add(tenth)
+            self.stdout.write(f"Demo history: day {day} of {days} ({time.monotonic() - started:.0f} s)")
+            self.stdout.flush()
+
+        return report
 
     def _admin(self, username: str) -> tuple[str, str]:
         """The local admin: its password is generated once and kept in var/ (never a default password)."""

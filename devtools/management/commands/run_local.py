@@ -6,7 +6,7 @@ everything on one Ctrl-C or SIGTERM (devtools/processes.py). One Python process 
 start-up of each separate command.
 """
 
-import io
+import logging
 import os
 import sys
 import time
@@ -55,8 +55,16 @@ class Command(BaseCommand):
             cwd=str(settings.BASE_DIR),
             log=lambda text: supervisor.say(text + "\n"),
         )
+        log_path = settings.VAR_DIR / "log" / "run.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        supervisor.children_log = log_file = log_path.open("a", encoding="utf-8", buffering=1)
+        _log_to(log_file)
+        supervisor.say(f"The servers' logs go to {log_path.relative_to(settings.BASE_DIR)}.\n")
         if not no_setup:
-            call_command("migrate", interactive=False, stdout=self.stdout)  # Ctrl-C here simply interrupts it
+            began = time.monotonic()
+            supervisor.say("Migrating the database ...\n")
+            call_command("migrate", interactive=False, verbosity=0)  # Ctrl-C here simply interrupts it
+            supervisor.say(f"Database ready ({time.monotonic() - began:.0f} s).\n")
         supervisor.install_signal_handlers()
         standin = self._standin_start()
         discord = self._discord_standin_start()
@@ -64,11 +72,14 @@ class Command(BaseCommand):
         try:
             login = "" if no_setup else self._setup(supervisor)
             if supervisor.wait_until_ready(timeout=READY_TIMEOUT):
-                supervisor.say(self._login_box(port, login, standin, discord))
+                supervisor.say(self._login_box(port, login, standin, discord, log_path))
             exited = supervisor.wait()
             failed = exited is not None
             if exited is not None:
-                supervisor.say(f"The {exited.name} stopped (exit code {exited.process.returncode}); stopping all.\n")
+                supervisor.say(
+                    f"The {exited.name} stopped (exit code {exited.process.returncode}); stopping all. "
+                    f"Its log: {log_path.relative_to(settings.BASE_DIR)}\n"
+                )
         finally:
             supervisor.say("Stopping the web server and the task cluster ...\n")
             started = time.monotonic()
@@ -84,14 +95,12 @@ class Command(BaseCommand):
         os._exit(1 if failed else 0)
 
     def _setup(self, supervisor: Supervisor) -> str:
-        login = ""
+        """Each setup command's lines are shown as they come (the seed's progress), but the login, which goes in
+        the box at the end."""
+        output = _LinesTo(supervisor.say)
         for name, options in SETUP_COMMANDS:
-            output = io.StringIO()
             call_command(name, stdout=output, **options)
-            lines = output.getvalue().splitlines()
-            login = next((line[len(LOGIN_PREFIX) :] for line in lines if line.startswith(LOGIN_PREFIX)), login)
-            supervisor.say("".join(f"{line}\n" for line in lines if not line.startswith(LOGIN_PREFIX)))
-        return login
+        return output.login
 
     def _standin_start(self):
         if not getattr(settings, "STRIPE_STANDIN", False):
@@ -109,7 +118,7 @@ class Command(BaseCommand):
         path = settings.VAR_DIR / "discord-standin.json"
         return DiscordStandIn(port=settings.DISCORD_STANDIN_PORT, state_path=path).start()
 
-    def _login_box(self, port: int, login: str, standin, discord) -> str:
+    def _login_box(self, port: int, login: str, standin, discord, log_path) -> str:
         base = f"http://127.0.0.1:{port}"
         lines = [
             "ModReady back-office is running.",
@@ -122,11 +131,47 @@ class Command(BaseCommand):
             lines.append(f"  Discord: a stand-in on {discord.url} (the tickets' channels)")
         if standin is not None:
             lines.append(f"  Stripe:  a stand-in on {standin.url}")
-            lines.append("  Watch a customer's journey:  .venv/bin/python manage.py demo_journey")
-        lines += ["", "Ctrl-C stops the web server and the task cluster."]
+            lines.append(f"  Watch a customer's journey:  PORT={port} .venv/bin/python manage.py demo_journey")
+        lines += [
+            f"  Logs:    {log_path.relative_to(settings.BASE_DIR)} (the web server, the task cluster)",
+            "",
+            "Ctrl-C stops the web server and the task cluster.",
+        ]
         width = max(len(line) for line in lines) + 2
         rule = "+" + "-" * width + "+"
         return "\n".join(["", "", rule, *[f"| {line.ljust(width - 1)}|" for line in lines], rule, "", ""])
+
+
+class _LinesTo:
+    """A stdout for call_command that passes each complete line on at once, keeping the login line aside."""
+
+    def __init__(self, say):
+        self.say = say
+        self.pending = ""
+        self.login = ""
+
+    def write(self, text: str) -> None:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.startswith(LOGIN_PREFIX):
+                self.login = line[len(LOGIN_PREFIX) :]
+            else:
+                self.say(line + "\n")
+
+    def flush(self) -> None:
+        pass
+
+
+def _log_to(stream) -> None:
+    """This process's own log records (the stand-ins' servers, the setup commands) go to the run's log file too."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
 
 
 def _answering(port: int) -> bool:

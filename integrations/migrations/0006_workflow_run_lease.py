@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('customers', '0009_funnel_arrivals'),
-        ('integrations', '0003_provider_access_token'),
+        ('integrations', '0005_merge_parallel_work'),
     ]
 
     operations = [

@@ -1,0 +1,53 @@
+"""Writes to a Stripe customer made by staff from the back-office (today: correcting the email address).
+
+Stripe is the source of a Stripe customer's email (customers.services.customer_upsert takes it from every
+customer.* event and the daily sync), so a correction is made in Stripe first: written only in the CRM it would be
+undone by the next event. https://docs.stripe.com/api/customers/update
+"""
+
+import stripe
+from django.conf import settings
+from djstripe.settings import djstripe_settings
+
+# (connect, read) seconds: a staff member is waiting on the page.
+TIMEOUT = (5, 15)
+# Safe to retry: every call carries an idempotency key, so a retry after a lost answer changes nothing twice.
+RETRIES = 2
+
+
+class StripeCustomerError(Exception):
+    """Stripe refused the change or could not be reached; `message` is fit for the staff member's page."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str = ""):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def _client() -> stripe.StripeClient:
+    return stripe.StripeClient(
+        djstripe_settings.STRIPE_SECRET_KEY,
+        stripe_version=settings.STRIPE_API_VERSION,
+        base_addresses={"api": stripe.api_base},  # dj-stripe sets it from STRIPE_API_HOST (the fakes in tests)
+        max_network_retries=RETRIES,
+        http_client=stripe.RequestsClient(timeout=TIMEOUT),
+    )
+
+
+def stripe_customer_email_set(*, stripe_customer_id: str, email: str, idempotency_key: str) -> str:
+    """Set the Stripe customer's email. Returns the email Stripe now holds. Raises StripeCustomerError."""
+    try:
+        customer = _client().v1.customers.update(
+            stripe_customer_id, params={"email": email}, options={"idempotency_key": idempotency_key}
+        )
+    except (stripe.InvalidRequestError, stripe.IdempotencyError) as exc:
+        raise StripeCustomerError(
+            f"Stripe refused the change: {exc.user_message or exc}", status=exc.http_status, code=exc.code or ""
+        ) from exc
+    except stripe.StripeError as exc:
+        raise StripeCustomerError(
+            f"Stripe did not confirm the change ({type(exc).__name__}); the address here is unchanged. Trying again "
+            "is safe.",
+            status=exc.http_status,
+            code=getattr(exc, "code", "") or "",
+        ) from exc
+    return customer.get("email") or ""
