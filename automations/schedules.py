@@ -7,4 +7,10 @@ SCHEDULES = [
         cron="*/2 * * * *",
         description="Send the emails that are due (lifecycle sequences), in batches through Resend.",
     ),
+    ScheduledJob(
+        name="automations.resume-abandoned-batches",
+        func="automations.tasks.email_batches_resume_task",
+        cron="* * * * *",
+        description="Wake a drain for email batches whose drain died (their lease ran out), within about a minute.",
+    ),
 ]

@@ -41,6 +41,7 @@ from customers.services import timeline_events_record_many
 from integrations.resend.client import Outcome, ResendClient, ResendError
 
 from .drain_control import drain_slot, drain_wake_clear, probe_claim, sending_pause, sending_pause_get, sending_resume
+from .drain_leases import batch_lease_kept
 from .email_state import item_block_reason
 from .installation import provider_idempotency_key
 from .models import (
@@ -747,7 +748,8 @@ def email_queue_process(
                         result.waited_seconds += step
                         continue
                 break
-        wait = batch_send(batch=batch, transport=transport, result=result, worker=worker)
+        with batch_lease_kept(batch=batch, worker=worker):  # a drain that dies here leaves the lease to run out
+            wait = batch_send(batch=batch, transport=transport, result=result, worker=worker)
         if probing:
             if not EmailBatch.objects.filter(pk=batch.pk, status=BatchStatus.SENT).exists():
                 break  # the probe did not get through: stay paused

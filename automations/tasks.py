@@ -13,3 +13,10 @@ def email_queue_process_task(woken: bool = False) -> dict:
         "batches": result.batches,
         "paused": result.paused,
     }
+
+
+def email_batches_resume_task() -> int:
+    """Every minute: wake a drain for batches whose drain died (their lease ran out)."""
+    from .drain_leases import abandoned_batches_resume
+
+    return abandoned_batches_resume()

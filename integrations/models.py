@@ -106,6 +106,9 @@ class WorkflowRun(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="while running: renewed as the run works; past means its worker died"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -114,6 +117,7 @@ class WorkflowRun(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["next_attempt_at"], name="workflow_run_retry_idx", condition=Q(status="failed")),
+            models.Index(fields=["lease_expires_at"], name="workflow_run_lease_idx", condition=Q(status="running")),
         ]
 
     def __str__(self) -> str:

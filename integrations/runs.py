@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.leases import lease_kept
 from customers import services as customer_services
 from customers.models import Customer
 
@@ -30,7 +31,9 @@ from .models import RunKind, RunStatus, StepOutcome, WorkflowRun, WorkflowStep
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=6)
-# A run left "running" this long was lost with its worker; the retry sweep takes it again.
+# A running run holds a lease (INTEGRATIONS_RUN_LEASE_SECONDS) renewed while it works (config/leases.py); the
+# every-minute sweep takes a run whose lease ran out (its worker died) again. A run claimed before leases existed
+# has none: it counts as lost after this long without a change.
 STALE_RUNNING = timedelta(minutes=15)
 
 TIMELINE_SOURCE = {RunKind.CONTACT_INVITE: "mautic", RunKind.VIP_COUPON: "crm"}
@@ -143,25 +146,48 @@ def workflow_run_enqueue(*, run_id: int) -> None:
     async_task("integrations.tasks.workflow_run_task", run_id, task_name=f"workflow-run:{run_id}")
 
 
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.INTEGRATIONS_RUN_LEASE_SECONDS)
+
+
+def _lost(now: datetime) -> Q:
+    """Running runs whose worker is gone: the lease ran out (or, claimed before leases, no change for long)."""
+    return Q(status=RunStatus.RUNNING) & (
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at=None, updated_at__lt=now - STALE_RUNNING)
+    )
+
+
 def _claim(run_id: int) -> WorkflowRun | None:
-    stale = timezone.now() - STALE_RUNNING
+    now = timezone.now()
     with transaction.atomic():
         run = (
             WorkflowRun.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("customer")
             .filter(pk=run_id)
-            .filter(
-                Q(status__in=[RunStatus.PENDING, RunStatus.FAILED]) | Q(status=RunStatus.RUNNING, updated_at__lt=stale)
-            )
+            .filter(Q(status__in=[RunStatus.PENDING, RunStatus.FAILED]) | _lost(now))
             .first()
         )
         if run is None:
             return None
+        if run.status == RunStatus.RUNNING:
+            logger.warning(
+                "Workflow run %s (%s %s) was lost with its worker; resuming it", run.pk, run.kind, run.subject
+            )
         run.status = RunStatus.RUNNING
         run.attempts += 1
         run.next_attempt_at = None
-        run.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
+        run.lease_expires_at = now + _lease()
+        run.save(update_fields=["status", "attempts", "next_attempt_at", "lease_expires_at", "updated_at"])
         return run
+
+
+def _lease_renew(run_id: int, attempts: int) -> bool:
+    """Still ours (not finished, not taken over by a sweep after a lost lease): push the lease on."""
+    return bool(
+        WorkflowRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, attempts=attempts).update(
+            lease_expires_at=timezone.now() + _lease()
+        )
+    )
 
 
 def run_execute(*, run_id: int) -> str | None:
@@ -170,26 +196,44 @@ def run_execute(*, run_id: int) -> str | None:
     if run is None:
         return None
     recorder = StepRecorder(run=run)
-    try:
-        outcome = _workflows[run.kind](recorder)
-        status = RunStatus.SUCCEEDED
-        error = ""
-    except RunSkipped as skipped:
-        outcome, status, error = str(skipped), RunStatus.SKIPPED, ""
-    except RunNeedsReview as review:
-        logger.warning("Workflow run %s (%s %s) needs staff review: %s", run.pk, run.kind, run.subject, review)
-        outcome, status, error = "needs staff review", RunStatus.NEEDS_REVIEW, str(review)
-    except Exception as exc:  # kept on the run, retried by the sweep, shown in the admin
-        logger.warning("Workflow run %s (%s %s) failed: %s", run.pk, run.kind, run.subject, exc)
-        outcome, error = "", f"{type(exc).__name__}: {exc}"
-        status = RunStatus.FAILED if run.attempts < settings.INTEGRATIONS_RUN_MAX_ATTEMPTS else RunStatus.GAVE_UP
+    keep = lease_kept(
+        renew=lambda: _lease_renew(run.pk, run.attempts),
+        lease_seconds=settings.INTEGRATIONS_RUN_LEASE_SECONDS,
+        name=f"workflow run {run.pk}",
+    )
+    with keep:
+        try:
+            outcome = _workflows[run.kind](recorder)
+            status = RunStatus.SUCCEEDED
+            error = ""
+        except RunSkipped as skipped:
+            outcome, status, error = str(skipped), RunStatus.SKIPPED, ""
+        except RunNeedsReview as review:
+            logger.warning("Workflow run %s (%s %s) needs staff review: %s", run.pk, run.kind, run.subject, review)
+            outcome, status, error = "needs staff review", RunStatus.NEEDS_REVIEW, str(review)
+        except Exception as exc:  # kept on the run, retried by the sweep, shown in the admin
+            logger.warning("Workflow run %s (%s %s) failed: %s", run.pk, run.kind, run.subject, exc)
+            outcome, error = "", f"{type(exc).__name__}: {exc}"
+            status = RunStatus.FAILED if run.attempts < settings.INTEGRATIONS_RUN_MAX_ATTEMPTS else RunStatus.GAVE_UP
     now = timezone.now()
     run.status = status
     run.outcome = outcome[:300]
     run.last_error = error[:5000]
     run.finished_at = None if status == RunStatus.FAILED else now
     run.next_attempt_at = now + backoff(run.attempts) if status == RunStatus.FAILED else None
-    run.save(update_fields=["status", "outcome", "last_error", "finished_at", "next_attempt_at", "updated_at"])
+    run.lease_expires_at = None
+    # Only while the run is still ours: a sweep that took it over after our lease ran out records its own outcome.
+    recorded = WorkflowRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=run.attempts).update(
+        status=status,
+        outcome=run.outcome,
+        last_error=run.last_error,
+        finished_at=run.finished_at,
+        next_attempt_at=run.next_attempt_at,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+    if not recorded:
+        logger.warning("Workflow run %s was taken over by another worker; its outcome is theirs to record", run.pk)
     return status
 
 
@@ -199,11 +243,10 @@ def backoff(attempts: int) -> timedelta:
 
 def workflow_runs_due(*, now: datetime | None = None, limit: int = 200) -> list[int]:
     now = now or timezone.now()
-    stale = now - STALE_RUNNING
     return list(
         WorkflowRun.objects.filter(
             Q(status=RunStatus.FAILED, next_attempt_at__lte=now)
-            | Q(status=RunStatus.RUNNING, updated_at__lt=stale)
+            | _lost(now)
             | Q(status=RunStatus.PENDING, created_at__lt=now - timedelta(minutes=5))
         )
         .order_by("created_at")

@@ -405,8 +405,9 @@ AUTOMATIONS_RETRY_WINDOW_SECONDS = env_int("AUTOMATIONS_RETRY_WINDOW_SECONDS", 2
 AUTOMATIONS_PAUSE_PROBE_SECONDS = env_int("AUTOMATIONS_PAUSE_PROBE_SECONDS", 60)
 # Drains that may be queued or running at once (across all qcluster processes); wake-ups beyond are coalesced.
 AUTOMATIONS_DRAIN_SLOTS = env_int("AUTOMATIONS_DRAIN_SLOTS", 2)
-# A batch claimed by a worker that then dies is sent again (same idempotency key) after this many seconds.
-AUTOMATIONS_LEASE_SECONDS = env_int("AUTOMATIONS_LEASE_SECONDS", 60)
+# A claimed batch's lease, renewed while its drain works on it: a batch whose drain died is sent again (same
+# idempotency key) by the next minute's resume job once this many seconds have passed without a renewal.
+AUTOMATIONS_LEASE_SECONDS = env_int("AUTOMATIONS_LEASE_SECONDS", 30)
 # Read timeout of one call to Resend, in seconds (connect timeout is 3 s).
 AUTOMATIONS_SEND_TIMEOUT = float(env("AUTOMATIONS_SEND_TIMEOUT", "15"))
 # How long one queue run may keep draining (the schedule runs every 2 minutes, below django-q2's task timeout).
@@ -498,6 +499,9 @@ STRIPE_VIP_RESERVATION_PRODUCT_ID = env("STRIPE_VIP_RESERVATION_PRODUCT_ID")
 # Failed workflow runs are retried with exponential backoff (base * 2^(attempt-1), at most 6 h) up to this many times.
 INTEGRATIONS_RUN_MAX_ATTEMPTS = env_int("INTEGRATIONS_RUN_MAX_ATTEMPTS", 8)
 INTEGRATIONS_RETRY_BASE_SECONDS = env_int("INTEGRATIONS_RETRY_BASE_SECONDS", 60)
+# A running workflow run holds a lease of this many seconds, renewed while it works; a run whose worker died is
+# resumed by the next minute's sweep once its lease has run out.
+INTEGRATIONS_RUN_LEASE_SECONDS = env_int("INTEGRATIONS_RUN_LEASE_SECONDS", 30)
 
 # The website's trial signups (SQLite, opened read-only) synced daily at 07:00 UTC.
 TRIALS_DB_PATH = env("TRIALS_DB_PATH", "/var/www/modready-api/trials.db")
