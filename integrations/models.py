@@ -65,8 +65,8 @@ class RefusedWebhook(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        verbose_name = "refused webhook delivery"
-        verbose_name_plural = "refused webhook deliveries"
+        verbose_name = "refused incoming webhook"
+        verbose_name_plural = "refused incoming webhooks (signed but malformed)"
 
     def __str__(self) -> str:
         return f"{self.provider} delivery refused at {self.received_at:%Y-%m-%d %H:%M}"

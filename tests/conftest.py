@@ -54,3 +54,13 @@ def run_on_commit(django_capture_on_commit_callbacks):
         return django_capture_on_commit_callbacks(execute=True)
 
     return runner
+
+
+def pytest_collection_modifyitems(config, items):
+    """No serialized rollback: it restores the database as it was at creation, which collides with the staff groups a
+    plain transactional test's flush puts back (post_migrate), depending on which tests a worker ran before. Tests put
+    back what they need with fixtures instead (tests/automations/conftest.py::default_flows)."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and marker.kwargs.get("serialized_rollback"):
+            raise pytest.UsageError(f"{item.nodeid}: serialized_rollback=True is not used here (tests/conftest.py)")

@@ -28,7 +28,7 @@ def test_a_batch_held_by_a_killed_drain_is_sent_within_a_minute(resend):
 
     assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
     assert len(resend.delivered) == 4 and not resend.duplicates()
-    assert resend.requests[0].header("idempotency-key") == EmailBatch.objects.get(pk=batch.pk).idempotency_key
+    assert resend.requests[0].header("idempotency-key") == EmailBatch.objects.get(pk=batch.pk).provider_idempotency_key
 
 
 def test_a_batch_whose_drain_is_alive_is_left_to_it(resend, settings):

@@ -110,7 +110,7 @@ def test_an_email_queued_while_the_rule_is_paused_is_held_too(client, marketing_
     assert statuses == {QueueStatus.PAUSED}
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_an_email_a_worker_holds_while_the_rule_is_paused_is_not_sent(client, drain):
     """A worker has the email locked (as the queue's claim does) when the pause is written: the pause cannot hold it
     (it skips rows a worker has), so the worker's claim must see the pause and hold it itself."""
