@@ -53,3 +53,27 @@ def test_a_failed_invoice_paid_later_is_a_recovery_with_the_amount_stripe_last_a
     PaymentRecovery.objects.all().delete()
     call_command("rebuild_payment_recoveries", stdout=io.StringIO())
     assert _rows() == kept
+
+
+def test_a_dunning_email_sent_after_the_payment_on_the_same_day_credits_nothing_kept_or_rebuilt():
+    """The dashboard credits dunning only when its email went out before the payment, to the second: a payment at
+    10:00 and a reminder at 11:00 the same day is no recovery by dunning, recorded as it happens or rebuilt later."""
+    from datetime import UTC, datetime, timedelta
+
+    from automations.models import QueueStatus
+    from billing.recoveries import payment_recoveries_rebuild
+    from tests.automations.factories import AutomationRuleFactory, AutomationStepFactory, QueuedEmailFactory
+    from tests.config.story import _failed, _recovered
+
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    dunning = AutomationStepFactory(rule=AutomationRuleFactory(trigger="payment.failed", name="Dunning same day"))
+    email = QueuedEmailFactory(step=dunning, enrollment__rule=dunning.rule, enrollment__subscription_id="sub_same")
+    customer = email.customer
+    _failed(customer, "in_same", "sub_same", days_ago=4 / 24, now=now, amount=999, currency="eur")  # 08:00
+    _recovered(customer, "in_same", days_ago=2 / 24, now=now)  # paid 10:00
+    email.status, email.sent_at = QueueStatus.SENT, now - timedelta(hours=1)  # the reminder left at 11:00
+    email.save()
+
+    assert PaymentRecovery.objects.get(invoice_id="in_same").after_dunning is False
+    payment_recoveries_rebuild()
+    assert PaymentRecovery.objects.get(invoice_id="in_same").after_dunning is False
