@@ -31,17 +31,20 @@ logger = logging.getLogger(__name__)
 
 LINK_SALT = "support.discord-link"
 MAX_LINK_EMAILS_PER_DAY = 3
+BLOCKED_PREFIX = "not sent: the address is blocked"
 
 
 # --- the link -----------------------------------------------------------------------------------------------------
 
 
-def _signer() -> signing.TimestampSigner:
-    return signing.TimestampSigner(salt=LINK_SALT)
+def _signer() -> signing.Signer:
+    return signing.Signer(salt=LINK_SALT)
 
 
 def link_token(request: DiscordLinkRequest) -> str:
-    """Opaque to the reader: the request's id, signed with a timestamp. One-time use is kept in the database."""
+    """Opaque to the reader: the request's id, signed. The same for every send of one request, so a retried email is
+    byte for byte the first one (Resend's idempotency key then holds); its lifetime is the request's `expires_at`, and
+    one-time use is kept in the database."""
     return _signer().sign(signing.b62_encode(request.pk))
 
 
@@ -50,23 +53,12 @@ def link_url(request: DiscordLinkRequest) -> str:
 
 
 def link_request_from_token(token: str) -> DiscordLinkRequest | None:
-    """The request a token of ours names, None for anything else (tampered or truncated). A token older than its
-    lifetime names its request marked expired, so the page can say so."""
-    expired = False
+    """The request a token of ours names, None for anything else (tampered or truncated)."""
     try:
-        value = _signer().unsign(token, max_age=timedelta(minutes=settings.DISCORD_LINK_CONFIRM_MINUTES))
-    except signing.SignatureExpired:
-        value, expired = _signer().unsign(token), True
-    except signing.BadSignature:
+        request_id = signing.b62_decode(_signer().unsign(token))
+    except (signing.BadSignature, ValueError):
         return None
-    try:
-        request_id = signing.b62_decode(value)
-    except ValueError:
-        return None
-    request = DiscordLinkRequest.objects.select_related("customer").filter(pk=request_id).first()
-    if request is not None and expired:
-        request.signature_expired = True
-    return request
+    return DiscordLinkRequest.objects.select_related("customer").filter(pk=request_id).first()
 
 
 def link_request_state(request: DiscordLinkRequest | None) -> str:
@@ -77,7 +69,9 @@ def link_request_state(request: DiscordLinkRequest | None) -> str:
         return "confirmed"
     if request.declined_at:
         return "declined"
-    if request.expires_at <= timezone.now() or getattr(request, "signature_expired", False):
+    now = timezone.now()
+    lifetime = timedelta(minutes=settings.DISCORD_LINK_CONFIRM_MINUTES)  # a shortened lifetime holds for links sent
+    if request.expires_at <= now or request.created_at + lifetime <= now:
         return "expired"
     if customer_services.normalize_email(request.customer.email) != customer_services.normalize_email(request.email):
         return "expired"  # the account's address changed since: the mailbox that got the link is no longer theirs
@@ -128,16 +122,21 @@ def _enqueue_email(request_id: int) -> None:
 
 
 def link_email_send(*, request_id: int) -> str:
-    """Send the confirmation link to the customer's address on file (a task; safe to run twice)."""
-    from automations.models import SUPPRESSES_TRANSACTIONAL, Suppression
+    """Send the confirmation link to the customer's address on file (a task; safe to run twice).
+
+    A send whose outcome is unknown (a timeout, a 5xx, a dropped connection) may have gone out: the error is kept for
+    staff, and support's retry job (`link_emails_retry`) sends the same message again under the same idempotency key,
+    which Resend answers without a second email; `sent_at` ends the retries once one send is confirmed."""
+    from automations.installation import provider_idempotency_key
+    from automations.selectors import suppression_state_for_email
 
     request = DiscordLinkRequest.objects.select_related("customer").filter(pk=request_id).first()
     if request is None or request.sent_at or link_request_state(request) != "confirm":
         return "nothing to do"
     address = customer_services.normalize_email(request.email)
-    blocked = Suppression.objects.filter(email=address, reason__in=SUPPRESSES_TRANSACTIONAL).first()
-    if blocked:
-        _send_failed(request, f"not sent: the address is blocked ({blocked.get_reason_display().lower()})")
+    suppression = suppression_state_for_email(email=address, opt_in_confirmed=False)
+    if not suppression["transactional_allowed"]:
+        _send_failed(request, f"{BLOCKED_PREFIX} ({', '.join(suppression['reasons'])})")
         return "suppressed"
     context = {
         "url": link_url(request),
@@ -152,16 +151,37 @@ def link_email_send(*, request_id: int) -> str:
         to=[request.email],
     )
     message.attach_alternative(render_to_string("support/email/discord_link.html", context), "text/html")
-    message.idempotency_key = f"discord-link-request:{request.pk}"  # Resend's backend sends it (integrations/resend)
+    # Namespaced per installation like every key we send Resend (automations/installation.py).
+    message.idempotency_key = provider_idempotency_key(f"discord-link-request:{request.pk}")
     try:
         with get_connection() as connection:  # EMAIL_BACKEND: Resend, the local outbox, or refused when disabled
             message.connection = connection
             message.send()
-    except Exception as exc:  # any backend's failure is recorded for staff, never raised to the task
-        _send_failed(request, f"not sent: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # recorded, never raised to the task: the retry job sends it again
+        _send_failed(request, f"not sent yet, will retry: {type(exc).__name__}: {exc}")
         return "failed"
     DiscordLinkRequest.objects.filter(pk=request.pk).update(sent_at=timezone.now(), send_error="")
     return "sent"
+
+
+def link_emails_retry(*, now, wait: timedelta) -> int:
+    """The confirmation emails not sent yet whose links still work (a send that failed, or a task that was lost),
+    sent again: the same message under the same key. Blocked addresses are not tried again. Returns how many."""
+    due = (
+        DiscordLinkRequest.objects.filter(
+            sent_at__isnull=True,
+            confirmed_at__isnull=True,
+            declined_at__isnull=True,
+            expires_at__gt=now,
+            created_at__lte=now - wait,
+        )
+        .exclude(send_error__startswith=BLOCKED_PREFIX)
+        .values_list("pk", flat=True)
+    )
+    sent = 0
+    for request_id in due:
+        sent += link_email_send(request_id=request_id) == "sent"
+    return sent
 
 
 def _send_failed(request: DiscordLinkRequest, error: str) -> None:

@@ -18,6 +18,6 @@ SCHEDULES = [
         name="support.tickets-retry",
         func="support.tasks.tickets_retry_task",
         cron="*/5 * * * *",
-        description="Retry ticket openings and closes that failed midway.",
+        description="Retry ticket openings and closes that failed midway, and Discord-link emails not sent yet.",
     ),
 ]

@@ -41,8 +41,11 @@ def tickets_autoclose_task() -> dict:
 
 def tickets_retry_task() -> int:
     """Schedule (every 5 minutes): retry openings and closes that failed midway or whose task was lost; openings
-    still failing after OPENING_GIVE_UP_HOURS become "not opened"."""
+    still failing after OPENING_GIVE_UP_HOURS become "not opened"; Discord-link emails not sent yet go again."""
+    from . import identity
+
     now, wait = timezone.now(), timedelta(minutes=5)
+    identity.link_emails_retry(now=now, wait=timedelta(minutes=1))
     services.tickets_opening_give_up(opened_before=now - timedelta(hours=OPENING_GIVE_UP_HOURS))
     opening = selectors.opening_tickets_due(now=now, retry_after=wait)
     for ticket_id in opening:

@@ -10,6 +10,7 @@ from django.core import mail
 from django.core.cache import cache
 
 from customers.models import StaffAction, TimelineEvent
+from support.identity import link_token
 from support.models import DiscordLinkRequest, Ticket
 from tests.customers.factories import CustomerFactory
 from tests.fakes import discord as fake_discord
@@ -127,7 +128,7 @@ def test_an_expired_or_altered_link_links_nothing(discord, send, client, victim,
     open_ticket(send, user_id=IMPOSTOR_ID, email="victoria@example.com")
     path = link_path(mail.outbox[0])
     assert client.get(path[:-3] + "abc").status_code == 400
-    settings.DISCORD_LINK_CONFIRM_MINUTES = -1  # the signature itself is older than the lifetime
+    settings.DISCORD_LINK_CONFIRM_MINUTES = -1  # the link is older than the (shortened) lifetime
     assert client.post(path, {"choice": "confirm"}).status_code == 410
     settings.DISCORD_LINK_CONFIRM_MINUTES = 30
     DiscordLinkRequest.objects.update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
@@ -217,3 +218,36 @@ def test_a_proven_link_shows_the_account(discord, send):
     open_ticket(send)
     text = opening_text(discord, Ticket.objects.get())
     assert "Linda" in text and "VIP" in text and fake_discord.GUILD_ID not in text
+
+
+def test_a_link_email_whose_send_failed_goes_again_the_same_under_the_same_key(discord, send, victim, monkeypatch):
+    """A send that timed out may have gone out: it is tried again by the retry job with the same message (the same
+    link) under the same namespaced key, never dropped and never a different payload under that key."""
+    from django.core.mail.message import EmailMessage
+
+    from automations.installation import installation_id
+    from support.tasks import tickets_retry_task
+
+    sent_keys: list[str] = []
+    real_send = EmailMessage.send
+
+    def timing_out_once(self, *args, **kwargs):
+        sent_keys.append(self.idempotency_key)
+        if len(sent_keys) == 1:
+            raise TimeoutError("Resend did not answer in time")
+        return real_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmailMessage, "send", timing_out_once)
+    open_ticket(send, category="billing", email="victoria@example.com")
+    request = DiscordLinkRequest.objects.get()
+    assert mail.outbox == [] and request.sent_at is None and "will retry" in request.send_error
+
+    DiscordLinkRequest.objects.update(created_at=request.created_at - timedelta(minutes=2))
+    tickets_retry_task()
+
+    request.refresh_from_db()
+    assert request.sent_at is not None and len(mail.outbox) == 1
+    assert link_path(mail.outbox[0]).endswith(link_token(request))  # the same link the first try carried
+    assert sent_keys == [f"{installation_id()}:discord-link-request:{request.pk}"] * 2
+    tickets_retry_task()
+    assert len(mail.outbox) == 1
