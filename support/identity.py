@@ -291,17 +291,9 @@ def tickets_attach(*, customer: Customer, discord_user_id: str) -> list[int]:
         attached.append(ticket.pk)
         if ticket.discord_channel_id and ticket.status != TicketStatus.NOT_OPENED:
             # What ticket_channel_opened records for a ticket whose customer was known at opening (same key).
-            customer_services.timeline_event_record(
-                customer=customer,
-                source=TimelineSource.SUPPORT,
-                source_key=f"ticket:{ticket.pk}:opened:{ticket.discord_channel_id}",
-                kind="support.ticket_opened",
-                occurred_at=ticket.opened_at,
-                summary=f"Opened {ticket.get_category_display().lower()} ticket #{ticket.pk}: {ticket.subject}",
-                payload={"category": ticket.category, "suggested_category": ticket.suggested_category},
-                object_type="support.ticket",
-                object_id=str(ticket.pk),
-            )
+            from .services import ticket_opened_record  # services imports this module
+
+            ticket_opened_record(ticket=ticket, customer=customer)
         if ticket.status == TicketStatus.OPEN and ticket.opening_message_id:
             _enqueue_refresh(ticket.pk)
     return attached
