@@ -7,4 +7,11 @@ class AutomationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Domain-event subscribers and the anymail tracking-signal receiver register themselves on import.
+        # Billing credits a payment recovery to dunning when one of our dunning emails went out between the failure
+        # and the payment (billing/recoveries.py): we tell it which were sent; billing does not import automations.
+        from billing.recoveries import dunning_sends_source
+
         from . import checks, subscribers  # noqa: F401
+        from .selectors import dunning_sends
+
+        dunning_sends_source(dunning_sends)

@@ -1,4 +1,4 @@
-"""Staff actions on one customer's email, for the customer 360 page (customers.staff_actions calls these).
+"""Staff actions on one customer's email, for the customer 360 page (backoffice.staff_actions calls these).
 
 Kept apart from automations.services so the queue's own services stay readable; like them, these are the only
 writers of the rows they touch.

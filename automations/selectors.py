@@ -217,7 +217,7 @@ def queue_item_list():
     return EmailQueueItem.objects.select_related("enrollment__rule", "step__template")
 
 
-# --- the dashboard (config/dashboard.py) ----------------------------------------------------------------------------
+# --- the dashboard (backoffice/dashboard.py) ----------------------------------------------------------------------
 
 DUNNING_TRIGGER = "payment.failed"  # a dunning rule is a rule started by a failed payment
 

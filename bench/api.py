@@ -132,7 +132,7 @@ def search_plan(term: str) -> str:
     from rest_framework.test import APIRequestFactory
 
     from api.filters import IndexedSearchFilter
-    from customers.api import CustomerViewSet
+    from backoffice.api import CustomerViewSet
     from customers.selectors import customer_list
 
     request = Request(APIRequestFactory().get("/", {"search": term}))

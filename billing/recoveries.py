@@ -5,10 +5,14 @@ A recovery is a payment.recovered fact of an invoice whose payment.failed facts 
 the first failure, the amount, currency and subscription are the last failed attempt's (what Stripe last asked for).
 A recovery from a failure recorded before the CRM existed has no amount and no dunning to credit: no row.
 "After dunning" is decided when the recovery is recorded: a dunning email sent between the first failure and the
-payment (the emails are automations', read through its selector).
+payment. The emails are automations', and billing does not import automations (it sits below it): automations tells
+billing about its dunning emails by registering a source at start (`dunning_sends_source`, in automations/apps.py),
+as the domain events' subscribers register themselves. With no source registered nothing is credited to dunning.
 """
 
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
 
 from django.db import transaction
 
@@ -19,6 +23,22 @@ from .models import PaymentRecovery
 
 PAYMENT_FAILED = "payment.failed"  # the timeline kinds billing.services records for invoices
 PAYMENT_RECOVERED = "payment.recovered"
+
+# A source of dunning emails: (customer_ids=..., since=...) -> [{"customer_id", "sent_at", "subscription_id"}, ...],
+# the dunning emails sent to those customers since then ("" as subscription_id when the enrollment names none).
+DunningSends = Callable[..., list[dict]]
+_dunning_sources: list[DunningSends] = []
+
+
+def dunning_sends_source(source: DunningSends) -> DunningSends:
+    """Register a source of dunning emails (the app that sends them, at start). Registering it again adds nothing."""
+    if source not in _dunning_sources:
+        _dunning_sources.append(source)
+    return source
+
+
+def _dunning_sends(*, customer_ids: set[int], since: datetime) -> list[dict]:
+    return [send for source in _dunning_sources for send in source(customer_ids=customer_ids, since=since)]
 
 
 def _recoveries(timeline) -> list[PaymentRecovery]:
@@ -58,17 +78,15 @@ def _recoveries(timeline) -> list[PaymentRecovery]:
 
 
 def _credit_dunning(recoveries: list[PaymentRecovery]) -> None:
-    """Set after_dunning on the recoveries that had a dunning email (automations' selector: a sent email of a rule
-    started by a failed payment) between their first failure and the payment, for the same subscription when the
-    enrollment names one. One query for all of them."""
-    from automations import selectors as automations_selectors  # automations reads billing: imported when used
-
+    """Set after_dunning on the recoveries that had a dunning email (from the registered sources; automations': a
+    sent email of a rule started by a failed payment) between their first failure and the payment, for the same
+    subscription when the enrollment names one. One query per source for all of them."""
     if not recoveries:
         return
     sends: dict[int, list[dict]] = defaultdict(list)
     customer_ids = {recovery.customer_id for recovery in recoveries}
     earliest = min(recovery.first_failed_at for recovery in recoveries)
-    for send in automations_selectors.dunning_sends(customer_ids=customer_ids, since=earliest):
+    for send in _dunning_sends(customer_ids=customer_ids, since=earliest):
         sends[send["customer_id"]].append(send)
     for recovery in recoveries:
         recovery.after_dunning = any(

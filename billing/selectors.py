@@ -125,7 +125,7 @@ def products_synced() -> list[tuple[str, str, bool | None]]:
     return list(djstripe_models.Product.objects.order_by("name", "id").values_list("id", "name", "active"))
 
 
-# --- the dashboard (config/dashboard.py) ----------------------------------------------------------------------------
+# --- the dashboard (backoffice/dashboard.py) ----------------------------------------------------------------------
 
 PAYMENT_FAILED = "payment.failed"  # the timeline kind billing.services records for a failed invoice payment
 

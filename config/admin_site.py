@@ -146,8 +146,8 @@ class ModReadyAdminSite(admin.AdminSite):
         return [path("two-factor/", self.otp_setup_view, name="otp_setup"), *super().get_urls()]
 
     def index(self, request, extra_context=None):
-        """The front page is the dashboard (config/dashboard.py), with every page the user may open below it."""
-        from .dashboard import dashboard_build, period_from
+        """The front page is the dashboard (backoffice/dashboard.py), with every page the user may open below it."""
+        from backoffice.dashboard import dashboard_build, period_from
 
         board = dashboard_build(user=request.user, days=period_from(request.GET.get("days")), now=timezone.now())
         return super().index(request, {"title": "Dashboard", "dashboard": board, **(extra_context or {})})

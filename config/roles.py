@@ -3,7 +3,7 @@
 Support reads customers (editing only their contact details) and handles tickets, and reads the emails sent (queue
 items, tracking events, suppressions), the integrations' workflow runs and incoming webhook deliveries (why an invite
 or a coupon did not arrive). Marketing edits automation rules, steps and templates, reads analytics, retries and
-cancels emails, adds suppressions, and takes the customer 360's email actions (customers.staff_actions). Neither role
+cancels emails, adds suppressions, and takes the customer 360's email actions (backoffice.staff_actions). Neither role
 has any dj-stripe permission: those tables are the owners' (superusers), shown last in the admin
 (config/admin_site.py). Retrying a workflow run or reprocessing a delivery needs its change permission, which no role
 has.
@@ -57,7 +57,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.emailtemplate": EDIT,
         "automations.automationrule": EDIT,
         "automations.automationstep": EDIT,
-        # The customer 360's quick actions (customers.staff_actions.PERMISSIONS): enroll in / remove from a rule,
+        # The customer 360's quick actions (customers.staff_actions.ACTIONS): enroll in / remove from a rule,
         # resend / cancel an email, lift a suppression, change consent (kept as a consent record).
         "automations.enrollment": ("view", "add", "change"),
         "automations.emailqueueitem": ("view", "change"),

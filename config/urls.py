@@ -19,7 +19,7 @@ urlpatterns = [
     # script as a file, not inline, so the Content-Security-Policy needs no 'unsafe-inline' for scripts.
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/v1/", include("api.urls")),
+    path("api/v1/", include("config.api_urls")),
     # Each app owns its own paths, including the full prefix (billing: api/webhooks/stripe).
     path("", include("billing.urls")),
     path("", include("automations.urls")),

@@ -1,5 +1,4 @@
 import json
-import uuid
 
 from django import forms
 from django.contrib import admin, messages
@@ -10,11 +9,9 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from automations.customer_actions import resend_ahead_of_time
 from config.admin import ReadOnlyAdmin
 
-from . import admin_360, funnel, list_filters, services, staff_actions
-from .customer_360 import RESENDABLE, customer_360, rules_to_enroll_in
+from . import funnel, list_filters, services, staff_actions
 from .events import domain_event_dispatch
 from .models import ConsentRecord, Customer, DomainEvent, StaffAction, StageTransition, TimelineEvent
 from .timeline_labels import timeline_kind_label
@@ -24,8 +21,10 @@ from .timeline_labels import timeline_kind_label
 CONTACT_FIELDS = ("email", "name", "discord_user_id")
 
 
-@admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    """The customer list, the Funnel page and the edit form. Registered with the customer 360 page on top by
+    backoffice/admin.py (the 360 reads billing, automations and support, which customers does not import)."""
+
     list_display = (
         "email",
         "name",
@@ -63,7 +62,6 @@ class CustomerAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     # Invite links typed without a scheme are https (Django 6's default, chosen now).
     formfield_overrides = {models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}}
-    change_form_template = "admin/customers/customer/change_form.html"
     change_list_template = "admin/customers/customer/change_list.html"
     fieldsets = (
         (None, {"fields": ("email", "name", "lifecycle_stage", "stage_changed_at")}),
@@ -131,43 +129,9 @@ class CustomerAdmin(admin.ModelAdmin):
         changelist.period_heading = list_filters.list_heading(changelist.filter_specs)
         return changelist
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        customer = self.get_object(request, object_id)
-        extra_context = extra_context or {}
-        if customer is not None:
-            view = customer_360(
-                customer=customer,
-                timeline_source=request.GET.get("source", ""),
-                timeline_page_number=request.GET.get("timeline_page", 1),
-            )
-            allowed = staff_actions.allowed_actions(request.user)
-            extra_context.update(
-                c360=view,
-                may={action.value: action in allowed for action in staff_actions.PERMISSIONS},
-                resendable=RESENDABLE,
-                # Cancelled emails whose own time is still ahead: "Put back" (at that time) or, explicitly, "Send now".
-                cancelled_ahead={e.pk for e in view.emails if resend_ahead_of_time(e)},
-                # One key per rendering of the page: a resend posted twice from it (a double click, a resubmit) is
-                # one request, and queues one copy (staff_actions.email_resend).
-                resend_key=uuid.uuid4(),
-                stage_choices=staff_actions.stage_choices(customer),
-                rules=rules_to_enroll_in() if staff_actions.StaffActionKind.ENROLL in allowed else [],
-            )
-        return super().change_view(request, object_id, form_url, extra_context=extra_context)
-
     def get_urls(self):
         return [
             path("funnel/", self.admin_site.admin_view(self.funnel_view), name="customers_customer_funnel"),
-            path(
-                "<path:object_id>/action/<str:action>/",
-                self.admin_site.admin_view(lambda request, **kw: admin_360.action_view(self, request, **kw)),
-                name="customers_customer_action",
-            ),
-            path(
-                "<path:object_id>/email/<int:item_id>/",
-                self.admin_site.admin_view(lambda request, **kw: admin_360.email_as_sent_view(self, request, **kw)),
-                name="customers_customer_email",
-            ),
             *super().get_urls(),
         ]
 

@@ -1,4 +1,4 @@
-"""The funnel, as the dashboard (config/dashboard.py) and the Funnel page (customers/admin.py) both show it: the
+"""The funnel, as the dashboard (backoffice/dashboard.py) and the Funnel page (customers/admin.py) both show it: the
 customers in each stage now, and the moves into each stage over whole UTC days from the daily roll-up
 (customers/rollups.py), each count linking to the customer list of the customers behind it."""
 

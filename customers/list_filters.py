@@ -1,5 +1,5 @@
 """The customer list's filters by period, read from the query string so that a figure elsewhere (the dashboard's
-funnel, new and churned customers: config/dashboard.py) can link to exactly the customers behind it.
+funnel, new and churned customers: backoffice/dashboard.py) can link to exactly the customers behind it.
 
 - "entered a stage": `entered=<stage>` with `entered_since` / `entered_until` ([since, until), either may be left out)
   and `entered_not_from=<stage>` (a move from that stage does not count). A customer who entered twice in the period

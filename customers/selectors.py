@@ -8,7 +8,7 @@ from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.db.models.functions import TruncDate
 
 from .lifecycle import FUNNEL_ORDER, Stage
-from .models import Customer, StageMoveDay, StageTransition, TimelineEvent
+from .models import Customer, StaffAction, StageMoveDay, StageTransition, TimelineEvent
 from .rollups import FUNNEL_STEPS
 
 
@@ -67,6 +67,18 @@ def customer_stage_history(*, customer: Customer) -> list[StageTransition]:
     return list(StageTransition.objects.filter(customer=customer).order_by("-occurred_at", "-id"))
 
 
+def customer_stage_path(*, customer: Customer) -> list[StageTransition]:
+    """The customer's lifecycle moves, oldest first (the path the customer 360 draws)."""
+    return list(StageTransition.objects.filter(customer=customer).order_by("occurred_at", "id"))
+
+
+def customer_staff_actions_recent(*, customer: Customer, limit: int) -> list[StaffAction]:
+    """The newest audited staff actions on the customer, with who took them."""
+    return list(
+        StaffAction.objects.filter(customer=customer).select_related("actor").order_by("-created_at", "-id")[:limit]
+    )
+
+
 def stage_counts() -> list[tuple[str, int]]:
     """How many customers are in each stage now, in funnel order. count(*), not count(id): the stage's index alone
     answers it (an index-only scan), without reading every customer's row."""
@@ -85,7 +97,7 @@ def customer_stage_history_queryset(*, customer: Customer) -> QuerySet[StageTran
     return StageTransition.objects.filter(customer=customer).order_by("-occurred_at", "-id")
 
 
-# --- the dashboard (config/dashboard.py) ----------------------------------------------------------------------------
+# --- the dashboard (backoffice/dashboard.py) ----------------------------------------------------------------------
 
 
 @dataclass

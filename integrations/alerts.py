@@ -1,5 +1,5 @@
 """Alerts about an outside system's configuration that staff must act on: the Discord bot token refused (401), the
-Message Content intent switched off. They show on the admin's front page (config/dashboard.py), on the ticket list
+Message Content intent switched off. They show on the admin's front page (backoffice/dashboard.py), on the ticket list
 (support/admin.py) and in `/healthz` (config/health.py, which answers 503 while one is active), and clear themselves
 when the condition ends (the token works again, a channel's messages come back with their text).
 

@@ -5,7 +5,7 @@ without a customer (no account details in Discord; staff see "unverified: typed 
 customer's address on file gets a one-time link (`DiscordLinkRequest`). The link is signed (salted, with our secret
 key), short-lived (DISCORD_LINK_CONFIRM_MINUTES), single use, and opens a page that says what confirming does before it
 does it (support/link_views.py). Only a confirmation there, or staff linking by hand from the admin (audited through
-customers.staff_actions), stores the Discord id on the customer; then the user's tickets are attached to the customer.
+backoffice.staff_actions), stores the Discord id on the customer; then the user's tickets are attached to the customer.
 
 Email to the customer's mailbox is limited, so the form cannot be used to flood it: one pending link per customer and
 Discord user, at most MAX_LINK_EMAILS_PER_DAY per customer, none again for a Discord user the customer declined.
@@ -236,7 +236,7 @@ def link_request_decline(*, request_id: int) -> str:
 
 
 def discord_link_by_staff(*, customer: Customer, discord_user_id: str) -> dict:
-    """Staff link a Discord user by hand (customers.staff_actions writes the audit row and timeline entry around
+    """Staff link a Discord user by hand (backoffice.staff_actions writes the audit row and timeline entry around
     this, in the same transaction). Returns what changed, for the audit."""
     return _link(customer=customer, discord_user_id=discord_user_id, source_key="", summary="", payload={})
 

@@ -58,6 +58,20 @@ def tickets_open_for_customer(*, customer: Customer) -> QuerySet[Ticket]:
     )
 
 
+def tickets_recent_for_customer(*, customer: Customer, limit: int) -> list[Ticket]:
+    """The customer's newest tickets, without their heavy text (the customer 360)."""
+    return list(
+        Ticket.objects.filter(customer=customer)
+        .defer("interaction_token", "transcript_html", "description")
+        .order_by("-opened_at", "-id")[:limit]
+    )
+
+
+def tickets_active_count_for_customer(*, customer: Customer) -> int:
+    """How many of the customer's tickets are not closed yet (opening, open or closing)."""
+    return Ticket.objects.filter(customer=customer, status__in=ACTIVE_STATUSES).count()
+
+
 def ticket_customer_context(*, ticket: Ticket) -> list[str]:
     """What staff should know about the customer, for the opening message (the customer sees it too)."""
     customer = ticket.customer

@@ -2,8 +2,8 @@
 
 A ticket whose Discord user has no proven link shows staff "unverified: typed email x", the customer that email
 belongs to (if any) and where the emailed confirmation stands. Staff who have checked who the person is can link the
-Discord account to a customer here: a customers.staff_actions action ("Linked a Discord account", with a reason), so
-the customer's staff actions and timeline keep who did it, when and why.
+Discord account to a customer here: a staff action of backoffice/staff_actions.py ("Linked a Discord account", with a
+reason), so the customer's staff actions and timeline keep who did it, when and why.
 """
 
 from django import forms

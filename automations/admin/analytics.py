@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from config.charts import daily_lines
+from core.charts import daily_lines
 
 from .. import selectors
 from ..models import AutomationRule

@@ -5,7 +5,7 @@
   sequence at its own time (a cancelled "a month since your server stopped" must not overtake step 2).
 - "Send selected emails now…": the explicit choice to send at once, even ahead of an email's own time.
 
-Every email is resent through the customer 360's audited action (customers.staff_actions, "email_resend"): a
+Every email is resent through the customer 360's audited action ("email_resend", backoffice/staff_actions.py): a
 `StaffAction` row and a timeline entry per email, with the reason given on the confirmation page. Who may: whoever may
 retry and cancel emails (change on queue items: superusers and Marketing, config/roles.py), as before.
 """
@@ -99,7 +99,7 @@ class ResendActionsMixin:
         return TemplateResponse(request, "admin/automations/emailqueueitem/resend_confirmation.html", context)
 
     def _resend(self, request, plan, *, send_now: bool, reason: str, request_key) -> None:
-        from customers.staff_actions import ActionRefused, action_run  # customers builds on automations, not back
+        from customers.staff_actions import ActionRefused, action_run  # registered by backoffice at start
 
         done, refused = 0, []
         for item, will, _ in plan:

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "support",
     "api",
     "webhooks",
+    "backoffice",
     "devtools",
 ]
 

@@ -63,7 +63,7 @@ def test_a_dunning_email_sent_after_the_payment_on_the_same_day_credits_nothing_
     from automations.models import QueueStatus
     from billing.recoveries import payment_recoveries_rebuild
     from tests.automations.factories import AutomationRuleFactory, AutomationStepFactory, QueuedEmailFactory
-    from tests.config.story import _failed, _recovered
+    from tests.backoffice.story import _failed, _recovered
 
     now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     dunning = AutomationStepFactory(rule=AutomationRuleFactory(trigger="payment.failed", name="Dunning same day"))

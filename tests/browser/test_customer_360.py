@@ -5,7 +5,7 @@ from datetime import timedelta
 from automations.models import Enrollment, EnrollmentStatus, QueueStatus, Suppression
 from customers.models import StaffAction
 from tests.automations.factories import AutomationRuleFactory, AutomationStepFactory
-from tests.customers.customer_360_data import customer_with_history
+from tests.backoffice.customer_360_data import customer_with_history
 
 
 def submit(page, form, reason: str) -> str:

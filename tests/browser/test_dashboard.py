@@ -3,7 +3,7 @@ customers behind it. No script errors and no CSP violations (the charts are inli
 
 from django.utils import timezone
 
-from tests.config.story import STORY_FIGURES, build_story
+from tests.backoffice.story import STORY_FIGURES, build_story
 
 
 def test_owner_sees_the_dashboard_switches_period_and_follows_the_funnel(login, superuser, screenshot):

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 
 from automations.models import EmailQueueItem, QueueStatus
 from customers.models import StaffAction
-from tests.customers.customer_360_data import customer_with_history
+from tests.backoffice.customer_360_data import customer_with_history
 from tests.customers.factories import StaffUserFactory
 
 

@@ -156,7 +156,7 @@ def analytics_and_the_onboarding_rule_have_something_to_show():
 def support_tickets_agree_with_their_customers_and_channels():
     from django.conf import settings
 
-    from customers.customer_360 import customer_360
+    from backoffice.customer_360 import customer_360
     from devtools.standins.discord_service import DiscordStandIn
     from support.models import Ticket, TicketStatus
     from support.selectors import tickets_open_summary

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from customers.models import Customer
-from tests.config.story import STORY_FIGURES, build_story
+from tests.backoffice.story import STORY_FIGURES, build_story
 
 pytestmark = pytest.mark.django_db
 
@@ -209,7 +209,7 @@ def test_customer_list_filtered_by_a_period_costs_the_same_queries_as_the_data_g
 def test_onboarding_to_active_is_measured_only_over_customers_who_had_the_time(admin_client):
     """Onboarding -> Active takes up to 30 days: a 7- or 30-day period says so instead of showing 0%, and the 90-day
     period measures it over the customers who entered Onboarding at least 30 days ago."""
-    from tests.config.story import _customer, _move
+    from tests.backoffice.story import _customer, _move
 
     now = timezone.now()
     settled = _customer("conv", "settled", created_days_ago=80, now=now, stage="active")
@@ -235,7 +235,7 @@ def test_onboarding_to_active_is_measured_only_over_customers_who_had_the_time(a
 
 
 def test_the_funnel_says_how_many_of_the_moves_in_have_moved_on_since(admin_client):
-    from tests.config.story import _customer, _move
+    from tests.backoffice.story import _customer, _move
 
     now = timezone.now()
     for name, stage in (("gone", "win_back"), ("still", "churned")):

@@ -1,16 +1,19 @@
-"""/api/v1/: every resource, collected from the apps that own them (each app's `api.py`)."""
+"""/api/v1/: every resource, collected from the apps that own them (each app's `api.py`; the composed customer
+resource from backoffice/api.py). Here, in config, because it imports every app: `api` holds only what the
+resources share and imports none of them."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from automations import api as automations_api
+from backoffice import api as backoffice_api
 from billing import api as billing_api
 from customers import api as customers_api
 from integrations import api as integrations_api
 from support import api as support_api
 
 router = SimpleRouter()
-router.register("customers", customers_api.CustomerViewSet, basename="customer")
+router.register("customers", backoffice_api.CustomerViewSet, basename="customer")
 router.register("subscriptions", billing_api.SubscriptionViewSet, basename="subscription")
 router.register("automation-rules", automations_api.RuleViewSet, basename="automation-rule")
 router.register("email-queue-items", automations_api.QueueItemViewSet, basename="email-queue-item")

@@ -1,4 +1,5 @@
-"""The customer 360's quick actions and its "email as sent" page: thin views over customers.staff_actions.
+"""The customer 360's quick actions and its "email as sent" page: thin views over the quick actions
+(customers/staff_actions.py, backoffice/staff_actions.py).
 
 Each action is a POST (CSRF-checked by the admin's views) to /admin/customers/customer/<id>/action/<name>/ with a
 reason; the view checks the staff member's permission for that action (403 otherwise), calls the service, puts the
@@ -12,9 +13,9 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from automations.customer_selectors import customer_email_as_sent
 from automations.models import EmailQueueItem
-
-from . import staff_actions
+from customers import staff_actions
 
 
 def action_view(model_admin, request, object_id: str, action: str):
@@ -57,11 +58,7 @@ def email_as_sent_view(model_admin, request, object_id: str, item_id: int):
     # email?"); the queue item's own admin page stays behind automations.view_emailqueueitem.
     if not model_admin.has_view_permission(request, customer):
         raise PermissionDenied
-    item = (
-        EmailQueueItem.objects.select_related("batch", "step__template", "enrollment__rule")
-        .filter(pk=item_id, customer=customer)
-        .first()
-    )
+    item = customer_email_as_sent(customer=customer, item_id=item_id)
     if item is None:
         raise Http404("No such email for this customer")
     context = {
@@ -74,4 +71,4 @@ def email_as_sent_view(model_admin, request, object_id: str, item_id: int):
         "events": list(item.events.order_by("occurred_at", "id")),
         "may_open_queue_item": request.user.has_perm("automations.view_emailqueueitem"),
     }
-    return TemplateResponse(request, "admin/customers/customer/email_as_sent.html", context)
+    return TemplateResponse(request, "admin/backoffice/customer/email_as_sent.html", context)

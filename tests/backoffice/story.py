@@ -1,4 +1,5 @@
-"""A small history with known figures for the dashboard's tests (tests/config/test_dashboard.py and the browser tests).
+"""A small history with known figures for the dashboard's tests (tests/backoffice/test_dashboard.py and the browser
+tests).
 
 `build_story(now=..., tag=...)` writes rows the way the services leave them (a read test: the figures are what matters).
 Every call adds the same story for new customers, so two calls double every count: the query-count tests use that.

@@ -11,7 +11,7 @@ from django.urls import reverse
 from automations.models import EmailQueueItem, Enrollment, EnrollmentStatus, QueueStatus, Suppression
 from customers.models import ConsentRecord, StaffAction, TimelineEvent
 from tests.automations.factories import AutomationRuleFactory, AutomationStepFactory
-from tests.customers.customer_360_data import completed, customer_with_history
+from tests.backoffice.customer_360_data import completed, customer_with_history
 from tests.customers.factories import StaffUserFactory, TimelineEventFactory
 
 pytestmark = pytest.mark.django_db

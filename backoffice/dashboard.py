@@ -1,20 +1,19 @@
 """The admin's front page: what happened in the last 7, 30 or 90 days, composed from the selectors of the apps that
 own the data. Each section shows only to staff who may see the records behind it (config/roles.py), and the number of
-queries is the same whatever the amount of data (tests/test_dashboard.py)."""
+queries is the same whatever the amount of data (tests/backoffice/test_dashboard.py)."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from automations import selectors as automations_selectors
 from billing import selectors as billing_selectors
+from core.charts import daily_lines
 from customers import funnel as customers_funnel
 from customers import list_filters
 from customers import selectors as customers_selectors
 from customers.lifecycle import Stage
 from integrations import alerts as integration_alerts
 from support import selectors as support_selectors
-
-from .charts import daily_lines
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
