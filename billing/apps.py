@@ -14,3 +14,9 @@ class BillingConfig(AppConfig):
         from django.conf import settings
 
         stripe.api_version = settings.STRIPE_API_VERSION
+
+        from core.configuration import providers_register
+
+        from . import providers
+
+        providers_register(*providers.PROVIDERS)

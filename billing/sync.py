@@ -6,8 +6,8 @@ https://docs.stripe.com/expand). For each ModReady subscription:
 
 1. dj-stripe's mirror: the customer and product rows are written from the expanded objects (no re-fetch), then the
    subscription from the listed data, shaped like a retrieved one. An unchanged subscription is not written at all.
-2. The CRM: `billing.services.subscription_apply_stripe_state`, the same function the webhooks call, so a change found
-   here produces the same timeline entry and domain event under the same key, exactly once.
+2. The CRM: `billing.services.subscriptions.subscription_apply_stripe_state`, the same function the webhooks call, so a
+   change found here produces the same timeline entry and domain event under the same key, exactly once.
 3. The latest invoice (when recent) through `invoice_apply_stripe_state`: a payment failure or recovery that no
    webhook told us about.
 
@@ -30,10 +30,11 @@ from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
 from stripe._util import convert_to_stripe_object
 
+from core.retry import backoff_seconds
 from customers.services import normalize_email
 
-from . import services
-from .models import Subscription
+from .models import ENDED_STATUSES, Subscription
+from .services import invoices, subscriptions
 from .stripe_objects import (
     customer_email_and_name,
     object_id,
@@ -49,6 +50,9 @@ LIST_EXPAND = ["data.customer", "data.items.data.price.product", "data.latest_in
 # Only a latest invoice this recent can be news; an older one was long settled (and its webhooks long processed).
 RECENT_INVOICE = timedelta(days=35)
 RETRYABLE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+# A failed page waits retry_delay, then twice that, ... (core/retry.py); the cap is above what the default four
+# attempts reach (2 s, 4 s, 8 s), so it only bounds a caller's larger retry_delay or attempts.
+PAGE_RETRY_CAP_SECONDS = 60.0
 
 
 @dataclass
@@ -97,7 +101,7 @@ def _list_page(
             if attempt == attempts:
                 raise
             summary.page_retries += 1
-            wait = retry_delay * 2 ** (attempt - 1)
+            wait = backoff_seconds(attempt, base=retry_delay, cap=PAGE_RETRY_CAP_SECONDS)
             logger.warning("Stripe subscription page failed (%s); retry %d in %.1fs", exc, attempt, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")
@@ -186,13 +190,13 @@ def _crm_is_current(crm: Subscription | None, state, *, djstripe_pk: int | None,
 
 def _invoice_needs_attention(invoice, *, subscription_status: str) -> bool:
     """Only a recent failed (open, attempted) or recovered (paid after several attempts) invoice can be news. An open
-    invoice of a subscription that has ended is no failure any more (billing.services.invoice_apply_stripe_state
-    says the same): looking at it would only send the unchanged subscription down the slow path every day."""
+    invoice of a subscription that has ended is no failure any more (billing/services/invoices.py says the same):
+    looking at it would only send the unchanged subscription down the slow path every day."""
     if not isinstance(invoice, dict) or not _invoice_is_recent(invoice):
         return False
     attempts = int(invoice.get("attempt_count") or 0)
     if invoice.get("status") == "open" and attempts >= 1:
-        return subscription_status not in services.ENDED_STATUSES
+        return subscription_status not in ENDED_STATUSES
     return invoice.get("status") == "paid" and attempts > 1
 
 
@@ -233,14 +237,14 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
         written = _mirror(djstripe_models.Subscription, retrieved, known=djsub_data)
         djsub_pk = written.pk if written is not None else djsub_pk
 
-        result = services.subscription_apply_stripe_state(
+        result = subscriptions.subscription_apply_stripe_state(
             stripe_subscription=retrieved,
             product_lookup=products.get,
             stripe_customer=customer,
             djstripe_subscription_pk=djsub_pk,
         )
         if invoice_is_news:
-            services.invoice_apply_stripe_state(stripe_invoice=invoice, record_plain_payments=False)
+            invoices.invoice_apply_stripe_state(stripe_invoice=invoice, record_plain_payments=False)
     if result.created:
         summary.created += 1
     elif result.changed:

@@ -27,8 +27,9 @@ from djstripe import models as djstripe_models
 from djstripe.apps import __version__ as DJSTRIPE_VERSION
 from djstripe.settings import djstripe_settings
 
-from . import selectors, services
+from . import selectors
 from .models import EventProcessingStatus, StripeEventProcessing
+from .services import checkouts, crm_customers, disputes, invoices, subscriptions
 from .stripe_objects import event_stripe_customer_id, invoice_subscription_id, object_id, timestamp_to_datetime
 
 logger = logging.getLogger(__name__)
@@ -316,7 +317,7 @@ def subscription_apply_from_djstripe(*, subscription_id: str, occurred_at: datet
     if djsub is None:
         djsub = djstripe_models.Subscription._get_or_retrieve(id=subscription_id, api_key=_api_key())
     data = djsub.stripe_data
-    return services.subscription_apply_stripe_state(
+    return subscriptions.subscription_apply_stripe_state(
         stripe_subscription=data,
         product_lookup=djstripe_product_lookup,
         stripe_customer=_djstripe_customer_data(object_id(data.get("customer"))),
@@ -340,7 +341,7 @@ def _on_subscription(event, occurred_at: datetime) -> None:
     subscription_apply_from_djstripe(subscription_id=subscription_id, occurred_at=occurred_at)
     if event.type == "customer.subscription.trial_will_end":
         data = djstripe_models.Subscription.objects.get(id=subscription_id).stripe_data
-        services.subscription_trial_will_end_record(stripe_subscription=data, occurred_at=occurred_at)
+        subscriptions.subscription_trial_will_end_record(stripe_subscription=data, occurred_at=occurred_at)
 
 
 def _on_invoice(event, occurred_at: datetime) -> None:
@@ -358,7 +359,7 @@ def _on_invoice(event, occurred_at: datetime) -> None:
     elif selectors.subscription_get_by_stripe_id(stripe_subscription_id=subscription_id) is None:
         # The invoice event may arrive before (or instead of) the subscription's own: make sure the CRM has it.
         subscription_apply_from_djstripe(subscription_id=subscription_id, occurred_at=occurred_at)
-    services.invoice_apply_stripe_state(stripe_invoice=data, occurred_at=occurred_at)
+    invoices.invoice_apply_stripe_state(stripe_invoice=data, occurred_at=occurred_at)
 
 
 def _on_dispute(event, occurred_at: datetime) -> None:
@@ -367,7 +368,7 @@ def _on_dispute(event, occurred_at: datetime) -> None:
     charge_id = object_id(data.get("charge"))
     charge = djstripe_models.Charge.objects.filter(id=charge_id).values_list("stripe_data", flat=True).first()
     customer_id = object_id((charge or {}).get("customer"))
-    services.dispute_opened_record(stripe_dispute=data, stripe_customer_id=customer_id, occurred_at=occurred_at)
+    disputes.dispute_opened_record(stripe_dispute=data, stripe_customer_id=customer_id, occurred_at=occurred_at)
 
 
 def _on_checkout_completed(event, occurred_at: datetime) -> None:
@@ -387,7 +388,7 @@ def _on_checkout_completed(event, occurred_at: datetime) -> None:
             stripe_version=settings.STRIPE_API_VERSION,
         )
         items = [json.loads(str(item)) for item in line_items.auto_paging_iter()]
-    services.checkout_completed_record(
+    checkouts.checkout_completed_record(
         stripe_session=data,
         line_items=items,
         product_lookup=djstripe_product_lookup,
@@ -401,7 +402,7 @@ def _on_customer(event, occurred_at: datetime) -> None:
     if obj.get("object") != "customer":
         return
     data = _djstripe_customer_data(obj["id"]) or obj
-    services.stripe_customer_apply(stripe_customer=data)
+    crm_customers.stripe_customer_apply(stripe_customer=data)
 
 
 HANDLERS: dict[str, Callable] = {

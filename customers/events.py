@@ -30,6 +30,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.retry import next_attempt_at
+
 from .models import Customer, DispatchWakeup, DomainEvent
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,10 @@ EVENT_NAMES: tuple[str, ...] = (
 )
 
 MAX_DISPATCH_ATTEMPTS = 10
+# A failed event waits 2 min after its first attempt, then 4, 8, ... (core/retry.py); the cap is the wait before the
+# last attempt, so it never shortens one.
+DISPATCH_RETRY_BASE = timedelta(minutes=2)
+DISPATCH_RETRY_CAP = timedelta(minutes=2 ** (MAX_DISPATCH_ATTEMPTS - 1))
 
 # A handler takes one DomainEvent, or (registered with batch=True) a list of them.
 Handler = Callable[[DomainEvent], None] | Callable[[list[DomainEvent]], None]
@@ -277,7 +283,9 @@ def _dispatch_locked(events: list[DomainEvent]) -> dict[int, bool]:
             event.attempts += 1
             event.last_error = "\n".join(errors[event.pk])
             event.next_attempt_at = (
-                now + timedelta(minutes=2**event.attempts) if event.attempts < MAX_DISPATCH_ATTEMPTS else None
+                next_attempt_at(event.attempts, base=DISPATCH_RETRY_BASE, cap=DISPATCH_RETRY_CAP, now=now)
+                if event.attempts < MAX_DISPATCH_ATTEMPTS
+                else None
             )
             event.save(update_fields=["attempts", "last_error", "next_attempt_at"])
     return {event.pk: event.pk not in errors for event in events}

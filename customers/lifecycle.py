@@ -51,7 +51,7 @@ def can_transition(from_stage: str, to_stage: str) -> bool:
 #    after they entered Onboarding. Paying again for a second period is the clearest sign that the server is in
 #    use. The minimum skips the charge that ends a trial: Stripe bills it as `subscription_cycle` too, but it is
 #    the first payment, made at the moment the customer entered Onboarding. Applied by billing when the invoice is
-#    paid (billing.services.invoice_apply_stripe_state).
+#    paid (billing.services.invoices.invoice_apply_stripe_state).
 # 2. ONBOARDING_SETTLE_AFTER in Onboarding: a yearly plan renews only after a year, and a customer who has kept a
 #    subscription for a month without a failed payment or a cancellation (either would have moved them to at_risk
 #    or churned) has settled in. Applied by the daily `customers.onboarding-settle` schedule.

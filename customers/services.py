@@ -80,22 +80,11 @@ def customer_upsert(
         raise ValueError("customer_upsert needs an email or a Stripe customer id")
 
     customer = _find(email=email, stripe_customer_id=stripe_customer_id)
-    created = False
     if customer is None:
-        # A Stripe customer without an email still becomes a customer (keyed by its Stripe id), so no billing event
-        # about it is lost; the email arrives with a later customer.updated.
         try:
-            with transaction.atomic():
-                customer = Customer.objects.create(
-                    email=email,
-                    stripe_customer_id=stripe_customer_id,
-                    metadata=metadata or {},
-                    stage_changed_at=timezone.now(),
-                    **fields,
-                )
-                stage_move_day_record_created(customer=customer)
-            return customer, True
+            return _create(email=email, stripe_customer_id=stripe_customer_id, metadata=metadata, fields=fields), True
         except IntegrityError:
+            # Another writer created it between our read and insert: continue as an update of its row.
             customer = _find(email=email, stripe_customer_id=stripe_customer_id)
             if customer is None:
                 raise
@@ -103,15 +92,7 @@ def customer_upsert(
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     had_email = bool(customer.email)
     changed = _apply_identity(customer, email=email, stripe_customer_id=stripe_customer_id)
-    for field, value in fields.items():
-        if getattr(customer, field) != value:
-            setattr(customer, field, value)
-            changed.add(field)
-    if metadata:
-        merged = {**customer.metadata, **metadata}
-        if merged != customer.metadata:
-            customer.metadata = merged
-            changed.add("metadata")
+    changed |= _apply_fields(customer, fields=fields, metadata=metadata)
     if changed:
         customer.save(update_fields=[*changed, "updated_at"])
     if not had_email and "email" in changed:
@@ -121,7 +102,38 @@ def customer_upsert(
             customer=customer,
             payload={"email": customer.email},
         )
-    return customer, created
+    return customer, False
+
+
+def _create(*, email: str, stripe_customer_id: str, metadata: dict | None, fields: dict[str, Any]) -> Customer:
+    """Insert a new customer in a savepoint (IntegrityError when a concurrent writer got there first).
+
+    A Stripe customer without an email still becomes a customer (keyed by its Stripe id), so no billing event about
+    it is lost; the email arrives with a later customer.updated."""
+    with transaction.atomic():
+        customer = Customer.objects.create(
+            email=email,
+            stripe_customer_id=stripe_customer_id,
+            metadata=metadata or {},
+            stage_changed_at=timezone.now(),
+            **fields,
+        )
+        stage_move_day_record_created(customer=customer)
+    return customer
+
+
+def _apply_fields(customer: Customer, *, fields: dict[str, Any], metadata: dict | None) -> set[str]:
+    changed: set[str] = set()
+    for field, value in fields.items():
+        if getattr(customer, field) != value:
+            setattr(customer, field, value)
+            changed.add(field)
+    if metadata:
+        merged = {**customer.metadata, **metadata}
+        if merged != customer.metadata:
+            customer.metadata = merged
+            changed.add("metadata")
+    return changed
 
 
 def _apply_identity(customer: Customer, *, email: str, stripe_customer_id: str) -> set[str]:

@@ -82,14 +82,13 @@ def discord_token_probe() -> str:
     refused token costs one invalid request per 2 minutes, far from Discord's IP ban (10,000 in 10 minutes)."""
     if not alert_is_active(kind=AlertKind.DISCORD_TOKEN_REJECTED):
         return "no alert"
-    from django.core.exceptions import ImproperlyConfigured
-
+    from core.configuration import provider_is_configured
     from integrations.discord.client import DiscordClient, DiscordError
 
+    if not provider_is_configured("Discord API"):  # integrations/providers.py
+        return "not configured"
     try:
         DiscordClient.from_settings().current_user()  # the client clears or refreshes the alert itself
-    except ImproperlyConfigured:
-        return "not configured"
     except DiscordError:
         return "still refused"
     return "works again"

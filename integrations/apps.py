@@ -6,6 +6,8 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Integrations"
 
     def ready(self) -> None:
-        from . import config, workflows  # noqa: F401  (workflows registers its webhook processor and subscribers)
+        from core.configuration import providers_register
 
-        config.configuration_check()
+        from . import providers, workflows  # noqa: F401  (workflows registers its webhook processor and subscribers)
+
+        providers_register(*providers.PROVIDERS)

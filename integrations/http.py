@@ -13,6 +13,8 @@ from email.utils import parsedate_to_datetime
 
 import requests
 
+from core.retry import backoff_seconds
+
 USER_AGENT = "ModReady-CRM/1.0 (+https://modready.example)"
 DEFAULT_TIMEOUT = (3.05, 15)  # (connect, read) seconds
 
@@ -89,6 +91,10 @@ class ApiClient:
     def prepare(self, call: str) -> None:
         """Hook before each attempt (a token refresh)."""
 
+    def backoff_wait(self, attempt: int) -> float:
+        """The wait after failed attempt `attempt` (counted from 0): backoff, then twice that, ... (core/retry.py)."""
+        return backoff_seconds(attempt + 1, base=self.backoff, cap=self.max_wait)
+
     def wait_seconds(self, response: requests.Response) -> float | None:
         return retry_after_seconds(response)
 
@@ -105,19 +111,19 @@ class ApiClient:
                 response = self.session.request(method, url, **kwargs)
             except requests.RequestException as exc:
                 if idempotent and not last:
-                    time.sleep(self.backoff * 2**attempt)
+                    time.sleep(self.backoff_wait(attempt))
                     continue
                 error = self.error_class.from_transport(exc)
                 error.call = call
                 raise error from exc
             if response.status_code == 429:
                 wait = self.wait_seconds(response)
-                wait = self.backoff * 2**attempt if wait is None else wait
+                wait = self.backoff_wait(attempt) if wait is None else wait
                 if not last and wait <= self.max_wait:
                     time.sleep(wait)
                     continue
             elif response.status_code >= 500 and idempotent and not last:
-                time.sleep(self.backoff * 2**attempt)
+                time.sleep(self.backoff_wait(attempt))
                 continue
             if not 200 <= response.status_code < 300:
                 error = self.error_class.from_response(response)

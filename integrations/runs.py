@@ -23,6 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from config.leases import lease_kept
+from core.retry import next_attempt_at
 from customers import services as customer_services
 from customers.models import Customer
 
@@ -220,7 +221,13 @@ def run_execute(*, run_id: int) -> str | None:
     run.outcome = outcome[:300]
     run.last_error = error[:5000]
     run.finished_at = None if status == RunStatus.FAILED else now
-    run.next_attempt_at = now + backoff(run.attempts) if status == RunStatus.FAILED else None
+    run.next_attempt_at = (
+        next_attempt_at(
+            run.attempts, base=timedelta(seconds=settings.INTEGRATIONS_RETRY_BASE_SECONDS), cap=MAX_BACKOFF, now=now
+        )
+        if status == RunStatus.FAILED
+        else None
+    )
     run.lease_expires_at = None
     # Only while the run is still ours: a sweep that took it over after our lease ran out records its own outcome.
     recorded = WorkflowRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, attempts=run.attempts).update(
@@ -235,10 +242,6 @@ def run_execute(*, run_id: int) -> str | None:
     if not recorded:
         logger.warning("Workflow run %s was taken over by another worker; its outcome is theirs to record", run.pk)
     return status
-
-
-def backoff(attempts: int) -> timedelta:
-    return min(MAX_BACKOFF, timedelta(seconds=settings.INTEGRATIONS_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)))
 
 
 def workflow_runs_due(*, now: datetime | None = None, limit: int = 200) -> list[int]:

@@ -1,7 +1,7 @@
 """Benchmarks (bench/): PostgreSQL like production, DEBUG off, no HTTPS redirects, emails kept in memory."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .environment import env
 
 DEBUG = False
 SECRET_KEY = "bench-secret-key-not-for-production"  # noqa: S105

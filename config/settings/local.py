@@ -8,7 +8,8 @@ DEBUG stays off unless the environment turns it on (bin/run does, for a develope
 import secrets
 
 from .base import *  # noqa: F403
-from .base import VAR_DIR, env, env_bool, env_int, env_list
+from .base import VAR_DIR
+from .environment import env, env_bool, env_int, env_list
 
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")

@@ -11,7 +11,8 @@ holds its emails pending and nothing is marked sent (base.py). Without either, s
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import EMAIL_DELIVERY, env_bool, env_int, env_list, env_required
+from .environment import env_bool, env_int, env_list, env_required
+from .providers import EMAIL_DELIVERY
 
 DEBUG = False
 SECRET_KEY = env_required("SECRET_KEY")

@@ -1,7 +1,7 @@
 """Tests: PostgreSQL (DATABASE_URL, defaulting to the machine's local server), task queue run inline, no real email."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .environment import env
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105

@@ -29,6 +29,8 @@ from typing import Any
 import requests
 from django.conf import settings
 
+from core.configuration import provider_require
+from core.retry import backoff_seconds
 from integrations.http import ProviderError, session_build
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,9 @@ logger = logging.getLogger(__name__)
 API_VERSION = "v10"
 DEFAULT_API_URL = f"https://discord.com/api/{API_VERSION}"
 PAGE_SIZE = 100  # the most messages one history call returns
+# A transport failure or 5xx of a call safe to repeat waits 0.5 s, 1 s, 2 s, ... at most 5 s (core/retry.py).
+RETRY_BASE_SECONDS = 0.5
+RETRY_CAP_SECONDS = 5.0
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags).
 VIEW_CHANNEL = 1 << 10
@@ -259,11 +264,7 @@ class DiscordClient:
 
     @classmethod
     def from_settings(cls) -> "DiscordClient":
-        from django.core.exceptions import ImproperlyConfigured
-
-        for name in ("DISCORD_BOT_TOKEN", "DISCORD_APPLICATION_ID"):
-            if not getattr(settings, name, ""):
-                raise ImproperlyConfigured(f"Calling Discord needs {name} (see .env.example).")
+        provider_require("Discord API")  # integrations/providers.py
         return cls(
             bot_token=settings.DISCORD_BOT_TOKEN,
             application_id=settings.DISCORD_APPLICATION_ID,
@@ -294,7 +295,7 @@ class DiscordClient:
                 error = DiscordError(status=0, body=f"{route}: no answer ({type(exc).__name__})")
                 error.message = error.body
                 if idempotent and attempt < self.max_attempts:
-                    self.limiter.sleep(min(2.0**attempt * 0.25, 5.0))
+                    self.limiter.sleep(backoff_seconds(attempt, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS))
                     continue
                 raise error from exc
             self.limiter.update(route, major, response.headers)
@@ -324,7 +325,7 @@ class DiscordClient:
                     self.limiter.sleep(wait)
                     continue
             elif response.status_code >= 500 and idempotent and attempt < self.max_attempts:
-                self.limiter.sleep(min(2.0**attempt * 0.25, 5.0))
+                self.limiter.sleep(backoff_seconds(attempt, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS))
                 continue
             logger.warning("Discord call %s failed: %s %s", route, error.status, error.code)
             raise error

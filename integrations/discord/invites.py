@@ -3,13 +3,13 @@ configured from the invite settings. Only the bot token is needed for invites, n
 
 from django.conf import settings
 
-from integrations import config
+from core.configuration import provider_require
 
 from .client import DiscordClient
 
 
 def invite_client() -> DiscordClient:
-    config.require("DISCORD_INVITES_ENABLED")
+    provider_require("Discord invites")
     return DiscordClient(
         bot_token=settings.DISCORD_BOT_TOKEN,
         application_id=settings.DISCORD_APPLICATION_ID,

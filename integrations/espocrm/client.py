@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from integrations import config
+from core.configuration import provider_require
 from integrations.http import ApiClient, ProviderError, json_or_error
 
 
@@ -48,7 +48,7 @@ class EspoCrmClient(ApiClient):
 
     @classmethod
     def from_settings(cls) -> "EspoCrmClient":
-        config.require("ESPOCRM_ENABLED")
+        provider_require("EspoCRM")
         return cls(base_url=settings.ESPOCRM_BASE_URL, headers={"X-Api-Key": settings.ESPOCRM_API_KEY})
 
     def lead_find_by_email(self, email: str) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from integrations import config
+from core.configuration import provider_require
 from integrations.http import ApiClient, ProviderError, json_or_error
 
 from .fields import contact_state_time
@@ -61,7 +61,7 @@ class MauticClient(ApiClient):
 
     @classmethod
     def from_settings(cls) -> "MauticClient":
-        config.require("MAUTIC_ENABLED")
+        provider_require("Mautic")
         client = cls(base_url=settings.MAUTIC_BASE_URL)
         client.session.auth = (settings.MAUTIC_USERNAME, settings.MAUTIC_PASSWORD)
         return client

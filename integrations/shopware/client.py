@@ -14,7 +14,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from integrations import config
+from core.configuration import provider_require
 from integrations.http import ApiClient, ProviderError, json_or_error
 
 from .token import REFRESH_MARGIN, access_token_discard, access_token_get
@@ -49,7 +49,7 @@ class ShopwareClient(ApiClient):
 
     @classmethod
     def from_settings(cls) -> "ShopwareClient":
-        config.require("SHOPWARE_ENABLED")
+        provider_require("Shopware")
         return cls(
             base_url=settings.SHOPWARE_BASE_URL,
             client_id=settings.SHOPWARE_CLIENT_ID,

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.configuration import provider_settings
 from customers import events as domain_events
 from customers import services as customer_services
 from customers.lifecycle import Stage
@@ -44,6 +45,10 @@ class TrialsSyncResult:
 def trials_sync(*, path: str | None = None, table: str | None = None) -> TrialsSyncResult:
     path = path or settings.TRIALS_DB_PATH
     table = table or settings.TRIALS_TABLE
+    if not (path and table):  # neither given nor configured (integrations/providers.py)
+        missing = ", ".join(provider_settings("Trials database").missing())
+        logger.error("Trials sync: nothing changed: %s not set", missing)
+        return TrialsSyncResult(error=f"{missing} not set (see .env.example)")
     try:
         read = trials_read(path=path, table=table)
     except TrialsUnreadable as exc:

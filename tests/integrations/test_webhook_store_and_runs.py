@@ -4,7 +4,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 
-from integrations import config, webhooks
+from core import configuration
+from integrations import webhooks
 from integrations.models import DeliveryStatus, RunStatus, WebhookDelivery, WorkflowRun
 from integrations.runs import RunSkipped, run_execute, workflow, workflow_run_create, workflow_runs_due
 from integrations.tasks import workflow_runs_retry_task
@@ -114,9 +115,9 @@ def test_enabled_but_unconfigured_provider_fails_loudly_naming_the_variable(sett
     settings.MAUTIC_ENABLED = True
     settings.MAUTIC_BASE_URL = ""
     with pytest.raises(ImproperlyConfigured, match="MAUTIC_BASE_URL"):
-        config.configuration_check()
+        configuration.configuration_check()
     settings.MAUTIC_ENABLED = False
-    config.configuration_check()  # disabled: nothing required
+    configuration.configuration_check()  # disabled: nothing required
 
 
 def test_the_mautic_endpoint_is_closed_when_mautic_is_disabled(client, settings):

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.webhooks import webhook_endpoint_configure
+from core.configuration import provider_is_configured
 
 
 class Command(BaseCommand):
@@ -15,12 +16,12 @@ class Command(BaseCommand):
         parser.add_argument("--allow-missing", action="store_true", help="Exit quietly when no secret is set.")
 
     def handle(self, *args, secret=None, allow_missing=False, **options):
-        secret = secret or settings.STRIPE_WEBHOOK_SECRET
-        if not secret:
+        if not secret and not provider_is_configured("Stripe webhooks"):  # billing/providers.py
             if allow_missing:
                 self.stdout.write("STRIPE_WEBHOOK_SECRET is not set; the Stripe webhook stays unconfigured.")
                 return
             raise CommandError("STRIPE_WEBHOOK_SECRET is not set (see .env.example)")
+        secret = secret or settings.STRIPE_WEBHOOK_SECRET
         url = f"{settings.SITE_URL}/api/webhooks/stripe"
         try:
             endpoint, created = webhook_endpoint_configure(secret=secret, url=url)
