@@ -141,7 +141,7 @@ def main(argv: list[str]) -> None:
     from django.db import connection
 
     from billing.models import StripeEventProcessing
-    from billing.webhooks import webhook_endpoint_configure
+    from billing.stripe_webhook.endpoint import webhook_endpoint_configure
     from customers.models import DomainEvent, TimelineEvent
     from tests.fakes.stripe import FakeStripe
 

@@ -21,7 +21,7 @@ _secret: list[str] = []
 @csrf_exempt
 def bare_webhook(request):
     if not _secret:
-        from billing.webhooks import webhook_endpoint_get
+        from billing.stripe_webhook.endpoint import webhook_endpoint_get
 
         _secret.append(webhook_endpoint_get().secret)
     try:

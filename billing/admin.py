@@ -1,4 +1,4 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html
@@ -7,9 +7,10 @@ from djstripe.admin import admin as djstripe_admin
 
 from config.admin import ReadOnlyAdmin
 from customers.models import Customer
+from integrations.webhooks.admin import InboundDeliveryAdmin
 
-from . import webhooks
 from .models import StripeEventProcessing, Subscription
+from .stripe_webhook.store import stripe_event_reprocess
 
 
 @admin.register(Subscription)
@@ -49,7 +50,7 @@ class SubscriptionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(StripeEventProcessing)
-class StripeEventProcessingAdmin(ReadOnlyAdmin):
+class StripeEventProcessingAdmin(InboundDeliveryAdmin):
     """Every Stripe event received, its processing status and last error; failed ones can be reprocessed."""
 
     list_display = (
@@ -67,7 +68,6 @@ class StripeEventProcessingAdmin(ReadOnlyAdmin):
     search_fields = ("=event_id", "event_type", "=stripe_customer_id")
     date_hierarchy = "received_at"
     readonly_fields = [*(field.name for field in StripeEventProcessing._meta.fields), "delivery_body"]
-    actions = ("reprocess",)
 
     def get_queryset(self, request):
         # The CRM customer behind the event's Stripe customer id, in the list's own query (no query per row).
@@ -90,24 +90,14 @@ class StripeEventProcessingAdmin(ReadOnlyAdmin):
             return format_html('<a href="{}">{}</a>', url, obj.customer_email or obj.stripe_customer_id)
         return obj.stripe_customer_id or "-"
 
-    @admin.display(description="Last error")
-    def short_error(self, obj):
-        return obj.last_error[:80]
-
     @admin.display(description="Delivered body")
     def delivery_body(self, obj):
         return format_html("<pre style='white-space: pre-wrap'>{}</pre>", obj.trigger.body if obj.trigger else "")
 
-    @admin.action(description="Reprocess the selected events", permissions=["reprocess"])
-    def reprocess(self, request, queryset):
-        count = sum(
-            webhooks.stripe_event_reprocess(event_id=event_id)
-            for event_id in queryset.values_list("event_id", flat=True)
+    def reprocess_rows(self, queryset) -> int:
+        return sum(
+            stripe_event_reprocess(event_id=event_id) for event_id in queryset.values_list("event_id", flat=True)
         )
-        self.message_user(request, f"{count} event(s) queued for processing.", messages.SUCCESS)
-
-    def has_reprocess_permission(self, request):
-        return request.user.is_superuser
 
 
 # dj-stripe's Invoice admin lists `paid`, a property that reads stripe_data["paid"]: Stripe removed that field in API

@@ -2,7 +2,7 @@
 the link to the customer in Stripe's dashboard. Each is one query, whatever the customer's history.
 
 Invoices are dj-stripe's mirror (`djstripe.Invoice`, the Stripe object in `stripe_data`, kept current by the webhook
-path: billing.webhooks re-fetches every invoice it is told about). https://docs.stripe.com/api/invoices/object
+path: billing/stripe_webhook/ re-fetches every invoice it is told about). https://docs.stripe.com/api/invoices/object
 """
 
 from dataclasses import dataclass

@@ -7,6 +7,8 @@ dj-stripe's tables mirror Stripe itself (customers, subscriptions, invoices, ...
 from django.db import models
 from django.db.models import Case, F, IntegerField, Q, Value, When
 
+from integrations.models import InboundDeliveryState
+
 
 class SubscriptionStatus(models.TextChoices):
     # https://docs.stripe.com/api/subscriptions/object#subscription_object-status
@@ -139,7 +141,7 @@ class EventProcessingStatus(models.TextChoices):
     DEAD = "dead", "Failed (gave up)"
 
 
-class StripeEventProcessing(models.Model):
+class StripeEventProcessing(InboundDeliveryState):
     """The processing of one Stripe event id: at most one row per event, however often Stripe delivers it.
 
     Every delivery is stored in dj-stripe's `WebhookEventTrigger`; this row points at the first one and carries what
@@ -159,10 +161,6 @@ class StripeEventProcessing(models.Model):
         max_length=16, choices=EventProcessingStatus.choices, default=EventProcessingStatus.PENDING
     )
     deliveries = models.PositiveIntegerField(default=1, help_text="How many times Stripe delivered this event.")
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -5,18 +5,19 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
-from . import selectors, webhooks
+from . import selectors
+from .stripe_webhook.processing import stripe_event_process
 
 
 def stripe_event_process_task(event_id: str) -> str | None:
-    return webhooks.stripe_event_process(event_id=event_id)
+    return stripe_event_process(event_id=event_id)
 
 
 def stripe_events_retry_due() -> int:
     """Schedule (every minute): process events whose retry backoff is over, and pending ones a lost enqueue left."""
     done = 0
     for event_id in selectors.stripe_events_due(now=timezone.now()):
-        done += webhooks.stripe_event_process(event_id=event_id) is not None
+        done += stripe_event_process(event_id=event_id) is not None
     return done
 
 

@@ -1,11 +1,11 @@
 from django.urls import path
 
-from . import views
+from .stripe_webhook.view import StripeWebhookView
 
 # The URL the Stripe dashboard points at, with and without the trailing slash (no redirect: Stripe does not follow
 # redirects for POSTs). dj-stripe's own urls are deliberately not mounted: its view would process synchronously and,
 # with DEBUG on, accept a secret from a request header.
 urlpatterns = [
-    path("api/webhooks/stripe", views.stripe_webhook, name="stripe-webhook"),
-    path("api/webhooks/stripe/", views.stripe_webhook, name="stripe-webhook-slash"),
+    path("api/webhooks/stripe", StripeWebhookView.as_view(), name="stripe-webhook"),
+    path("api/webhooks/stripe/", StripeWebhookView.as_view(), name="stripe-webhook-slash"),
 ]

@@ -45,7 +45,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.suppression": VIEW,
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
-        "integrations.webhookdelivery": VIEW,
+        "integrations.inboundwebhook": VIEW,
         "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)
     },
     # Runs the email programme: rules, steps and templates, the analytics (which need view on queue items), retrying

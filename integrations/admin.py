@@ -2,14 +2,25 @@ from django.contrib import admin, messages
 
 from config.admin import ReadOnlyAdmin
 
-from . import runs, webhooks
-from .models import DiscordInvite, PromoCode, RefusedWebhook, WebhookDelivery, WorkflowRun, WorkflowStep
+from . import runs
+from .models import DiscordInvite, InboundWebhook, PromoCode, RefusedWebhook, WorkflowRun, WorkflowStep
+from .webhooks.admin import InboundDeliveryAdmin
+from .webhooks.store import inbound_webhook_reprocess
 from .workflows import review
 
 
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("id", "provider", "status", "attempts", "received_at", "processed_at", "short_error")
+@admin.register(InboundWebhook)
+class InboundWebhookAdmin(InboundDeliveryAdmin):
+    list_display = (
+        "id",
+        "provider",
+        "status",
+        "attempts",
+        "received_at",
+        "processed_at",
+        "next_attempt_at",
+        "short_error",
+    )
     list_filter = ("provider", "status")
     search_fields = ("dedupe_key", "last_error")
     readonly_fields = (
@@ -19,28 +30,19 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         "body_text",
         "status",
         "attempts",
+        "next_attempt_at",
         "last_error",
         "refused_fields",
     )
     exclude = ("body",)
-    actions = ["reprocess"]
+    reprocess_permission = "integrations.change_inboundwebhook"
 
     @admin.display(description="body")
     def body_text(self, obj):
         return bytes(obj.body).decode("utf-8", "replace")
 
-    @admin.display(description="error")
-    def short_error(self, obj):
-        return obj.last_error[:80]
-
-    def has_reprocess_permission(self, request):
-        # Viewing deliveries (Support's role) does not include processing them again.
-        return request.user.has_perm("integrations.change_webhookdelivery")
-
-    @admin.action(description="Reprocess the selected deliveries", permissions=["reprocess"])
-    def reprocess(self, request, queryset):
-        count = webhooks.webhook_delivery_reprocess(delivery_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{count} deliveries queued for processing.", messages.SUCCESS)
+    def reprocess_rows(self, queryset) -> int:
+        return inbound_webhook_reprocess(delivery_ids=list(queryset.values_list("pk", flat=True)))
 
 
 @admin.register(RefusedWebhook)

@@ -13,9 +13,24 @@ class DeliveryStatus(models.TextChoices):
     PROCESSED = "processed", "Processed"
     FAILED = "failed", "Failed"
     REJECTED = "rejected", "Refused (malformed, not processed)"
+    DEAD = "dead", "Failed (gave up)"
 
 
-class WebhookDelivery(models.Model):
+class InboundDeliveryState(models.Model):
+    """What every stored incoming delivery carries about its processing (this app's InboundWebhook and billing's
+    StripeEventProcessing): attempts, the next retry time (core/retry.py) and the last error. Written only by
+    integrations/webhooks/store.py `delivery_attempt`."""
+
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class InboundWebhook(InboundDeliveryState):
     """One incoming webhook delivery from any provider, stored before it is answered and processed in a task.
 
     `dedupe_key` is the provider's event id when it sends one, else a digest of the raw body (Mautic sends no id):
@@ -27,17 +42,14 @@ class WebhookDelivery(models.Model):
     headers = models.JSONField(default=dict, blank=True)
     body = models.BinaryField()
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.RECEIVED)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
     refused_fields = models.JSONField(
         default=list, blank=True, help_text="Fields refused at the edge (failed their check); the rest applied."
     )
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        # Webhooks the providers send us; the ones we send out are webhooks.WebhookDelivery ("sent webhooks").
+        # Webhooks the providers send us; the ones we send out are webhooks.OutboundDelivery ("sent webhooks").
         verbose_name = "incoming webhook"
         verbose_name_plural = "incoming webhooks (from Stripe, Mautic, ...)"
         constraints = [

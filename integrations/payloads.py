@@ -2,10 +2,11 @@
 
 A correctly signed body can still be unreadable: not JSON, not the shape the provider documents, numbers that do not
 fit (`1e400` parses as infinity, a 40-digit integer overflows every column), text PostgreSQL cannot store (`\\u0000`),
-or nesting deep enough to exhaust the parser's recursion. Each incoming webhook (Stripe, Resend, Discord) parses its
-body with `json_body_parse` and answers 400 for `MalformedPayload`, after `refusal_record` has logged the reason and
-stored the delivery (admin: Integrations -> Refused webhook deliveries). Only bodies whose signature checked out are
-stored, so nobody without the provider's secret can fill the table.
+or nesting deep enough to exhaust the parser's recursion. The incoming-webhook base view
+(integrations/webhooks/views.py) parses every body with `json_body_parse` and answers 400 for `MalformedPayload`,
+after `refusal_record` has logged the reason and stored the delivery (admin: Integrations -> Refused webhook
+deliveries). Only bodies whose signature checked out are stored, so nobody without the provider's secret can fill
+the table.
 """
 
 import json

@@ -2,6 +2,12 @@ from config.schedules import ScheduledJob
 
 SCHEDULES = [
     ScheduledJob(
+        name="integrations.retry-inbound-webhooks",
+        func="integrations.tasks.inbound_webhooks_retry_task",
+        cron="* * * * *",
+        description="Process failed incoming webhook deliveries again after their backoff.",
+    ),
+    ScheduledJob(
         name="integrations.retry-workflow-runs",
         func="integrations.tasks.workflow_runs_retry_task",
         cron="* * * * *",

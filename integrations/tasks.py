@@ -2,11 +2,17 @@
 
 from django.conf import settings
 
-from . import runs, webhooks
+from . import runs
+from .webhooks import store as inbound_webhooks
 
 
-def webhook_delivery_process_task(delivery_id: int) -> bool:
-    return webhooks.webhook_delivery_process(delivery_id=delivery_id)
+def inbound_webhook_process_task(delivery_id: int) -> bool:
+    return inbound_webhooks.inbound_webhook_process(delivery_id=delivery_id)
+
+
+def inbound_webhooks_retry_task() -> int:
+    """Every minute: failed incoming deliveries whose backoff is over (integrations/webhooks/store.py)."""
+    return inbound_webhooks.inbound_webhooks_retry_due()
 
 
 def workflow_run_task(run_id: int) -> str | None:

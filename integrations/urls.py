@@ -1,8 +1,8 @@
 from django.urls import path
 
-from .mautic.webhook import mautic_webhook
+from .mautic.webhook import MauticWebhookView
 
 urlpatterns = [
-    path("api/webhooks/mautic", mautic_webhook, name="mautic-webhook"),
-    path("api/webhooks/mautic/", mautic_webhook, name="mautic-webhook-slash"),
+    path("api/webhooks/mautic", MauticWebhookView.as_view(), name="mautic-webhook"),
+    path("api/webhooks/mautic/", MauticWebhookView.as_view(), name="mautic-webhook-slash"),
 ]

@@ -6,7 +6,7 @@ from config.admin import ReadOnlyAdmin
 
 from . import services
 from .addresses import UnsafeWebhookUrl, url_check
-from .models import EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .models import EVENT_TYPES, OutboundDelivery, WebhookAttempt, WebhookEndpoint
 
 
 def disabled_endpoints_notify(request) -> None:
@@ -100,8 +100,8 @@ class AttemptInline(admin.TabularInline):
         return False
 
 
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
+@admin.register(OutboundDelivery)
+class OutboundDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("message_id", "event_type", "endpoint", "customer", "status", "attempts", "next_attempt_at")
     list_filter = ("status", "event_type", "endpoint")
     list_select_related = ("endpoint", "customer")
@@ -115,7 +115,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         return super().changelist_view(request, extra_context)
 
     def has_replay_permission(self, request):
-        return request.user.has_perm("webhooks.change_webhookdelivery")
+        return request.user.has_perm("webhooks.change_outbounddelivery")
 
     @admin.action(description="Replay the selected deliveries (same id and body)", permissions=["replay"])
     def replay(self, request, queryset):

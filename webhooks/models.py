@@ -48,7 +48,7 @@ class DeliveryStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled (endpoint disabled)"
 
 
-class WebhookDelivery(models.Model):
+class OutboundDelivery(models.Model):
     """One message to one endpoint. `message_id` (the `webhook-id` header) and `body` never change across retries,
     so the receiver can deduplicate and the signature covers the same bytes each time."""
 
@@ -72,7 +72,7 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        # Webhooks we send to outside tools; the ones providers send us are integrations.WebhookDelivery.
+        # Webhooks we send to outside tools; the ones providers send us are integrations.InboundWebhook.
         verbose_name = "sent webhook"
         verbose_name_plural = "sent webhooks (to outside tools)"
         constraints = [
@@ -89,7 +89,7 @@ class WebhookDelivery(models.Model):
 
 
 class WebhookAttempt(models.Model):
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    delivery = models.ForeignKey(OutboundDelivery, on_delete=models.CASCADE, related_name="attempt_log")
     attempted_at = models.DateTimeField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty: no answer.")
     duration_ms = models.PositiveIntegerField(default=0)

@@ -25,7 +25,7 @@ from customers.models import DomainEvent
 from integrations.http import retry_after_seconds
 
 from .addresses import UnsafeWebhookUrl, target_resolve, url_check
-from .models import EVENT_TYPES, DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from .models import EVENT_TYPES, DeliveryStatus, OutboundDelivery, WebhookAttempt, WebhookEndpoint
 from .signing import secret_generate, signature
 from .transport import DeadlinePassed, post_within_deadline
 
@@ -74,7 +74,7 @@ def endpoint_disable(*, endpoint_id: int, reason: str) -> int:
     WebhookEndpoint.objects.filter(pk=endpoint_id).update(
         enabled=False, disabled_reason=reason[:300], updated_at=timezone.now()
     )
-    return WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=DeliveryStatus.PENDING).update(
+    return OutboundDelivery.objects.filter(endpoint_id=endpoint_id, status=DeliveryStatus.PENDING).update(
         status=DeliveryStatus.CANCELLED, last_error=reason[:2000], lease_expires_at=None
     )
 
@@ -116,7 +116,7 @@ def message_body(*, event_type: str, event: DomainEvent) -> str:
 
 
 @transaction.atomic
-def deliveries_create_for_event(*, event: DomainEvent) -> list[WebhookDelivery]:
+def deliveries_create_for_event(*, event: DomainEvent) -> list[OutboundDelivery]:
     """One delivery per enabled endpoint subscribed to the event's type. Safe to run twice for the same event."""
     event_type = event_type_for(event)
     if event_type is None:
@@ -131,7 +131,7 @@ def deliveries_create_for_event(*, event: DomainEvent) -> list[WebhookDelivery]:
     for endpoint in endpoints:
         try:
             with transaction.atomic():
-                delivery = WebhookDelivery.objects.create(
+                delivery = OutboundDelivery.objects.create(
                     endpoint=endpoint,
                     customer_id=event.customer_id,
                     domain_event=event,
@@ -159,13 +159,13 @@ def delivery_send_enqueue(*, delivery_id: int) -> None:
 # --- sending ----------------------------------------------------------------------------------------------------------
 
 
-def _claim(*, delivery_id: int) -> tuple[WebhookDelivery, WebhookAttempt] | None:
+def _claim(*, delivery_id: int) -> tuple[OutboundDelivery, WebhookAttempt] | None:
     """Take a due delivery whose predecessors for the same customer are done, and record the attempt about to be
     made; None if it is not ours to send now."""
     now = timezone.now()
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            OutboundDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("endpoint")
             .filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
             .first()
@@ -176,7 +176,7 @@ def _claim(*, delivery_id: int) -> tuple[WebhookDelivery, WebhookAttempt] | None
             delivery.status = DeliveryStatus.CANCELLED
             delivery.save(update_fields=["status"])
             return None
-        waiting_on_earlier = WebhookDelivery.objects.filter(
+        waiting_on_earlier = OutboundDelivery.objects.filter(
             endpoint_id=delivery.endpoint_id,
             customer_id=delivery.customer_id,
             sequence__lt=delivery.sequence,
@@ -199,7 +199,7 @@ def _claim(*, delivery_id: int) -> tuple[WebhookDelivery, WebhookAttempt] | None
         return delivery, WebhookAttempt.objects.create(delivery=delivery, attempted_at=now, error=INTERRUPTED)
 
 
-def _post(delivery: WebhookDelivery) -> dict[str, Any]:
+def _post(delivery: OutboundDelivery) -> dict[str, Any]:
     """One send within one wall-clock deadline (WEBHOOKS_TIMEOUT: connect plus the whole answer)."""
     timestamp = int(time.time())
     headers = {
@@ -246,7 +246,7 @@ def retry_delay(*, attempts: int, retry_after: float | None) -> float | None:
 @transaction.atomic
 def delivery_record(
     *, delivery_id: int, outcome: dict[str, Any], lease: datetime | None = None, attempt_id: int | None = None
-) -> WebhookDelivery:
+) -> OutboundDelivery:
     """Log the attempt and decide: done, retry later, give up, or disable the endpoint (410).
 
     `attempt_id` is the attempt `_claim` recorded (and counted) before the call; its outcome is written into it.
@@ -255,7 +255,7 @@ def delivery_record(
     decides the delivery's status, attempts or what is sent next; the worker holding the current lease does.
     """
     now = timezone.now()
-    delivery = WebhookDelivery.objects.select_for_update().select_related("endpoint").get(pk=delivery_id)
+    delivery = OutboundDelivery.objects.select_for_update().select_related("endpoint").get(pk=delivery_id)
     code = outcome["status_code"]
     logged = {
         "status_code": code,
@@ -303,7 +303,7 @@ def delivery_record(
     return delivery
 
 
-def _give_up(delivery: WebhookDelivery, *, now: datetime, error: str) -> None:
+def _give_up(delivery: OutboundDelivery, *, now: datetime, error: str) -> None:
     """The schedule is over: the delivery fails, the next one in line goes, and an endpoint that has not accepted
     anything since this delivery's first attempt (about three days of failures) is disabled."""
     delivery.status = DeliveryStatus.FAILED
@@ -311,7 +311,7 @@ def _give_up(delivery: WebhookDelivery, *, now: datetime, error: str) -> None:
     delivery.lease_expires_at = None
     delivery.save()
     first_attempt = delivery.attempt_log.order_by("attempted_at").values_list("attempted_at", flat=True).first()
-    accepted_since = WebhookDelivery.objects.filter(
+    accepted_since = OutboundDelivery.objects.filter(
         endpoint_id=delivery.endpoint_id, status=DeliveryStatus.SUCCEEDED, delivered_at__gte=first_attempt or now
     ).exists()
     if not accepted_since:
@@ -330,7 +330,7 @@ def _give_up(delivery: WebhookDelivery, *, now: datetime, error: str) -> None:
 
 def next_in_line_enqueue(*, endpoint_id: int, customer_id: int) -> None:
     following = (
-        WebhookDelivery.objects.filter(endpoint_id=endpoint_id, customer_id=customer_id, status=DeliveryStatus.PENDING)
+        OutboundDelivery.objects.filter(endpoint_id=endpoint_id, customer_id=customer_id, status=DeliveryStatus.PENDING)
         .order_by("sequence")
         .values_list("pk", flat=True)
         .first()
@@ -339,7 +339,7 @@ def next_in_line_enqueue(*, endpoint_id: int, customer_id: int) -> None:
         delivery_send_enqueue(delivery_id=following)
 
 
-def delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
+def delivery_send(*, delivery_id: int) -> OutboundDelivery | None:
     """Send one delivery if it is due and next in line. Safe to run twice and concurrently (claim + lease)."""
     claimed = _claim(delivery_id=delivery_id)
     if claimed is None:
@@ -354,7 +354,7 @@ def delivery_send(*, delivery_id: int) -> WebhookDelivery | None:
 def deliveries_due_ids(*, limit: int = 500) -> list[int]:
     """Pending deliveries whose time has come, oldest sequence first (retries, and enqueues a crash lost)."""
     return list(
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
+        OutboundDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
         .order_by("sequence")
         .values_list("pk", flat=True)[:limit]
     )
@@ -365,11 +365,11 @@ def deliveries_replay(*, delivery_ids: list[int]) -> int:
     """Send finished deliveries again, same id and body (staff replay from the admin). Returns how many."""
     now = timezone.now()
     replayed = list(
-        WebhookDelivery.objects.filter(pk__in=delivery_ids, endpoint__enabled=True)
+        OutboundDelivery.objects.filter(pk__in=delivery_ids, endpoint__enabled=True)
         .exclude(status=DeliveryStatus.PENDING)
         .values_list("pk", flat=True)
     )
-    WebhookDelivery.objects.filter(pk__in=replayed).update(
+    OutboundDelivery.objects.filter(pk__in=replayed).update(
         status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, lease_expires_at=None, last_error=""
     )
     for pk in replayed:

@@ -38,7 +38,8 @@ from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
 from automations.models import EmailQueueItem, QueueStatus
-from billing import webhooks as billing_webhooks
+from billing.stripe_webhook import endpoint as stripe_webhook_endpoint
+from billing.stripe_webhook import store as stripe_webhook_store
 from customers import clock, services
 from customers.demo.journeys import Journey, Play
 from customers.demo.local_stripe import LocalStripe, installed
@@ -96,9 +97,9 @@ def _run(task: dict) -> None:
 
 @contextmanager
 def tasks_inline() -> Iterator[None]:
-    saved = (Conf.BROKER_CLASS, Conf.SYNC, list(billing_webhooks._broker))
+    saved = (Conf.BROKER_CLASS, Conf.SYNC, list(stripe_webhook_store._broker))
     Conf.BROKER_CLASS, Conf.SYNC = f"{__name__}.InlineBroker", False
-    billing_webhooks._broker.clear()  # its cached broker is the cluster's; the seed's tasks run here
+    stripe_webhook_store._broker.clear()  # its cached broker is the cluster's; the seed's tasks run here
     # The email drain a task runs waits for emails due within its budget; on a replayed clock nothing falls due
     # while it waits, so the seed gives it no budget to wait in (the player runs the queue when emails fall due).
     try:
@@ -106,7 +107,7 @@ def tasks_inline() -> Iterator[None]:
             yield
     finally:
         Conf.BROKER_CLASS, Conf.SYNC = saved[0], saved[1]
-        billing_webhooks._broker[:] = saved[2]
+        stripe_webhook_store._broker[:] = saved[2]
 
 
 @contextmanager
@@ -227,7 +228,7 @@ class Player:
         import json
 
         self.stripe_events += 1
-        billing_webhooks.stripe_event_receive(
+        stripe_webhook_store.stripe_event_receive(
             body=json.dumps(event),
             event=event,
             headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "Stripe/1.0 (demo)"},
@@ -323,9 +324,9 @@ def _demo_endpoint():
     """The configured Stripe webhook endpoint (it holds the signing secret), or one for the local run."""
     import secrets
 
-    endpoint = billing_webhooks.webhook_endpoint_get()
+    endpoint = stripe_webhook_endpoint.webhook_endpoint_get()
     if endpoint is None:
-        endpoint, _ = billing_webhooks.webhook_endpoint_configure(
+        endpoint, _ = stripe_webhook_endpoint.webhook_endpoint_configure(
             secret=f"whsec_{secrets.token_urlsafe(24)}", url=DEMO_WEBHOOK_URL
         )
     return endpoint

@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.http import HttpRequest
 
-from integrations.webhooks import body_digest, kept_headers, webhook_delivery_reject, webhook_delivery_store
+from integrations.payloads import MalformedPayload
+from integrations.webhooks.store import body_digest, inbound_webhook_reject, kept_headers
+from integrations.webhooks.views import StoredWebhookView
 
 from .fields import contact_fields_clean, contact_id_clean, contact_state_time
 
@@ -35,7 +35,7 @@ PROVIDER = "mautic"
 CONTACT_EVENTS = ("mautic.lead_post_save_update", "mautic.lead_post_save_new")
 
 
-class MalformedDelivery(ValueError):
+class MalformedDelivery(MalformedPayload):
     pass
 
 
@@ -132,31 +132,42 @@ def contacts_in(payload: Any) -> list[ContactEvent]:
     return found
 
 
-@csrf_exempt
-@require_POST
-def mautic_webhook(request: HttpRequest) -> JsonResponse:
-    if not settings.MAUTIC_ENABLED:
-        return JsonResponse({"error": "not enabled"}, status=404)
-    body = request.body
-    if len(body) > settings.MAUTIC_WEBHOOK_MAX_BYTES:
-        return JsonResponse({"error": "too large"}, status=413)
-    if not signature_valid(body, request.headers.get("Webhook-Signature", ""), settings.MAUTIC_WEBHOOK_SECRET):
-        return JsonResponse({"error": "bad signature"}, status=401)
-    headers = kept_headers({k.lower(): v for k, v in request.headers.items()})
-    try:
-        events = contacts_in(parse_delivery(body))
-    except MalformedDelivery as exc:
+class MauticWebhookView(StoredWebhookView):
+    """POST /api/webhooks/mautic: verify, check the shape, store (deduplicated on a digest of the body) and answer
+    202 (200 for a repeat); the contacts are applied in a task (integrations/workflows/contact_invite.py)."""
+
+    provider = PROVIDER
+    bad_signature_status = 401
+
+    def enabled(self) -> bool:
+        return settings.MAUTIC_ENABLED
+
+    def configuration_problem(self) -> str | None:
+        return None if settings.MAUTIC_WEBHOOK_SECRET else "MAUTIC_WEBHOOK_SECRET is not set"
+
+    def max_body_bytes(self) -> int:
+        return settings.MAUTIC_WEBHOOK_MAX_BYTES
+
+    def signature_valid(self, request: HttpRequest, body: bytes) -> bool:
+        return signature_valid(body, request.headers.get("Webhook-Signature", ""), settings.MAUTIC_WEBHOOK_SECRET)
+
+    def parse(self, request: HttpRequest, body: bytes) -> list[ContactEvent]:
+        return contacts_in(parse_delivery(body))
+
+    def refuse(self, request: HttpRequest, body: bytes, reason: str) -> None:
         # Signed, so it came from whoever holds the secret: kept (not processed) for staff to see why it was refused.
-        reason = printable(f"malformed: {exc}")[:500]
+        reason = printable(f"malformed: {reason}")[:500]
         logger.warning("Mautic webhook refused (400): %s", reason)
-        webhook_delivery_reject(
-            provider=PROVIDER, dedupe_key=body_digest(body), headers=headers, body=body, reason=reason
+        inbound_webhook_reject(
+            provider=PROVIDER,
+            dedupe_key=body_digest(body),
+            headers=kept_headers({k.lower(): v for k, v in request.headers.items()}),
+            body=body,
+            reason=reason,
         )
-        return JsonResponse({"error": reason[:200]}, status=400)
-    refused = [printable(f"contact {event.contact_id}: {reason}") for event in events for reason in event.refused]
-    if refused:
-        logger.warning("Mautic webhook: fields refused: %s", "; ".join(refused)[:1000])
-    delivery, created = webhook_delivery_store(
-        provider=PROVIDER, dedupe_key=body_digest(body), headers=headers, body=body, refused_fields=refused
-    )
-    return JsonResponse({"delivery": delivery.pk, "duplicate": not created}, status=202 if created else 200)
+
+    def refused_fields(self, payload: list[ContactEvent]) -> list[str]:
+        refused = [printable(f"contact {event.contact_id}: {reason}") for event in payload for reason in event.refused]
+        if refused:
+            logger.warning("Mautic webhook: fields refused: %s", "; ".join(refused)[:1000])
+        return refused

@@ -1,6 +1,7 @@
-"""Resend's tracking webhook: anymail's view, answering bad input with 400 and a missing secret with 503.
+"""Resend's tracking webhook on the one incoming-webhook base view (integrations/webhooks/views.py), answered now.
 
-anymail's `ResendTrackingWebhookView` verifies the Svix signature and sends the `tracking` signal. Around it:
+anymail's `ResendTrackingWebhookView` verifies the Svix signature, reads the events and we send its `tracking`
+signal (automations/subscribers.py applies them). Around it:
 - Only this one view is mounted (automations/urls.py), not `anymail.urls`, which mounts every provider's inbound and
   tracking views, including Resend's inbound view that calls Resend's API with our key for anyone who posts to it.
 - The Svix library raises ValueError/binascii.Error on a malformed `svix-signature` (no comma, three parts, bad
@@ -22,16 +23,18 @@ from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.webhooks.resend import ResendTrackingWebhookView as AnymailResendTrackingWebhookView
 from anymail.webhooks.resend import SvixWebhook
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
-from integrations.payloads import MalformedPayload, json_body_parse, refusal_record
+from integrations.webhooks.views import AnsweredWebhookView, UnreadablePayload, WebhookRefused
 
 logger = logging.getLogger(__name__)
 
 
 # Handed to anymail when there is no usable secret, so that its view still builds (and does not warn about unsigned
-# webhooks on every request); post() answers 503 before it could be used. Random per process: it matches nothing.
+# webhooks on every request); the base view answers 503 before it could be used. Random per process: it matches
+# nothing.
 _UNUSABLE_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+MAX_BODY_BYTES = 256 * 1024  # one event is a few kilobytes
 
 
 def signing_secret() -> str:
@@ -49,59 +52,56 @@ def signing_secret_problem(secret: str) -> str | None:
     return None
 
 
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
+class ResendTrackingWebhookView(AnsweredWebhookView):
+    provider = "resend"
 
-
-class ResendTrackingWebhookView(AnymailResendTrackingWebhookView):
-    def __init__(self, **kwargs):
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
         secret = signing_secret()
-        self.configuration_problem = signing_secret_problem(secret)
-        usable = secret if self.configuration_problem is None else _UNUSABLE_SECRET
-        super().__init__(**{**kwargs, "signing_secret": usable})
+        self.secret_problem = signing_secret_problem(secret)
+        usable = secret if self.secret_problem is None else _UNUSABLE_SECRET
+        self.anymail_view = AnymailResendTrackingWebhookView(signing_secret=usable)
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if self.configuration_problem is not None:
-            logger.error(
-                "Resend tracking webhook refused with 503: %s, so its signature cannot be checked (copy the "
-                "webhook's whsec_... signing secret from Resend into RESEND_SIGNING_SECRET).",
-                self.configuration_problem,
-            )
-            return _error(503, "tracking webhook not configured")
+    def configuration_problem(self) -> str | None:
+        if self.secret_problem is None:
+            return None
+        return (
+            f"{self.secret_problem}, so its signature cannot be checked (copy the webhook's whsec_... signing secret "
+            "from Resend into RESEND_SIGNING_SECRET)"
+        )
+
+    def max_body_bytes(self) -> int:
+        return MAX_BODY_BYTES
+
+    def signature_valid(self, request: HttpRequest, body: bytes) -> bool:
         try:
-            request.body.decode("utf-8")
+            body.decode("utf-8")
         except UnicodeDecodeError:
-            return _error(400, "body is not UTF-8")
+            raise WebhookRefused(400, "body is not UTF-8") from None
         try:
-            self.run_validators(request)
+            self.anymail_view.run_validators(request)
         except AnymailWebhookValidationFailure:
-            logger.warning("Resend tracking webhook with an invalid signature (svix-id %r)", _svix_id(request))
-            return _error(400, "invalid signature")
+            return False
         except (ValueError, TypeError, binascii.Error):
             # ValueError covers a signature without a comma or with extra parts and bad base64 (binascii.Error is a
             # ValueError; listed for the reader); TypeError a non-ASCII header meeting hmac.compare_digest.
             logger.warning("Resend tracking webhook with a malformed signature header (svix-id %r)", _svix_id(request))
-            return _error(400, "malformed svix-signature header")
-        try:
-            payload = json_body_parse(request.body)
-        except MalformedPayload as exc:
-            refusal_record(provider="resend", reason=str(exc), request=request)
-            return _error(400, "malformed JSON")
+            raise WebhookRefused(400, "malformed svix-signature header") from None
+        return True
+
+    def payload_problem(self, payload) -> str | None:
         problem = resend_event_problem(payload)
-        if problem:
-            refusal_record(provider="resend", reason=problem, request=request)
-            return _error(400, "not a Resend event")
+        return f"not a Resend event: {problem}" if problem else None
+
+    def answer(self, request: HttpRequest, payload) -> HttpResponse:
         try:
-            events = self.parse_events(request)
+            events = self.anymail_view.parse_events(request)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
             # anymail indexes into the payload (data.bounce.message, data.headers[].name, data.click.link) and only
             # expects the keys to be missing, not to hold the wrong type.
-            refusal_record(
-                provider="resend", reason=f"anymail could not read it ({type(exc).__name__})", request=request
-            )
-            return _error(400, "not a Resend event")
+            raise UnreadablePayload(f"anymail could not read it ({type(exc).__name__})") from exc
         for event in events:
-            self.signal.send(sender=self.__class__, event=event, esp_name=self.esp_name)
+            self.anymail_view.signal.send(sender=self.__class__, event=event, esp_name=self.anymail_view.esp_name)
         return HttpResponse()
 
 

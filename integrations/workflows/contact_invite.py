@@ -34,9 +34,9 @@ from customers import services as customer_services
 from integrations.espocrm.client import EspoCrmClient
 from integrations.mautic.client import MauticClient, MauticError, field_is_true
 from integrations.mautic.webhook import PROVIDER, ContactEvent, contacts_in, parse_delivery
-from integrations.models import DiscordInvite, InviteState, InviteTier, MauticContact, RunKind, WebhookDelivery
+from integrations.models import DiscordInvite, InboundWebhook, InviteState, InviteTier, MauticContact, RunKind
 from integrations.runs import RunSkipped, StepRecorder, workflow, workflow_run_create
-from integrations.webhooks import webhook_processor
+from integrations.webhooks.store import webhook_processor
 
 from .emails import email_send_once
 from .invite_revoke import replaced_invites_revoke
@@ -53,7 +53,7 @@ INVITE_EMAILS = {
 
 
 @webhook_processor(PROVIDER)
-def mautic_delivery_process(delivery: WebhookDelivery) -> None:
+def mautic_delivery_process(delivery: InboundWebhook) -> None:
     """One run per contact in the delivery. When a delivery names a contact twice, its newest state wins (the later
     event at the same time). The whole delivery is checked before any run is made: a malformed one makes none."""
     latest: dict[str, ContactEvent] = {}

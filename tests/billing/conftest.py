@@ -1,7 +1,7 @@
 import pytest
 import stripe
 
-from billing.webhooks import webhook_endpoint_cache_clear, webhook_endpoint_configure
+from billing.stripe_webhook.endpoint import webhook_endpoint_cache_clear, webhook_endpoint_configure
 from tests.fakes.stripe import FakeStripe, signed_request
 
 WEBHOOK_SECRET = "whsec_test_" + "a" * 32

@@ -16,7 +16,7 @@ SUPPORT_PAGES = {
     "customers.customer",
     "customers.stagetransition",
     "customers.timelineevent",
-    "integrations.webhookdelivery",
+    "integrations.inboundwebhook",
     "integrations.workflowrun",
     "integrations.workflowstep",
     "support.discordinteraction",

@@ -8,7 +8,7 @@ import pytest
 import stripe
 from django.core.management import call_command
 
-from billing.webhooks import webhook_endpoint_cache_clear
+from billing.stripe_webhook.endpoint import webhook_endpoint_cache_clear
 from customers.models import Customer
 from devtools.models import OutboxEmail
 

@@ -26,7 +26,7 @@ from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, route
 
 USERNAME, PASSWORD = "api-user", "api-password"
 WEBHOOK_SECRET = "mautic-webhook-secret-for-tests"
-FIXTURES = Path(__file__).parent / "mautic_fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "mautic"
 CUSTOM_FIELDS = ("opt_in_confirmed", "vip_status", "promo_code", "discord_invite_link_vip", "discord_invite_link_basic")
 
 

@@ -7,7 +7,7 @@ from django.db import connection
 
 from customers.models import Customer
 from integrations import runs
-from integrations.models import DiscordInvite, InviteState, RunStatus, WebhookDelivery, WorkflowRun
+from integrations.models import DiscordInvite, InboundWebhook, InviteState, RunStatus, WorkflowRun
 from integrations.runs import run_execute, workflow_run_create
 from integrations.workflows.reconcile import mautic_reconcile
 from tests.fakes.server import FakeResponse
@@ -157,7 +157,7 @@ def test_forged_signature_is_refused_and_nothing_is_stored(fakes, deliver_mautic
 
     assert deliver_mautic(body, signature="Zm9yZ2Vk").status_code == 401
     assert deliver_mautic(body, signature="").status_code == 401
-    assert WebhookDelivery.objects.count() == 0 and fakes.discord.invites == {}
+    assert InboundWebhook.objects.count() == 0 and fakes.discord.invites == {}
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ def test_forged_signature_is_refused_and_nothing_is_stored(fakes, deliver_mautic
 def test_malformed_body_is_400(fakes, deliver_mautic, body):
     assert deliver_mautic(body).status_code == 400
     # Kept with the reason for staff (issue 17), never processed.
-    delivery = WebhookDelivery.objects.get()
+    delivery = InboundWebhook.objects.get()
     assert delivery.status == "rejected" and delivery.last_error.startswith("malformed:")
     assert WorkflowRun.objects.count() == 0
 
@@ -176,7 +176,7 @@ def test_a_repeated_delivery_is_stored_and_processed_once(fakes, deliver_mautic)
     body = fakes.mautic.webhook_body([contact_id])
     assert deliver_mautic(body).status_code == 202
     assert deliver_mautic(body).status_code == 200
-    assert WebhookDelivery.objects.count() == 1 and WorkflowRun.objects.count() == 1
+    assert InboundWebhook.objects.count() == 1 and WorkflowRun.objects.count() == 1
 
 
 def test_one_delivery_with_several_contacts_makes_one_run_each(fakes, deliver_mautic):

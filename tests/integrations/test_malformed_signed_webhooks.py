@@ -11,7 +11,7 @@ import pytest
 from djstripe.models import WebhookEventTrigger
 
 from billing.models import StripeEventProcessing
-from billing.webhooks import webhook_endpoint_cache_clear, webhook_endpoint_configure
+from billing.stripe_webhook.endpoint import webhook_endpoint_cache_clear, webhook_endpoint_configure
 from integrations.models import RefusedWebhook
 from support.models import DiscordInteraction, Ticket
 from tests.fakes import discord as fake_discord

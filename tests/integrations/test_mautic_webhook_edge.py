@@ -10,7 +10,9 @@ from rest_framework.test import APIClient
 
 from api.models import ServiceAccountKey
 from customers.models import Customer
-from integrations.models import RunStatus, WebhookDelivery, WorkflowRun
+from integrations.mautic.webhook import MauticWebhookView
+from integrations.models import InboundWebhook, RunStatus, WorkflowRun
+from tests.webhook_cases import StoredWebhookCases
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +30,7 @@ def test_non_ascii_signature_is_401_not_500(fakes, deliver_mautic, raw_client, s
     response = deliver_mautic(fakes.mautic.webhook_body([contact_id]), signature=signature)
 
     assert response.status_code == 401
-    assert WebhookDelivery.objects.count() == 0
+    assert InboundWebhook.objects.count() == 0
 
 
 def _event(contact: dict) -> dict:
@@ -82,13 +84,13 @@ def test_signed_malformed_body_is_400_kept_with_its_reason_and_never_applied(fak
 
     assert response.status_code == 400
     assert response.json()["error"].startswith("malformed:")
-    delivery = WebhookDelivery.objects.get()
+    delivery = InboundWebhook.objects.get()
     assert delivery.status == "rejected"
     assert delivery.last_error.startswith("malformed:") and len(delivery.last_error) > len("malformed: ")
     assert WorkflowRun.objects.count() == 0 and Customer.objects.count() == 0
     # Posted again (Mautic does not retry, but a replay might): the same answer, still one row.
     assert deliver_mautic(body).status_code == 400
-    assert WebhookDelivery.objects.count() == 1
+    assert InboundWebhook.objects.count() == 1
 
 
 def _api_customers() -> list[dict]:
@@ -123,7 +125,7 @@ def test_a_javascript_invite_link_is_refused_and_recorded_and_the_rest_applies(f
     customer = Customer.objects.get(email="ada@example.com")
     assert customer.discord_invite_link_basic == "" and customer.discord_invite_link_vip == ""
     assert customer.promo_code == "VIP-ADA" and customer.name == "Ada"  # the rest of the contact applied
-    refused = WebhookDelivery.objects.get().refused_fields
+    refused = InboundWebhook.objects.get().refused_fields
     assert any("discord_invite_link_basic" in item and "not a Discord invite link" in item for item in refused)
     assert any("discord_invite_link_vip" in item for item in refused)
     run = WorkflowRun.objects.get()
@@ -138,7 +140,7 @@ def test_a_real_discord_invite_link_from_mautic_is_kept(fakes, deliver_mautic):
     )
     deliver_mautic(fakes.mautic.webhook_body([contact_id]))
     assert Customer.objects.get().discord_invite_link_basic == "https://discord.com/invite/AbC123"
-    assert WebhookDelivery.objects.get().refused_fields == []
+    assert InboundWebhook.objects.get().refused_fields == []
 
 
 def test_an_email_that_is_not_an_address_is_refused_and_the_api_stays_within_its_schema(fakes, deliver_mautic):
@@ -151,7 +153,7 @@ def test_an_email_that_is_not_an_address_is_refused_and_the_api_stays_within_its
     assert response.status_code == 202
     assert any(
         item.startswith(f"contact {contact_id}: email: not an email address")
-        for item in WebhookDelivery.objects.order_by("-id").first().refused_fields
+        for item in InboundWebhook.objects.order_by("-id").first().refused_fields
     )
     # The customer linked to the contact keeps its address and gets the rest of the contact.
     customer = Customer.objects.get()
@@ -181,7 +183,7 @@ def test_a_field_of_the_wrong_type_is_refused_not_stored(fakes, deliver_mautic, 
     customer = Customer.objects.get()
     assert customer.opt_in_confirmed is False and customer.vip_status is False
     assert customer.promo_code == "" and customer.name == "Lovelace"
-    refused = WebhookDelivery.objects.get().refused_fields
+    refused = InboundWebhook.objects.get().refused_fields
     assert any(item.startswith(f"contact {contact_id}: {field}:") for item in refused)
     assert WorkflowRun.objects.get().status == RunStatus.SKIPPED  # not opted in: nothing sent
 
@@ -222,12 +224,35 @@ def test_staff_see_why_a_delivery_was_refused_in_the_admin(fakes, deliver_mautic
     contact_id = fakes.mautic.add_contact(email="ada@example.com", discord_invite_link_basic="javascript:alert(1)")
     deliver_mautic(fakes.mautic.webhook_body([contact_id]))
     deliver_mautic(b'{"mautic.lead_post_save_update": [{"contact": {"id": NaN}}]}')
-    accepted, refused = WebhookDelivery.objects.order_by("id")
+    accepted, refused = InboundWebhook.objects.order_by("id")
     client.force_login(StaffUserFactory(is_superuser=True))
 
-    page = client.get(reverse("admin:integrations_webhookdelivery_change", args=[accepted.pk])).content.decode()
+    page = client.get(reverse("admin:integrations_inboundwebhook_change", args=[accepted.pk])).content.decode()
     assert "not a Discord invite link" in page
-    page = client.get(reverse("admin:integrations_webhookdelivery_change", args=[refused.pk])).content.decode()
+    page = client.get(reverse("admin:integrations_inboundwebhook_change", args=[refused.pk])).content.decode()
     assert "NaN is not a JSON number" in page
-    listing = client.get(reverse("admin:integrations_webhookdelivery_changelist")).content.decode()
+    listing = client.get(reverse("admin:integrations_inboundwebhook_changelist")).content.decode()
     assert "Refused (malformed, not processed)" in listing and "NaN is not a JSON number" in listing
+
+
+class TestMauticWebhookCases(StoredWebhookCases):
+    """The shared cases (tests/webhook_cases.py); Mautic answers a bad signature with 401."""
+
+    provider = "mautic"
+    path = "/api/webhooks/mautic"
+    event = "lead_post_save_update"
+    view_class = MauticWebhookView
+    bad_signature_status = 401
+
+    @pytest.fixture(autouse=True)
+    def _configured(self, fakes):
+        pass
+
+    def delivered_count(self) -> int:
+        return InboundWebhook.objects.exclude(status="rejected").count()  # a refused body is kept, not accepted
+
+    def stored_row(self):
+        return InboundWebhook.objects.get()
+
+    def unconfigure(self, settings) -> None:
+        settings.MAUTIC_WEBHOOK_SECRET = ""

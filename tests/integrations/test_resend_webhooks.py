@@ -7,7 +7,10 @@ import pytest
 from django.urls import Resolver404, resolve
 
 from automations.models import EmailEvent
-from tests.fakes.resend import SIGNING_SECRET, resend_event, svix_sign
+from integrations.resend.webhooks import ResendTrackingWebhookView
+from tests.fakes.resend import SIGNING_SECRET, svix_sign
+from tests.webhook_cases import WebhookCases
+from tests.webhook_requests import event_fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +24,7 @@ def secret(settings):
 
 
 def event_body(msg_id="msg_1") -> bytes:
-    payload = resend_event("email.delivered", email_id="em_1", to="a@example.com", created_at="2026-03-01T12:00:00Z")
-    return json.dumps(payload).encode()
+    return json.dumps(event_fixture("resend", "email.delivered")).encode()
 
 
 def post(client, body: bytes, headers: dict):
@@ -106,3 +108,23 @@ def test_only_the_resend_tracking_url_is_mounted(client, secret):
         with pytest.raises(Resolver404):
             resolve(path)
         assert client.post(path, data="{}", content_type="application/json").status_code == 404
+
+
+class TestResendTrackingWebhookCases(WebhookCases):
+    """The shared cases (tests/webhook_cases.py): answered now, so a delivery is its tracking event."""
+
+    provider = "resend"
+    path = PATH
+    event = "email.delivered"
+    view_class = ResendTrackingWebhookView
+    accepted_statuses = (200,)
+
+    @pytest.fixture(autouse=True)
+    def _configured(self, secret):
+        pass
+
+    def delivered_count(self) -> int:
+        return EmailEvent.objects.count()
+
+    def unconfigure(self, settings) -> None:
+        settings.ANYMAIL = {**settings.ANYMAIL, "RESEND_SIGNING_SECRET": ""}

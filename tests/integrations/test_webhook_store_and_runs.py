@@ -1,14 +1,17 @@
 """The provider-neutral webhook store, workflow runs and their admin, and the start-up configuration check."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
+from django.utils import timezone
 
 from core import configuration
-from integrations import webhooks
-from integrations.models import DeliveryStatus, RunStatus, WebhookDelivery, WorkflowRun
+from integrations.models import DeliveryStatus, InboundWebhook, RunStatus, WorkflowRun
 from integrations.runs import RunSkipped, run_execute, workflow, workflow_run_create, workflow_runs_due
 from integrations.tasks import workflow_runs_retry_task
+from integrations.webhooks import store as webhooks
 from tests.customers.factories import StaffUserFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,39 +29,73 @@ def _process(delivery):
 def test_a_delivery_is_stored_once_per_provider_and_key(run_on_commit):
     calls.clear()
     with run_on_commit():
-        first, created = webhooks.webhook_delivery_store(
+        first, created = webhooks.inbound_webhook_store(
             provider="test-provider", dedupe_key="k1", headers={}, body=b"a"
         )
-        again, created_again = webhooks.webhook_delivery_store(
+        again, created_again = webhooks.inbound_webhook_store(
             provider="test-provider", dedupe_key="k1", headers={}, body=b"a"
         )
-        webhooks.webhook_delivery_store(provider="other", dedupe_key="k1", headers={}, body=b"a")
+        webhooks.inbound_webhook_store(provider="other", dedupe_key="k1", headers={}, body=b"a")
     assert created and not created_again and first.pk == again.pk
     assert calls == ["a"]  # processed once; "other" has no processor and fails, kept with its error
     first.refresh_from_db()
     assert first.status == DeliveryStatus.PROCESSED and first.attempts == 1
-    assert WebhookDelivery.objects.get(provider="other").last_error.startswith("LookupError")
+    assert InboundWebhook.objects.get(provider="other").last_error.startswith("LookupError")
 
 
 def test_a_failed_delivery_keeps_its_error_and_is_reprocessed_from_the_admin(client, run_on_commit, monkeypatch):
     calls.clear()
     with run_on_commit():
-        delivery, _ = webhooks.webhook_delivery_store(
+        delivery, _ = webhooks.inbound_webhook_store(
             provider="test-provider", dedupe_key="k2", headers={}, body=b"boom"
         )
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED and "cannot handle boom" in delivery.last_error
 
     client.force_login(StaffUserFactory(is_superuser=True))
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(body=b"fixed")
+    InboundWebhook.objects.filter(pk=delivery.pk).update(body=b"fixed")
     with run_on_commit():
         response = client.post(
-            reverse("admin:integrations_webhookdelivery_changelist"),
+            reverse("admin:integrations_inboundwebhook_changelist"),
             {"action": "reprocess", "_selected_action": [delivery.pk]},
         )
     assert response.status_code == 302
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.PROCESSED and delivery.attempts == 2 and delivery.last_error == ""
+
+
+def test_a_failed_delivery_is_retried_on_the_one_backoff_and_given_up_at_last(run_on_commit, monkeypatch):
+    monkeypatch.setattr(webhooks, "MAX_ATTEMPTS", 3)
+    with run_on_commit():
+        delivery, _ = webhooks.inbound_webhook_store(
+            provider="test-provider", dedupe_key="k-retry", headers={}, body=b"boom"
+        )
+    delivery.refresh_from_db()
+    first_wait = delivery.next_attempt_at - timezone.now()
+    assert delivery.status == DeliveryStatus.FAILED and timedelta(seconds=50) < first_wait <= timedelta(minutes=1)
+    assert webhooks.inbound_webhooks_retry_due() == 0  # not due yet
+
+    InboundWebhook.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert webhooks.inbound_webhooks_retry_due() == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 2)
+    assert delivery.next_attempt_at - timezone.now() > first_wait  # the wait doubles (core/retry.py)
+
+    InboundWebhook.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    webhooks.inbound_webhooks_retry_due()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (DeliveryStatus.DEAD, 3, None)
+    assert webhooks.inbound_webhooks_retry_due() == 0
+
+
+def test_a_received_delivery_whose_enqueue_was_lost_is_processed_by_the_schedule():
+    calls.clear()
+    delivery, _ = webhooks.inbound_webhook_store(provider="test-provider", dedupe_key="k-lost", headers={}, body=b"x")
+    assert webhooks.inbound_webhooks_retry_due() == 0  # within the grace period the enqueued task has it
+    InboundWebhook.objects.filter(pk=delivery.pk).update(received_at=timezone.now() - timedelta(minutes=6))
+    assert webhooks.inbound_webhooks_retry_due() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PROCESSED and calls == ["x"]
 
 
 attempts_seen: list[int] = []
@@ -134,11 +171,11 @@ def test_support_and_marketing_see_runs_but_cannot_retry_or_reprocess(client, su
     run = WorkflowRun.objects.create(
         kind="contact_invite", key="roles:1", subject="mautic-contact:1", status=RunStatus.FAILED
     )
-    delivery = WebhookDelivery.objects.create(
+    delivery = InboundWebhook.objects.create(
         provider="mautic", dedupe_key="roles:1", body=b"{}", status=DeliveryStatus.FAILED
     )
     runs_url = reverse("admin:integrations_workflowrun_changelist")
-    deliveries_url = reverse("admin:integrations_webhookdelivery_changelist")
+    deliveries_url = reverse("admin:integrations_inboundwebhook_changelist")
     for user in (support_user, marketing_user):
         client.force_login(user)
         page = client.get(runs_url)

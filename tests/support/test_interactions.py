@@ -6,9 +6,11 @@ import pytest
 from nacl.signing import SigningKey
 
 from support.models import DiscordInteraction, Ticket
+from support.views import DiscordInteractionsView
 from tests.fakes import discord as fake_discord
 from tests.fakes.discord import sign_interaction
 from tests.support.conftest import CUSTOMER_DISCORD_ID
+from tests.webhook_cases import WebhookCases
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +83,26 @@ def test_a_repeated_interaction_id_acts_once(discord, send):
     assert Ticket.objects.count() == 1
     assert len(discord.ticket_channels()) == 1
     assert DiscordInteraction.objects.filter(interaction_id=payload["id"]).count() == 1
+
+
+class TestDiscordInteractionsWebhookCases(WebhookCases):
+    """The shared cases (tests/webhook_cases.py). Discord's answer to any signature it cannot verify is 401, and
+    without a public key nothing verifies (test_without_a_configured_public_key_everything_is_refused)."""
+
+    provider = "discord"
+    path = "/api/discord/interactions"
+    event = "message_component"
+    view_class = DiscordInteractionsView
+    bad_signature_status = 401
+    unconfigured_status = 401
+    accepted_statuses = (200,)
+
+    @pytest.fixture(autouse=True)
+    def _configured(self, discord):
+        pass
+
+    def delivered_count(self) -> int:
+        return DiscordInteraction.objects.count()
+
+    def unconfigure(self, settings) -> None:
+        settings.DISCORD_PUBLIC_KEY = ""

@@ -8,7 +8,7 @@ from django.utils import timezone
 from api.models import ServiceAccountKey
 from tests.customers.factories import StaffUserFactory
 from webhooks import services
-from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from webhooks.models import DeliveryStatus, OutboundDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +68,7 @@ def test_api_key_created_in_admin_is_shown_once_and_stored_hashed(owner_client):
 
 def test_failed_delivery_is_replayed_from_the_admin(owner_client, customer):
     endpoint = services.endpoint_create(url="http://127.0.0.1:9/hooks", event_types=["customer.churned"])
-    delivery = WebhookDelivery.objects.create(
+    delivery = OutboundDelivery.objects.create(
         endpoint=endpoint,
         customer=customer,
         event_type="customer.churned",
@@ -79,7 +79,7 @@ def test_failed_delivery_is_replayed_from_the_admin(owner_client, customer):
         attempts=10,
         next_attempt_at=timezone.now(),
     )
-    changelist = reverse("admin:webhooks_webhookdelivery_changelist")
+    changelist = reverse("admin:webhooks_outbounddelivery_changelist")
     assert "Replay the selected deliveries" in owner_client.get(changelist).content.decode()
     owner_client.post(changelist, {"action": "replay", "_selected_action": [delivery.pk]})
     delivery.refresh_from_db()

@@ -9,7 +9,7 @@ from tests.customers.factories import CustomerFactory
 from tests.fakes.webhook_receiver import FakeWebhookReceiver
 from webhooks import services
 from webhooks.addresses import UnsafeWebhookUrl
-from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from webhooks.models import DeliveryStatus, OutboundDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def lifecycle(django_capture_on_commit_callbacks):
 
 
 def time_passes():
-    WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).update(
+    OutboundDelivery.objects.filter(status=DeliveryStatus.PENDING).update(
         next_attempt_at=timezone.now() - timedelta(seconds=1), lease_expires_at=None
     )
 
@@ -78,7 +78,7 @@ def test_lifecycle_change_is_delivered_signed(receiver, endpoint, lifecycle):
     assert payload["data"]["sequence"] == event.pk
     assert set(payload) == {"type", "timestamp", "data"}
     assert request.header("webhook-id") == f"msg_modready_{event.pk}"
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     assert delivery.status == DeliveryStatus.SUCCEEDED
     assert delivery.attempt_log.get().status_code == 204
 
@@ -104,7 +104,7 @@ def test_a_win_back_campaign_ending_is_not_sent_as_a_second_churn(receiver, endp
 def test_dispatching_twice_delivers_once(receiver, endpoint, lifecycle, django_capture_on_commit_callbacks):
     event = lifecycle(CustomerFactory())
     services.deliveries_create_for_event(event=event)
-    assert WebhookDelivery.objects.count() == 1 and len(receiver.requests) == 1
+    assert OutboundDelivery.objects.count() == 1 and len(receiver.requests) == 1
 
 
 def test_500_is_retried_with_the_same_id_on_the_schedule(
@@ -113,7 +113,7 @@ def test_500_is_retried_with_the_same_id_on_the_schedule(
     receiver.fail_next(500)
     before = timezone.now()
     lifecycle(CustomerFactory())
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     assert delivery.status == DeliveryStatus.PENDING and delivery.last_status_code == 500
     wait = (delivery.next_attempt_at - before).total_seconds()
     assert 4 <= wait <= 6.5  # 5 s +- 10 % jitter
@@ -131,20 +131,20 @@ def test_timeout_is_retried(receiver, endpoint, lifecycle, settings, django_capt
     settings.WEBHOOKS_TIMEOUT = 1
     receiver.latency = 1.5
     lifecycle(CustomerFactory())
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     assert delivery.status == DeliveryStatus.PENDING
     assert "Timeout" in delivery.attempt_log.get().error
     receiver.latency = 0
     time_passes()
     send_due(django_capture_on_commit_callbacks)
-    assert WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
+    assert OutboundDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
 
 
 def test_retry_after_is_honoured(receiver, endpoint, lifecycle):
     receiver.fail_next(429, retry_after=120)
     before = timezone.now()
     lifecycle(CustomerFactory())
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     assert (delivery.next_attempt_at - before).total_seconds() >= 119
 
 
@@ -152,7 +152,7 @@ def test_redirects_are_not_followed(receiver, endpoint, lifecycle):
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=f"{receiver.url}/moved")
     lifecycle(CustomerFactory())
     assert [r.path for r in receiver.requests] == ["/moved"]
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     assert delivery.status == DeliveryStatus.PENDING and "Redirect" in delivery.last_error
 
 
@@ -163,7 +163,7 @@ def test_410_disables_the_endpoint(receiver, endpoint, lifecycle):
     assert endpoint.enabled is False and "410" in endpoint.disabled_reason
     lifecycle(CustomerFactory())
     assert len(receiver.requests) == 1  # nothing more goes to a disabled endpoint
-    assert WebhookDelivery.objects.get().status == DeliveryStatus.CANCELLED
+    assert OutboundDelivery.objects.get().status == DeliveryStatus.CANCELLED
 
 
 def test_gives_up_after_the_schedule(receiver, endpoint, lifecycle, django_capture_on_commit_callbacks):
@@ -172,7 +172,7 @@ def test_gives_up_after_the_schedule(receiver, endpoint, lifecycle, django_captu
     for _ in services.RETRY_SCHEDULE:
         time_passes()
         send_due(django_capture_on_commit_callbacks)
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     assert delivery.status == DeliveryStatus.FAILED
     assert delivery.attempt_log.count() == len(services.RETRY_SCHEDULE) + 1
 
@@ -195,7 +195,7 @@ def test_one_customers_changes_arrive_in_order(receiver, endpoint, lifecycle, dj
 
 def test_replay_sends_the_same_message_again(receiver, endpoint, lifecycle, django_capture_on_commit_callbacks):
     lifecycle(CustomerFactory())
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
         assert services.deliveries_replay(delivery_ids=[delivery.pk]) == 1
     first, second = receiver.requests
@@ -231,7 +231,7 @@ def test_address_is_checked_again_before_each_send(receiver, endpoint, lifecycle
     settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
     lifecycle(CustomerFactory())
     assert receiver.requests == []
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     assert delivery.status == DeliveryStatus.PENDING
     assert "non-public address" in delivery.attempt_log.get().error
 
@@ -239,10 +239,10 @@ def test_address_is_checked_again_before_each_send(receiver, endpoint, lifecycle
 def test_an_answer_that_outlived_its_lease_does_not_undo_the_worker_that_took_over(receiver, endpoint, lifecycle):
     receiver.fail_next(500)
     lifecycle(CustomerFactory())
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     stale_lease = timezone.now() - timedelta(seconds=5)  # the lease a slow first worker held, long expired
     # Meanwhile a second worker took the delivery over and it succeeded.
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SUCCEEDED, lease_expires_at=None)
+    OutboundDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SUCCEEDED, lease_expires_at=None)
 
     late = services.delivery_record(
         delivery_id=delivery.pk, outcome={"status_code": 500, "error": "", "response_body": ""}, lease=stale_lease

@@ -15,7 +15,7 @@ from tests.customers.factories import CustomerFactory, StaffUserFactory
 from tests.fakes.slow_receiver import SlowReceiver
 from tests.fakes.webhook_receiver import FakeWebhookReceiver
 from webhooks import services
-from webhooks.models import DeliveryStatus, WebhookDelivery
+from webhooks.models import DeliveryStatus, OutboundDelivery
 from webhooks.transport import PinnedAddressAdapter
 
 from . import test_delivery
@@ -47,7 +47,7 @@ def test_a_trickling_receiver_holds_a_delivery_no_longer_than_its_deadline(deadl
         took = send_timed(lifecycle)
 
     assert took < 3 * deadline  # one deadline for connect plus the whole read, not one per read
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     attempt = delivery.attempt_log.get()
     assert delivery.attempts == 1
     assert f"{deadline} s" in attempt.error  # the log says the deadline cut it off
@@ -70,7 +70,7 @@ def test_a_200_mb_answer_is_not_read_whole(deadline, lifecycle):
 
     assert peak < 20 * 2**20  # what the send allocated at its highest (the whole answer: over 400 MB)
     assert took < 3 * deadline
-    delivery = WebhookDelivery.objects.get()
+    delivery = OutboundDelivery.objects.get()
     assert delivery.status == DeliveryStatus.SUCCEEDED
     attempt = delivery.attempt_log.get()
     assert attempt.response_body == "x" * 1024  # the first kilobyte is kept
@@ -96,7 +96,7 @@ def test_a_worker_killed_mid_call_still_uses_up_its_attempt(lifecycle, monkeypat
         with pytest.raises(WorkerKilled):
             lifecycle(CustomerFactory())
 
-        delivery = WebhookDelivery.objects.get()
+        delivery = OutboundDelivery.objects.get()
         assert delivery.attempts == 1  # counted although the worker never came back
         assert "interrupted" in delivery.attempt_log.get().error
         assert services.deliveries_due_ids() == []  # not sent again by the next minute's sweep
@@ -138,11 +138,11 @@ def test_an_endpoint_that_keeps_failing_is_disabled_with_a_notice_in_the_admin(
     endpoint.refresh_from_db()
     assert endpoint.enabled is False
     assert "nothing was accepted" in endpoint.disabled_reason
-    statuses = set(WebhookDelivery.objects.exclude(domain_event=waiting).values_list("status", flat=True))
+    statuses = set(OutboundDelivery.objects.exclude(domain_event=waiting).values_list("status", flat=True))
     assert DeliveryStatus.FAILED in statuses
 
     client.force_login(StaffUserFactory(is_superuser=True))
-    for page in ("admin:webhooks_webhookendpoint_changelist", "admin:webhooks_webhookdelivery_changelist"):
+    for page in ("admin:webhooks_webhookendpoint_changelist", "admin:webhooks_outbounddelivery_changelist"):
         text = client.get(reverse(page)).content.decode()
         assert f"Nothing is being sent to {endpoint.url}" in text
         assert "nothing was accepted" in text
@@ -162,6 +162,6 @@ def test_an_endpoint_that_accepted_something_meanwhile_stays_enabled(lifecycle, 
                 for delivery_id in services.deliveries_due_ids():
                     services.delivery_send(delivery_id=delivery_id)
 
-    assert WebhookDelivery.objects.get(domain_event=failing).status == DeliveryStatus.FAILED
+    assert OutboundDelivery.objects.get(domain_event=failing).status == DeliveryStatus.FAILED
     endpoint.refresh_from_db()
     assert endpoint.enabled is True  # one message given up on, but the receiver works

@@ -18,7 +18,7 @@ from tests.fakes.slow_receiver import SlowReceiver
 from tests.fakes.webhook_receiver import FakeWebhookReceiver
 from webhooks import services
 from webhooks.addresses import UnsafeWebhookUrl, target_resolve
-from webhooks.models import DeliveryStatus, WebhookDelivery
+from webhooks.models import DeliveryStatus, OutboundDelivery
 from webhooks.signing import secret_generate
 from webhooks.transport import Deadline, pinned_session
 
@@ -55,7 +55,7 @@ def port_of(server) -> int:
     return server._server.server_address[1]
 
 
-def pending_delivery(url: str) -> WebhookDelivery:
+def pending_delivery(url: str) -> OutboundDelivery:
     """A delivery waiting to be sent (its automatic first send left out, so the test sends it)."""
     endpoint = services.endpoint_create(url=url, event_types=["customer.purchase"])
     with transaction.atomic():
@@ -106,7 +106,7 @@ def test_the_receiver_sees_the_endpoints_name_in_the_host_header(receiver, monke
 
     [request] = receiver.requests
     assert request.header("Host") == f"panel.example:{port_of(receiver)}"
-    assert WebhookDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
+    assert OutboundDelivery.objects.get().status == DeliveryStatus.SUCCEEDED
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.webhooks import webhook_endpoint_configure
+from billing.stripe_webhook.endpoint import webhook_endpoint_configure
 from core.configuration import provider_is_configured
 
 

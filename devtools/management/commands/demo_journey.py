@@ -118,7 +118,7 @@ class Command(BaseCommand):
     def _in_process(self):
         from django_q.conf import Conf
 
-        from billing.views import stripe_webhook
+        from billing.stripe_webhook.view import StripeWebhookView
         from devtools.standins.service import StripeStandIn
 
         self.stdout.write(f"No server answers at {self.base}: using the webhook view in this process.")
@@ -136,7 +136,7 @@ class Command(BaseCommand):
                 content_type="application/json",
                 headers={"Stripe-Signature": signature_header(body, self.secret)},
             )
-            response = stripe_webhook(request)
+            response = StripeWebhookView.as_view()(request)
             if response.status_code != 200:
                 raise CommandError(f"The webhook answered {response.status_code}: {response.content[:300]!r}")
             return f"{response.status_code}, in process"
