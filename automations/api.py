@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from api.filters import (
     ChoicesFilter,
+    IdFilter,
     KnownQueryParametersBackend,
     StrictBooleanFilter,
     StrictFilterSet,
@@ -166,7 +167,7 @@ class RuleEnrollView(APIView):
 
 class EnrollmentFilter(StrictFilterSet):
     status = ChoicesFilter(choices=EnrollmentStatus.choices)
-    rule = django_filters.NumberFilter(field_name="rule_id")
+    rule = IdFilter(field_name="rule_id")
 
     class Meta:
         model = Enrollment
@@ -225,8 +226,8 @@ class QueueItemSerializer(serializers.ModelSerializer):
 
 class QueueItemFilter(StrictFilterSet):
     status = ChoicesFilter(choices=QueueStatus.choices)
-    rule = django_filters.NumberFilter(field_name="enrollment__rule_id")
-    customer = django_filters.NumberFilter(field_name="customer_id")
+    rule = IdFilter(field_name="enrollment__rule_id")
+    customer = IdFilter(field_name="customer_id")
 
     class Meta:
         model = EmailQueueItem

@@ -5,7 +5,7 @@ import django_filters
 from django.db.models import Q
 from rest_framework import filters, mixins, serializers, viewsets
 
-from api.filters import ChoicesFilter, StrictBooleanFilter, StrictFilterSet, TextFilter
+from api.filters import ChoicesFilter, IdFilter, StrictBooleanFilter, StrictFilterSet, TextFilter
 from api.pagination import IdCursorPagination
 from api.schema import documents_page_size_errors
 
@@ -56,7 +56,7 @@ class SubscriptionDetailSerializer(SubscriptionSerializer):
 class SubscriptionFilter(StrictFilterSet):
     status = ChoicesFilter(choices=SubscriptionStatus.choices)
     product = TextFilter(field_name="product_id")
-    customer = django_filters.NumberFilter(field_name="customer_id")
+    customer = IdFilter(field_name="customer_id")
     cancel_scheduled = StrictBooleanFilter(
         method="filter_cancel_scheduled", help_text="Set to end at period end or at a date, and not ended yet."
     )

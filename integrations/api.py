@@ -12,7 +12,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.filters import ChoicesFilter, StrictFilterSet, TextFilter, UtcDateTimeFilter
+from api.filters import ChoicesFilter, IdFilter, StrictFilterSet, TextFilter, UtcDateTimeFilter
 from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from api.pagination import IdCursorPagination
 from api.schema import documents_page_size_errors
@@ -65,7 +65,7 @@ class WorkflowRunDetailSerializer(WorkflowRunSerializer):
 class WorkflowRunFilter(StrictFilterSet):
     kind = ChoicesFilter(choices=RunKind.choices)
     status = ChoicesFilter(choices=RunStatus.choices)
-    customer = django_filters.NumberFilter(field_name="customer_id")
+    customer = IdFilter(field_name="customer_id")
     subject = TextFilter(help_text="Exact: `mautic-contact:<id>` or a Stripe checkout session id (`cs_...`).")
     since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte", help_text="Created at or after.")
 

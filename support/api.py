@@ -11,7 +11,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import filters, mixins, serializers, viewsets
 
-from api.filters import ChoicesFilter, StrictBooleanFilter, StrictFilterSet, TextFilter, UtcDateTimeFilter
+from api.filters import ChoicesFilter, IdFilter, StrictBooleanFilter, StrictFilterSet, TextFilter, UtcDateTimeFilter
 from api.pagination import IdCursorPagination
 from api.schema import documents_page_size_errors
 
@@ -123,7 +123,7 @@ class TicketFilter(StrictFilterSet):
         field_name="claimed_by_name", help_text="The name of the staff member who claimed it (exact)."
     )
     claimed = StrictBooleanFilter(method="filter_claimed", help_text="Claimed by a staff member, or not.")
-    customer = django_filters.NumberFilter(field_name="customer_id")
+    customer = IdFilter(field_name="customer_id")
     vip = StrictBooleanFilter(
         method="filter_vip", help_text="The customer is a VIP (false: not a VIP, or not linked to a customer)."
     )

@@ -105,7 +105,7 @@ def fuzz_data() -> None:
             ended_at=now if status == "canceled" else None,
         )
     rule = AutomationRuleFactory(enabled=True)
-    AutomationStepFactory(rule=rule)
+    AutomationStepFactory(rule=rule, order=1)
     AutomationStepFactory(rule=rule, order=2, delay=timedelta(days=3))
     enrollment_with_emails(rule=rule, customer=customer)
     sent = QueuedEmailFactory(customer=no_email, recipient="old@example.com", status="sent")

@@ -11,12 +11,13 @@ from tests.fakes import discord as fake_discord
 from tests.fakes.discord import sign_interaction
 from tests.support.conftest import CUSTOMER_DISCORD_ID
 from tests.webhook_cases import WebhookCases
+from tests.webhook_requests import event_fixture
 
 pytestmark = pytest.mark.django_db
 
 
 def test_ping_is_answered_with_pong(discord, send):
-    response = send({"type": 1, "id": "1", "application_id": fake_discord.APPLICATION_ID})
+    response = send(event_fixture("discord", "ping"))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"type": 1}
