@@ -82,7 +82,7 @@ def blocked_emails_release(*, customer_id: int, now: datetime | None = None) -> 
         changed.append(item)
     EmailQueueItem.objects.bulk_update(changed, ["status", "last_error", "recipient", "next_attempt_at", "updated_at"])
     if outcome.released:
-        from .services import queue_process_enqueue
+        from .drain_control import queue_process_enqueue
 
         transaction.on_commit(queue_process_enqueue)
     return outcome

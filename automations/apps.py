@@ -6,7 +6,7 @@ class AutomationsConfig(AppConfig):
     verbose_name = "Automations"
 
     def ready(self) -> None:
-        # Domain-event subscribers and the anymail tracking-signal receiver register themselves on import.
+        # Domain-event and email-tracking subscribers register themselves on import; checks register the email checks.
         # Billing credits a payment recovery to dunning when one of our dunning emails went out between the failure
         # and the payment (billing/recoveries.py): we tell it which were sent; billing does not import automations.
         from billing.recoveries import dunning_sends_source

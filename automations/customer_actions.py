@@ -7,8 +7,10 @@ writers of the rows they touch.
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .drain_control import queue_process_enqueue
 from .models import EmailQueueItem, EnrollmentStatus, QueueStatus, Suppression
-from .services import queue_item_key, queue_items_retry_now, queue_process_enqueue
+from .services.enrollment_policy import queue_item_key
+from .services.queue_items import queue_items_retry_now
 
 
 class ResendRefused(Exception):

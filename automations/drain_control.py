@@ -1,12 +1,11 @@
 """Who may send, and when: sending paused by a configuration error, and coalesced drain wake-ups.
 
-- A `SendingPause` row stops every worker from claiming emails after Resend refused our key, domain or quota
+- A `SendingPause` row stops every worker from claiming emails after the provider refused our key, domain or quota
   (401/403); one worker at a time probes, and a success (or staff) lifts it. No email fails for it.
 - `queue_process_enqueue` asks for a drain through `drain_wake_claim`: one queued drain task at most, whatever the
   burst; running drains hold one of AUTOMATIONS_DRAIN_SLOTS advisory locks (`drain_slot`).
 """
 
-import json
 import logging
 from contextlib import contextmanager
 from datetime import timedelta
@@ -16,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from integrations.resend.client import ResendError
+from integrations.email_transport import SendError
 
 from .models import QueueWake, SendingPause
 
@@ -26,26 +25,11 @@ logger = logging.getLogger(__name__)
 # --- pausing on a configuration error ----------------------------------------------------------------------------
 
 
-def _pause_cause(error: ResendError) -> str:
-    try:
-        detail = json.loads(error.body).get("message", "")
-    except (ValueError, AttributeError):
-        detail = ""
-    name = error.name or "no error name"
-    if error.name in ("daily_quota_exceeded", "monthly_quota_exceeded"):
-        hint = "Resend's sending quota is used up"
-    elif error.name == "validation_error":
-        hint = "Resend refuses our sender (is the sending domain still verified?)"
-    else:
-        hint = "Resend refuses our API key (revoked or rotated? check RESEND_API_KEY)"
-    return f"{hint}: HTTP {error.status} {name}" + (f", {detail}" if detail else "")
-
-
-def sending_pause(*, provider: str, error: ResendError) -> SendingPause:
+def sending_pause(*, provider: str, error: SendError) -> SendingPause:
     """Pause sending for every worker (a row they all read), or push back the next probe of a pause that holds."""
     now = timezone.now()
     fields = {
-        "cause": _pause_cause(error)[:300],
+        "cause": (error.pause_cause or str(error))[:300],
         "status_code": error.status,
         "error_name": error.name[:100],
         "next_probe_at": now + timedelta(seconds=settings.AUTOMATIONS_PAUSE_PROBE_SECONDS),
@@ -60,7 +44,7 @@ def sending_pause(*, provider: str, error: ResendError) -> SendingPause:
     return pause
 
 
-def sending_pause_get(*, provider: str = "resend") -> SendingPause | None:
+def sending_pause_get(*, provider: str) -> SendingPause | None:
     return SendingPause.objects.filter(provider=provider).first() if provider else None
 
 
@@ -74,13 +58,11 @@ def probe_claim(*, provider: str) -> bool:
     )
 
 
-def sending_resume(*, provider: str = "resend", by: str) -> bool:
+def sending_resume(*, provider: str, by: str) -> bool:
     """Lift a pause (a probe call went through, or staff resumed it). Returns whether there was one."""
     deleted, _ = SendingPause.objects.filter(provider=provider).delete()
     if deleted:
         logger.warning("Sending through %s resumed (%s)", provider, by)
-        from .services import queue_process_enqueue
-
         transaction.on_commit(queue_process_enqueue)
     return bool(deleted)
 
@@ -114,6 +96,20 @@ def drain_wake_claim() -> bool:
 def drain_wake_clear() -> None:
     """A woken drain has started: the next wake-up may queue another (for the next free slot)."""
     QueueWake.objects.filter(name=DRAIN_WAKE_NAME).update(enqueued_at=None)
+
+
+def queue_process_enqueue() -> None:
+    """Ask the task queue to drain due emails now (side effect: call only from on_commit or outside transactions).
+
+    Coalesced: while one drain task is queued and not yet started, asking again adds nothing to the broker; running
+    drains are limited to AUTOMATIONS_DRAIN_SLOTS and keep going while emails are due (automations.drain).
+    """
+    from django_q.tasks import async_task
+
+    if drain_wake_claim():
+        async_task(
+            "automations.tasks.email_queue_process_task", woken=True, task_name="automations:process-email-queue"
+        )
 
 
 @contextmanager

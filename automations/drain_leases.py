@@ -1,7 +1,7 @@
 """A drain's claim on the batch it is sending: a lease renewed while it works, resumed within about a minute after
 the drain dies.
 
-A batch is claimed with `lease_expires_at = now + AUTOMATIONS_LEASE_SECONDS` (automations.sending). While its drain
+A batch is claimed with `lease_expires_at = now + AUTOMATIONS_LEASE_SECONDS` (automations.batch_claim). While its drain
 makes the call (pacing wait included), `batch_lease_kept` renews that lease every third of it (config/leases.py), so
 a slow call never looks abandoned. A drain killed mid-batch stops renewing; once the lease has run out, the
 every-minute `automations.resume-abandoned-batches` job sees the batch and wakes a drain (coalesced, like every
@@ -50,7 +50,7 @@ def abandoned_batches_resume() -> int:
     queue's next run. Returns how many batches were due."""
     due = abandoned_batches_due()
     if due:
-        from .services import queue_process_enqueue
+        from .drain_control import queue_process_enqueue
 
         queue_process_enqueue()
     return due

@@ -2,7 +2,7 @@
 
 An email can be waiting in the queue (pending) and still never go out: its address is suppressed (a hard bounce
 stops payment emails too), or it is marketing and the customer gave no consent, or its rule is paused. The queue
-decides this when it takes the email (`automations.sending.batch_claim_new` calls `block_reason`); the customer
+decides this when it takes the email (`automations.batch_claim.batch_claim_new` calls `block_reason`); the customer
 page, the queue list and the rule page call the same functions, so a screen never says "pending" about an email the
 queue will refuse (docs/automations.md, "Blocked and paused emails").
 """

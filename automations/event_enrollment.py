@@ -28,23 +28,25 @@ from billing import selectors as billing_selectors
 from customers import events as domain_events
 from customers.models import DomainEvent
 
+from .drain_control import queue_process_enqueue
 from .models import AutomationRule, EmailQueueItem, Enrollment, EnrollmentStatus
-from .services import (
-    _enrollment_skipped_note,
-    _failure_already_followed,
-    _retry_context,
-    _scope_key,
-    enrollment_exit,
-    enrollment_queue_items_build,
-    enrollment_retime,
-    enrollment_start,
-    enrollments_start_skipped,
-    event_exits,
+from .services.enrollment_policy import (
+    enrollment_scope_key,
     invoice_recovered_key,
-    queue_process_enqueue,
+    retry_context,
     rule_matches,
     stale_reason,
     trigger_subscription_id,
+)
+from .services.enrollments import (
+    enrollment_exit,
+    enrollment_queue_items_build,
+    enrollment_retime,
+    enrollment_skipped_note,
+    enrollment_start,
+    enrollments_start_skipped,
+    event_exits,
+    failure_already_followed,
 )
 
 logger = logging.getLogger(__name__)
@@ -130,62 +132,9 @@ def _stale_reasons(events: list[DomainEvent]) -> dict[int, str]:
 
 
 def _starts(*, candidates: list[tuple[AutomationRule, DomainEvent]], running: dict[int, list[Enrollment]]) -> None:
-    stale = _stale_reasons(list({event.pk: event for _, event in candidates}.values()))
     now = timezone.now()
-    to_start: list[tuple[AutomationRule, DomainEvent]] = []
-    for rule, event in candidates:
-        if stale[event.pk]:
-            logger.info("Rule %s not started for %s: %s", rule.name, event.key, stale[event.pk])
-            continue
-        subscription_id = event.payload.get("subscription_id") or ""
-        copy = next(
-            (
-                enrollment
-                for enrollment in running[event.customer_id]
-                if enrollment.rule_id == rule.pk and enrollment.subscription_id == subscription_id
-            ),
-            None,
-        )
-        if copy is not None:
-            if copy.trigger_event_id != event.pk:
-                # Stripe retried the invoice and failed again: the sequence keeps running, timed to the new attempt.
-                enrollment_retime(enrollment=copy, event=event)
-            continue
-        if _failure_already_followed(rule=rule, event=event):
-            logger.info("Rule %s not started for %s: a later failure of the invoice was followed", rule.name, event.key)
-            continue
-        if not event.customer.email:
-            _enrollment_skipped_note(rule=rule, event=event)
-            continue
-        to_start.append((rule, event))
-    if not to_start:
-        return
-
-    # The re-entry policy: already enrolled in this scope (an earlier event, or a first dispatch of this one).
-    scopes = {(rule.pk, event.customer_id, _scope_key(rule=rule, event=event)) for rule, event in to_start}
-    taken = set(
-        Enrollment.objects.filter(
-            rule_id__in={scope[0] for scope in scopes},
-            customer_id__in={scope[1] for scope in scopes},
-            scope_key__in={scope[2] for scope in scopes},
-        ).values_list("rule_id", "customer_id", "scope_key")
-    )
-    new: list[tuple[Enrollment, dict[str, Any]]] = []
-    for rule, event in to_start:
-        scope = _scope_key(rule=rule, event=event)
-        if (rule.pk, event.customer_id, scope) in taken:
-            continue
-        context = _retry_context(event.payload, now=now, occurred_at=event.occurred_at)
-        enrollment = Enrollment(
-            rule=rule,
-            customer=event.customer,
-            scope_key=scope,
-            subscription_id=event.payload.get("subscription_id") or "",
-            trigger_event=event,
-            context=context,
-            enrolled_at=now,
-        )
-        new.append((enrollment, context))
+    to_start = _startable(candidates=candidates, running=running)
+    new = _new_enrollments(to_start, now=now) if to_start else []
     if not new:
         return
     try:
@@ -210,3 +159,70 @@ def _starts(*, candidates: list[tuple[AutomationRule, DomainEvent]], running: di
     if any(item.scheduled_at <= now for item in items):
         # A "send now" step should not wait for the next scheduled queue run.
         transaction.on_commit(queue_process_enqueue)
+
+
+def _startable(
+    *, candidates: list[tuple[AutomationRule, DomainEvent]], running: dict[int, list[Enrollment]]
+) -> list[tuple[AutomationRule, DomainEvent]]:
+    """The (rule, event) pairs that may start an enrollment: not stale, no running copy (re-timed instead), no later
+    failure followed already, and a customer with an email address (noted on the timeline otherwise)."""
+    stale = _stale_reasons(list({event.pk: event for _, event in candidates}.values()))
+    to_start: list[tuple[AutomationRule, DomainEvent]] = []
+    for rule, event in candidates:
+        if stale[event.pk]:
+            logger.info("Rule %s not started for %s: %s", rule.name, event.key, stale[event.pk])
+            continue
+        subscription_id = event.payload.get("subscription_id") or ""
+        copy = next(
+            (
+                enrollment
+                for enrollment in running[event.customer_id]
+                if enrollment.rule_id == rule.pk and enrollment.subscription_id == subscription_id
+            ),
+            None,
+        )
+        if copy is not None:
+            if copy.trigger_event_id != event.pk:
+                # Stripe retried the invoice and failed again: the sequence keeps running, timed to the new attempt.
+                enrollment_retime(enrollment=copy, event=event)
+            continue
+        if failure_already_followed(rule=rule, event=event):
+            logger.info("Rule %s not started for %s: a later failure of the invoice was followed", rule.name, event.key)
+            continue
+        if not event.customer.email:
+            enrollment_skipped_note(rule=rule, event=event)
+            continue
+        to_start.append((rule, event))
+    return to_start
+
+
+def _new_enrollments(
+    to_start: list[tuple[AutomationRule, DomainEvent]], *, now
+) -> list[tuple[Enrollment, dict[str, Any]]]:
+    """Unsaved enrollments (with their context) for the pairs whose scope is free under the re-entry policy."""
+    # The re-entry policy: already enrolled in this scope (an earlier event, or a first dispatch of this one).
+    scopes = {(rule.pk, event.customer_id, enrollment_scope_key(rule=rule, event=event)) for rule, event in to_start}
+    taken = set(
+        Enrollment.objects.filter(
+            rule_id__in={scope[0] for scope in scopes},
+            customer_id__in={scope[1] for scope in scopes},
+            scope_key__in={scope[2] for scope in scopes},
+        ).values_list("rule_id", "customer_id", "scope_key")
+    )
+    new: list[tuple[Enrollment, dict[str, Any]]] = []
+    for rule, event in to_start:
+        scope = enrollment_scope_key(rule=rule, event=event)
+        if (rule.pk, event.customer_id, scope) in taken:
+            continue
+        context = retry_context(event.payload, now=now, occurred_at=event.occurred_at)
+        enrollment = Enrollment(
+            rule=rule,
+            customer=event.customer,
+            scope_key=scope,
+            subscription_id=event.payload.get("subscription_id") or "",
+            trigger_event=event,
+            context=context,
+            enrolled_at=now,
+        )
+        new.append((enrollment, context))
+    return new

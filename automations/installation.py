@@ -1,14 +1,14 @@
-"""This installation's own id, the namespace of every idempotency key we send to Resend.
+"""This installation's own id, the namespace of every idempotency key we send to the email provider.
 
-Resend remembers an Idempotency-Key for 24 hours for the whole team, whoever sent it. Our keys come from our ids
-(`email-batch:<id>`, `email:enrollment-<id>:step-<id>`), and another database counts the same ids: a staging
-deployment sending through the same Resend team, or a second install, would reuse `email-batch:41` with another
-payload, and Resend answers 409 `invalid_idempotent_request` (the batch's emails become "Outcome unknown"). So every
-key goes out as `<installation id>:<key>`.
+A provider remembers an idempotency key for the whole account, whoever sent it (Resend: 24 hours per team). Our
+keys come from our ids (`email-batch:<id>`, `email:enrollment-<id>:step-<id>`), and another database counts the same
+ids: a staging deployment sending through the same provider account, or a second install, would reuse
+`email-batch:41` with another payload, and the provider refuses it as a key conflict (the batch's emails become
+"Outcome unknown"). So every key goes out as `<installation id>:<key>`.
 
 The id is made once, by migration `0013_installation_id` at the first `migrate`, and kept in the database: a restore
-of this database keeps it (retries of batches stored before the backup go out under the keys Resend knows), a fresh
-install (staging) makes its own. The prefix is never random per call: keys stay derived from our ids.
+of this database keeps it (retries of batches stored before the backup go out under the keys the provider knows), a
+fresh install (staging) makes its own. The prefix is never random per call: keys stay derived from our ids.
 """
 
 import hashlib
@@ -16,7 +16,7 @@ import secrets
 
 from django.db import models
 
-MAX_PROVIDER_KEY_LENGTH = 256  # Resend's limit on Idempotency-Key
+MAX_PROVIDER_KEY_LENGTH = 256  # the shortest limit of our providers (integrations/resend/backend.py)
 
 
 def new_installation_id() -> str:
@@ -24,7 +24,7 @@ def new_installation_id() -> str:
 
 
 class Installation(models.Model):
-    """One row: made by the data migration, never edited (it is shown read-only nowhere; Resend's log shows it)."""
+    """One row: made by the data migration, never edited (shown read-only nowhere; the provider's log shows it)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     installation_id = models.CharField(max_length=40, unique=True, default=new_installation_id)
@@ -57,7 +57,7 @@ def installation_id_forget() -> None:
 
 
 def provider_idempotency_key(key: str) -> str:
-    """`key` as sent to Resend: namespaced by this installation, and never longer than Resend accepts."""
+    """`key` as sent to the provider: namespaced by this installation, and never longer than it accepts."""
     namespaced = f"{installation_id()}:{key}"
     if len(namespaced) <= MAX_PROVIDER_KEY_LENGTH:
         return namespaced

@@ -145,7 +145,7 @@ def rule_resume(*, rule_id: int, by: str, now: datetime | None = None) -> Resume
         item.updated_at = now
     EmailQueueItem.objects.bulk_update(held, ["status", "last_error", "next_attempt_at", "updated_at"])
     if overdue:
-        from .services import queue_process_enqueue
+        from .drain_control import queue_process_enqueue
 
         transaction.on_commit(queue_process_enqueue)
     return outcome

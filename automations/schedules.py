@@ -5,7 +5,7 @@ SCHEDULES = [
         name="automations.process-email-queue",
         func="automations.tasks.email_queue_process_task",
         cron="*/2 * * * *",
-        description="Send the emails that are due (lifecycle sequences), in batches through Resend.",
+        description="Send the emails that are due (lifecycle sequences), in batches through the email provider.",
     ),
     ScheduledJob(
         name="automations.resume-abandoned-batches",

@@ -31,8 +31,8 @@ class Stats:
     clicked: int = 0
     bounced: int = 0  # permanent bounces (the address is suppressed)
     soft_bounced: int = 0  # transient or undetermined bounces (nothing suppressed)
-    failed: int = 0  # Resend's email.failed
-    provider_suppressed: int = 0  # Resend's email.suppressed
+    failed: int = 0  # the provider failed to send it
+    provider_suppressed: int = 0  # the provider suppressed the address
     complained: int = 0
     unsubscribed: int = 0
 

@@ -1,10 +1,10 @@
 """django-q2 entry points: safe to run twice, and several at once (claiming skips locked rows)."""
 
-from .sending import email_queue_drain
+from .drain import email_queue_drain
 
 
 def email_queue_process_task(woken: bool = False) -> dict:
-    """The schedule's run and every wake-up (woken=True, from automations.services.queue_process_enqueue)."""
+    """The schedule's run and every wake-up (woken=True, from automations.drain_control.queue_process_enqueue)."""
     result = email_queue_drain(woken=woken)
     return {
         "sent": result.sent,

@@ -25,6 +25,8 @@ from typing import Any
 from jinja2.sandbox import SandboxedEscapeFormatter, SandboxedFormatter
 from markupsafe import Markup
 
+from .template_budget import budget_current, value_size
+
 MAX_WIDTH_DIGITS = 7  # a width or precision written with more digits is refused before it is even parsed
 NUMBER_OVERHEAD = 420  # digits of the largest float in `f` notation with grouping, sign, exponent, prefix
 ESCAPE_GROWTH = 6  # `"` becomes `&#34;`: what escaping can do to a value formatted into Markup
@@ -32,28 +34,22 @@ REPR_GROWTH = 10  # `repr` of a non-printable character: `\U0001f600`
 
 
 def _fail(reason: str) -> None:
-    from .template_limits import _budget  # the budget lives with the sandbox; imported late to avoid a cycle
-
-    _budget().fail(reason)
+    budget_current().fail(reason)
 
 
 def _limit() -> int:
-    from .template_limits import _budget
-
-    return _budget().max_value
+    return budget_current().max_value
 
 
 def _value_size(value: Any, *, conversion: str = "s") -> int:
     """Characters a value can take once converted, before width and precision."""
-    from .template_limits import _size
-
     if isinstance(value, bool) or value is None:
         return 5
     if isinstance(value, int):
         return value.bit_length() + NUMBER_OVERHEAD  # binary is the widest base
     if isinstance(value, float):
         return NUMBER_OVERHEAD
-    size = _size(value, _limit() + 1)
+    size = value_size(value, _limit() + 1)
     return size * REPR_GROWTH + 2 if conversion in ("r", "a") else size
 
 

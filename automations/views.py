@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from .services import email_unsubscribe, unsubscribe_token_read
+from .services.suppressions import email_unsubscribe, unsubscribe_token_read
 
 
 # CSRF-exempt: RFC 8058 one-click unsubscribe is a POST from the mailbox provider, without our cookie or form. The

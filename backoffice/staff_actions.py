@@ -11,9 +11,11 @@ from django.utils import timezone
 
 from automations import customer_actions as email_actions
 from automations import customer_selectors as email_selectors
-from automations import services as automation_services
 from automations.address_fix import blocked_emails_release
 from automations.models import EmailQueueItem
+from automations.services.enrollments import enrollment_exit
+from automations.services.queue_items import queue_items_cancel
+from automations.services.rules import EnrollmentRefused, enrollment_start_by_hand
 from billing.stripe_customers import StripeCustomerError, stripe_customer_email_set
 from customers import services
 from customers.models import Customer, StaffActionKind
@@ -57,9 +59,7 @@ def _email_resend(call: Call, *, item_id: int, request_key, send_now: bool = Fal
 
 def _email_cancel(call: Call, *, item_id: int) -> Outcome:
     item = _item(call.customer, item_id)
-    cancelled = automation_services.queue_items_cancel(
-        item_ids=[item.pk], reason=f"Cancelled by staff: {call.reason}"[:2000]
-    )
+    cancelled = queue_items_cancel(item_ids=[item.pk], reason=f"Cancelled by staff: {call.reason}"[:2000])
     if not cancelled:
         raise ActionRefused("That email is no longer pending: it was sent or stopped already.")
     return Outcome(f"cancelled {item.step.template.name}", {"queue_item_id": item.pk})
@@ -70,10 +70,10 @@ def _enroll(call: Call, *, rule_id: int) -> Outcome:
     if rule is None:
         raise ActionRefused("No such rule.")
     try:
-        enrollment = automation_services.enrollment_start_by_hand(
+        enrollment = enrollment_start_by_hand(
             rule=rule, customer=call.customer, reason=f"{call.actor.get_username()}: {call.reason}"
         )
-    except automation_services.EnrollmentRefused as exc:
+    except EnrollmentRefused as exc:
         raise ActionRefused(str(exc)) from None
     return Outcome(f"enrolled in {rule.name}", {"rule_id": rule.pk, "enrollment_id": enrollment.pk})
 
@@ -84,7 +84,7 @@ def _unenroll(call: Call, *, enrollment_id: int) -> Outcome:
     )
     if enrollment is None:
         raise ActionRefused("That enrollment is not running for this customer.")
-    cancelled = automation_services.enrollment_exit(enrollment=enrollment, reason=f"Removed by staff: {call.reason}")
+    cancelled = enrollment_exit(enrollment=enrollment, reason=f"Removed by staff: {call.reason}")
     return Outcome(
         f"removed from {enrollment.rule.name} ({cancelled} pending email(s) cancelled)",
         {"rule_id": enrollment.rule_id, "enrollment_id": enrollment.pk, "cancelled_emails": cancelled},

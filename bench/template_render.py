@@ -77,7 +77,8 @@ def main(argv):
     django_on_fresh_database()
 
     from automations.models import EmailTemplate
-    from automations.rendering import TemplateRenderLimitExceeded, render_email, sample_context
+    from automations.render_context import sample_context
+    from automations.rendering import TemplateRenderLimitExceeded, render_email
 
     templates = list(EmailTemplate.objects.all())
     context = sample_context()

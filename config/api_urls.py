@@ -6,6 +6,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from automations import api as automations_api
+from automations import api_analytics as automations_analytics_api
 from backoffice import api as backoffice_api
 from billing import api as billing_api
 from customers import api as customers_api
@@ -67,5 +68,5 @@ urlpatterns = [
         integrations_api.WorkflowRunRetryView.as_view(),
         name="workflow-run-retry",
     ),
-    path("analytics/email/", automations_api.EmailAnalyticsView.as_view(), name="email-analytics"),
+    path("analytics/email/", automations_analytics_api.EmailAnalyticsView.as_view(), name="email-analytics"),
 ]

@@ -85,11 +85,12 @@ def onboarding_settled_at(*, onboarding_since: datetime) -> datetime:
 # "Win-back" rule, triggered by subscription.canceled, is one), so marketing sees and decides which rules count.
 #
 # 1. Churned -> Win-back when the first email of an enrollment in such a rule is sent (accepted by the provider, not
-#    merely queued): applied by automations where it records the send (automations.sending.batch_record_sent).
+#    merely queued): applied by automations where it records the send (automations.batch_outcome.batch_record_sent).
 # 2. Win-back -> Churned when that enrollment ends, completed (its last email went out or was skipped) or exited,
 #    without the customer having come back, and no other campaign enrollment of theirs is still running: applied by
-#    automations where the enrollment ends (automations.services.campaign_stage_on_end). The cause says so, and the
-#    dashboard does not count this move as a new churn (only moves into churned from another stage are churn).
+#    automations where the enrollment ends (automations.services.campaigns.campaign_stage_on_end). The cause says
+#    so, and the dashboard does not count this move as a new churn (only moves into churned from another stage are
+#    churn).
 # 3. Win-back -> Trial / Purchase when they subscribe again: billing moves them as for any new subscription (the
 #    trials sync for a website trial), and the rule's exit events (subscription.created, checkout.completed,
 #    trial.started) end the campaign. An exit caused by one of COMEBACK_EVENTS moves nobody back to Churned. An exit

@@ -1,7 +1,7 @@
 """The email backend of the local run: every email goes into the local outbox (OutboxEmail), shown in the admin.
 
 It stands in for Resend where config.settings.local has no RESEND_API_KEY. What arrives here is exactly what would
-have been sent: the email queue sends one message per call through EMAIL_BACKEND locally (automations.sending's
+have been sent: the email queue sends one message per call through EMAIL_BACKEND locally (integrations.django_mail's
 DjangoMailTransport), each under its idempotency key (`message.idempotency_key`, the same attribute the Resend
 backend reads). A repeat under the same key stores nothing new and answers with the first email's message id, as
 Resend does within its 24 hours (https://resend.com/docs/dashboard/emails/idempotency-keys); the unique constraint on
@@ -88,6 +88,6 @@ class EmailBackend(BaseEmailBackend):
                     for address in message.recipients()
                 }
             )
-            message.anymail_status = status  # read by automations.sending, like anymail's own backends set it
+            message.anymail_status = status  # read by integrations.django_mail, like anymail's own backends set it
             sent += 1
         return sent

@@ -2,7 +2,7 @@
 
 A deployment without Resend must not look as if it sent anything (the file backend would write the email to disk and
 the caller would believe it went out). The email queue does not get this far: it holds its emails pending while
-delivery is disabled (automations.sending.email_queue_process).
+delivery is disabled (automations.drain.email_queue_process).
 """
 
 from django.core.exceptions import ImproperlyConfigured

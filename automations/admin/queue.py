@@ -11,7 +11,6 @@ from jinja2 import TemplateError
 
 from config.admin import ReadOnlyAdmin
 
-from .. import services
 from ..models import (
     EmailBatch,
     EmailEvent,
@@ -22,7 +21,9 @@ from ..models import (
     StaffTestSend,
     Suppression,
 )
-from ..sending import message_preview
+from ..queue_messages import message_preview
+from ..services.queue_items import queue_items_cancel, queue_items_retry_now
+from ..services.suppressions import suppression_add
 from .common import database_id, pause_banner
 from .email_status import ShownStatusMixin, WillGoOutFilter
 from .queue_resend import ResendActionsMixin
@@ -102,7 +103,7 @@ class EmailQueueItemAdmin(ResendActionsMixin, ShownStatusMixin, ReadOnlyAdmin):
     @admin.action(description="Retry selected failed emails now", permissions=["retry"])
     def retry_now(self, request, queryset):
         selected = list(queryset.values_list("pk", flat=True))
-        count = services.queue_items_retry_now(item_ids=selected)
+        count = queue_items_retry_now(item_ids=selected)
         self.message_user(request, f"{count} failed email(s) queued again.", messages.SUCCESS)
         if count < len(selected):
             self.message_user(
@@ -115,7 +116,7 @@ class EmailQueueItemAdmin(ResendActionsMixin, ShownStatusMixin, ReadOnlyAdmin):
     @admin.action(description="Cancel selected pending emails", permissions=["retry"])
     def cancel_pending(self, request, queryset):
         selected = list(queryset.values_list("pk", flat=True))
-        count = services.queue_items_cancel(item_ids=selected, reason=f"Cancelled by {request.user.username}")
+        count = queue_items_cancel(item_ids=selected, reason=f"Cancelled by {request.user.username}")
         self.message_user(request, f"{count} pending email(s) cancelled.", messages.SUCCESS)
         if count < len(selected):
             self.message_user(
@@ -250,7 +251,7 @@ class SuppressionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        suppression, _ = services.suppression_add(
+        suppression, _ = suppression_add(
             email=obj.email, reason=obj.reason, note=obj.note or f"Added by {request.user.username}"
         )
         obj.pk = suppression.pk

@@ -1,6 +1,6 @@
 """The queue page's resend actions, each through a confirmation page that says what will happen to every email.
 
-- "Resend selected emails…": a sent email, or one whose outcome is unknown (after checking Resend's log by its
+- "Resend selected emails…": a sent email, or one whose outcome is unknown (after checking the provider's log by its
   Idempotency-Key), gets a new copy under a new key, sent within minutes; a cancelled email goes back into its
   sequence at its own time (a cancelled "a month since your server stopped" must not overtake step 2).
 - "Send selected emails now…": the explicit choice to send at once, even ahead of an email's own time.
@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ..customer_actions import resend_ahead_of_time
 from ..models import EmailQueueItem, EnrollmentStatus, QueueStatus
+from ..transports import transport_class
 
 RESENDABLE = (QueueStatus.SENT, QueueStatus.UNCONFIRMED, QueueStatus.CANCELLED)
 
@@ -53,8 +54,10 @@ def what_will_happen(item: EmailQueueItem, *, send_now: bool, now) -> tuple[bool
         return True, "Never sent; its time has passed. Goes out within minutes."
     if item.status == QueueStatus.UNCONFIRMED:
         key = item.batch.provider_idempotency_key if item.batch_id else item.idempotency_key
+        provider = transport_class().display_name
         return True, (
-            f"Outcome unknown: Resend may have delivered it. Check Resend's log for Idempotency-Key {key} first. "
+            f"Outcome unknown: {provider} may have delivered it. Check {provider}'s log for Idempotency-Key {key} "
+            "first. "
             "A new copy goes out within minutes under a new key: if the first one did arrive, the customer gets it "
             "twice."
         )

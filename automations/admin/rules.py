@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from customers.lifecycle import Stage
 
-from .. import selectors, services
+from .. import selectors
 from ..forms import (
     ANCHOR_HELP,
     EXAMPLES,
@@ -23,6 +23,7 @@ from ..forms import (
     product_choices,
 )
 from ..models import AutomationRule, AutomationStep, Enrollment, EnrollmentStatus, StepAnchor
+from ..services.rules import step_has_history, step_retire
 from .analytics import analytics_view
 from .rule_state import RuleStateMixin
 
@@ -64,7 +65,7 @@ class StepFormSet(forms.BaseInlineFormSet):
                 continue
             if form.cleaned_data.get("DELETE"):
                 # The queue items point to the step with PROTECT: say so on the form instead of a ProtectedError.
-                if form.instance.pk and services.step_has_history(step=form.instance):
+                if form.instance.pk and step_has_history(step=form.instance):
                     kept_history.append(
                         f"Step {form.instance.order} has sent or queued emails and cannot be deleted; "
                         'tick "Retired" instead: it stops sending and keeps its numbers.'
@@ -229,7 +230,7 @@ class AutomationRuleAdmin(RuleStateMixin, admin.ModelAdmin):
         for step_form in formset.forms:
             step = step_form.instance
             if step.pk and step.retired and "retired" in getattr(step_form, "changed_data", ()):
-                cancelled = services.step_retire(step_id=step.pk)
+                cancelled = step_retire(step_id=step.pk)
                 if cancelled:
                     self.message_user(request, f"Step {step.order} retired: {cancelled} pending email(s) cancelled.")
 

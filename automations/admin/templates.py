@@ -11,11 +11,13 @@ from django.utils.html import format_html
 from jinja2 import TemplateError
 
 from customers.models import Customer
-from integrations.resend.client import ResendError
+from integrations.email_transport import SendError
 
-from .. import services
 from ..models import EmailTemplate
-from ..rendering import customer_context, links_context, render_email, sample_context, subscription_context
+from ..render_context import customer_context, links_context, sample_context, subscription_context
+from ..rendering import render_email
+from ..services.suppressions import unsubscribe_url
+from ..services.test_sends import TEST_SENDS_PER_MINUTE, staff_test_send_failed, staff_test_send_reserve
 from .common import database_id
 
 
@@ -26,7 +28,7 @@ def preview_context(*, customer: Customer | None) -> dict:
         **sample_context(),
         "customer": customer_context(customer),
         "subscription": subscription_context(customer=customer, event_payload={}) or sample_context()["subscription"],
-        "unsubscribe_url": services.unsubscribe_url(email=customer.email),
+        "unsubscribe_url": unsubscribe_url(email=customer.email),
         **links_context(),
     }
 
@@ -114,7 +116,7 @@ class EmailTemplateAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/automations/emailtemplate/preview.html", context)
 
     def _send_test(self, request, template, rendered, customer_id):
-        from ..sending import send_test_email
+        from ..drain import send_test_email
 
         url = reverse("admin:automations_emailtemplate_preview", args=[template.pk])
         url = f"{url}?customer={customer_id}" if customer_id else url
@@ -125,18 +127,18 @@ class EmailTemplateAdmin(admin.ModelAdmin):
                 messages.ERROR,
             )
             return redirect(url)
-        test_send = services.staff_test_send_reserve(user=request.user, template=template)
+        test_send = staff_test_send_reserve(user=request.user, template=template)
         if test_send is None:
             self.message_user(
                 request,
-                f"You sent {services.TEST_SENDS_PER_MINUTE} tests in the last minute; wait a minute and try again.",
+                f"You sent {TEST_SENDS_PER_MINUTE} tests in the last minute; wait a minute and try again.",
                 messages.WARNING,
             )
             return redirect(url)
         try:
             send_test_email(to=request.user.email, rendered=rendered, marketing=template.category == "marketing")
-        except ResendError as exc:
-            services.staff_test_send_failed(test_send=test_send, error=str(exc))
+        except SendError as exc:
+            staff_test_send_failed(test_send=test_send, error=str(exc))
             self.message_user(request, f"The test email could not be sent: {exc}", messages.ERROR)
             return redirect(url)
         self.message_user(request, f"Test email sent to {request.user.email}.", messages.SUCCESS)

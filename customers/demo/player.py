@@ -7,7 +7,7 @@ One loop over a single time line. At each moment the earliest of these happens, 
   events, which go through billing's webhook path below the signature check (`stripe_event_receive`, the same
   store the view uses, then the processing task: dj-stripe's sync against the LocalStripe stand-in, billing's
   handlers, domain events, enrollments);
-- the email queue's run when an email falls due (automations.sending.email_queue_process, as the every-2-minutes
+- the email queue's run when an email falls due (automations.drain.email_queue_process, as the every-2-minutes
   schedule would, only exactly on time), sending through Django's email backend as the local run does;
 - a tracking event from Resend for an email that went out (delivered, opened, clicked, bounced): Resend's payload,
   parsed by anymail's Resend webhook view and handed to the same `tracking` signal the view sends;
@@ -237,7 +237,7 @@ class Player:
         )
 
     def _email_queue_run(self) -> None:
-        from automations.sending import email_queue_process
+        from automations.drain import email_queue_process
 
         email_queue_process(time_budget=30, sleep=lambda seconds: None)
 

@@ -4,31 +4,22 @@
 order (https://resend.com/docs/api-reference/emails/send-batch-emails). It refuses attachments and `scheduled_at`,
 which the queue never uses. In its default (strict) validation mode one invalid message refuses the whole call with
 a 4xx and nothing is sent; the queue then splits the batch. The `Idempotency-Key` header works as for single sends.
-`ResendError.outcome` says what an error answer means for the emails in the call.
+`ResendError.kind` says what an error answer means for the emails in the call; the transport raises it as the
+provider-neutral `SendError` (integrations/email_transport.py).
 """
 
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
 from django.conf import settings
 
+from integrations.email_transport import SendError, SendErrorKind, kind_for_status
 from integrations.http import ProviderError, session_build
 
 MAX_BATCH_SIZE = 100
-
-
-class Outcome(StrEnum):
-    """What a failed call to Resend tells us about the emails in it (docs/automations.md, "Which answer means what")."""
-
-    UNKNOWN = "unknown"  # may have been sent: retry the same payload under the same key, never change the batch
-    RATE_LIMITED = "rate_limited"  # refused before any work: wait Retry-After, then the same call again
-    REFUSED = "refused"  # validation refused the whole call, nothing was sent: split the batch or fail the email
-    CONFIGURATION = "configuration"  # our key, domain or quota, nothing was sent: pause sending, keep the emails
-    KEY_CONFLICT = "key_conflict"  # the key was misused: our bug; never re-send under a new key
 
 
 # https://resend.com/docs/api-reference/errors
@@ -49,19 +40,42 @@ class ResendError(ProviderError):
         return str(body.get("name") or "") if isinstance(body, dict) else ""
 
     @property
-    def outcome(self) -> Outcome:
-        name = self.name
-        if name in KEY_ERROR_NAMES:
-            return Outcome.KEY_CONFLICT
-        if name in CONFIGURATION_ERROR_NAMES or self.status in (401, 403):
-            return Outcome.CONFIGURATION
-        if self.status == 429:
-            return Outcome.RATE_LIMITED
-        if self.status == 0 or self.status >= 500 or self.status == 409:
-            # No answer, a gateway's 502/504 after Resend accepted the call, or 409 concurrent_idempotent_requests
-            # (the first call with this key is still being processed): it may have been sent.
-            return Outcome.UNKNOWN
-        return Outcome.REFUSED
+    def kind(self) -> SendErrorKind:
+        """What this answer means for the emails in the call (docs/automations.md, "Which answer means what")."""
+        if self.name in KEY_ERROR_NAMES:
+            return SendErrorKind.KEY_CONFLICT
+        if self.name in CONFIGURATION_ERROR_NAMES:
+            return SendErrorKind.CONFIGURATION
+        # Otherwise the status decides; 409 is concurrent_idempotent_requests (the first call with this key is still
+        # being processed), and a gateway's 502/504 may come after Resend accepted the call: both may have been sent.
+        return kind_for_status(self.status)
+
+    def pause_cause(self) -> str:
+        """What staff read while sending is paused for this answer (a CONFIGURATION one)."""
+        try:
+            detail = json.loads(self.body).get("message", "")
+        except (ValueError, AttributeError):
+            detail = ""
+        if self.name in CONFIGURATION_ERROR_NAMES:
+            hint = "Resend's sending quota is used up"
+        elif self.name == "validation_error":
+            hint = "Resend refuses our sender (is the sending domain still verified?)"
+        else:
+            hint = "Resend refuses our API key (revoked or rotated? check RESEND_API_KEY)"
+        return f"{hint}: HTTP {self.status} {self.name or 'no error name'}" + (f", {detail}" if detail else "")
+
+    def as_send_error(self) -> SendError:
+        """The provider-neutral error the email queue understands."""
+        kind = self.kind
+        return SendError(
+            kind=kind,
+            provider=self.provider,
+            status=self.status,
+            name=self.name,
+            detail=self.body,
+            retry_after=self.retry_after,
+            pause_cause=self.pause_cause() if kind == SendErrorKind.CONFIGURATION else "",
+        )
 
 
 def request_body(messages: list[dict[str, Any]]) -> bytes:

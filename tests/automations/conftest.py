@@ -4,8 +4,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from automations.drain import email_queue_process
 from automations.models import EmailQueueItem, QueueStatus
-from automations.sending import email_queue_process
 from customers.events import domain_event_dispatch, domain_event_publish
 from tests.fakes.resend import SIGNING_SECRET, FakeResend
 

@@ -19,7 +19,7 @@ from automations.models import (
     EnrollmentStatus,
     QueueStatus,
 )
-from automations.services import step_times
+from automations.services.enrollment_policy import step_times
 from tests.customers.factories import CustomerFactory
 
 

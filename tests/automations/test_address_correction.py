@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from automations.models import AutomationRule, EmailQueueItem, QueueStatus, StepAnchor, SuppressionReason
-from automations.services import suppression_add
+from automations.services.suppressions import suppression_add
 from customers.models import Customer, StaffAction, StaffActionKind, TimelineEvent
 from tests.billing.conftest import deliver, fake_stripe, fake_stripe_server, webhook_endpoint  # noqa: F401
 from tests.customers.factories import CustomerFactory

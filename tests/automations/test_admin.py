@@ -201,7 +201,7 @@ def test_queue_filters(client, marketing_user, publish):
 
 
 def test_analytics_counts_per_rule_and_step(client, marketing_user, resend, publish, drain):
-    from automations.services import email_event_record
+    from automations.services.tracking import email_event_record
 
     customers = CustomerFactory.create_batch(4)
     for customer in customers:

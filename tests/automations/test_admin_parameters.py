@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from automations.models import AutomationRule, EmailTemplate, StaffTestSend
-from automations.services import TEST_SENDS_PER_MINUTE
+from automations.services.test_sends import TEST_SENDS_PER_MINUTE
 
 pytestmark = pytest.mark.django_db
 

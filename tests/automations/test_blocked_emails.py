@@ -8,7 +8,7 @@ from django.core import mail
 from django.urls import reverse
 
 from automations.models import AutomationRule, EmailQueueItem, QueueStatus, SuppressionReason
-from automations.services import suppression_add
+from automations.services.suppressions import suppression_add
 from tests.customers.factories import CustomerFactory
 
 from .conftest import make_due, payment_failed_payload

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from automations.models import EmailEvent, EmailQueueItem, QueueStatus, Suppression, SuppressionReason
-from automations.services import suppression_add, unsubscribe_token_make, unsubscribe_url
+from automations.services.suppressions import suppression_add, unsubscribe_token_make, unsubscribe_url
 from tests.billing.factories import SubscriptionFactory
 from tests.customers.factories import CustomerFactory
 from tests.fakes.resend import resend_event, signed_webhook
@@ -282,7 +282,7 @@ def test_machine_opens_are_flagged_and_human_opens_counted(client, sent_item):
 
 
 def test_an_open_is_judged_by_timing_alone_whatever_the_user_agent():
-    from automations.services import is_machine_open
+    from automations.services.tracking import is_machine_open
 
     # Resend's opens carry no user agent; only the time since delivery can mark a machine open.
     delivered = timezone.now()
@@ -391,18 +391,20 @@ def test_failed_and_suppressed_by_resend_show_on_the_email_and_in_analytics(clie
 
 
 def test_an_event_that_beats_our_commit_is_linked_when_the_email_is_recorded(resend):
+    from automations.batch_claim import DrainResult, batch_claim_new
+    from automations.batch_outcome import batch_record_sent
     from automations.models import EmailBatch
-    from automations.sending import DrainResult, batch_claim_new, batch_record_sent, transport_get
+    from automations.transports import transport_get
 
     from .test_sending import queue_welcomes
 
     queue_welcomes(1)
     EmailQueueItem.objects.filter(step__order=2).delete()
     batch, _ = batch_claim_new(worker="w", size=100, result=DrainResult())
-    (message_id,) = transport_get().send(
+    (message_id,) = transport_get().send_batch(
         messages=[e["message"] for e in batch.messages], idempotency_key=batch.provider_idempotency_key
     )
-    from automations.services import email_event_record
+    from automations.services.tracking import email_event_record
 
     email_event_record(
         event_type="delivered", provider_event_id="early", provider_message_id=message_id, occurred_at=timezone.now()
@@ -432,7 +434,7 @@ def test_emails_use_the_customers_current_subscription_from_billing(publish, res
 
 
 def test_an_event_that_lost_the_race_is_linked_by_the_next_queue_run(sent_item, drain):
-    from automations.services import email_event_record
+    from automations.services.tracking import email_event_record
 
     # Simulate both sides missing each other: the event is stored unlinked although the email is known.
     event = email_event_record(

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
+from automations.batch_claim import DrainResult, batch_claim_new
 from automations.models import EmailBatch, EmailQueueItem, QueueStatus
-from automations.sending import DrainResult, batch_claim_new
 from customers.clock import as_of
 from tests.scheduler import next_even_minute, run_schedules
 

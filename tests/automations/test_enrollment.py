@@ -47,7 +47,7 @@ def test_new_subscription_sends_welcome_now_and_queues_setup_tips_for_tomorrow(p
 
 def test_the_same_event_dispatched_twice_enrolls_once(publish, customer):
     event = publish("subscription.created", customer, subscription_payload())
-    from automations.services import enrollments_start_for_event
+    from automations.services.enrollments import enrollments_start_for_event
 
     assert enrollments_start_for_event(event=event) == []
     domain_event_dispatch(event_id=event.pk)

@@ -11,8 +11,9 @@ import pytest
 from jinja2 import TemplateError
 
 from automations.models import AutomationRule, AutomationStep, EmailQueueItem, EmailTemplate, QueueStatus
-from automations.rendering import TemplateRenderLimitExceeded, render_email, sample_context, template_compile_errors
-from automations.services import enrollment_start
+from automations.render_context import sample_context
+from automations.rendering import TemplateRenderLimitExceeded, render_email, template_compile_errors
+from automations.services.enrollments import enrollment_start
 from customers.events import domain_event_publish
 from tests.customers.factories import CustomerFactory
 
@@ -132,7 +133,10 @@ def test_a_payload_that_skips_the_samples_is_saved_but_refused_at_send_time_and_
     padded = AutomationRule.objects.create(name="Padded news", trigger="subscription.created")
     AutomationStep.objects.create(rule=padded, order=1, template=saved)
     customers = CustomerFactory.create_batch(3, email=factory_email())
-    with mock.patch("customers.events._enqueue_dispatch"), mock.patch("automations.services.queue_process_enqueue"):
+    with (
+        mock.patch("customers.events._enqueue_dispatch"),
+        mock.patch("automations.services.enrollments.queue_process_enqueue"),
+    ):
         for customer in customers:
             event, _ = domain_event_publish(
                 name="subscription.created",

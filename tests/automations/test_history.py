@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from automations.forms import format_delay
 from automations.models import AutomationRule, AutomationStep, EmailQueueItem, EmailTemplate, Enrollment, QueueStatus
-from automations.services import enrollment_start, step_retire
+from automations.services.enrollments import enrollment_start
+from automations.services.rules import step_retire
 from customers.events import domain_event_publish
 from tests.customers.factories import CustomerFactory
 
@@ -23,7 +24,10 @@ pytestmark = pytest.mark.django_db
 
 def enroll(rule, customer=None):
     customer = customer or CustomerFactory()
-    with mock.patch("customers.events._enqueue_dispatch"), mock.patch("automations.services.queue_process_enqueue"):
+    with (
+        mock.patch("customers.events._enqueue_dispatch"),
+        mock.patch("automations.services.enrollments.queue_process_enqueue"),
+    ):
         event, _ = domain_event_publish(
             name=rule.trigger,
             key=f"seed:{rule.pk}:{customer.pk}",
@@ -186,7 +190,7 @@ def test_processing_the_queue_after_a_retirement_sends_nothing_for_the_retired_s
 
 
 def test_retry_now_does_not_bring_back_emails_of_a_retired_step(rule):
-    from automations.services import queue_items_retry_now
+    from automations.services.queue_items import queue_items_retry_now
 
     enrollment = enroll(rule)
     item = enrollment.queue_items.get(step__order=2)

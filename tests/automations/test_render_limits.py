@@ -9,14 +9,14 @@ from django.urls import reverse
 from jinja2 import TemplateError
 
 from automations.models import AutomationRule, AutomationStep, EmailQueueItem, EmailTemplate, QueueStatus
+from automations.render_context import sample_context
 from automations.rendering import (
     TemplateRenderError,
     TemplateRenderLimitExceeded,
     render_email,
-    sample_context,
     template_compile_errors,
 )
-from automations.services import enrollment_start
+from automations.services.enrollments import enrollment_start
 from customers.events import domain_event_publish
 from tests.customers.factories import CustomerFactory
 
@@ -207,7 +207,10 @@ def test_poisoned_emails_fail_alone_and_the_rest_of_the_drain_goes_out(resend, d
         )
         AutomationStep.objects.create(rule=poisoned, order=order, template=saved)
     customers = CustomerFactory.create_batch(2)
-    with mock.patch("customers.events._enqueue_dispatch"), mock.patch("automations.services.queue_process_enqueue"):
+    with (
+        mock.patch("customers.events._enqueue_dispatch"),
+        mock.patch("automations.services.enrollments.queue_process_enqueue"),
+    ):
         for customer in customers:
             event, _ = domain_event_publish(
                 name="subscription.created",

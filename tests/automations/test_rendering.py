@@ -5,7 +5,8 @@ from django.core.checks import run_checks
 from jinja2.exceptions import SecurityError
 
 from automations.models import EmailTemplate
-from automations.rendering import render_email, sample_context
+from automations.render_context import sample_context
+from automations.rendering import render_email
 
 
 def template(**fields):

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from automations.models import EmailQueueItem, QueueStatus
-from automations.services import queue_items_cancel
+from automations.services.queue_items import queue_items_cancel
 from customers.lifecycle import Stage
 from customers.models import StaffAction
 from tests.customers.factories import CustomerFactory

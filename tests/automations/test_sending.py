@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from automations.batch_claim import DrainResult, batch_claim_new
 from automations.installation import installation_id
 from automations.models import (
     AutomationRule,
@@ -20,7 +21,7 @@ from automations.models import (
     Enrollment,
     QueueStatus,
 )
-from automations.sending import DrainResult, batch_claim_new, transport_get
+from automations.transports import transport_get
 from customers.models import Customer
 from tests.automations.factories import enrollment_with_emails
 from tests.customers.factories import CustomerFactory
@@ -217,7 +218,9 @@ def test_a_crash_after_resend_accepted_and_before_our_commit_sends_nothing_twice
     transport = transport_get()
     # A worker claims a batch and makes the call... then dies before recording the answer.
     batch, _ = batch_claim_new(worker="doomed", size=100, result=DrainResult())
-    transport.send(messages=[e["message"] for e in batch.messages], idempotency_key=batch.provider_idempotency_key)
+    transport.send_batch(
+        messages=[e["message"] for e in batch.messages], idempotency_key=batch.provider_idempotency_key
+    )
     assert len(resend.delivered) == 6
     assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENDING}
 
@@ -272,7 +275,7 @@ def test_two_workers_draining_at_once_never_send_the_same_email(resend, settings
     def worker(name):
         from django.db import connections
 
-        from automations.sending import email_queue_process
+        from automations.drain import email_queue_process
 
         try:
             results.append(email_queue_process(worker=name, time_budget=20, sleep=lambda s: None))
@@ -309,7 +312,7 @@ def dunning_in_flight(resend, drain, publish_fail):
 
 
 def test_a_recovery_during_a_rate_limit_wait_takes_the_dunning_email_out(resend, drain):
-    from automations.services import enrollment_exit
+    from automations.services.enrollments import enrollment_exit
 
     customer = dunning_in_flight(resend, drain, lambda: resend.fail_next(429, retry_after=60))
     enrollment_exit(enrollment=Enrollment.objects.get(customer=customer), reason="payment.recovered")
@@ -324,7 +327,7 @@ def test_a_recovery_during_a_rate_limit_wait_takes_the_dunning_email_out(resend,
 
 
 def test_a_batch_resend_may_have_accepted_is_resent_as_it_was_even_after_a_recovery(resend, drain):
-    from automations.services import enrollment_exit
+    from automations.services.enrollments import enrollment_exit
 
     def timeout():
         resend.latency = 1.5
@@ -375,7 +378,7 @@ def test_local_run_without_resend_puts_emails_in_the_local_outbox(settings, drai
 
 
 def test_workers_share_one_pace_under_the_providers_rate_limit():
-    from automations.sending import provider_slot_reserve
+    from automations.pacing import provider_slot_reserve
 
     waits = [provider_slot_reserve(provider="resend", interval=0.2) for _ in range(4)]
     # Each reservation takes the next free 200 ms slot, whoever asks: 0, 0.2, 0.4, 0.6 s from now.
@@ -407,7 +410,8 @@ def test_an_email_goes_to_the_address_the_customer_has_when_it_is_sent(resend, d
 
 
 def test_a_slow_workers_late_failure_does_not_override_the_worker_that_took_over(resend):
-    from automations.sending import batch_claim_in_flight, batch_record_failure
+    from automations.batch_claim import batch_claim_in_flight
+    from automations.batch_outcome import batch_record_failure
     from integrations.resend.client import ResendError
 
     queue_welcomes(1)
@@ -416,7 +420,9 @@ def test_a_slow_workers_late_failure_does_not_override_the_worker_that_took_over
     taken = batch_claim_in_flight(worker="fresh")
     assert taken.pk == batch.pk and taken.possibly_accepted
 
-    batch_record_failure(batch=batch, error=ResendError(status=503), result=DrainResult(), worker="slow")
+    batch_record_failure(
+        batch=batch, error=ResendError(status=503).as_send_error(), result=DrainResult(), worker="slow"
+    )
 
     taken.refresh_from_db()
     assert (taken.worker, taken.attempts, taken.call_in_progress) == ("fresh", 0, True)
@@ -457,7 +463,7 @@ def test_timeout_then_409_in_progress_then_success_gives_one_copy(resend, drain)
 
 
 def test_504_after_acceptance_and_a_cancel_during_the_backoff_gives_one_copy_and_honest_statuses(resend, drain):
-    from automations.services import enrollment_exit
+    from automations.services.enrollments import enrollment_exit
 
     paid, other = queue_welcomes(2)
     resend.accept_then_fail(504)  # Resend sent the batch; the gateway lost the answer
@@ -531,7 +537,7 @@ def test_an_unverified_domain_pauses_and_staff_resume_it_from_the_admin(resend, 
     resend.restore_key()
     owner = get_user_model().objects.create_superuser("owner", "owner@modready.example", "pw-owner-123")
     client.force_login(owner)
-    with mock.patch("automations.services.queue_process_enqueue"):
+    with mock.patch("automations.drain_control.queue_process_enqueue"):
         client.post(
             reverse("admin:automations_sendingpause_changelist"),
             {"action": "resume", "_selected_action": [pause.pk]},
@@ -548,7 +554,7 @@ def test_invalid_idempotent_request_is_shown_and_never_sent_under_a_new_key(rese
     customers = queue_welcomes(2)
     # A worker sends the batch and dies before recording the answer...
     batch, _ = batch_claim_new(worker="doomed", size=100, result=DrainResult())
-    transport_get().send(
+    transport_get().send_batch(
         messages=[e["message"] for e in batch.messages], idempotency_key=batch.provider_idempotency_key
     )
     # ...and a bug changes the stored payload before the retry (the rule says it never may).
@@ -557,7 +563,7 @@ def test_invalid_idempotent_request_is_shown_and_never_sent_under_a_new_key(rese
     EmailBatch.objects.filter(pk=batch.pk).update(messages=messages)
     make_due()
 
-    with caplog.at_level("ERROR", logger="automations.sending"):
+    with caplog.at_level("ERROR", logger="automations.batch_outcome"):
         drain()
 
     batch.refresh_from_db()
@@ -624,8 +630,7 @@ def test_a_batch_of_100_costs_the_same_number_of_queries_as_a_batch_of_10(resend
 
 
 def test_a_burst_of_wake_ups_puts_one_drain_task_on_the_broker():
-    from automations.drain_control import drain_wake_clear
-    from automations.services import queue_process_enqueue
+    from automations.drain_control import drain_wake_clear, queue_process_enqueue
 
     with mock.patch("django_q.tasks.async_task") as enqueue:
         for _ in range(500):
@@ -640,8 +645,8 @@ def test_a_burst_of_wake_ups_puts_one_drain_task_on_the_broker():
 def test_a_drain_finding_every_slot_busy_ends_at_once(resend, settings):
     import psycopg
 
+    from automations.drain import email_queue_drain
     from automations.drain_control import DRAIN_LOCK_CLASS
-    from automations.sending import email_queue_drain
 
     settings.AUTOMATIONS_DRAIN_SLOTS = 1
     queue_welcomes(1)
@@ -657,7 +662,7 @@ def test_a_drain_finding_every_slot_busy_ends_at_once(resend, settings):
 
 
 def test_the_task_drain_keeps_going_through_a_retry_wait_instead_of_waiting_for_the_next_run(resend, settings):
-    from automations.sending import email_queue_drain
+    from automations.drain import email_queue_drain
 
     settings.AUTOMATIONS_RETRY_BASE_SECONDS = 5
     queue_welcomes(2)

@@ -260,7 +260,7 @@ def test_invariants_while_the_journey_runs(journey_name, data, fake_stripe, deli
             assert deliver(event).status_code == 200
             note_sent(last)
         make_due()  # time passes: everything still queued goes out now, if it still may
-        from automations.sending import email_queue_process
+        from automations.drain import email_queue_process
 
         email_queue_process(sleep=lambda seconds: None, time_budget=30)
         note_sent(last)
@@ -309,7 +309,7 @@ def test_the_last_failure_processed_after_the_cancellation_sends_no_dunning(fake
     for event in (deleted, last_failure, last_failure):  # the cancellation first, then the failure (twice)
         assert deliver(event).status_code == 200
     make_due()
-    from automations.sending import email_queue_process
+    from automations.drain import email_queue_process
 
     email_queue_process(sleep=lambda seconds: None, time_budget=30)
 
@@ -340,7 +340,7 @@ def test_the_daily_sync_finding_the_open_invoice_of_a_cancelled_subscription_sen
         with run_on_commit():  # the sync's commits dispatch its domain events, as in production
             assert stripe_sync_run(retry_delay=0).errors == 0
     make_due()
-    from automations.sending import email_queue_process
+    from automations.drain import email_queue_process
 
     email_queue_process(sleep=lambda seconds: None, time_budget=30)
 

@@ -4,7 +4,8 @@ Win-back -> Churned"). The whole flow through Stripe's webhooks is in tests/bill
 import pytest
 
 from automations.models import AutomationRule, EmailQueueItem, Enrollment, EnrollmentStatus, QueueStatus
-from automations.services import campaign_stage_on_sent, enrollment_exit
+from automations.services.campaigns import campaign_stage_on_sent
+from automations.services.enrollments import enrollment_exit
 from customers.lifecycle import Stage
 from customers.models import Customer, StageTransition
 from tests.customers.factories import CustomerFactory

@@ -7,9 +7,9 @@ from importlib import import_module
 import pytest
 from django.apps import apps
 
+from automations.drain import email_queue_process
 from automations.models import EmailQueueItem, Enrollment, EnrollmentStatus, QueueStatus
-from automations.sending import email_queue_process
-from automations.services import enrollments_complete_finished
+from automations.services.enrollments import enrollments_complete_finished
 from customers.models import Customer, TimelineEvent
 from customers.services import customer_update
 from tests.automations.conftest import make_due

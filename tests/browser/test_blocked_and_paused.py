@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from automations.models import EmailQueueItem, QueueStatus, SuppressionReason, TemplateCategory
-from automations.services import suppression_add
+from automations.services.suppressions import suppression_add
 from config.roles import MARKETING, SUPPORT, roles_sync
 from tests.automations.factories import (
     AutomationRuleFactory,

@@ -63,9 +63,9 @@ def test_emails_without_a_key_each_get_their_row(outbox):
 
 
 def test_the_queue_on_the_local_transport_puts_each_email_in_the_outbox_once(outbox, settings, default_flows):
+    from automations.drain import email_queue_process
     from automations.installation import installation_id
     from automations.models import EmailQueueItem, QueueStatus
-    from automations.sending import email_queue_process
     from tests.automations.test_sending import queue_welcomes
 
     settings.AUTOMATIONS_EMAIL_TRANSPORT = "django"

@@ -5,14 +5,14 @@ import time
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from automations.drain import email_queue_process
 from automations.models import BatchStatus, EmailBatch, EmailQueueItem, QueueStatus
-from automations.sending import email_queue_process
 
 
 class Command(BaseCommand):
     help = "Drain the email queue once (what the 2-minute schedule does), or until nothing is left to send."
     # A worker restarted after a crash should be sending within a second; deployments run `check` separately, and a
-    # missing Resend key still fails the first drain loudly (ImproperlyConfigured).
+    # missing provider key still fails the first drain loudly (ImproperlyConfigured).
     requires_system_checks = []
 
     def add_arguments(self, parser):
@@ -29,8 +29,8 @@ class Command(BaseCommand):
             result = email_queue_process(time_budget=seconds)
             for key in totals:
                 totals[key] += getattr(result, key)
-            # While sending is paused (Resend refused our key, domain or quota; or EMAIL_DELIVERY=disabled) nothing
-            # more will go out in this run, however long it waits: stop and say why instead of looping forever.
+            # While sending is paused (the provider refused our key, domain or quota; or EMAIL_DELIVERY=disabled)
+            # nothing more will go out in this run, however long it waits: stop and say why instead of looping forever.
             if result.paused or not until_done or not _work_left():
                 break
             time.sleep(0.2)

@@ -1,0 +1,118 @@
+"""Suppressions and unsubscribe: the addresses never written to, and the signed links that add to them."""
+
+import functools
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from customers.selectors import customer_get_by_email
+from customers.services import normalize_email, timeline_event_record
+
+from ..models import (
+    EmailQueueItem,
+    Suppression,
+    SuppressionReason,
+)
+
+logger = logging.getLogger(__name__)
+
+
+UNSUBSCRIBE_SALT = "automations.unsubscribe"  # the first links, which carried the address (still read)
+
+
+UNSUBSCRIBE_LINK_SALT = "automations.unsubscribe.item"
+
+
+@transaction.atomic
+def suppression_add(
+    *, email: str, reason: str, queue_item: EmailQueueItem | None = None, note: str = ""
+) -> tuple[Suppression, bool]:
+    email = normalize_email(email)
+    try:
+        with transaction.atomic():
+            return Suppression.objects.create(email=email, reason=reason, queue_item=queue_item, note=note[:300]), True
+    except IntegrityError:
+        return Suppression.objects.get(email=email, reason=reason), False
+
+
+def _unsubscribe_signer() -> signing.Signer:
+    # Signed with SECRET_KEY, checked against SECRET_KEY_FALLBACKS too: rotating the key keeps sent links working.
+    return signing.Signer(salt=UNSUBSCRIBE_LINK_SALT)
+
+
+def unsubscribe_token_make(*, queue_item_id: int) -> str:
+    """The token of one email's unsubscribe link: that email's id, signed. Opaque (no address in it), the same every
+    time it is made (a batch re-sent under its idempotency key carries the same bytes) and without expiry (a link in
+    an old email must keep working)."""
+    return _unsubscribe_signer().sign(signing.b62_encode(queue_item_id))
+
+
+def unsubscribe_token_read(*, token: str) -> dict[str, Any] | None:
+    """{"e": address, "q": queue item id or None} for a token of ours, else None.
+
+    Tokens sent before the links became opaque (signing.dumps of {"e": address, "q": id}, salt UNSUBSCRIBE_SALT)
+    are in emails already delivered and keep working."""
+    try:
+        item_id = signing.b62_decode(_unsubscribe_signer().unsign(token))
+    except (signing.BadSignature, ValueError):
+        pass
+    else:
+        recipient = EmailQueueItem.objects.filter(pk=item_id).values_list("recipient", flat=True).first()
+        return {"e": normalize_email(recipient), "q": item_id} if recipient else None
+    try:
+        data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+    except (signing.BadSignature, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("e"), str) and data["e"] else None
+
+
+def unsubscribe_url(*, queue_item_id: int | None = None, email: str = "") -> str:
+    """The unsubscribe link of one email. Without a queue item (a preview, a test send to staff) the link is a
+    placeholder that unsubscribes nobody: a staff member clicking it in a test email must not unsubscribe the
+    customer whose data filled the preview. `email` is accepted for callers' convenience and never put in the link."""
+    token = unsubscribe_token_make(queue_item_id=queue_item_id) if queue_item_id is not None else "preview"
+    return settings.SITE_URL + _unsubscribe_path().replace("TOKEN", token)
+
+
+@functools.cache
+def _unsubscribe_path() -> str:
+    # Resolved once: reverse() per email costs more than signing the token, for the same answer every time.
+    from django.urls import reverse
+
+    return reverse("automations:unsubscribe", args=["TOKEN"])
+
+
+@transaction.atomic
+def email_unsubscribe(*, token: str) -> Suppression | None:
+    """Record an unsubscribe from a signed link (idempotent). None for a token that is not ours."""
+    data = unsubscribe_token_read(token=token)
+    if data is None:
+        return None
+    email = data["e"]
+    item = (
+        EmailQueueItem.objects.select_related("customer").filter(pk=data.get("q"), recipient__iexact=email).first()
+        if data.get("q")
+        else None
+    )
+    suppression, created = suppression_add(email=email, reason=SuppressionReason.UNSUBSCRIBE, queue_item=item)
+    now = timezone.now()
+    if item is not None and item.unsubscribed_at is None:
+        EmailQueueItem.objects.filter(pk=item.pk, unsubscribed_at__isnull=True).update(unsubscribed_at=now)
+    customer = item.customer if item is not None else customer_get_by_email(email=email)
+    if customer is not None and created:
+        timeline_event_record(
+            customer=customer,
+            source="email",
+            source_key=f"unsubscribe:{email}:{suppression.pk}",
+            kind="email.unsubscribed",
+            occurred_at=now,
+            summary="Unsubscribed from marketing emails",
+            payload={"email": email, "queue_item_id": item.pk if item else None},
+            object_type="email.queue_item" if item else "",
+            object_id=str(item.pk) if item else "",
+        )
+    return suppression
