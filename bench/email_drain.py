@@ -77,7 +77,7 @@ def run(args, *, kill: bool, pacing: bool) -> list:
     from django.db import connection
 
     from automations.models import EmailQueueItem, QueueStatus
-    from tests.fakes.resend import FakeResend
+    from devtools.fakes.resend import FakeResend
 
     seed(args.items)
     connection.close()

@@ -112,7 +112,7 @@ def run_production(args) -> None:
     from django_q.tasks import async_task
 
     from automations.models import EmailQueueItem, Enrollment, QueueStatus
-    from tests.fakes.resend import FakeResend
+    from devtools.fakes.resend import FakeResend
 
     items = args.items
     customer_ids = _seed_customers(items)

@@ -32,7 +32,7 @@ SECRET = "bench-mautic-webhook-secret"
 
 def post_all(port: int, path: str, bodies: list[bytes], concurrency: int, signed: bool) -> tuple[list, list, float]:
     """Signed webhook POSTs, or (`signed` False) plain GETs of the same count as the baseline."""
-    from tests.fakes.mautic import sign
+    from devtools.fakes.mautic import sign
 
     if not signed:
         return requests_over_connections(
@@ -49,7 +49,7 @@ def post_all(port: int, path: str, bodies: list[bytes], concurrency: int, signed
 
 
 def answer_time(args, database_url: str) -> None:
-    from tests.fakes.mautic import FakeMautic
+    from devtools.fakes.mautic import FakeMautic
 
     fake = FakeMautic()  # only to build real-shape bodies; never started
     ids = [fake.add_contact(email=f"player{i}@example.com", opt_in_confirmed=True) for i in range(args.deliveries)]
@@ -121,11 +121,12 @@ def throughput(args) -> None:
     from django.conf import settings
     from django.db import connection
 
+    from devtools.fakes import espocrm as espocrm_fake
+    from devtools.fakes import mautic as mautic_fake
+    from devtools.fakes.discord import interactions as discord_fake
+    from devtools.fakes.discord.server import FakeDiscord
     from integrations import runs
     from integrations.models import WorkflowRun
-    from tests.fakes import discord as discord_fake
-    from tests.fakes import espocrm as espocrm_fake
-    from tests.fakes import mautic as mautic_fake
 
     logging.getLogger("integrations").setLevel(logging.ERROR)  # each 429 is counted in the table, not logged
     table = Table(
@@ -136,7 +137,7 @@ def throughput(args) -> None:
         WorkflowRun.objects.all().delete()
         with (
             mautic_fake.FakeMautic() as mautic,
-            discord_fake.FakeDiscord() as discord,
+            FakeDiscord() as discord,
             espocrm_fake.FakeEspoCrm() as espocrm,
         ):
             settings.MAUTIC_ENABLED = settings.ESPOCRM_ENABLED = settings.DISCORD_INVITES_ENABLED = True

@@ -3,7 +3,8 @@
     bin/bench stripe_ingest [--events 2000] [--concurrency 16] [--latency 0.15] [--paced-rate 200] [--skip-stock]
 
 The app runs under gunicorn on PostgreSQL (the bench database), a django-q2 cluster processes our events, and a fake
-Stripe (tests/fakes/stripe.py, in its own process) answers every API call after `--latency` seconds. Signed events
+Stripe (devtools/fakes/stripe/server.py, in its own process) answers every API call after `--latency` seconds. Signed
+events
 (5% duplicates, some pairs out of order) are POSTed over `--concurrency` keep-alive connections to:
 
 - ours: POST /api/webhooks/stripe (verify, store, ack; processing in the task queue),
@@ -70,7 +71,7 @@ def wait_for_http(port: int, path: str = "/healthz", timeout: float = 60) -> Non
 
 def build_events(fake, *, events: int, seed: int) -> list[dict]:
     """Subscriptions in the fake and their events, interleaved; some adjacent pairs swapped, 5% sent twice."""
-    from tests.fakes.stripe import stripe_event
+    from devtools.fakes.stripe.objects import stripe_event
 
     rng = random.Random(seed)
     product = fake.add_product(name="ModReady Server")
@@ -103,7 +104,7 @@ def post_all(
     port: int, path: str, events: list[dict], concurrency: int, rate: float | None = None
 ) -> tuple[list[float], list[int], float]:
     """POST every event, signed just before sending (closed loop, or paced at `rate` per second)."""
-    from tests.fakes.stripe import signature_header
+    from devtools.fakes.stripe.objects import signature_header
 
     return requests_over_connections(
         port=port,
@@ -143,7 +144,7 @@ def main(argv: list[str]) -> None:
     from billing.models import StripeEventProcessing
     from billing.stripe_webhook.endpoint import webhook_endpoint_configure
     from customers.models import DomainEvent, TimelineEvent
-    from tests.fakes.stripe import FakeStripe
+    from devtools.fakes.stripe.server import FakeStripe
 
     endpoint, _ = webhook_endpoint_configure(secret=SECRET, url="http://127.0.0.1/api/webhooks/stripe")
     with connection.cursor() as cursor:

@@ -2,8 +2,8 @@
 
     bin/bench stripe_sync [--subscriptions 2000] [--latency 0.05]      (the issue's full size: --subscriptions 20000)
 
-A fake Stripe (tests/fakes/stripe.py, in this process) holds `--subscriptions` subscriptions, 100 per page, each
-with its own customer, answering every call after `--latency` seconds; most subscriptions are old (imported
+A fake Stripe (devtools/fakes/stripe/server.py, in this process) holds `--subscriptions` subscriptions, 100 per page,
+each with its own customer, answering every call after `--latency` seconds; most subscriptions are old (imported
 quietly), 5% are new. Each variant runs twice on the same data: cold (empty database) and warm (nothing changed
 since, the daily case).
 
@@ -79,7 +79,7 @@ def main(argv: list[str]) -> None:
 
     from billing.models import Subscription
     from billing.sync import stripe_sync_run
-    from tests.fakes.stripe import FakeStripe
+    from devtools.fakes.stripe.server import FakeStripe
 
     fake = FakeStripe().start()
     stripe.api_base = fake.url

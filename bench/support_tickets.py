@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def discord_env(fake_url: str) -> dict[str, str]:
-    from tests.fakes import discord as fake
+    from devtools.fakes.discord import interactions as fake
 
     return {
         "DISCORD_API_URL": fake_url + "/api/v10",
@@ -45,7 +45,7 @@ def discord_env(fake_url: str) -> dict[str, str]:
 
 def post_signed(port: int, bodies: list[bytes], concurrency: int) -> tuple[list[float], list[int], float]:
     """POST each body, signed just before sending, over `concurrency` keep-alive connections."""
-    from tests.fakes.discord import sign_interaction
+    from devtools.fakes.discord.interactions import sign_interaction
 
     return requests_over_connections(
         port=port,
@@ -58,7 +58,7 @@ def post_signed(port: int, bodies: list[bytes], concurrency: int) -> tuple[list[
 
 
 def interaction_bodies(kind: str, count: int, offset: int) -> list[bytes]:
-    from tests.fakes import discord as fake
+    from devtools.fakes.discord import interactions as fake
 
     bodies = []
     for i in range(count):
@@ -82,8 +82,8 @@ def interaction_bodies(kind: str, count: int, offset: int) -> list[bytes]:
 def close_tickets_prepare(fake, *, runs: int, messages: int) -> list[int]:
     from datetime import UTC, datetime, timedelta
 
+    from devtools.fakes.discord import interactions as fake_discord
     from support.models import Ticket, TicketStatus
-    from tests.fakes import discord as fake_discord
 
     ticket_ids = []
     for run in range(runs):
@@ -130,7 +130,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--gunicorn-threads", type=int, default=8)
     args = parser.parse_args(argv)
 
-    from tests.fakes.discord import FakeDiscord
+    from devtools.fakes.discord.server import FakeDiscord
 
     fake = FakeDiscord()
     os.environ.update(discord_env(fake.url))

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .standins.stripe import StripeObjectBuilder, stripe_event
+from devtools.fakes.stripe.objects import StripeObjectBuilder, stripe_event
 
 DAY = 86400
 
@@ -24,12 +24,31 @@ class JourneyStep:
 
 
 def journey_steps(stripe: StripeObjectBuilder, *, email: str, name: str) -> list[JourneyStep]:
-    state: dict[str, str] = {}
+    journey = _PaymentJourney(stripe, email=email, name=name)
+    return [
+        JourneyStep("Signup", f"{email} subscribes to Pro Server (EUR 14.99 a month) and pays", journey.signup),
+        JourneyStep(
+            "Payment failed", "the first renewal's payment fails; Stripe retries in 3 days", journey.payment_failed
+        ),
+        JourneyStep("Recovered", "Stripe's retry succeeds: the invoice is paid", journey.recovered),
+        JourneyStep("Cancelled", "the customer cancels (feedback: too expensive)", journey.cancelled),
+    ]
 
-    def signup() -> list[dict]:
+
+class _PaymentJourney:
+    """The steps of one customer's journey, each changing Stripe's objects and returning the events Stripe sends."""
+
+    def __init__(self, stripe: StripeObjectBuilder, *, email: str, name: str):
+        self.stripe = stripe
+        self.email = email
+        self.name = name
+        self.state: dict[str, str] = {}
+
+    def signup(self) -> list[dict]:
+        stripe, state = self.stripe, self.state
         product = stripe.add_product(name="Pro Server")
         price = stripe.add_price(product=product, unit_amount=1499)
-        customer = stripe.add_customer(email=email, name=name)
+        customer = stripe.add_customer(email=self.email, name=self.name)
         world = stripe.add_subscription(customer=customer, product=product, price=price, created=int(time.time()))
         first = stripe.add_invoice(
             subscription=world.subscription,
@@ -47,7 +66,8 @@ def journey_steps(stripe: StripeObjectBuilder, *, email: str, name: str) -> list
             stripe_event("invoice.paid", first),
         ]
 
-    def payment_failed() -> list[dict]:
+    def payment_failed(self) -> list[dict]:
+        stripe, state = self.stripe, self.state
         renewal = stripe.add_invoice(
             subscription=stripe.get(state["subscription"]),
             status="open",
@@ -62,7 +82,8 @@ def journey_steps(stripe: StripeObjectBuilder, *, email: str, name: str) -> list
             stripe_event("customer.subscription.updated", stripe.get(state["subscription"])),
         ]
 
-    def recovered() -> list[dict]:
+    def recovered(self) -> list[dict]:
+        stripe, state = self.stripe, self.state
         stripe.update(
             state["renewal"],
             status="paid",
@@ -77,10 +98,10 @@ def journey_steps(stripe: StripeObjectBuilder, *, email: str, name: str) -> list
             stripe_event("customer.subscription.updated", stripe.get(state["subscription"])),
         ]
 
-    def cancelled() -> list[dict]:
+    def cancelled(self) -> list[dict]:
         now = int(time.time())
-        stripe.update(
-            state["subscription"],
+        self.stripe.update(
+            self.state["subscription"],
             status="canceled",
             canceled_at=now,
             ended_at=now,
@@ -90,11 +111,4 @@ def journey_steps(stripe: StripeObjectBuilder, *, email: str, name: str) -> list
                 "comment": "Taking a break until the next season.",
             },
         )
-        return [stripe_event("customer.subscription.deleted", stripe.get(state["subscription"]))]
-
-    return [
-        JourneyStep("Signup", f"{email} subscribes to Pro Server (EUR 14.99 a month) and pays", signup),
-        JourneyStep("Payment failed", "the first renewal's payment fails; Stripe retries in 3 days", payment_failed),
-        JourneyStep("Recovered", "Stripe's retry succeeds: the invoice is paid", recovered),
-        JourneyStep("Cancelled", "the customer cancels (feedback: too expensive)", cancelled),
-    ]
+        return [stripe_event("customer.subscription.deleted", self.stripe.get(self.state["subscription"]))]

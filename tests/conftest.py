@@ -2,7 +2,7 @@
 
 - The network guard is pytest-socket (`--allow-hosts` in pyproject.toml): any connection to an address other than
   127.0.0.1/::1 fails the test, so no test can reach the internet or a real provider.
-- Fakes of outside systems run on 127.0.0.1 through tests/fakes (see tests/fakes/server.py).
+- Fakes of outside systems run on 127.0.0.1 through devtools/fakes (see devtools/fakes/server.py).
 """
 
 import pytest

@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from config.schedules import declared_jobs
-from customers.clock import as_of
+from devtools.clock import as_of
 
 
 def next_even_minute(after: datetime | None = None) -> datetime:

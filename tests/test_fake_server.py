@@ -3,8 +3,8 @@ import time
 import pytest
 import requests
 
+from devtools.fakes.server import FakeServer, route
 from integrations.http import ProviderError, retry_after_seconds, session_build
-from tests.fakes.server import FakeServer, route
 
 
 class EchoProvider(FakeServer):

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fakes.stripe import FakeStripe, signed_request, stripe_event
+from devtools.fakes.stripe.objects import signed_request, stripe_event
+from devtools.fakes.stripe.server import FakeStripe
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_localrun_" + "b" * 24

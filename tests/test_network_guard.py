@@ -3,7 +3,7 @@ import socket
 import pytest
 from pytest_socket import SocketConnectBlockedError
 
-from tests.fakes.server import FakeServer
+from devtools.fakes.server import FakeServer
 
 
 @pytest.mark.filterwarnings("ignore:A test tried to use socket")

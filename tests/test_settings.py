@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.fakes.resend import SIGNING_SECRET
+from devtools.fakes.resend import SIGNING_SECRET
 
 PRINT_SETTINGS = (
     "import django; django.setup(); from django.conf import settings as s; "
@@ -155,3 +155,36 @@ def test_discord_enabled_but_not_configured_refuses_to_start():
     result = load("config.settings.production", **PRODUCTION, DISCORD_ENABLED="1", DISCORD_APPLICATION_ID="1")
     assert result.returncode != 0
     assert "DISCORD_ENABLED is on but DISCORD_PUBLIC_KEY is empty" in result.stderr
+
+
+# What .ci/run (step 5) sets for the deploy check: Resend with placeholder credentials, links to the public site.
+CI_PRODUCTION = {
+    "SECRET_KEY": "x" * 60,
+    "ALLOWED_HOSTS": "crm.modready.example",
+    "SITE_URL": "https://crm.modready.example",
+    "RESEND_API_KEY": "re_ci_placeholder",
+    "RESEND_SIGNING_SECRET": SIGNING_SECRET,
+    "DATABASE_URL": "postgres://u@127.0.0.1:5432/modready",
+}
+# The production process as far as it goes without a request: settings, every app, the URL root with the admin.
+PRINT_DEVTOOLS_PRESENCE = (
+    "import sys, django; django.setup(); from django.conf import settings as s; from django.apps import apps; "
+    "import config.urls; "
+    "print('devtools' in s.INSTALLED_APPS, apps.is_installed('devtools'), 'devtools' in s.EMAIL_BACKEND, "
+    "sorted(m for m in sys.modules if m == 'devtools' or m.startswith('devtools.')) or '-')"
+)
+
+
+@pytest.mark.parametrize("extra", [{}, {"EMAIL_DELIVERY": "disabled", "RESEND_API_KEY": ""}])
+def test_production_does_not_install_or_import_devtools(extra):
+    result = load("config.settings.production", PRINT_DEVTOOLS_PRESENCE, **{**CI_PRODUCTION, **extra})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "False", "-"]
+
+
+def test_the_local_run_test_and_bench_settings_install_devtools(tmp_path):
+    code = "import django; django.setup(); from django.apps import apps; print(apps.is_installed('devtools'))"
+    for module in ("config.settings.local", "config.settings.test", "config.settings.bench"):
+        result = load(module, code, MODREADY_VAR_DIR=str(tmp_path))
+        assert result.returncode == 0, (module, result.stderr)
+        assert result.stdout.strip() == "True", module

@@ -5,12 +5,12 @@ import json
 import uuid
 from pathlib import Path
 
-from tests.fakes.discord import sign_interaction
-from tests.fakes.mautic import WEBHOOK_SECRET as MAUTIC_SECRET
-from tests.fakes.mautic import sign as mautic_sign
-from tests.fakes.resend import SIGNING_SECRET as RESEND_SECRET
-from tests.fakes.resend import svix_sign
-from tests.fakes.stripe import signature_header
+from devtools.fakes.discord.interactions import sign_interaction
+from devtools.fakes.mautic import WEBHOOK_SECRET as MAUTIC_SECRET
+from devtools.fakes.mautic import sign as mautic_sign
+from devtools.fakes.resend import SIGNING_SECRET as RESEND_SECRET
+from devtools.fakes.resend import svix_sign
+from devtools.fakes.stripe.objects import signature_header
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STRIPE_SECRET = "whsec_test_" + "a" * 32  # what tests/billing/conftest.py configures on the endpoint row

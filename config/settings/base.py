@@ -55,7 +55,6 @@ INSTALLED_APPS = [
     "api",
     "webhooks",
     "backoffice",
-    "devtools",
 ]
 
 MIDDLEWARE = [

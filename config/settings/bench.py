@@ -1,7 +1,10 @@
 """Benchmarks (bench/): PostgreSQL like production, DEBUG off, no HTTPS redirects, emails kept in memory."""
 
 from .base import *  # noqa: F403
+from .base import INSTALLED_APPS
 from .environment import env
+
+INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # the outbox, the demo and the fakes (never in production)
 
 DEBUG = False
 SECRET_KEY = "bench-secret-key-not-for-production"  # noqa: S105

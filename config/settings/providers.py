@@ -8,7 +8,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .environment import env, env_bool, env_int, env_list
 
-# Email. With RESEND_API_KEY the Resend backend (django-anymail) sends; without it, emails go into the local outbox
+# Email. With RESEND_API_KEY the Resend backend (django-anymail) sends; without it every send is refused (production
+# requires the key or EMAIL_DELIVERY=disabled). config.settings.local puts emails into the local outbox instead
 # (devtools.outbox: a table shown in the admin as "Outbox (local)") where a developer can read them.
 # EMAIL_DELIVERY=disabled: the email queue sends nothing and marks nothing sent (due emails stay pending and go out
 # once delivery is enabled again), and every other email (password resets, "send me a test") is refused with an
@@ -24,9 +25,9 @@ ANYMAIL = {
     "RESEND_SIGNING_SECRET": env("RESEND_SIGNING_SECRET"),
     "RESEND_API_URL": env("RESEND_API_URL", "https://api.resend.com/"),
 }
-# anymail's Resend backend plus the Idempotency-Key header (integrations/resend/backend.py), or the local outbox.
-EMAIL_BACKEND = "integrations.resend.backend.EmailBackend" if RESEND_API_KEY else "devtools.outbox.EmailBackend"
-if EMAIL_DELIVERY == "disabled":
+# anymail's Resend backend plus the Idempotency-Key header (integrations/resend/backend.py), or no sending at all.
+EMAIL_BACKEND = "integrations.resend.backend.EmailBackend"
+if EMAIL_DELIVERY == "disabled" or not RESEND_API_KEY:
     EMAIL_BACKEND = "integrations.email_disabled.EmailBackend"
 
 # Stripe through dj-stripe. Keys are read from the environment; STRIPE_API_HOST is only for fakes (tests, benchmarks).

@@ -1,7 +1,10 @@
 """Tests: PostgreSQL (DATABASE_URL, defaulting to the machine's local server), task queue run inline, no real email."""
 
 from .base import *  # noqa: F403
+from .base import INSTALLED_APPS
 from .environment import env
+
+INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # the outbox, the demo and the fakes (never in production)
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105

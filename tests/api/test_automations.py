@@ -4,7 +4,8 @@ import pytest
 from django.utils import timezone
 
 from automations import selectors
-from automations.models import AutomationRule, EmailQueueItem, Enrollment, EnrollmentStatus, QueueStatus
+from automations.models import AutomationRule, Enrollment, EnrollmentStatus, QueueStatus
+from tests.automations.factories import EnrollmentFactory, QueuedEmailFactory
 from tests.customers.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -109,9 +110,9 @@ def test_a_failed_request_stores_nothing_under_its_key(key_client, rule):
 
 def make_item(rule, status, **fields):
     customer = CustomerFactory()
-    enrollment = Enrollment.objects.create(rule=rule, customer=customer, scope_key="t", enrolled_at=timezone.now())
+    enrollment = EnrollmentFactory(rule=rule, customer=customer, scope_key="t", enrolled_at=timezone.now())
     now = timezone.now()
-    return EmailQueueItem.objects.create(
+    return QueuedEmailFactory(
         enrollment=enrollment,
         step=rule.steps.order_by("order").first(),
         customer=customer,

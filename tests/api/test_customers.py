@@ -7,9 +7,9 @@ from automations.models import Suppression, SuppressionReason
 from billing.models import Subscription
 from customers.lifecycle import Stage
 from customers.models import StageTransition, TimelineSource
-from support.models import Ticket
 from tests.api.conftest import ids, query_counts
 from tests.customers.factories import CustomerFactory, TimelineEventFactory
+from tests.support.factories import TicketFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -80,11 +80,11 @@ def test_search_email_name_and_external_ids(key_client):
 def test_detail_with_subscriptions_tickets_and_suppression(key_client):
     customer = CustomerFactory(opt_in_confirmed=True)
     subscription(customer, status="active", cancel_at_period_end=True)
-    Ticket.objects.create(
+    TicketFactory(
         customer=customer, discord_user_id="1", subject="Lag on my server", category="technical", status="open"
     )
-    Ticket.objects.create(customer=customer, discord_user_id="1", subject="Refund", category="billing")  # opening
-    Ticket.objects.create(customer=customer, discord_user_id="1", subject="old", status="closed")
+    TicketFactory(customer=customer, discord_user_id="1", subject="Refund", category="billing")  # opening
+    TicketFactory(customer=customer, discord_user_id="1", subject="old", status="closed")
     Suppression.objects.create(email=customer.email, reason=SuppressionReason.UNSUBSCRIBE)
 
     body = key_client.get(f"/api/v1/customers/{customer.pk}/").json()

@@ -2,9 +2,10 @@
 
 import pytest
 
-from automations.models import AutomationRule
-from integrations.models import RunStatus, WorkflowRun
-from support.models import Ticket
+from integrations.models import RunStatus
+from tests.automations.factories import AutomationRuleFactory
+from tests.integrations.factories import WorkflowRunFactory
+from tests.support.factories import TicketFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,7 @@ def test_nested_reads_follow_the_nested_model(clients, customer):
 
 
 def test_actions_follow_change_permissions(clients, customer):
-    rule = AutomationRule.objects.create(name="Test rule", trigger="payment.failed")
+    rule = AutomationRuleFactory(name="Test rule", trigger="payment.failed")
     # Support may not touch rules; the service account may read them but not switch them.
     assert clients["Support"].post(f"/api/v1/automation-rules/{rule.pk}/disable/").status_code == 403
     assert clients["Service"].post(f"/api/v1/automation-rules/{rule.pk}/disable/").status_code == 403
@@ -57,8 +58,8 @@ def test_actions_follow_change_permissions(clients, customer):
 
 
 def test_details_follow_the_same_permissions(clients):
-    ticket = Ticket.objects.create(discord_user_id="1", subject="Lag")
-    run = WorkflowRun.objects.create(kind="contact_invite", key="k", subject="mautic-contact:1")
+    ticket = TicketFactory(discord_user_id="1", subject="Lag")
+    run = WorkflowRunFactory(kind="contact_invite", key="k", subject="mautic-contact:1")
     for role, client in clients.items():
         assert client.get(f"/api/v1/tickets/{ticket.pk}/").status_code == (403 if role == "Marketing" else 200), role
         assert client.get(f"/api/v1/workflow-runs/{run.pk}/").status_code == 200, role
@@ -66,9 +67,7 @@ def test_details_follow_the_same_permissions(clients):
 
 def test_no_role_may_retry_a_workflow_run(clients):
     # Retrying needs integrations.change_workflowrun, as the admin's retry action: superusers, or a group given it.
-    run = WorkflowRun.objects.create(
-        kind="contact_invite", key="k", subject="mautic-contact:1", status=RunStatus.FAILED
-    )
+    run = WorkflowRunFactory(kind="contact_invite", key="k", subject="mautic-contact:1", status=RunStatus.FAILED)
     for role, client in clients.items():
         assert client.post(f"/api/v1/workflow-runs/{run.pk}/retry/").status_code == 403, role
     run.refresh_from_db()

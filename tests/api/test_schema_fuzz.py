@@ -25,7 +25,6 @@ from django.db import close_old_connections
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck
@@ -37,8 +36,7 @@ from billing.models import Subscription
 from config.roles import SERVICE_ACCOUNTS
 from config.wsgi import application
 from customers.models import StageTransition
-from integrations.models import WorkflowRun, WorkflowStep
-from support.models import Ticket, TicketAttachment, TicketMessage
+from tests.api.factories import TOTPDeviceFactory
 from tests.automations.factories import (
     AutomationRuleFactory,
     AutomationStepFactory,
@@ -46,6 +44,8 @@ from tests.automations.factories import (
     enrollment_with_emails,
 )
 from tests.customers.factories import CustomerFactory, TimelineEventFactory
+from tests.integrations.factories import WorkflowRunFactory, WorkflowStepFactory
+from tests.support.factories import TicketAttachmentFactory, TicketFactory, TicketMessageFactory
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "8"))
 
@@ -113,16 +113,16 @@ def fuzz_data() -> None:
     sent.save()
     QueuedEmailFactory(status="failed", last_error="Resend said 422")
     # A row of each resource with nullable parts both ways, so list answers are checked against the schema too.
-    ticket = Ticket.objects.create(customer=customer, discord_user_id="1", subject="Lag", status="closed")
-    Ticket.objects.create(discord_user_id="2", subject="Unlinked")
-    message = TicketMessage.objects.create(
+    ticket = TicketFactory(customer=customer, discord_user_id="1", subject="Lag", status="closed")
+    TicketFactory(discord_user_id="2", subject="Unlinked")
+    message = TicketMessageFactory(
         ticket=ticket, discord_message_id="10", author_id="1", author_name="alex", content="hi", sent_at=now
     )
-    TicketAttachment.objects.create(message=message, discord_attachment_id="20", filename="a.log", data=b"x")
-    TicketAttachment.objects.create(message=message, discord_attachment_id="21", filename="b.zip", too_large=True)
-    run = WorkflowRun.objects.create(kind="contact_invite", key="fuzz", subject="mautic-contact:1", customer=customer)
-    WorkflowRun.objects.create(kind="vip_coupon", key="fuzz-2", subject="cs_test_1", status="failed")
-    WorkflowStep.objects.create(run=run, name="mautic.read", outcome="ok", started_at=now, finished_at=now)
+    TicketAttachmentFactory(message=message, discord_attachment_id="20", filename="a.log", data=b"x")
+    TicketAttachmentFactory(message=message, discord_attachment_id="21", filename="b.zip", too_large=True)
+    run = WorkflowRunFactory(kind="contact_invite", key="fuzz", subject="mautic-contact:1", customer=customer)
+    WorkflowRunFactory(kind="vip_coupon", key="fuzz-2", subject="cs_test_1", status="failed")
+    WorkflowStepFactory(run=run, name="mautic.read", outcome="ok", started_at=now, finished_at=now)
 
 
 @pytest.fixture(params=["service key", "superuser session with two-factor"])
@@ -141,7 +141,7 @@ def api_auth(request, db, monkeypatch, settings):
         headers = {"Authorization": f"Api-Key {key}"}
     else:
         owner = get_user_model().objects.create_superuser(username="fuzz", email="fuzz@modready.example", password="x")
-        headers = session_headers(owner, TOTPDevice.objects.create(user=owner, name="phone", confirmed=True))
+        headers = session_headers(owner, TOTPDeviceFactory(user=owner, name="phone", confirmed=True))
     yield headers
     signals.request_started.connect(close_old_connections)
     signals.request_finished.connect(close_old_connections)

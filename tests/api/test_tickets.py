@@ -8,9 +8,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from support.models import Ticket, TicketAttachment, TicketMessage
+from support.models import Ticket, TicketMessage
 from tests.api.conftest import ids, query_counts, session_client, without_shared_cache_queries
 from tests.customers.factories import CustomerFactory, StaffUserFactory
+from tests.support.factories import TicketAttachmentFactory, TicketFactory, TicketMessageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -23,11 +24,11 @@ def ticket(**fields) -> Ticket:
     fields.setdefault("status", "open")
     fields.setdefault("interaction_token", "secret-interaction-token")
     fields.setdefault("transcript_html", "<html>rendered transcript</html>")
-    return Ticket.objects.create(**fields)
+    return TicketFactory(**fields)
 
 
 def message(ticket_, n: int, **fields) -> TicketMessage:
-    return TicketMessage.objects.create(
+    return TicketMessageFactory(
         ticket=ticket_,
         discord_message_id=f"{ticket_.pk}{n:04d}",
         author_id=fields.pop("author_id", "1700000000000000001"),
@@ -78,7 +79,7 @@ def test_detail_has_the_transcript_with_attachment_metadata(key_client):
     answer = message(
         t, 2, author_id="1600000000000000001", author_name="Sam", content="Fixed.", sent_at=start + timedelta(minutes=5)
     )
-    TicketAttachment.objects.create(
+    TicketAttachmentFactory(
         message=question,
         discord_attachment_id="9001",
         filename="latest.log",
@@ -86,7 +87,7 @@ def test_detail_has_the_transcript_with_attachment_metadata(key_client):
         size=11,
         data=b"stack trace",
     )
-    TicketAttachment.objects.create(
+    TicketAttachmentFactory(
         message=question, discord_attachment_id="9002", filename="world.zip", size=10**9, too_large=True
     )
 
@@ -134,7 +135,7 @@ def test_detail_query_count_does_not_grow_with_the_transcript(key_client):
     message(short, 1)
     for n in range(30):
         attachment_message = message(long, n)
-        TicketAttachment.objects.create(
+        TicketAttachmentFactory(
             message=attachment_message, discord_attachment_id=f"a{n}", filename=f"{n}.png", data=b"png"
         )
     key_client.get(URL)

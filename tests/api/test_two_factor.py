@@ -12,6 +12,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
+from tests.api.factories import TOTPDeviceFactory
 from tests.automations.factories import AutomationRuleFactory
 from tests.customers.factories import StaffUserFactory
 
@@ -58,7 +59,7 @@ def test_a_password_only_session_of_a_user_with_a_device_is_refused_and_a_verifi
     staff = StaffUserFactory(username="maria", is_superuser=True)
     password_only = admin_login("maria")  # before the device existed
     assert password_only.get("/api/v1/customers/").status_code == 200
-    device = TOTPDevice.objects.create(user=staff, name="phone", confirmed=True)
+    device = TOTPDeviceFactory(user=staff, name="phone", confirmed=True)
 
     assert password_only.get("/api/v1/customers/").status_code == 401
 

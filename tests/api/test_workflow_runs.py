@@ -8,9 +8,10 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from integrations import runs
-from integrations.models import RunKind, RunStatus, WorkflowRun, WorkflowStep
+from integrations.models import RunKind, RunStatus, WorkflowRun
 from tests.api.conftest import ids, query_counts, session_client
 from tests.customers.factories import CustomerFactory, StaffUserFactory
+from tests.integrations.factories import WorkflowRunFactory, WorkflowStepFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +23,12 @@ def run(**fields) -> WorkflowRun:
     n = next(_keys)
     fields.setdefault("kind", RunKind.CONTACT_INVITE)
     fields.setdefault("subject", f"mautic-contact:{n}")
-    return WorkflowRun.objects.create(key=f"test:{n}", **fields)
+    return WorkflowRunFactory(key=f"test:{n}", **fields)
 
 
 def step(run_, name, outcome="ok", *, minutes=0, **fields):
     at = timezone.now() + timedelta(minutes=minutes)
-    return WorkflowStep.objects.create(run=run_, name=name, outcome=outcome, started_at=at, finished_at=at, **fields)
+    return WorkflowStepFactory(run=run_, name=name, outcome=outcome, started_at=at, finished_at=at, **fields)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from django.utils import timezone
 from automations.drain import email_queue_process
 from automations.models import EmailQueueItem, QueueStatus
 from customers.events import domain_event_dispatch, domain_event_publish
-from tests.fakes.resend import SIGNING_SECRET, FakeResend
+from devtools.fakes.resend import SIGNING_SECRET, FakeResend
 
 _keys = itertools.count(1)
 

@@ -13,9 +13,9 @@ from django.utils import timezone
 from automations.models import AutomationRule, EmailQueueItem, QueueStatus, StepAnchor, SuppressionReason
 from automations.services.suppressions import suppression_add
 from customers.models import Customer, StaffAction, StaffActionKind, TimelineEvent
+from devtools.fakes.stripe.objects import stripe_event
 from tests.billing.conftest import deliver, fake_stripe, fake_stripe_server, webhook_endpoint  # noqa: F401
 from tests.customers.factories import CustomerFactory
-from tests.fakes.stripe import stripe_event
 
 from .conftest import make_due, payment_failed_payload
 from .factories import QueuedEmailFactory

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from automations.models import EmailEvent, EmailQueueItem, QueueStatus, Suppression, SuppressionReason
 from automations.services.suppressions import suppression_add, unsubscribe_token_make, unsubscribe_url
+from devtools.fakes.resend import resend_event, signed_webhook
 from tests.billing.factories import SubscriptionFactory
 from tests.customers.factories import CustomerFactory
-from tests.fakes.resend import resend_event, signed_webhook
 
 from .conftest import make_due, payment_failed_payload, subscription_payload
 

@@ -8,6 +8,7 @@ from django.core import mail
 
 from automations.models import EmailQueueItem, Enrollment
 from customers.models import Customer
+from devtools.fakes.stripe.objects import stripe_event
 from tests.billing.conftest import (  # noqa: F401 (fixtures)
     _fresh_endpoint_cache,
     deliver,
@@ -15,7 +16,6 @@ from tests.billing.conftest import (  # noqa: F401 (fixtures)
     fake_stripe_server,
     webhook_endpoint,
 )
-from tests.fakes.stripe import stripe_event
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ import pytest
 
 from automations.batch_claim import DrainResult, batch_claim_new
 from automations.models import EmailBatch, EmailQueueItem, QueueStatus
-from customers.clock import as_of
+from devtools.clock import as_of
 from tests.scheduler import next_even_minute, run_schedules
 
 from .test_sending import queue_welcomes

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from automations.models import EmailQueueItem, QueueStatus
 from billing.models import Subscription
 from customers.models import Customer
+from devtools.fakes.stripe.objects import new_id, stripe_event
+from devtools.fakes.stripe.server import FakeStripe
 from tests.billing.conftest import (  # noqa: F401 (fixtures)
     _fresh_endpoint_cache,
     deliver,
@@ -28,7 +30,6 @@ from tests.billing.conftest import (  # noqa: F401 (fixtures)
     fake_stripe_server,
     webhook_endpoint,
 )
-from tests.fakes.stripe import FakeStripe, new_id, stripe_event
 
 from .conftest import make_due
 

@@ -2,7 +2,8 @@ import pytest
 import stripe
 
 from billing.stripe_webhook.endpoint import webhook_endpoint_cache_clear, webhook_endpoint_configure
-from tests.fakes.stripe import FakeStripe, signed_request
+from devtools.fakes.stripe.objects import signed_request
+from devtools.fakes.stripe.server import FakeStripe
 
 WEBHOOK_SECRET = "whsec_test_" + "a" * 32
 

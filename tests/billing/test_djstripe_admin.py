@@ -9,7 +9,7 @@ from djstripe import models as djstripe_models
 
 from tests.customers.factories import StaffUserFactory
 
-FIXTURE = Path(settings.BASE_DIR) / "devtools" / "standins" / "stripe_fixtures" / "invoice.json"
+FIXTURE = Path(settings.BASE_DIR) / "devtools" / "fakes" / "stripe" / "fixtures" / "invoice.json"
 
 
 def test_owner_opens_the_invoice_list_and_an_invoice(client, db):

@@ -9,8 +9,8 @@ from djstripe import models as djstripe_models
 from billing.models import Subscription
 from billing.selectors import subscription_current_for_customer
 from customers.models import Customer, DomainEvent, TimelineEvent
+from devtools.fakes.stripe.objects import stripe_event
 from tests.customers.factories import CustomerFactory
-from tests.fakes.stripe import stripe_event
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from billing.models import StripeEventProcessing
 from customers.models import Customer
-from tests.fakes.stripe import stripe_event
+from devtools.fakes.stripe.objects import stripe_event
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@
 import pytest
 
 from customers.models import Customer, DomainEvent
-from tests.fakes.stripe import stripe_event
+from devtools.fakes.stripe.objects import stripe_event
 
 pytestmark = pytest.mark.django_db
 

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from customers.clock import as_of
 from customers.models import Customer, StageTransition
 from customers.services import customer_move_stage
 from customers.tasks import onboarding_settle_task
+from devtools.clock import as_of
+from devtools.fakes.stripe.objects import stripe_event
 from tests.customers.factories import CustomerFactory
-from tests.fakes.stripe import stripe_event
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from customers.models import Customer
-from tests.fakes.stripe import stripe_event
+from devtools.fakes.stripe.objects import stripe_event
 
 pytestmark = pytest.mark.django_db
 

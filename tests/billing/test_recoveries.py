@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from billing.models import PaymentRecovery
 from customers.models import TimelineEvent
-from tests.fakes.stripe import stripe_event
+from devtools.fakes.stripe.objects import stripe_event
 
 pytestmark = pytest.mark.django_db
 

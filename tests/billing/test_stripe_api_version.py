@@ -11,7 +11,7 @@ import time
 import pytest
 
 from billing.sync import stripe_sync_run
-from tests.fakes.stripe import stripe_event
+from devtools.fakes.stripe.objects import stripe_event
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from billing.models import Subscription
 from billing.sync import stripe_sync_run
 from config.schedules import schedules_install
 from customers.models import Customer, DomainEvent, TimelineEvent
-from tests.fakes.stripe import stripe_event
+from devtools.fakes.stripe.objects import stripe_event
 
 pytestmark = pytest.mark.django_db
 

@@ -21,8 +21,8 @@ from billing.stripe_webhook.endpoint import webhook_endpoint_cache_clear
 from billing.stripe_webhook.view import StripeWebhookView
 from config.client_address import UNKNOWN_ADDRESS
 from customers.models import DomainEvent, TimelineEvent
+from devtools.fakes.stripe.objects import signature_header, stripe_event
 from tests.customers.factories import StaffUserFactory
-from tests.fakes.stripe import signature_header, stripe_event
 from tests.webhook_cases import StoredWebhookCases
 from tests.webhook_requests import event_fixture
 

@@ -12,8 +12,8 @@ from automations.models import EmailQueueItem, Enrollment, EnrollmentStatus, Que
 from automations.services.enrollments import enrollments_complete_finished
 from customers.models import Customer, TimelineEvent
 from customers.services import customer_update
+from devtools.fakes.stripe.objects import stripe_event
 from tests.automations.conftest import make_due
-from tests.fakes.stripe import stripe_event
 
 pytestmark = pytest.mark.django_db
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from automations.models import EmailQueueItem, QueueStatus, SuppressionReason, TemplateCategory
 from automations.services.suppressions import suppression_add
 from config.roles import MARKETING, SUPPORT, roles_sync
+from devtools.fakes.stripe.server import FakeStripe
 from tests.automations.factories import (
     AutomationRuleFactory,
     AutomationStepFactory,
@@ -20,7 +21,6 @@ from tests.automations.factories import (
     QueuedEmailFactory,
 )
 from tests.customers.factories import CustomerFactory, StaffUserFactory
-from tests.fakes.stripe import FakeStripe
 
 
 def staff(role: str, username: str):

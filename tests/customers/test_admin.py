@@ -1,11 +1,5 @@
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from customers import services
@@ -163,38 +157,3 @@ def test_marketing_reads_customers_but_support_cannot_see_automations(client, ma
     # Support reads the emails sent (tests/config/test_roles.py), never the rules or templates.
     assert f'href="{reverse("admin:automations_automationrule_changelist")}"' not in index
     assert f'href="{reverse("admin:automations_emailtemplate_changelist")}"' not in index
-
-
-def test_demo_data_is_refused_where_the_settings_do_not_allow_it(settings, tmp_path):
-    settings.VAR_DIR = tmp_path
-    settings.SEED_DEMO_ALLOWED = False
-
-    with pytest.raises(CommandError, match="refuses to run"):
-        call_command("seed_demo")
-    assert not Customer.objects.exists()
-    assert not get_user_model().objects.exists()
-    assert not (tmp_path / "admin-password").exists()
-
-
-def test_demo_data_is_refused_under_the_production_settings(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "MODREADY_VAR_DIR"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.production",
-        SECRET_KEY="x" * 60,
-        ALLOWED_HOSTS="crm.modready.example",
-        EMAIL_DELIVERY="disabled",  # production refuses to start without Resend settings otherwise
-        # Never reached: the command stops before touching a database.
-        DATABASE_URL="postgres://postgres@127.0.0.1:5432/modready_does_not_exist",
-        MODREADY_VAR_DIR=str(tmp_path),
-    )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "seed_demo"],
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode != 0
-    assert "seed_demo refuses to run with these settings (config.settings.production)" in result.stderr
-    assert not (tmp_path / "admin-password").exists()

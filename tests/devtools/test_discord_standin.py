@@ -4,10 +4,9 @@ from datetime import UTC, datetime
 
 import requests
 
-from devtools.standins.discord import snowflake_time
-from devtools.standins.discord_service import DiscordStandIn, standin_reload
+from devtools.fakes.discord.interactions import APPLICATION_ID, BOT_TOKEN, CATEGORY_IDS, GUILD_ID, snowflake_time
+from devtools.fakes.discord.standin import DiscordStandIn, standin_reload
 from integrations.discord import DiscordClient
-from tests.fakes.discord import APPLICATION_ID, BOT_TOKEN, CATEGORY_IDS, GUILD_ID
 
 
 def client(standin: DiscordStandIn) -> DiscordClient:

@@ -2,14 +2,14 @@
 
 import pytest
 
-from tests.fakes import discord as discord_fake
-from tests.fakes import espocrm as espocrm_fake
-from tests.fakes import mautic as mautic_fake
-from tests.fakes import shopware as shopware_fake
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.espocrm import FakeEspoCrm
-from tests.fakes.mautic import FakeMautic, sign
-from tests.fakes.shopware import FakeShopware
+from devtools.fakes import espocrm as espocrm_fake
+from devtools.fakes import mautic as mautic_fake
+from devtools.fakes import shopware as shopware_fake
+from devtools.fakes.discord import interactions as discord_fake
+from devtools.fakes.discord.server import FakeDiscord
+from devtools.fakes.espocrm import FakeEspoCrm
+from devtools.fakes.mautic import FakeMautic, sign
+from devtools.fakes.shopware import FakeShopware
 
 INVITE_CHANNEL_ID = "1600000000000000001"
 

@@ -6,11 +6,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from devtools.fakes import shopware as shopware_fake
 from integrations.espocrm.client import EspoCrmClient, EspoCrmError
 from integrations.mautic.client import MauticClient, MauticError
 from integrations.models import ProviderAccessToken
 from integrations.shopware.client import ShopwareClient, ShopwareError
-from tests.fakes import shopware as shopware_fake
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_mautic_error_names_the_call_and_never_the_password(fakes, mautic, caplo
         mautic.contact_get("999999")
     assert caught.value.status == 404 and caught.value.call == "contacts.get"
     assert shopware_fake.CLIENT_SECRET not in str(caught.value)
-    from tests.fakes.mautic import PASSWORD
+    from devtools.fakes.mautic import PASSWORD
 
     assert PASSWORD not in str(caught.value) and PASSWORD not in caplog.text
 

@@ -6,11 +6,11 @@ import pytest
 from django.db import connection
 
 from customers.models import Customer
+from devtools.fakes.server import FakeResponse
 from integrations import runs
 from integrations.models import DiscordInvite, InboundWebhook, InviteState, RunStatus, WorkflowRun
 from integrations.runs import run_execute, workflow_run_create
 from integrations.workflows.reconcile import mautic_reconcile
-from tests.fakes.server import FakeResponse
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,9 @@ import logging
 
 import pytest
 
+from devtools.fakes.discord.interactions import APPLICATION_ID, BOT_TOKEN, CATEGORY_IDS, GUILD_ID
+from devtools.fakes.discord.server import FakeDiscord
 from integrations.discord import DiscordClient, DiscordError, RateLimiter
-from tests.fakes.discord import APPLICATION_ID, BOT_TOKEN, CATEGORY_IDS, GUILD_ID, FakeDiscord
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ is retried without ever holding back the new invite."""
 
 import pytest
 
+from devtools.fakes.server import FakeResponse
 from integrations.models import DiscordInvite, InviteState, RunStatus, WorkflowRun
 from integrations.runs import run_execute
 from integrations.tasks import discord_invites_revoke_task
-from tests.fakes.server import FakeResponse
 
 pytestmark = pytest.mark.django_db
 

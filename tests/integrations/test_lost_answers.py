@@ -10,13 +10,13 @@ import pytest
 from django.urls import reverse
 
 from customers.models import Customer
+from devtools.fakes.discord import interactions as discord_fake
+from devtools.fakes.server import FakeResponse
+from devtools.fakes.stripe.objects import stripe_event
 from integrations.models import DiscordInvite, InviteState, PromoCode, RunStatus, WorkflowRun
 from integrations.runs import run_execute, workflow_runs_due
 from integrations.workflows import review
 from tests.customers.factories import StaffUserFactory
-from tests.fakes import discord as discord_fake
-from tests.fakes.server import FakeResponse
-from tests.fakes.stripe import stripe_event
 from tests.integrations.conftest import INVITE_CHANNEL_ID
 
 pytestmark = pytest.mark.django_db

@@ -12,12 +12,12 @@ from djstripe.models import WebhookEventTrigger
 
 from billing.models import StripeEventProcessing
 from billing.stripe_webhook.endpoint import webhook_endpoint_cache_clear, webhook_endpoint_configure
+from devtools.fakes.discord import interactions as fake_discord
+from devtools.fakes.resend import SIGNING_SECRET as RESEND_SECRET
+from devtools.fakes.resend import resend_event, svix_sign
+from devtools.fakes.stripe.objects import signature_header, stripe_event
 from integrations.models import RefusedWebhook
 from support.models import DiscordInteraction, Ticket
-from tests.fakes import discord as fake_discord
-from tests.fakes.resend import SIGNING_SECRET as RESEND_SECRET
-from tests.fakes.resend import resend_event, svix_sign
-from tests.fakes.stripe import signature_header, stripe_event
 
 pytestmark = pytest.mark.django_db
 

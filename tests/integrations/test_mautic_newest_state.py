@@ -129,7 +129,7 @@ def test_a_contact_deleted_before_the_retry_ends_the_retry_as_skipped(fakes, del
 def test_a_late_contact_created_webhook_after_the_vip_purchase_keeps_the_vip(
     fakes, fake_stripe, settings, deliver, deliver_mautic
 ):
-    from tests.fakes.stripe import stripe_event
+    from devtools.fakes.stripe.objects import stripe_event
 
     contact_id = fakes.mautic.add_contact(email="buyer@example.com", opt_in_confirmed=True)
     created = fakes.mautic.webhook_body([contact_id], event="mautic.lead_post_save_new")  # delayed in Mautic's queue

@@ -12,6 +12,7 @@ from api.models import ServiceAccountKey
 from customers.models import Customer
 from integrations.mautic.webhook import MauticWebhookView
 from integrations.models import InboundWebhook, RunStatus, WorkflowRun
+from tests.customers.factories import CustomerFactory
 from tests.webhook_cases import StoredWebhookCases
 
 pytestmark = pytest.mark.django_db
@@ -194,10 +195,8 @@ def test_values_stored_unchecked_before_are_cleared_by_the_data_migration():
     from django.apps import apps
 
     migration = import_module("customers.migrations.0011_clear_invalid_values_from_mautic")
-    bad = Customer.objects.create(
-        email="{'a': 1}", discord_invite_link_basic="javascript:alert(1)", mautic_contact_id="4711"
-    )
-    good = Customer.objects.create(email="ada@example.com", discord_invite_link_vip="https://discord.gg/AbC123")
+    bad = CustomerFactory(email="{'a': 1}", discord_invite_link_basic="javascript:alert(1)", mautic_contact_id="4711")
+    good = CustomerFactory(email="ada@example.com", discord_invite_link_vip="https://discord.gg/AbC123")
 
     migration.clear_invalid_values(apps, None)
 

@@ -7,8 +7,8 @@ import pytest
 from django.urls import Resolver404, resolve
 
 from automations.models import EmailEvent
+from devtools.fakes.resend import SIGNING_SECRET, svix_sign
 from integrations.resend.webhooks import ResendTrackingWebhookView
-from tests.fakes.resend import SIGNING_SECRET, svix_sign
 from tests.webhook_cases import WebhookCases
 from tests.webhook_requests import event_fixture
 

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from customers.clock import as_of
+from devtools.clock import as_of
 from integrations import runs
 from integrations.models import RunStatus, WorkflowRun
+from tests.integrations.factories import WorkflowRunFactory
 from tests.scheduler import next_even_minute, run_schedules
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +86,7 @@ def test_the_lease_is_renewed_while_a_run_works(settings, monkeypatch):
 
     monkeypatch.setattr(runs, "_lease_renew", renew)
     monkeypatch.setitem(runs._workflows, "contact_invite", slow_workflow)
-    run = WorkflowRun.objects.create(kind="contact_invite", key="test:slow", subject="slow", input={})  # queued
+    run = WorkflowRunFactory(kind="contact_invite", key="test:slow", subject="slow", input={})  # queued
 
     assert runs.run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
     assert renewals[0] == (run.pk, 1, False)  # renewed while the workflow was still waiting

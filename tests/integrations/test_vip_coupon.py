@@ -3,9 +3,9 @@
 import pytest
 
 from customers.models import Customer
+from devtools.fakes.stripe.objects import stripe_event
 from integrations.models import PromoCode, RunStatus, WorkflowRun
 from integrations.runs import run_execute
-from tests.fakes.stripe import stripe_event
 
 pytestmark = pytest.mark.django_db
 

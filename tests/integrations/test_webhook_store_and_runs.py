@@ -13,6 +13,7 @@ from integrations.runs import RunSkipped, run_execute, workflow, workflow_run_cr
 from integrations.tasks import workflow_runs_retry_task
 from integrations.webhooks import store as webhooks
 from tests.customers.factories import StaffUserFactory
+from tests.integrations.factories import InboundWebhookFactory, WorkflowRunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -168,12 +169,8 @@ def offered_actions(page) -> list[str]:
 
 
 def test_support_and_marketing_see_runs_but_cannot_retry_or_reprocess(client, support_user, marketing_user):
-    run = WorkflowRun.objects.create(
-        kind="contact_invite", key="roles:1", subject="mautic-contact:1", status=RunStatus.FAILED
-    )
-    delivery = InboundWebhook.objects.create(
-        provider="mautic", dedupe_key="roles:1", body=b"{}", status=DeliveryStatus.FAILED
-    )
+    run = WorkflowRunFactory(kind="contact_invite", key="roles:1", subject="mautic-contact:1", status=RunStatus.FAILED)
+    delivery = InboundWebhookFactory(provider="mautic", dedupe_key="roles:1", body=b"{}", status=DeliveryStatus.FAILED)
     runs_url = reverse("admin:integrations_workflowrun_changelist")
     deliveries_url = reverse("admin:integrations_inboundwebhook_changelist")
     for user in (support_user, marketing_user):

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from tests.fakes import discord as fake_discord
-from tests.fakes.discord import FakeDiscord, sign_interaction
+from devtools.fakes.discord import interactions as fake_discord
+from devtools.fakes.discord.interactions import sign_interaction
+from devtools.fakes.discord.server import FakeDiscord
 
 STAFF_ID = "1600000000000000001"
 CUSTOMER_DISCORD_ID = "1700000000000000001"

@@ -7,6 +7,7 @@ import pytest
 from support.models import Ticket, TicketStatus
 from tests.customers.factories import CustomerFactory
 from tests.support.conftest import CUSTOMER_DISCORD_ID, open_ticket
+from tests.support.factories import TicketFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def make_ticket(**fields):
     now = datetime.now(UTC)
     defaults = {"discord_user_id": str(fields.pop("user", 1)), "category": "setup", "status": "closed"}
-    ticket = Ticket.objects.create(**{**defaults, **fields})
+    ticket = TicketFactory(**{**defaults, **fields})
     Ticket.objects.filter(pk=ticket.pk).update(opened_at=fields.get("opened_at", now - timedelta(hours=5)))
     ticket.refresh_from_db()
     return ticket

@@ -7,10 +7,10 @@ import pytest
 from django.test import Client
 
 from customers.models import TimelineEvent
+from devtools.fakes.discord import interactions as fake_discord
 from support import tasks
 from support.models import Ticket, TicketMessage, TicketStatus
 from tests.customers.factories import CustomerFactory
-from tests.fakes import discord as fake_discord
 from tests.support.conftest import CUSTOMER_DISCORD_ID, STAFF_ID, open_ticket
 from tests.support.test_working import _fill_history, _run_on_commit, close
 

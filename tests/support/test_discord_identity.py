@@ -10,10 +10,10 @@ from django.core import mail
 from django.core.cache import cache
 
 from customers.models import StaffAction, TimelineEvent
+from devtools.fakes.discord import interactions as fake_discord
 from support.identity import link_token
 from support.models import DiscordLinkRequest, Ticket
 from tests.customers.factories import CustomerFactory
-from tests.fakes import discord as fake_discord
 from tests.support.conftest import CUSTOMER_DISCORD_ID, open_ticket
 
 pytestmark = pytest.mark.django_db

@@ -5,10 +5,10 @@ import json
 import pytest
 from nacl.signing import SigningKey
 
+from devtools.fakes.discord import interactions as fake_discord
+from devtools.fakes.discord.interactions import sign_interaction
 from support.models import DiscordInteraction, Ticket
 from support.views import DiscordInteractionsView
-from tests.fakes import discord as fake_discord
-from tests.fakes.discord import sign_interaction
 from tests.support.conftest import CUSTOMER_DISCORD_ID
 from tests.webhook_cases import WebhookCases
 from tests.webhook_requests import event_fixture

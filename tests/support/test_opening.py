@@ -8,10 +8,11 @@ from django.db import IntegrityError, connection
 from django.test import Client
 
 from customers.models import TimelineEvent
+from devtools.fakes.discord import interactions as fake_discord
 from support.models import Ticket, TicketStatus
 from tests.customers.factories import CustomerFactory
-from tests.fakes import discord as fake_discord
 from tests.support.conftest import CUSTOMER_DISCORD_ID, open_ticket
+from tests.support.factories import TicketFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +71,7 @@ def test_two_simultaneous_submits_make_one_ticket(discord):
     """Two modal submits at the same moment (two clicks): the unique constraint lets exactly one through."""
     import json
 
-    from tests.fakes.discord import sign_interaction
+    from devtools.fakes.discord.interactions import sign_interaction
 
     barrier = threading.Barrier(2)
     answers = []
@@ -149,7 +150,7 @@ def test_a_lost_answer_to_channel_create_does_not_make_a_second_channel(discord,
     """A create reached Discord but its answer was lost: the retried task finds the channel by name."""
     from support.tasks import ticket_open_task
 
-    ticket = Ticket.objects.create(discord_user_id=CUSTOMER_DISCORD_ID, category="setup", subject="Mods")
+    ticket = TicketFactory(discord_user_id=CUSTOMER_DISCORD_ID, category="setup", subject="Mods")
     channel_id = "1999999999999999999"
     discord.channels[channel_id] = {
         "id": channel_id, "type": 0, "name": f"ticket-{ticket.pk}", "guild_id": fake_discord.GUILD_ID,
@@ -203,7 +204,7 @@ def test_max_open_tickets_per_user(discord, send, settings):
 
 def test_cooldown_after_a_close(discord, send, settings):
     settings.DISCORD_REOPEN_COOLDOWN_MINUTES = 10
-    closed = Ticket.objects.create(
+    closed = TicketFactory(
         discord_user_id=CUSTOMER_DISCORD_ID, category="setup", status="closed", closed_at=datetime.now(UTC)
     )
     refused = send(fake_discord.button_click("ticket:open", user_id=CUSTOMER_DISCORD_ID))

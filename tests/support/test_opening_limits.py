@@ -8,10 +8,11 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from devtools.standins.server import route
+from devtools.fakes.discord import interactions as fake_discord
+from devtools.fakes.discord.interactions import sign_interaction
+from devtools.fakes.discord.server import FakeDiscord
+from devtools.fakes.server import route
 from support.models import ACTIVE_STATUSES, Ticket, TicketStatus
-from tests.fakes import discord as fake_discord
-from tests.fakes.discord import FakeDiscord, sign_interaction
 from tests.support.conftest import open_ticket
 
 CATEGORIES = ["purchase", "setup", "technical", "billing", "other"]

@@ -9,8 +9,9 @@ from django.apps import apps
 
 from customers.models import StaffAction, TimelineEvent
 from support.models import Ticket
-from tests.customers.factories import CustomerFactory, StaffUserFactory
+from tests.customers.factories import CustomerFactory, StaffUserFactory, TimelineEventFactory
 from tests.support.conftest import open_ticket
+from tests.support.factories import TicketFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +23,7 @@ def linked_by_typed_email(customer, discord_user_id, *, at):
     """What support.services._customer_link wrote before: the id on the customer and a `discord.linked` entry."""
     customer.discord_user_id = discord_user_id
     customer.save()
-    TimelineEvent.objects.create(
+    TimelineEventFactory(
         customer=customer,
         source="discord",
         source_key=f"discord-link:{discord_user_id}",
@@ -38,11 +39,11 @@ def test_typed_email_links_are_undone_and_recorded(discord, send):
     earlier = datetime.now(UTC) - timedelta(days=3)
     victim = CustomerFactory(email="victoria@example.com", name="Victoria Vance", vip_status=True)
     linked_by_typed_email(victim, IMPOSTOR_ID, at=earlier)
-    first = Ticket.objects.create(
+    first = TicketFactory(
         discord_user_id=IMPOSTOR_ID, category="billing", customer=victim, customer_link="email",
         contact_email="victoria@example.com", status="closed",
     )  # fmt: skip
-    second = Ticket.objects.create(
+    second = TicketFactory(
         discord_user_id=IMPOSTOR_ID, category="technical", customer=victim, customer_link="discord", status="closed"
     )
     # Staff set this customer's id by hand after the typed-email link (an audited contact edit): that link stays.

@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from customers.models import TimelineEvent
+from devtools.fakes.discord import interactions as fake_discord
 from support import tasks
 from support.models import Ticket, TicketAttachment, TicketMessage, TicketStatus
 from tests.customers.factories import CustomerFactory
-from tests.fakes import discord as fake_discord
 from tests.support.conftest import CUSTOMER_DISCORD_ID, STAFF_ID, open_ticket
 
 pytestmark = pytest.mark.django_db

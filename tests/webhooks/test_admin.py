@@ -7,8 +7,9 @@ from django.utils import timezone
 
 from api.models import ServiceAccountKey
 from tests.customers.factories import StaffUserFactory
+from tests.webhooks.factories import OutboundDeliveryFactory
 from webhooks import services
-from webhooks.models import DeliveryStatus, OutboundDelivery, WebhookEndpoint
+from webhooks.models import DeliveryStatus, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +69,7 @@ def test_api_key_created_in_admin_is_shown_once_and_stored_hashed(owner_client):
 
 def test_failed_delivery_is_replayed_from_the_admin(owner_client, customer):
     endpoint = services.endpoint_create(url="http://127.0.0.1:9/hooks", event_types=["customer.churned"])
-    delivery = OutboundDelivery.objects.create(
+    delivery = OutboundDeliveryFactory(
         endpoint=endpoint,
         customer=customer,
         event_type="customer.churned",

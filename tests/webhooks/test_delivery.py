@@ -5,8 +5,8 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from customers.events import domain_event_dispatch, domain_event_publish
+from devtools.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.customers.factories import CustomerFactory
-from tests.fakes.webhook_receiver import FakeWebhookReceiver
 from webhooks import services
 from webhooks.addresses import UnsafeWebhookUrl
 from webhooks.models import DeliveryStatus, OutboundDelivery, WebhookEndpoint

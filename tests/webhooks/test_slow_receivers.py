@@ -1,5 +1,5 @@
 """Receivers that hold a delivery: one that trickles bytes, one that answers 200 MB, a worker killed mid-call, and an
-endpoint that never accepts anything. Real sockets on 127.0.0.1 (tests/fakes/slow_receiver.py).
+endpoint that never accepts anything. Real sockets on 127.0.0.1 (devtools/fakes/slow_receiver.py).
 
 The bounds asserted are loose on purpose (they hold on a loaded machine): a send must end within 3x its deadline,
 against the 30 s a trickling receiver would otherwise hold it, and read under 20 MB, against the 400+ MB a whole
@@ -11,9 +11,9 @@ import tracemalloc
 import pytest
 from django.urls import reverse
 
+from devtools.fakes.slow_receiver import SlowReceiver
+from devtools.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.customers.factories import CustomerFactory, StaffUserFactory
-from tests.fakes.slow_receiver import SlowReceiver
-from tests.fakes.webhook_receiver import FakeWebhookReceiver
 from webhooks import services
 from webhooks.models import DeliveryStatus, OutboundDelivery
 from webhooks.transport import PinnedAddressAdapter

@@ -13,9 +13,9 @@ from django.db import transaction
 from pytest_socket import SocketConnectBlockedError
 
 from customers.events import domain_event_publish
+from devtools.fakes.slow_receiver import SlowReceiver
+from devtools.fakes.webhook_receiver import FakeWebhookReceiver
 from tests.customers.factories import CustomerFactory
-from tests.fakes.slow_receiver import SlowReceiver
-from tests.fakes.webhook_receiver import FakeWebhookReceiver
 from webhooks import services
 from webhooks.addresses import UnsafeWebhookUrl, target_resolve
 from webhooks.models import DeliveryStatus, OutboundDelivery
@@ -24,7 +24,8 @@ from webhooks.transport import Deadline, pinned_session
 
 pytestmark = pytest.mark.django_db
 
-TLS = Path(__file__).resolve().parent.parent / "fakes" / "tls"  # a test CA, and a certificate for panel.example
+# A test CA, and a certificate for panel.example.
+TLS = Path(__file__).resolve().parents[2] / "devtools" / "fakes" / "tls"
 PUBLIC = "93.184.216.34"
 
 

@@ -23,9 +23,9 @@ from django.utils import timezone
 from automations.models import EmailQueueItem, QueueStatus
 from billing.models import EventProcessingStatus, StripeEventProcessing
 from customers.models import Customer, DomainEvent
+from devtools.fakes.stripe.objects import signature_header
 from devtools.journey import journey_steps
 from devtools.models import OutboxEmail
-from devtools.standins.stripe import signature_header
 
 WEBHOOK_PATH = "/api/webhooks/stripe"
 PROCESSING_TIMEOUT = 90
@@ -90,7 +90,7 @@ class Command(BaseCommand):
         return True
 
     def _over_http(self):
-        from devtools.standins.service import StandInClient
+        from devtools.fakes.stripe.standin import StandInClient
 
         stripe = StandInClient(url=settings.STRIPE_API_HOST)
         if not stripe.reachable():
@@ -119,7 +119,7 @@ class Command(BaseCommand):
         from django_q.conf import Conf
 
         from billing.stripe_webhook.view import StripeWebhookView
-        from devtools.standins.service import StripeStandIn
+        from devtools.fakes.stripe.standin import StripeStandIn
 
         self.stdout.write(f"No server answers at {self.base}: using the webhook view in this process.")
         Conf.SYNC = True  # no cluster here: tasks run as they are enqueued

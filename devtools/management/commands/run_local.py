@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 import requests
 from django.conf import settings
@@ -59,7 +60,7 @@ class Command(BaseCommand):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         supervisor.children_log = log_file = log_path.open("a", encoding="utf-8", buffering=1)
         _log_to(log_file)
-        supervisor.say(f"The servers' logs go to {log_path.relative_to(settings.BASE_DIR)}.\n")
+        supervisor.say(f"The servers' logs go to {_shown(log_path)}.\n")
         if not no_setup:
             began = time.monotonic()
             supervisor.say("Migrating the database ...\n")
@@ -78,7 +79,7 @@ class Command(BaseCommand):
             if exited is not None:
                 supervisor.say(
                     f"The {exited.name} stopped (exit code {exited.process.returncode}); stopping all. "
-                    f"Its log: {log_path.relative_to(settings.BASE_DIR)}\n"
+                    f"Its log: {_shown(log_path)}\n"
                 )
         finally:
             supervisor.say("Stopping the web server and the task cluster ...\n")
@@ -105,7 +106,7 @@ class Command(BaseCommand):
     def _standin_start(self):
         if not getattr(settings, "STRIPE_STANDIN", False):
             return None
-        from devtools.standins.service import StripeStandIn
+        from devtools.fakes.stripe.standin import StripeStandIn
 
         standin = StripeStandIn(port=settings.STRIPE_STANDIN_PORT, state_path=settings.VAR_DIR / "stripe-standin.json")
         return standin.start()
@@ -113,7 +114,7 @@ class Command(BaseCommand):
     def _discord_standin_start(self):
         if not getattr(settings, "DISCORD_STANDIN", False):
             return None
-        from devtools.standins.discord_service import DiscordStandIn
+        from devtools.fakes.discord.standin import DiscordStandIn
 
         path = settings.VAR_DIR / "discord-standin.json"
         return DiscordStandIn(port=settings.DISCORD_STANDIN_PORT, state_path=path).start()
@@ -133,7 +134,7 @@ class Command(BaseCommand):
             lines.append(f"  Stripe:  a stand-in on {standin.url}")
             lines.append(f"  Watch a customer's journey:  PORT={port} .venv/bin/python manage.py demo_journey")
         lines += [
-            f"  Logs:    {log_path.relative_to(settings.BASE_DIR)} (the web server, the task cluster)",
+            f"  Logs:    {_shown(log_path)} (the web server, the task cluster)",
             "",
             "Ctrl-C stops the web server and the task cluster.",
         ]
@@ -180,3 +181,8 @@ def _answering(port: int) -> bool:
     except requests.RequestException:
         return False
     return True
+
+
+def _shown(path: Path) -> Path:
+    """A path under the checkout as the developer types it (var/log/run.log); one elsewhere (MODREADY_VAR_DIR) whole."""
+    return path.relative_to(settings.BASE_DIR) if path.is_relative_to(settings.BASE_DIR) else path

@@ -1,0 +1,125 @@
+"""The fake Discord's bot user, messages, DMs, CDN and interaction webhooks (devtools/fakes/discord/server.py)."""
+
+import json
+import time
+
+from devtools.fakes.discord.interactions import APPLICATION_ID, snowflake, user_object
+from devtools.fakes.server import FakeRequest, FakeResponse, route
+
+
+class MessageRoutes:
+    """Routes of FakeDiscord: its state and helpers are in server.py."""
+
+    # --- the bot user -----------------------------------------------------------------------------------------------
+    @route("GET", r"/api/v10/users/@me")
+    def current_user(self, request: FakeRequest):
+        """https://discord.com/developers/docs/resources/user#get-current-user: the cheapest token check."""
+        return {**user_object(APPLICATION_ID, "ModReady"), "bot": True}
+
+    # --- messages ---------------------------------------------------------------------------------------------------
+    @route("POST", r"/api/v10/channels/(?P<channel_id>\d+)/messages")
+    def message_create(self, request: FakeRequest):
+        channel_id = request.params["channel_id"]
+        payload = request.json() or {}
+        with self.lock:
+            if channel_id not in self.channels:
+                return self._error(404, 10003, "Unknown Channel")
+            if not any(payload.get(k) for k in ("content", "embeds", "components")):
+                return self._error(400, 50006, "Cannot send an empty message")
+            bot = {**user_object(APPLICATION_ID, "ModReady"), "bot": True}
+            message = self._message(channel_id, snowflake(self.now()), bot, payload)
+            self.messages.setdefault(channel_id, []).append(message)
+            return message
+
+    @route("PATCH", r"/api/v10/channels/(?P<channel_id>\d+)/messages/(?P<message_id>\d+)")
+    def message_edit(self, request: FakeRequest):
+        payload = request.json() or {}
+        with self.lock:
+            for message in self.messages.get(request.params["channel_id"], []):
+                if message["id"] == request.params["message_id"]:
+                    message.update({k: v for k, v in payload.items() if k in ("content", "embeds", "components")})
+                    message["edited_timestamp"] = self.now().isoformat()
+                    return message
+            return self._error(404, 10008, "Unknown Message")
+
+    @route("GET", r"/api/v10/channels/(?P<channel_id>\d+)/messages")
+    def messages_list(self, request: FakeRequest):
+        channel_id = request.params["channel_id"]
+        limit = max(1, min(100, int((request.query.get("limit") or ["50"])[0])))
+        before = (request.query.get("before") or [""])[0]
+        after = (request.query.get("after") or [""])[0]
+        with self.lock:
+            if channel_id not in self.channels:
+                return self._error(404, 10003, "Unknown Channel")
+            messages = self.messages.get(channel_id, [])
+            if after:
+                page = [m for m in messages if int(m["id"]) > int(after)][:limit]
+            else:
+                older = [m for m in messages if not before or int(m["id"]) < int(before)]
+                page = older[-limit:]
+            page = json.loads(json.dumps(list(reversed(page))))  # newest first, as Discord
+            if not self.message_content_intent and self.channels[channel_id]["type"] != 1:
+                page = [self._without_content(m) for m in page]
+            return FakeResponse(200, page)
+
+    @route("POST", r"/api/v10/users/@me/channels")
+    def dm_channel_create(self, request: FakeRequest):
+        recipient_id = str((request.json() or {}).get("recipient_id") or "")
+        with self.lock:
+            for channel in self.channels.values():
+                if channel["type"] == 1 and channel["recipients"][0]["id"] == recipient_id:
+                    return channel
+            channel_id = snowflake(self.now())
+            channel = {"id": channel_id, "type": 1, "guild_id": None, "recipients": [user_object(recipient_id)]}
+            self.channels[channel_id] = channel
+            self.messages[channel_id] = []
+            return channel
+
+    def dm_messages(self, user_id: str) -> list[dict]:
+        with self.lock:
+            for channel in self.channels.values():
+                if channel["type"] == 1 and channel["recipients"][0]["id"] == user_id:
+                    return list(self.messages.get(channel["id"], []))
+            return []
+
+    # --- CDN --------------------------------------------------------------------------------------------------------
+    @route("GET", r"/attachments/.+")
+    def cdn_get(self, request: FakeRequest):
+        with self.lock:
+            entry = self.cdn.get(request.path)
+            if entry is None or entry["expires_at"] < time.time():
+                return FakeResponse(404, body=b"This content is no longer available.")
+            return FakeResponse(200, body=entry["data"], headers={"Content-Type": entry["content_type"]})
+
+    # --- interactions -----------------------------------------------------------------------------------------------
+    @route("POST", r"/api/v10/interactions/(?P<interaction_id>\d+)/(?P<token>[^/]+)/callback")
+    def interaction_callback(self, request: FakeRequest):
+        with self.lock:
+            if request.params["token"] in self.callbacks:
+                return self._error(400, 40060, "Interaction has already been acknowledged.")
+            self.callbacks[request.params["token"]] = request.json()
+            return FakeResponse(204)
+
+    @route("PATCH", r"/api/v10/webhooks/(?P<app_id>\d+)/(?P<token>[^/]+)/messages/@original")
+    def original_edit(self, request: FakeRequest):
+        with self.lock:
+            if request.params["app_id"] != APPLICATION_ID:
+                return self._error(404, 10015, "Unknown Webhook")
+            message = self.originals.setdefault(request.params["token"], {"id": snowflake(self.now())})
+            message.update(request.json() or {})
+            return message
+
+    @route("GET", r"/api/v10/webhooks/(?P<app_id>\d+)/(?P<token>[^/]+)/messages/@original")
+    def original_get(self, request: FakeRequest):
+        with self.lock:
+            message = self.originals.get(request.params["token"])
+            return message if message else self._error(404, 10008, "Unknown Message")
+
+    @route("POST", r"/api/v10/webhooks/(?P<app_id>\d+)/(?P<token>[^/]+)")
+    def followup_create(self, request: FakeRequest):
+        with self.lock:
+            if request.params["app_id"] != APPLICATION_ID:
+                return self._error(404, 10015, "Unknown Webhook")
+            message = {"id": snowflake(self.now()), **(request.json() or {})}
+            self.followups.setdefault(request.params["token"], []).append(message)
+            return message

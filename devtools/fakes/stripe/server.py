@@ -1,0 +1,237 @@
+"""A fake Stripe API on 127.0.0.1 over the objects of the one builder (devtools/fakes/stripe/objects.py).
+
+The fake serves what dj-stripe 2.11 and our code call: retrieve and paginated list (limit, starting_after,
+status, customer, expand[]) of subscriptions, customers, products, prices, invoices, charges, disputes, payment
+intents and checkout sessions, a session's line items, a product's features, a subscription's items and the account;
+and one write, a customer's email update (POST /v1/customers/<id>, honouring Idempotency-Key like Stripe: a repeat
+replays the first answer, the same key with other parameters is refused; every applied update is in
+`customer_updates`). The base class's switches (latency, fail_next, drop_next, rate_limit) apply to every route.
+"""
+
+import copy
+import re
+from typing import Any
+
+from devtools.fakes.server import FakeRequest, FakeResponse, FakeServer, route
+from devtools.fakes.stripe.objects import PREFIXES, RESOURCES, StripeObjectBuilder, expand_ids, fixture
+
+
+class FakeStripe(StripeObjectBuilder, FakeServer):
+    name = "stripe"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host, port)
+        self.objects: dict[str, dict[str, dict]] = {resource: {} for resource in RESOURCES.values()}
+        self.line_items: dict[str, list[dict]] = {}
+        self.account = fixture("account")
+        # Stripe's idempotency: key -> (the request's parameters, the first answer), and every customer update applied
+        # (id, parameters, Idempotency-Key), for tests to read. https://docs.stripe.com/api/idempotent_requests
+        self.idempotent: dict[str, tuple[dict, FakeResponse]] = {}
+        self.customer_updates: list[dict] = []
+
+    def reset(self) -> None:
+        super().reset()
+        with self.lock:
+            self.idempotent.clear()
+            self.customer_updates.clear()
+
+    def put(self, obj: dict) -> dict:
+        """Store (or replace) an object; the fake answers with its current state from now on."""
+        with self.lock:
+            self.objects[RESOURCES[obj["object"]]][obj["id"]] = obj
+        return obj
+
+    def get(self, object_id: str) -> dict:
+        return self.objects[PREFIXES[_prefix(object_id)]][object_id]
+
+    def update(self, object_id: str, **fields: Any) -> dict:
+        with self.lock:
+            return super().update(object_id, **fields)
+
+    # errors in Stripe's shape -----------------------------------------------------------------------------------
+    def error_body(self, status: int) -> Any:
+        kind = {429: "rate_limit_error", 401: "authentication_error"}.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
+        return {"error": {"type": kind, "message": f"Injected failure {status}"}}
+
+    # routes -----------------------------------------------------------------------------------------------------
+    @route("GET", r"/v1/account")
+    def account_retrieve(self, request: FakeRequest):
+        return copy.deepcopy(self.account)
+
+    @route("POST", r"/v1/customers/(?P<object_id>[^/]+)")
+    def customer_update(self, request: FakeRequest):
+        """https://docs.stripe.com/api/customers/update (the email only, which is what we change). Like Stripe: the
+        same Idempotency-Key with the same parameters replays the first answer without acting again; with other
+        parameters it is refused (400 idempotency_error); a malformed address is refused (400 email_invalid)."""
+        params = {key: values[-1] for key, values in request.form().items()}
+        key = request.header("idempotency-key")
+        with self.lock:
+            if key and key in self.idempotent:
+                first_params, answer = self.idempotent[key]
+                if first_params != params:
+                    return FakeResponse(
+                        400,
+                        {
+                            "error": {
+                                "type": "idempotency_error",
+                                "message": "Keys for idempotent requests can only be used with the same parameters "
+                                "they were first used with.",
+                            }
+                        },
+                    )
+                return FakeResponse(answer.status, answer.json_body, headers={"Idempotent-Replayed": "true"})
+            answer = self._customer_update(request.params["object_id"], params, key)
+            if key and answer.status < 500:
+                self.idempotent[key] = (params, answer)
+        return answer
+
+    def _customer_update(self, customer_id: str, params: dict, key: str) -> FakeResponse:
+        customer = self.objects["customers"].get(customer_id)
+        if customer is None or customer.get("deleted"):
+            return self._missing("customer", customer_id)
+        unknown = sorted(set(params) - {"email", "name"})
+        if unknown:
+            return FakeResponse(
+                400,
+                {"error": {"type": "invalid_request_error", "message": f"Received unknown parameter: {unknown[0]}"}},
+            )
+        email = params.get("email")
+        if email is not None and email != "" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            return FakeResponse(
+                400,
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "email_invalid",
+                        "param": "email",
+                        "message": f"Invalid email address: {email}",
+                    }
+                },
+            )
+        customer.update({name: (value or None) for name, value in params.items()})
+        self.customer_updates.append({"id": customer_id, "params": dict(params), "idempotency_key": key})
+        return FakeResponse(200, copy.deepcopy(customer))
+
+    @route("GET", r"/v1/products/(?P<product_id>[^/]+)/features")
+    def product_features(self, request: FakeRequest):
+        return {"object": "list", "data": [], "has_more": False, "url": request.path}
+
+    @route("GET", r"/v1/checkout/sessions/(?P<session_id>[^/]+)/line_items")
+    def session_line_items(self, request: FakeRequest):
+        items = self.line_items.get(request.params["session_id"])
+        if items is None:
+            return self._missing("checkout.session", request.params["session_id"])
+        page = self._page(request, items)
+        for path in _expand_params(request):
+            page = self._expand(page, path.split("."))
+        return page
+
+    @route("GET", r"/v1/checkout/sessions/(?P<object_id>[^/]+)")
+    def session_retrieve(self, request: FakeRequest):
+        return self._retrieve(request, "checkout_sessions")
+
+    @route("GET", r"/v1/checkout/sessions")
+    def session_list(self, request: FakeRequest):
+        return self._list(request, "checkout_sessions")
+
+    @route(
+        "GET",
+        r"/v1/(?P<resource>customers|subscriptions|products|prices|invoices|charges|disputes|payment_intents|events)"
+        r"/(?P<object_id>[^/]+)",
+    )
+    def object_retrieve(self, request: FakeRequest):
+        return self._retrieve(request, request.params["resource"])
+
+    @route(
+        "GET",
+        r"/v1/(?P<resource>customers|subscriptions|products|prices|invoices|charges|disputes|payment_intents|events)",
+    )
+    def object_list(self, request: FakeRequest):
+        return self._list(request, request.params["resource"])
+
+    # helpers ----------------------------------------------------------------------------------------------------
+    def _missing(self, kind: str, object_id: str) -> FakeResponse:
+        return FakeResponse(
+            404,
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "param": "id",
+                    "message": f"No such {kind}: '{object_id}'",
+                }
+            },
+        )
+
+    def _retrieve(self, request: FakeRequest, resource: str):
+        with self.lock:
+            obj = self.objects[resource].get(request.params["object_id"])
+            obj = copy.deepcopy(obj) if obj else None
+        if obj is None:
+            return self._missing(resource.rstrip("s"), request.params["object_id"])
+        expand = _expand_params(request)
+        if resource == "checkout_sessions" and any(path.startswith("line_items") for path in expand):
+            # Like Stripe, an expanded list holds its first page only (10 items); the rest is read with the list call.
+            all_items = self.line_items.get(obj["id"], [])
+            items = [copy.deepcopy(item) for item in all_items[:10]]
+            obj["line_items"] = {
+                "object": "list",
+                "data": items,
+                "has_more": len(all_items) > 10,
+                "url": f"{request.path}/line_items",
+            }
+        for path in expand:
+            obj = self._expand(obj, path.split("."))
+        return obj
+
+    def _list(self, request: FakeRequest, resource: str):
+        query = {key: values[-1] for key, values in request.query.items()}
+        with self.lock:
+            objects = list(self.objects[resource].values())
+        if resource == "subscriptions":
+            status = query.get("status")
+            if status != "all":
+                objects = [o for o in objects if (o["status"] == status if status else o["status"] != "canceled")]
+        if query.get("customer"):
+            objects = [o for o in objects if o.get("customer") == query["customer"]]
+        page = self._page(request, objects)
+        for path in _expand_params(request):
+            page = self._expand(page, path.split("."))
+        return page
+
+    def _page(self, request: FakeRequest, objects: list[dict]) -> dict:
+        query = {key: values[-1] for key, values in request.query.items()}
+        limit = max(1, min(100, int(query.get("limit") or 10)))
+        start = 0
+        if query.get("starting_after"):
+            after = query["starting_after"]
+            start = next((i + 1 for i, obj in enumerate(objects) if obj["id"] == after), len(objects))
+        with self.lock:
+            data = [copy.deepcopy(obj) for obj in objects[start : start + limit]]  # only the page is copied
+        return {"object": "list", "data": data, "has_more": start + limit < len(objects), "url": request.path}
+
+    def _expand(self, value: Any, parts: list[str]) -> Any:
+        """Replace ids by objects along an expand path (`data.customer`, `items.data.price.product`, ...)."""
+        return expand_ids(value, parts, self._find)
+
+    def _find(self, object_id: str) -> dict | None:
+        if _prefix(object_id) not in PREFIXES:
+            return None
+        with self.lock:
+            return self.objects[PREFIXES[_prefix(object_id)]].get(object_id)
+
+
+def _prefix(object_id: str) -> str:
+    if object_id.startswith("cs_"):
+        return "cs_"
+    return object_id.split("_", 1)[0] + "_"
+
+
+def _expand_params(request: FakeRequest) -> list[str]:
+    paths = []
+    for key, values in request.query.items():
+        if key == "expand" or key.startswith("expand["):
+            paths.extend(values)
+    return paths
