@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from config.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 from .models import IdempotencyRecord, ServiceAccountKey
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework_api_key.permissions import KeyParser
 
-from config.admin_site import otp_satisfied
+from core.two_factor import otp_satisfied
 
 from .models import ServiceAccountKey
 
@@ -17,7 +17,7 @@ from .models import ServiceAccountKey
 class TwoFactorSessionAuthentication(authentication.SessionAuthentication):
     """A staff member's admin session, counted only where the admin itself would let it in: an active staff member
     whose session passed the second factor wherever the admin asks for one (a device enrolled, or a superuser who
-    must enrol: config.admin_site.otp_satisfied). A password-only session of such a user is refused with 401, so the
+    must enrol: core.two_factor.otp_satisfied). A password-only session of such a user is refused with 401, so the
     API is no way around two-factor."""
 
     def authenticate(self, request):

@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from config.leases import lease_kept
+from core.leases import lease_kept
 
 from .models import BatchStatus, EmailBatch
 

@@ -163,7 +163,7 @@ def main(argv: list[str]) -> None:
     from djstripe.models import Account
     from djstripe.settings import djstripe_settings
 
-    from config.schedules import schedules_install
+    from core.schedules import schedules_install
 
     schedules_install()  # includes the every-minute retry of failed events
     fake_process = serve_fake_in_child(fake)

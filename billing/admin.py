@@ -5,7 +5,7 @@ from django.utils.html import format_html
 from djstripe import models as djstripe_models
 from djstripe.admin import admin as djstripe_admin
 
-from config.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 from customers.models import Customer
 from integrations.webhooks.admin import InboundDeliveryAdmin
 

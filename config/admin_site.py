@@ -13,7 +13,6 @@ from functools import wraps
 
 import segno
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.signals import user_login_failed
@@ -31,29 +30,11 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.permissions import BasePermission
 
+from core.client_address import FORWARDED_HEADER_IGNORED, forwarded_header_ignored_note
+from core.two_factor import otp_enrollment_required, otp_satisfied
+
 from .admin_query_guard import query_string_guarded
-from .client_address import FORWARDED_HEADER_IGNORED, forwarded_header_ignored_note
 from .staff_sessions import user_sessions_end
-
-
-def _has_device(user) -> bool:
-    # Asked several times per admin request (has_permission runs for the page, the menu, the sidebar): once per user.
-    if not hasattr(user, "_modready_has_otp_device"):
-        user._modready_has_otp_device = user_has_device(user)
-    return user._modready_has_otp_device
-
-
-def otp_enrollment_required(user) -> bool:
-    """A staff member who must enrol a device before using the admin."""
-    return getattr(settings, "ADMIN_OTP_REQUIRED_FOR_SUPERUSERS", False) and user.is_superuser and not _has_device(user)
-
-
-def otp_satisfied(user) -> bool:
-    """True when the session's second factor is as strong as this user's account asks for."""
-    if _has_device(user):
-        # is_verified is installed by django-otp's middleware; a user authenticated some other way is not verified.
-        return bool(getattr(user, "is_verified", lambda: False)())
-    return not otp_enrollment_required(user)
 
 
 class TwoFactorAuthenticationForm(AdminAuthenticationForm):

@@ -23,7 +23,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .client_address import FORWARDED_HEADER_IGNORED, forwarded_header_ignored_note, forwarded_header_ignored_recently
+from core.client_address import (
+    FORWARDED_HEADER_IGNORED,
+    forwarded_header_ignored_note,
+    forwarded_header_ignored_recently,
+)
 
 logger = logging.getLogger(__name__)
 

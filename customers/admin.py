@@ -9,7 +9,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from config.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 from . import funnel, list_filters, services, staff_actions
 from .events import domain_event_dispatch

@@ -1,4 +1,4 @@
-from config.schedules import ScheduledJob
+from core.schedules import ScheduledJob
 
 SCHEDULES = [
     ScheduledJob(

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from config.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 from . import runs
 from .models import DiscordInvite, InboundWebhook, PromoCode, RefusedWebhook, WorkflowRun, WorkflowStep

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from config.client_address import client_ip_or_unknown
+from core.client_address import client_ip_or_unknown
 
 from .models import RefusedWebhook
 

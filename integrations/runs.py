@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from config.leases import lease_kept
+from core.leases import lease_kept
 from core.retry import next_attempt_at
 from customers import services as customer_services
 from customers.models import Customer

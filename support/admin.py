@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from config.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 from integrations import alerts as integration_alerts
 
 from . import selectors, services, ticket_identity

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from config.client_address import client_ip_or_unknown
+from core.client_address import client_ip_or_unknown
 
 from . import identity
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from config.schedules import declared_jobs
+from core.schedules import declared_jobs
 from devtools.clock import as_of
 
 

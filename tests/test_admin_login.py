@@ -11,7 +11,7 @@ from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from config.client_address import client_address
+from core.client_address import client_address
 from tests.customers.factories import StaffUserFactory
 
 pytestmark = pytest.mark.django_db

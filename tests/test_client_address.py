@@ -3,7 +3,7 @@
 import pytest
 from django.test import RequestFactory
 
-from config.client_address import UNKNOWN_ADDRESS, client_ip, client_ip_or_unknown
+from core.client_address import UNKNOWN_ADDRESS, client_ip, client_ip_or_unknown
 
 
 def request(remote="192.0.2.10", forwarded=None):

@@ -79,7 +79,7 @@ def test_an_integration_alert_degrades_the_status_until_it_clears_without_taking
 
 
 def test_requests_through_an_unconfigured_proxy_are_reported_without_failing_the_check(schedules, monkeypatch):
-    monkeypatch.setattr("config.client_address._last_recorded", 0.0)
+    monkeypatch.setattr("core.client_address._last_recorded", 0.0)
     assert "client_address" not in Client().get("/healthz").json()["checks"]
 
     # The proxy's requests reach the login page; the monitor asks directly, without the header.

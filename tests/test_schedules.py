@@ -2,7 +2,7 @@ import pytest
 from django.core.management import call_command
 from django_q.models import Schedule
 
-from config.schedules import NAME_PREFIX, declared_jobs, schedules_install
+from core.schedules import NAME_PREFIX, declared_jobs, schedules_install
 
 pytestmark = pytest.mark.django_db
 

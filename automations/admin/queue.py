@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from jinja2 import TemplateError
 
-from config.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 from ..models import (
     EmailBatch,

@@ -11,7 +11,7 @@ DEBUG is on).
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from config.client_address import client_ip_or_unknown
+from core.client_address import client_ip_or_unknown
 from integrations.webhooks.views import IncomingWebhookView, WebhookRefused
 
 from ..stripe_objects import stripe_event_problem

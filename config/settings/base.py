@@ -153,7 +153,7 @@ SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # How many reverse proxies in front of this app append to X-Forwarded-For. 0 (the default): the client address is
 # REMOTE_ADDR and X-Forwarded-For is ignored, since anyone can send that header. N: the N-th address from the right
-# of X-Forwarded-For (the one the outermost trusted proxy saw). Read by config.client_address.client_ip.
+# of X-Forwarded-For (the one the outermost trusted proxy saw). Read by core.client_address.client_ip.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 # /healthz: unhealthy (503) when the scheduler's most overdue job is this many seconds late (it is not running), or

@@ -17,7 +17,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
-AXES_CLIENT_IP_CALLABLE = "config.client_address.client_address"
+AXES_CLIENT_IP_CALLABLE = "core.client_address.client_address"
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 # A superuser without a TOTP device can use nothing but the two-factor setup page (on in production settings).
 ADMIN_OTP_REQUIRED_FOR_SUPERUSERS = env_bool("ADMIN_OTP_REQUIRED_FOR_SUPERUSERS", False)

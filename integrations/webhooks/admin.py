@@ -4,7 +4,7 @@
 
 from django.contrib import admin, messages
 
-from config.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin
 
 
 class InboundDeliveryAdmin(ReadOnlyAdmin):

@@ -357,7 +357,7 @@ def test_the_management_command_drains_the_queue(resend, capsys):
 
 
 def test_the_queue_schedule_is_declared_every_two_minutes():
-    from config.schedules import declared_jobs
+    from core.schedules import declared_jobs
 
     (job,) = [j for j in declared_jobs() if j.name == "automations.process-email-queue"]
     assert job.cron == "*/2 * * * *"

@@ -16,7 +16,7 @@ from djstripe import models as djstripe_models
 from billing import tasks
 from billing.models import Subscription
 from billing.sync import stripe_sync_run
-from config.schedules import schedules_install
+from core.schedules import schedules_install
 from customers.models import Customer, DomainEvent, TimelineEvent
 from devtools.fakes.stripe.objects import stripe_event
 

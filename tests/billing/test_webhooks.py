@@ -19,7 +19,7 @@ from billing.models import StripeEventProcessing, Subscription
 from billing.stripe_webhook import store as webhooks
 from billing.stripe_webhook.endpoint import webhook_endpoint_cache_clear
 from billing.stripe_webhook.view import StripeWebhookView
-from config.client_address import UNKNOWN_ADDRESS
+from core.client_address import UNKNOWN_ADDRESS
 from customers.models import DomainEvent, TimelineEvent
 from devtools.fakes.stripe.objects import signature_header, stripe_event
 from tests.customers.factories import StaffUserFactory

@@ -132,7 +132,7 @@ def test_the_command_reads_the_configured_path(tmp_path, settings, capsys):
 
 
 def test_the_sync_and_the_reconciliation_are_scheduled():
-    from config.schedules import declared_jobs
+    from core.schedules import declared_jobs
 
     jobs = {job.name: job for job in declared_jobs()}
     assert jobs["integrations.trials-sync"].cron == "0 7 * * *"

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from config.schedules import declared_jobs, schedules_install
+from core.schedules import declared_jobs, schedules_install
 
 
 class Command(BaseCommand):

@@ -1,0 +1,56 @@
+"""The shape of the house, checked: the floors between the apps (docs/ARCHITECTURE.md, "The floors"), and modules and
+functions small enough to read in one sitting. A change that breaks one fails here with the offending import or name."""
+
+import ast
+from pathlib import Path
+
+from importlinter.cli import lint_imports
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN_APPS = [
+    "customers",
+    "billing",
+    "automations",
+    "integrations",
+    "support",
+    "webhooks",
+    "backoffice",
+    "api",
+    "core",
+]
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+
+
+def _sources(folders):
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "migrations" not in path.relative_to(ROOT).as_posix():
+                yield path
+
+
+def test_every_app_imports_only_the_floors_below_it(capsys):
+    # import-linter reads every import, those inside functions too, from pyproject.toml's [tool.importlinter].
+    exit_code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
+    report = capsys.readouterr().out
+    assert exit_code == 0, report
+
+
+def test_no_module_is_longer_than_a_sitting():
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in _sources([*DOMAIN_APPS, "config", "devtools"])
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
+def test_no_function_in_a_domain_app_is_longer_than_a_screen():
+    long = {}
+    for path in _sources(DOMAIN_APPS):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(ROOT)}:{node.name}"] = lines
+    assert long == {}
