@@ -74,21 +74,3 @@ def discord_message_content_missing(*, detail: str) -> None:
 
 def discord_message_content_seen() -> None:
     alert_clear(kind=AlertKind.DISCORD_MESSAGE_CONTENT_MISSING)
-
-
-def discord_token_probe() -> str:
-    """While the token alert is active, one cheap bot call (`GET /users/@me`) that clears it once the token works
-    again, even when no ticket or invite needs Discord. Run by the support activity job (every 2 minutes), so a
-    refused token costs one invalid request per 2 minutes, far from Discord's IP ban (10,000 in 10 minutes)."""
-    if not alert_is_active(kind=AlertKind.DISCORD_TOKEN_REJECTED):
-        return "no alert"
-    from core.configuration import provider_is_configured
-    from integrations.discord.client import DiscordClient, DiscordError
-
-    if not provider_is_configured("Discord API"):  # integrations/providers.py
-        return "not configured"
-    try:
-        DiscordClient.from_settings().current_user()  # the client clears or refreshes the alert itself
-    except DiscordError:
-        return "still refused"
-    return "works again"

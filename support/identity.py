@@ -26,6 +26,7 @@ from customers import services as customer_services
 from customers.models import Customer, TimelineSource
 
 from .models import DiscordLinkRequest, Ticket, TicketStatus
+from .ticket_timeline import ticket_opened_record
 
 logger = logging.getLogger(__name__)
 
@@ -291,8 +292,6 @@ def tickets_attach(*, customer: Customer, discord_user_id: str) -> list[int]:
         attached.append(ticket.pk)
         if ticket.discord_channel_id and ticket.status != TicketStatus.NOT_OPENED:
             # What ticket_channel_opened records for a ticket whose customer was known at opening (same key).
-            from .services import ticket_opened_record  # services imports this module
-
             ticket_opened_record(ticket=ticket, customer=customer)
         if ticket.status == TicketStatus.OPEN and ticket.opening_message_id:
             _enqueue_refresh(ticket.pk)

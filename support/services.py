@@ -24,6 +24,7 @@ from .models import (
     TicketStatus,
 )
 from .open_lock import ticket_open_lock
+from .ticket_timeline import ticket_opened_record
 from .triage import triage
 
 logger = logging.getLogger(__name__)
@@ -145,22 +146,6 @@ def ticket_channel_opened(*, ticket: Ticket, channel_id: str) -> Ticket:
     if ticket.customer_id:
         ticket_opened_record(ticket=ticket, customer=ticket.customer)
     return ticket
-
-
-def ticket_opened_record(*, ticket: Ticket, customer) -> None:
-    """The customer's "ticket opened" timeline entry, keyed by the ticket's channel: recorded when the channel opens
-    for a known customer, or later when the customer is proven (support/identity.py); the same key either way."""
-    customer_services.timeline_event_record(
-        customer=customer,
-        source=TimelineSource.SUPPORT,
-        source_key=f"ticket:{ticket.pk}:opened:{ticket.discord_channel_id}",
-        kind="support.ticket_opened",
-        occurred_at=ticket.opened_at,
-        summary=f"Opened {ticket.get_category_display().lower()} ticket #{ticket.pk}: {ticket.subject}",
-        payload={"category": ticket.category, "suggested_category": ticket.suggested_category},
-        object_type="support.ticket",
-        object_id=str(ticket.pk),
-    )
 
 
 def ticket_opening_message_set(*, ticket: Ticket, message_id: str) -> None:

@@ -27,10 +27,10 @@ def ticket_opening_message_refresh_task(ticket_id: int) -> None:
 
 def tickets_activity_task() -> int:
     """Schedule (every 2 minutes): read new messages of open tickets. While Discord refuses the bot token, first one
-    probe call that clears the staff alert once the token works again (integrations.alerts)."""
-    from integrations import alerts
+    probe call that clears the staff alert once the token works again (integrations/discord/token_health.py)."""
+    from integrations.discord.token_health import discord_token_probe
 
-    alerts.discord_token_probe()
+    discord_token_probe()
     return workflows.activity_read_run()
 
 
