@@ -36,10 +36,14 @@ def signature_valid(*, body: bytes, signature_hex: str, timestamp: str, public_k
 
 class DiscordInteractionsView(AnsweredWebhookView):
     """POST /api/discord/interactions, answered now (within Discord's 3 seconds) on the one incoming-webhook base
-    view. Without a public key nothing verifies, so everything is a 401 (Discord's answer to a bad signature)."""
+    view. Without a public key nothing can be verified: 503, our configuration's fault, like every unconfigured
+    incoming webhook."""
 
     provider = "discord"
     bad_signature_status = 401  # Discord sends forged requests on purpose and removes an app that accepts one
+
+    def configuration_problem(self) -> str | None:
+        return None if settings.DISCORD_PUBLIC_KEY else "DISCORD_PUBLIC_KEY is not set"
 
     def max_body_bytes(self) -> int:
         return MAX_BODY_BYTES
