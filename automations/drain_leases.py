@@ -2,7 +2,7 @@
 the drain dies.
 
 A batch is claimed with `lease_expires_at = now + AUTOMATIONS_LEASE_SECONDS` (automations.batch_claim). While its drain
-makes the call (pacing wait included), `batch_lease_kept` renews that lease every third of it (config/leases.py), so
+makes the call (pacing wait included), `batch_lease_kept` renews that lease every third of it (core/leases.py), so
 a slow call never looks abandoned. A drain killed mid-batch stops renewing; once the lease has run out, the
 every-minute `automations.resume-abandoned-batches` job sees the batch and wakes a drain (coalesced, like every
 wake-up), which takes the batch again (`batch_claim_in_flight`: the same stored messages under the same key). Without

@@ -32,7 +32,7 @@ from .models import RunKind, RunStatus, StepOutcome, WorkflowRun, WorkflowStep
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=6)
-# A running run holds a lease (INTEGRATIONS_RUN_LEASE_SECONDS) renewed while it works (config/leases.py); the
+# A running run holds a lease (INTEGRATIONS_RUN_LEASE_SECONDS) renewed while it works (core/leases.py); the
 # every-minute sweep takes a run whose lease ran out (its worker died) again. A run claimed before leases existed
 # has none: it counts as lost after this long without a change.
 STALE_RUNNING = timedelta(minutes=15)

@@ -2,7 +2,7 @@
 
 A plain page for a phone or a desktop, without JavaScript or anything loaded from elsewhere. GET only shows what
 confirming would do (mail scanners follow links); the customer decides with one of two POST buttons (CSRF-checked).
-Requests are limited per client address in the default cache (config/client_address.py reads the address): a shared
+Requests are limited per client address in the default cache (core/client_address.py reads the address): a shared
 cache (CACHES) makes the limit hold across web processes, the in-process default per process. The token is signed and
 names one `DiscordLinkRequest`; support.identity keeps it single use and short-lived.
 """

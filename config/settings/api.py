@@ -21,7 +21,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
 }
 # The cache every web process shares: DRF's rate limit (API_THROTTLE_RATE holds for the whole site, not per
-# process) and the proxy warning (config/client_address.py). PostgreSQL's (or SQLite's) own table `modready_cache` by
+# process) and the proxy warning (core/client_address.py). PostgreSQL's (or SQLite's) own table `modready_cache` by
 # default, created by a migration (api 0002); Redis when CACHE_REDIS_URL is set (redis://host:6379/1). "local" is
 # per process, for what must not cost a database write (django-q2's cluster statistics, written twice a second).
 CACHE_REDIS_URL = env("CACHE_REDIS_URL")

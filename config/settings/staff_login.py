@@ -6,7 +6,7 @@ from .environment import env_bool, env_int
 
 # --- Staff login: lockout (django-axes), two-factor (django-otp), Content-Security-Policy (django-csp) ---------------
 
-# The client address for lockouts is read per TRUSTED_PROXY_COUNT (base.py; config/client_address.py).
+# The client address for lockouts is read per TRUSTED_PROXY_COUNT (base.py; core/client_address.py).
 # After AXES_FAILURE_LIMIT failed logins for one username (from anywhere), or for one username from one address, that
 # username is refused for AXES_COOLOFF_MINUTES; every attempt during a lockout starts the cool-off again, so a script
 # that keeps trying stays locked out while a person who waits gets back in. A success resets the count. Never on an
