@@ -12,7 +12,7 @@ from django.core.paginator import Page, Paginator
 
 from automations import customer_selectors as emails
 from automations.email_state import AddressVerdict, ShownState, address_verdict, shown_state
-from automations.models import AutomationRule, EmailQueueItem, Enrollment, EnrollmentStatus, QueueStatus, Suppression
+from automations.models import AutomationRule, EmailQueueItem, Enrollment, QueueStatus, Suppression
 from billing import customer_selectors as money
 from billing.models import CURRENT_STATUSES
 from billing.selectors import subscription_list_for_customer
@@ -121,7 +121,3 @@ def customer_360(*, customer: Customer, timeline_source: str = "", timeline_page
 
 def rules_to_enroll_in() -> list[AutomationRule]:
     return emails.rules_enabled()
-
-
-def running_enrollments(view: Customer360) -> list[Enrollment]:
-    return [e for e in view.enrollments if e.status == EnrollmentStatus.ACTIVE]

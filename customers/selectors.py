@@ -53,20 +53,6 @@ def customer_get_by_email(*, email: str) -> Customer | None:
     return Customer.objects.filter(email__iexact=email.strip()).first()
 
 
-def customer_get_by_stripe_id(*, stripe_customer_id: str) -> Customer | None:
-    if not stripe_customer_id:
-        return None
-    return Customer.objects.filter(stripe_customer_id=stripe_customer_id).first()
-
-
-def customer_timeline(*, customer: Customer, limit: int = 200) -> list[TimelineEvent]:
-    return list(TimelineEvent.objects.filter(customer=customer).order_by("-occurred_at", "-id")[:limit])
-
-
-def customer_stage_history(*, customer: Customer) -> list[StageTransition]:
-    return list(StageTransition.objects.filter(customer=customer).order_by("-occurred_at", "-id"))
-
-
 def customer_stage_path(*, customer: Customer) -> list[StageTransition]:
     """The customer's lifecycle moves, oldest first (the path the customer 360 draws)."""
     return list(StageTransition.objects.filter(customer=customer).order_by("occurred_at", "id"))

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
 from integrations import alerts as integration_alerts
@@ -235,32 +235,6 @@ class TicketAdmin(admin.ModelAdmin):
             "metrics": metrics,
         }
         return TemplateResponse(request, "admin/support/metrics.html", context)
-
-
-def customer_tickets_html(customer) -> str:
-    """The customer's tickets as links, for the customer's admin page (a read-only field in customers/admin.py)."""
-    if customer is None or customer.pk is None:
-        return "—"
-    tickets = list(Ticket.objects.filter(customer=customer).order_by("-opened_at")[:20])
-    if not tickets:
-        return "No tickets."
-    rows = format_html_join(
-        "",
-        '<li><a href="{}">#{}</a> {} · {} · {} · opened {}</li>',
-        (
-            (
-                reverse("admin:support_ticket_change", args=[t.pk]),
-                t.pk,
-                t.subject,
-                t.get_category_display(),
-                t.get_status_display(),
-                f"{t.opened_at:%Y-%m-%d}",
-            )
-            for t in tickets
-        ),
-    )
-    everything = reverse("admin:support_ticket_changelist") + f"?customer__id__exact={customer.pk}"
-    return format_html('<ul style="margin:0">{}</ul><a href="{}">All their tickets</a>', rows, everything)
 
 
 @admin.register(DiscordInteraction)
