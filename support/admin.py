@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -12,7 +13,7 @@ from django.utils.html import format_html
 from core.admin import ReadOnlyAdmin
 from integrations import alerts as integration_alerts
 
-from . import selectors, services, ticket_identity
+from . import markup, selectors, services, ticket_identity
 from .models import DiscordInteraction, Ticket, TicketAttachment, TicketStatus
 
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
@@ -65,6 +66,7 @@ class TicketAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Conversation", {"fields": ("conversation",)}),
         ("Triage", {"fields": ("suggested_category", "triage_reason", "outside_support_hours")}),
         (
             "Discord",
@@ -134,6 +136,18 @@ class TicketAdmin(admin.ModelAdmin):
     def customer_identity(self, obj: Ticket) -> str:
         return ticket_identity.identity_html(obj)
 
+    @admin.display(description="messages")
+    def conversation(self, obj: Ticket) -> str:
+        """The stored messages (kept at close) with their Discord markup rendered (support/markup.py)."""
+        messages = selectors.ticket_messages(ticket=obj)
+        if not messages:
+            return "— (messages are stored when the ticket closes)"
+        names = markup.names_for_stored_messages(obj, messages)
+        now = timezone.now()
+        for message in messages:
+            message.html = markup.render(message.content, names=names, now=now)
+        return render_to_string("admin/support/ticket/conversation.html", {"messages": messages})
+
     @admin.display(description="transcript")
     def transcript(self, obj: Ticket) -> str:
         if not obj.transcript_html:
@@ -195,8 +209,10 @@ class TicketAdmin(admin.ModelAdmin):
         if not ticket.transcript_html:
             raise Http404("No transcript yet")
         response = HttpResponse(ticket.transcript_html)
-        # Customer-written content: no scripts, images only from here.
-        response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+        # Customer-written content: no scripts; images from here and custom emoji from Discord's CDN.
+        response["Content-Security-Policy"] = (
+            f"default-src 'none'; img-src 'self' {markup.EMOJI_CDN}/; style-src 'unsafe-inline'"
+        )
         return response
 
     def attachment_view(self, request, ticket_id: int, attachment_id: str):

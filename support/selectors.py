@@ -206,3 +206,8 @@ def tickets_open_summary(*, limit: int = 5) -> dict:
             active.select_related("customer").defer(*_TICKET_HEAVY_FIELDS).order_by("opened_at", "id")[:limit]
         ),
     }
+
+
+def ticket_messages(*, ticket: Ticket) -> list[TicketMessage]:
+    """The ticket's stored messages (saved at close), oldest first."""
+    return list(TicketMessage.objects.filter(ticket=ticket).order_by("sent_at", "id"))

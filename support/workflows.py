@@ -22,7 +22,7 @@ from integrations.discord.client import (
 )
 
 from . import discord_messages as msg
-from . import hours, selectors, services
+from . import hours, markup, selectors, services
 from .channel_placement import categories_with_room
 from .message_content import MessageContentMissing, content_check
 from .models import SupportPanel, Ticket, TicketAttachment, TicketStatus
@@ -287,12 +287,14 @@ def _transcript_save(discord: DiscordClient, ticket: Ticket) -> None:
     kept |= {attachment_id for attachment_id, data in files.items() if data is not None}
     html = render_to_string(
         "support/transcript.html",
-        {"ticket": ticket, "messages": _for_transcript(history, kept), "generated_at": timezone.now()},
+        {"ticket": ticket, "messages": _for_transcript(ticket, history, kept), "generated_at": timezone.now()},
     )
     services.ticket_transcript_store(ticket=ticket, messages=history, files=files, html=html)
 
 
-def _for_transcript(history: list[dict], kept: set[str]) -> list[dict]:
+def _for_transcript(ticket: Ticket, history: list[dict], kept: set[str]) -> list[dict]:
+    names = markup.names_for_ticket(ticket, history)
+    now = timezone.now()
     rendered = []
     for message in history:
         author = message.get("author") or {}
@@ -302,7 +304,7 @@ def _for_transcript(history: list[dict], kept: set[str]) -> list[dict]:
                 "author_name": author.get("global_name") or author.get("username") or author.get("id", "?"),
                 "bot": bool(author.get("bot")),
                 "sent_at": datetime.fromisoformat(message["timestamp"]),
-                "content": message.get("content", ""),
+                "content": markup.render(message.get("content") or "", names=names, now=now),
                 "embeds": message.get("embeds") or [],
                 "attachments": [
                     {
