@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import validate_email
 
+from billing.card_update_links import card_update_url
+
 from .models import (
     EmailQueueItem,
     TemplateCategory,
@@ -67,6 +69,8 @@ def message_for(item: EmailQueueItem, *, subscription: dict[str, Any] | None, li
         "subscription": subscription,
         "event": item.enrollment.context,
         "unsubscribe_url": link,
+        # Our signed link to Stripe's card form (billing/card_update_links.py); "" without a Stripe customer.
+        "card_update_url": card_update_url(customer=item.customer),
         **links,
     }
     rendered = render_email(template=template, context=context)

@@ -105,6 +105,7 @@ def sample_context() -> dict[str, Any]:
             "trial_end": None,
         },
         "unsubscribe_url": f"{settings.SITE_URL}/email/unsubscribe/sample",
+        "card_update_url": f"{settings.SITE_URL}/billing/card-update/sample",
         **links_context(),
     }
 
@@ -160,5 +161,6 @@ def sample_contexts() -> list[dict[str, Any]]:
         "subscription": None,
         "event": {**dict.fromkeys(base["event"]), "cancellation_reason": "", "feedback": "", "comment": ""},
         "unsubscribe_url": f"{settings.SITE_URL}/email/unsubscribe/sample-unnamed",
+        "card_update_url": "",  # a customer without a Stripe customer gets no link
     }
     return [base, vip, unnamed]

@@ -48,3 +48,52 @@ def checkout_session_line_items(session_id: str) -> list[dict]:
         stripe_version=settings.STRIPE_API_VERSION,
     )
     return [json.loads(str(item)) for item in line_items.auto_paging_iter()]
+
+
+# --- The customer portal's card-update flow (billing/card_update.py) ----------------------------------------------
+# (connect, read) seconds: a customer who clicked a link is waiting. Creating a portal session changes nothing in
+# Stripe, so one retry after a lost answer is safe (at worst an unused session expires on its own).
+PORTAL_TIMEOUT = (4, 10)
+PORTAL_RETRIES = 1
+
+
+class StripePortalError(Exception):
+    """Stripe refused the portal session or could not be reached. `missing_customer` when Stripe does not know the
+    customer (400 resource_missing): trying again will not help."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str = ""):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+    @property
+    def missing_customer(self) -> bool:
+        return self.code == "resource_missing"
+
+
+def portal_session_for_card_update(*, stripe_customer_id: str, return_url: str) -> str:
+    """A Stripe customer portal session that opens straight on "update your payment method"; returns its URL, a
+    short-lived single-use credential (never stored or logged). Raises StripePortalError.
+    https://docs.stripe.com/api/customer_portal/sessions/create (flow_data:
+    https://docs.stripe.com/customer-management/portal-deep-links)"""
+    client = stripe.StripeClient(
+        api_key(),
+        stripe_version=settings.STRIPE_API_VERSION,
+        base_addresses={"api": stripe.api_base},  # dj-stripe sets it from STRIPE_API_HOST (the fakes in tests)
+        max_network_retries=PORTAL_RETRIES,
+        http_client=stripe.RequestsClient(timeout=PORTAL_TIMEOUT),
+    )
+    try:
+        session = client.v1.billing_portal.sessions.create(
+            params={
+                "customer": stripe_customer_id,
+                "return_url": return_url,
+                "flow_data": {"type": "payment_method_update"},
+            }
+        )
+    except stripe.StripeError as exc:
+        raise StripePortalError(
+            f"Stripe did not open a portal session ({type(exc).__name__})",
+            status=exc.http_status,
+            code=getattr(exc, "code", "") or "",
+        ) from exc
+    return session.url

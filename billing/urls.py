@@ -1,5 +1,6 @@
 from django.urls import path
 
+from .card_update import card_update, card_update_done
 from .stripe_webhook.view import StripeWebhookView
 
 # The URL the Stripe dashboard points at, with and without the trailing slash (no redirect: Stripe does not follow
@@ -8,4 +9,7 @@ from .stripe_webhook.view import StripeWebhookView
 urlpatterns = [
     path("api/webhooks/stripe", StripeWebhookView.as_view(), name="stripe-webhook"),
     path("api/webhooks/stripe/", StripeWebhookView.as_view(), name="stripe-webhook-slash"),
+    # The card-update link in dunning emails (a customer page, reachable from the internet).
+    path("billing/card-update/<str:token>", card_update, name="billing-card-update"),
+    path("billing/card-updated", card_update_done, name="billing-card-update-done"),
 ]

@@ -7,12 +7,11 @@ cache (CACHES) makes the limit hold across web processes, the in-process default
 names one `DiscordLinkRequest`; support.identity keeps it single use and short-lived.
 """
 
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from core.client_address import client_ip_or_unknown
+from core.page_limits import client_over_page_limit
 
 from . import identity
 
@@ -23,14 +22,9 @@ STATUS = {"confirm": 200, "confirmed": 200, "declined": 200, "expired": 410, "in
 
 
 def _too_many(request: HttpRequest) -> bool:
-    key = f"support:discord-link-page:{client_ip_or_unknown(request)}"
-    if cache.add(key, 1, PAGE_WINDOW_SECONDS):
-        return False
-    try:
-        return cache.incr(key) > PAGE_REQUESTS_PER_WINDOW
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, PAGE_WINDOW_SECONDS)
-        return False
+    return client_over_page_limit(
+        request, page="support:discord-link", limit=PAGE_REQUESTS_PER_WINDOW, window_seconds=PAGE_WINDOW_SECONDS
+    )
 
 
 def _page(request: HttpRequest, context: dict, status: int) -> HttpResponse:

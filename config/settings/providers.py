@@ -57,6 +57,10 @@ BILLING_WEBHOOK_TOLERANCE = env_int("BILLING_WEBHOOK_TOLERANCE", 300)
 BILLING_WEBHOOK_ENDPOINT_ID = env("BILLING_WEBHOOK_ENDPOINT_ID", "we_modready_crm")
 # Attempts before a failing Stripe event is given up (it stays in the admin, reprocessable by hand).
 BILLING_EVENT_MAX_ATTEMPTS = env_int("BILLING_EVENT_MAX_ATTEMPTS", 8)
+# The card-update link in dunning emails (billing/card_update.py): days a link stays valid after it is built, and
+# where Stripe's portal sends the customer back (empty: this site's own "card updated" page).
+BILLING_CARD_UPDATE_LINK_DAYS = env_int("BILLING_CARD_UPDATE_LINK_DAYS", 14)
+BILLING_CARD_UPDATE_RETURN_URL = env("BILLING_CARD_UPDATE_RETURN_URL", "")
 
 # --- Automations (automations app) -----------------------------------------------------------------------------------
 # How the email queue sends: "resend" (Resend's API through integrations/resend, batches of up to

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.django_db
 # Open by design: monitors, the admin's own login, unsubscribe links, the providers' signed webhook receivers
 # (Resend via anymail, Stripe, Mautic, Discord interactions), whose forged-signature tests live with their apps, and
 # the pages reached by a signed link from an email: a new staff member's password (Django's password-reset token,
-# tests/config/test_staff_accounts.py) and a customer's Discord confirmation (tests/support/test_discord_identity.py).
+# tests/config/test_staff_accounts.py), a customer's Discord confirmation (tests/support/test_discord_identity.py) and
+# a customer's card-update link (tests/billing/test_card_update.py).
 PUBLIC_PREFIXES = (
     "healthz",
     "admin/",
@@ -25,6 +26,7 @@ PUBLIC_PREFIXES = (
     "static/",
     "staff/password/",
     "support/discord-link/",
+    "billing/card-update",
 )
 
 

@@ -5,15 +5,25 @@ status, customer, expand[]) of subscriptions, customers, products, prices, invoi
 intents and checkout sessions, a session's line items, a product's features, a subscription's items and the account;
 and one write, a customer's email update (POST /v1/customers/<id>, honouring Idempotency-Key like Stripe: a repeat
 replays the first answer, the same key with other parameters is refused; every applied update is in
-`customer_updates`). The base class's switches (latency, fail_next, drop_next, rate_limit) apply to every route.
+`customer_updates`); and customer portal sessions (POST /v1/billing_portal/sessions, with flow_data; every one created
+is in `portal_sessions`). The base class's switches (latency, fail_next, drop_next, rate_limit) apply to every route.
 """
 
 import copy
 import re
+import time
 from typing import Any
 
 from devtools.fakes.server import FakeRequest, FakeResponse, FakeServer, route
-from devtools.fakes.stripe.objects import PREFIXES, RESOURCES, StripeObjectBuilder, expand_ids, fixture
+from devtools.fakes.stripe.objects import PREFIXES, RESOURCES, StripeObjectBuilder, expand_ids, fixture, new_id
+
+# https://docs.stripe.com/api/customer_portal/sessions/create#create_portal_session-flow_data-type
+PORTAL_FLOW_TYPES = (
+    "payment_method_update",
+    "subscription_cancel",
+    "subscription_update",
+    "subscription_update_confirm",
+)
 
 
 class FakeStripe(StripeObjectBuilder, FakeServer):
@@ -28,12 +38,14 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
         # (id, parameters, Idempotency-Key), for tests to read. https://docs.stripe.com/api/idempotent_requests
         self.idempotent: dict[str, tuple[dict, FakeResponse]] = {}
         self.customer_updates: list[dict] = []
+        self.portal_sessions: list[dict] = []
 
     def reset(self) -> None:
         super().reset()
         with self.lock:
             self.idempotent.clear()
             self.customer_updates.clear()
+            self.portal_sessions.clear()
 
     def put(self, obj: dict) -> dict:
         """Store (or replace) an object; the fake answers with its current state from now on."""
@@ -113,6 +125,56 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
         customer.update({name: (value or None) for name, value in params.items()})
         self.customer_updates.append({"id": customer_id, "params": dict(params), "idempotency_key": key})
         return FakeResponse(200, copy.deepcopy(customer))
+
+    @route("POST", r"/v1/billing_portal/sessions")
+    def portal_session_create(self, request: FakeRequest):
+        """https://docs.stripe.com/api/customer_portal/sessions/create in the answer's real shape (the fixture). Like
+        Stripe: an unknown customer is refused (400 resource_missing, param customer); so is a flow type it does not
+        have. The URL points at this fake (GET answers a stand-in page), the flow records what was asked."""
+        form = request.form()
+        params = {key: values[-1] for key, values in form.items()}
+        customer_id = params.get("customer", "")
+        with self.lock:
+            customer = self.objects["customers"].get(customer_id)
+            if customer is None or customer.get("deleted"):
+                answer = self._missing("customer", customer_id)
+                answer.status = 400
+                answer.json_body["error"]["param"] = "customer"
+                return answer
+            flow_type = params.get("flow_data[type]")
+            if flow_type is not None and flow_type not in PORTAL_FLOW_TYPES:
+                return FakeResponse(
+                    400,
+                    {
+                        "error": {
+                            "type": "invalid_request_error",
+                            "param": "flow_data[type]",
+                            "message": f"Invalid flow_data[type]: must be one of {', '.join(PORTAL_FLOW_TYPES)}",
+                        }
+                    },
+                )
+            session = fixture("billing_portal_session")
+            session_id = new_id("bps_")
+            session.update(
+                id=session_id,
+                created=int(time.time()),
+                customer=customer_id,
+                return_url=params.get("return_url"),
+                url=f"{self.url}/p/session/{session_id}",
+            )
+            if flow_type is None:
+                session["flow"] = None
+            else:
+                session["flow"]["type"] = flow_type
+                after = params.get("flow_data[after_completion][type]")
+                if after:
+                    session["flow"]["after_completion"]["type"] = after
+            self.portal_sessions.append(session)
+            return FakeResponse(200, copy.deepcopy(session))
+
+    @route("GET", r"/p/session/(?P<session_id>[^/]+)")
+    def portal_page(self, request: FakeRequest):
+        return {"stand_in": "Stripe customer portal", "session": request.params["session_id"]}
 
     @route("GET", r"/v1/products/(?P<product_id>[^/]+)/features")
     def product_features(self, request: FakeRequest):
