@@ -51,8 +51,8 @@ def checkout_session_line_items(session_id: str) -> list[dict]:
 
 
 # --- The customer portal's card-update flow (billing/card_update.py) ----------------------------------------------
-# (connect, read) seconds: a customer who clicked a link is waiting. Creating a portal session changes nothing in
-# Stripe, so one retry after a lost answer is safe (at worst an unused session expires on its own).
+# (connect, read) seconds: a customer who clicked a link is waiting. With retries on, stripe-python sends one
+# Idempotency-Key per request and repeats it on its retry, so a lost answer returns the same session, never a second.
 PORTAL_TIMEOUT = (4, 10)
 PORTAL_RETRIES = 1
 

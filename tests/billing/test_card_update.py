@@ -53,6 +53,23 @@ def test_a_valid_link_opens_stripes_card_form_for_that_customer(client, fake_str
     assert response["Cache-Control"] == "no-store"
 
 
+def test_a_lost_answer_is_asked_again_under_the_same_key_and_opens_one_session(client, fake_stripe, paying_customer):
+    """Stripe made the session but its answer never arrived: stripe-python's retry carries the same Idempotency-Key,
+    so Stripe answers with that same session instead of making a second one."""
+    fake_stripe.lose_answer_next("POST", r"/v1/billing_portal/sessions")
+
+    response = client.get(_path(card_update_url(customer=paying_customer)))
+
+    assert response.status_code == 303
+    [session] = fake_stripe.portal_sessions
+    assert response["Location"] == session["url"]
+    calls = fake_stripe.requests_to("POST", r"/v1/billing_portal/sessions")
+    assert len(calls) == 2
+    assert calls[0].header("idempotency-key") and calls[0].header("idempotency-key") == calls[1].header(
+        "idempotency-key"
+    )
+
+
 def test_the_return_page_thanks_the_customer(client):
     response = client.get("/billing/card-updated")
     assert response.status_code == 200

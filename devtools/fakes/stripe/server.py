@@ -3,10 +3,10 @@
 The fake serves what dj-stripe 2.11 and our code call: retrieve and paginated list (limit, starting_after,
 status, customer, expand[]) of subscriptions, customers, products, prices, invoices, charges, disputes, payment
 intents and checkout sessions, a session's line items, a product's features, a subscription's items and the account;
-and one write, a customer's email update (POST /v1/customers/<id>, honouring Idempotency-Key like Stripe: a repeat
-replays the first answer, the same key with other parameters is refused; every applied update is in
-`customer_updates`); and customer portal sessions (POST /v1/billing_portal/sessions, with flow_data; every one created
-is in `portal_sessions`). The base class's switches (latency, fail_next, drop_next, rate_limit) apply to every route.
+and two writes, a customer's email update (POST /v1/customers/<id>; every applied update is in `customer_updates`)
+and customer portal sessions (POST /v1/billing_portal/sessions, with flow_data; every one created is in
+`portal_sessions`), both honouring Idempotency-Key like Stripe: a repeat replays the first answer, the same key with
+other parameters is refused. The base class's switches (latency, fail_next, drop_next, rate_limit) apply to every route.
 """
 
 import copy
@@ -79,6 +79,12 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
         parameters it is refused (400 idempotency_error); a malformed address is refused (400 email_invalid)."""
         params = {key: values[-1] for key, values in request.form().items()}
         key = request.header("idempotency-key")
+        return self._idempotent(key, params, lambda: self._customer_update(request.params["object_id"], params, key))
+
+    def _idempotent(self, key: str, params: dict, act) -> FakeResponse:
+        """Stripe's idempotency on every POST (https://docs.stripe.com/api/idempotent_requests): the same key with the
+        same parameters replays the first answer without acting again; with other parameters it is refused (400
+        idempotency_error). A 5xx is not remembered, as Stripe retries those."""
         with self.lock:
             if key and key in self.idempotent:
                 first_params, answer = self.idempotent[key]
@@ -94,7 +100,7 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
                         },
                     )
                 return FakeResponse(answer.status, answer.json_body, headers={"Idempotent-Replayed": "true"})
-            answer = self._customer_update(request.params["object_id"], params, key)
+            answer = act()
             if key and answer.status < 500:
                 self.idempotent[key] = (params, answer)
         return answer
@@ -131,46 +137,47 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
         """https://docs.stripe.com/api/customer_portal/sessions/create in the answer's real shape (the fixture). Like
         Stripe: an unknown customer is refused (400 resource_missing, param customer); so is a flow type it does not
         have. The URL points at this fake (GET answers a stand-in page), the flow records what was asked."""
-        form = request.form()
-        params = {key: values[-1] for key, values in form.items()}
+        params = {key: values[-1] for key, values in request.form().items()}
+        return self._idempotent(request.header("idempotency-key"), params, lambda: self._portal_session(params))
+
+    def _portal_session(self, params: dict) -> FakeResponse:
         customer_id = params.get("customer", "")
-        with self.lock:
-            customer = self.objects["customers"].get(customer_id)
-            if customer is None or customer.get("deleted"):
-                answer = self._missing("customer", customer_id)
-                answer.status = 400
-                answer.json_body["error"]["param"] = "customer"
-                return answer
-            flow_type = params.get("flow_data[type]")
-            if flow_type is not None and flow_type not in PORTAL_FLOW_TYPES:
-                return FakeResponse(
-                    400,
-                    {
-                        "error": {
-                            "type": "invalid_request_error",
-                            "param": "flow_data[type]",
-                            "message": f"Invalid flow_data[type]: must be one of {', '.join(PORTAL_FLOW_TYPES)}",
-                        }
-                    },
-                )
-            session = fixture("billing_portal_session")
-            session_id = new_id("bps_")
-            session.update(
-                id=session_id,
-                created=int(time.time()),
-                customer=customer_id,
-                return_url=params.get("return_url"),
-                url=f"{self.url}/p/session/{session_id}",
+        customer = self.objects["customers"].get(customer_id)
+        if customer is None or customer.get("deleted"):
+            answer = self._missing("customer", customer_id)
+            answer.status = 400
+            answer.json_body["error"]["param"] = "customer"
+            return answer
+        flow_type = params.get("flow_data[type]")
+        if flow_type is not None and flow_type not in PORTAL_FLOW_TYPES:
+            return FakeResponse(
+                400,
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "param": "flow_data[type]",
+                        "message": f"Invalid flow_data[type]: must be one of {', '.join(PORTAL_FLOW_TYPES)}",
+                    }
+                },
             )
-            if flow_type is None:
-                session["flow"] = None
-            else:
-                session["flow"]["type"] = flow_type
-                after = params.get("flow_data[after_completion][type]")
-                if after:
-                    session["flow"]["after_completion"]["type"] = after
-            self.portal_sessions.append(session)
-            return FakeResponse(200, copy.deepcopy(session))
+        session = fixture("billing_portal_session")
+        session_id = new_id("bps_")
+        session.update(
+            id=session_id,
+            created=int(time.time()),
+            customer=customer_id,
+            return_url=params.get("return_url"),
+            url=f"{self.url}/p/session/{session_id}",
+        )
+        if flow_type is None:
+            session["flow"] = None
+        else:
+            session["flow"]["type"] = flow_type
+            after = params.get("flow_data[after_completion][type]")
+            if after:
+                session["flow"]["after_completion"]["type"] = after
+        self.portal_sessions.append(session)
+        return FakeResponse(200, copy.deepcopy(session))
 
     @route("GET", r"/p/session/(?P<session_id>[^/]+)")
     def portal_page(self, request: FakeRequest):
