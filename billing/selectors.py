@@ -109,14 +109,56 @@ def subscription_list() -> QuerySet[Subscription]:
     return Subscription.objects.select_related("customer")
 
 
-def subscription_exists_filter(*, customer, product_id: str | None = None, statuses=None) -> QuerySet[Subscription]:
+def subscription_exists_filter(
+    *, customer, product_id: str | None = None, statuses=None, product_ids=None, price_ids=None
+) -> QuerySet[Subscription]:
     """Subscriptions of `customer` (a customer or an OuterRef), for `Exists(...)` filters on customers."""
     queryset = Subscription.objects.filter(customer=customer)
     if product_id is not None:
         queryset = queryset.filter(product_id=product_id)
+    if product_ids is not None:
+        queryset = queryset.filter(product_id__in=product_ids)
+    if price_ids is not None:
+        queryset = queryset.filter(price_id__in=price_ids)
     if statuses:
         queryset = queryset.filter(status__in=statuses)
     return queryset
+
+
+def payment_failed_filter(*, customer, since: datetime) -> QuerySet[TimelineEvent]:
+    """The payment failures billing recorded for `customer` (a customer or an OuterRef) since `since`, for
+    `Exists(...)` filters on customers (timeline_payment_idx)."""
+    return TimelineEvent.objects.filter(customer=customer, kind=PAYMENT_FAILED, occurred_at__gte=since)
+
+
+def stripe_customer_country_filter(*, stripe_customer_id, countries: list[str]):
+    """dj-stripe's Stripe customer `stripe_customer_id` (an id or an OuterRef) when the billing address Stripe holds
+    is in one of `countries` (ISO 3166-1 alpha-2, upper case, as Stripe writes them), for `Exists(...)` filters.
+    https://docs.stripe.com/api/customers/object#customer_object-address"""
+    return djstripe_models.Customer.objects.filter(id=stripe_customer_id, stripe_data__address__country__in=countries)
+
+
+def products_known() -> list[tuple[str, str]]:
+    """(Stripe product id, label) of every product the CRM knows: mirrored from Stripe, or on a subscription."""
+    products = {product_id: name or product_id for product_id, name, _active in products_synced()}
+    for product_id, name in Subscription.objects.values_list("product_id", "product_name").distinct():
+        products.setdefault(product_id, name or product_id)
+    return sorted(products.items(), key=lambda product: (product[1].lower(), product[0]))
+
+
+def plans_known() -> list[tuple[str, str]]:
+    """(Stripe price id, label) of every price the CRM knows: mirrored from Stripe, or on a subscription, by label."""
+    plans = {
+        price_id: f"{product_name or product_id} ({price_id})"
+        for price_id, product_id, product_name in Subscription.objects.exclude(price_id="")
+        .values_list("price_id", "product_id", "product_name")
+        .distinct()
+    }
+    for price_id, product_name, nickname in djstripe_models.Price.objects.values_list(
+        "id", "product__name", "stripe_data__nickname"
+    ):
+        plans.setdefault(price_id, f"{product_name or '?'}{f' {nickname}' if nickname else ''} ({price_id})")
+    return sorted(plans.items(), key=lambda plan: plan[1])
 
 
 def products_synced() -> list[tuple[str, str, bool | None]]:

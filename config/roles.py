@@ -65,6 +65,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.sendingpause": VIEW,
         "automations.suppression": ("view", "add", "delete"),
         "customers.consentrecord": ("view", "add"),
+        # Segments (marketing/): built in the admin, each with its live count and a sample of customers.
+        "marketing.segment": EDIT,
+        "marketing.segmentcondition": EDIT,
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)
@@ -77,6 +80,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.automationrule": VIEW,
         "automations.enrollment": ("view", "add"),
         "automations.emailqueueitem": VIEW,
+        "marketing.segment": VIEW,
         "support.ticket": VIEW,
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,

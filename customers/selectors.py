@@ -28,6 +28,14 @@ def customers_entered_stage(
     once however often they entered. With `not_from_stage`, a move from that stage does not count: the dashboard's
     churned figure leaves out win_back -> churned (a win-back that ended without a return is not a new churn). One
     EXISTS in the list's own query (stage_transition_funnel_idx), so the list costs the same queries at any size."""
+    return customers.filter(stage_entered_exists(stage=stage, since=since, until=until, not_from_stage=not_from_stage))
+
+
+def stage_entered_exists(
+    *, stage: str, since: datetime | None = None, until: datetime | None = None, not_from_stage: str = ""
+) -> Exists:
+    """The EXISTS behind `customers_entered_stage`, over the outer query's customer (OuterRef("pk")): a condition
+    another query over customers can combine with others (marketing's segments)."""
     moves = StageTransition.objects.filter(customer=OuterRef("pk"), to_stage=stage)
     if since is not None:
         moves = moves.filter(occurred_at__gte=since)
@@ -35,7 +43,7 @@ def customers_entered_stage(
         moves = moves.filter(occurred_at__lt=until)
     if not_from_stage:
         moves = moves.exclude(from_stage=not_from_stage)
-    return customers.filter(Exists(moves))
+    return Exists(moves)
 
 
 def customers_created_between(

@@ -38,6 +38,7 @@ MARKETING_PAGES = {
     "customers.timelineevent",
     "integrations.workflowrun",
     "integrations.workflowstep",
+    "marketing.segment",
 }
 
 

@@ -1,0 +1,40 @@
+"""What a customer did with our emails, as subqueries over the outer query's customer (a customer or an OuterRef):
+the behaviour conditions of marketing's segments combine them with `Exists(...)`.
+
+Opens are the provider's open events minus machine opens (an open within AUTOMATIONS_MACHINE_OPEN_SECONDS of delivery:
+a mail server or scanner, not a person). A privacy proxy that fetches later still counts (docs/automations.md).
+"""
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from .models import AutomationRule, EmailEvent, EmailEventType, EmailQueueItem, EmailTemplate, QueueStatus
+
+
+def email_events_filter(*, customer, event_type: str, since: datetime) -> QuerySet[EmailEvent]:
+    """Tracking events of `event_type` (opened, clicked, ...) on emails to `customer` since `since`."""
+    events = EmailEvent.objects.filter(queue_item__customer=customer, type=event_type, occurred_at__gte=since)
+    if event_type == EmailEventType.OPENED:
+        events = events.filter(machine_open=False)
+    return events
+
+
+def emails_sent_filter(*, customer, template_ids=None, rule_ids=None) -> QuerySet[EmailQueueItem]:
+    """Emails sent to `customer`, of one of the templates or one of the rules (either left out: any)."""
+    emails = EmailQueueItem.objects.filter(customer=customer, status=QueueStatus.SENT)
+    if template_ids is not None:
+        emails = emails.filter(step__template_id__in=template_ids)
+    if rule_ids is not None:
+        emails = emails.filter(step__rule_id__in=rule_ids)
+    return emails
+
+
+def template_choices() -> list[tuple[int, str]]:
+    """(id, name) of every email template, by name: what a "received the email" condition picks from."""
+    return list(EmailTemplate.objects.order_by("name").values_list("pk", "name"))
+
+
+def rule_choices() -> list[tuple[int, str]]:
+    """(id, name) of every automation rule, by name."""
+    return list(AutomationRule.objects.order_by("name").values_list("pk", "name"))
