@@ -34,7 +34,7 @@ class SegmentAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "description", "match")}),
         ("Who it reaches now", {"fields": ("reach_now",)}),
         ("Writing conditions", {"fields": ("writing_conditions",), "classes": ("collapse",)}),
-        ("History", {"fields": ("created_by", "created_at", "updated_at")}),
+        ("History", {"fields": ("created_by", "created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
     def get_queryset(self, request):
@@ -66,8 +66,8 @@ class SegmentAdmin(admin.ModelAdmin):
         )
         return format_html(
             '<p><strong data-segment-audience="{}">{} customers</strong> would receive a marketing email sent to this '
-            "segment now.</p><p>{} customers match: {}. The other {} have no marketing consent, no email address or a "
-            "suppressed address.</p>{}",
+            "segment now.</p><p>{} customers match: {}. {} of them cannot receive marketing email (no consent, no "
+            "email address, or a suppressed address).</p>{}",
             summary.audience,
             f"{summary.audience:,}",
             f"{summary.matching:,}",
