@@ -21,7 +21,7 @@ from customers.api import CustomerSerializer
 from customers.models import Customer
 
 from .audience import segment_audience, segment_summary
-from .conditions import condition_clean, condition_text
+from .conditions import condition_clean, condition_labels, condition_text
 from .models import ConditionField, Match, Operator, Segment
 from .selectors import SegmentDefinitionError, segment_list
 from .services import segment_create
@@ -44,7 +44,13 @@ class ConditionSerializer(serializers.Serializer):
     description = serializers.SerializerMethodField(help_text="The condition in words.")
 
     def get_description(self, condition) -> str:
-        return condition_text(field=condition.field, operator=condition.operator, value=condition.value)
+        # Template and rule names are read once per field for a whole page, not once per condition.
+        labels = self.context.setdefault("condition_labels", {})
+        if condition.field not in labels:
+            labels[condition.field] = condition_labels(condition.field)
+        return condition_text(
+            field=condition.field, operator=condition.operator, value=condition.value, labels=labels[condition.field]
+        )
 
 
 class ConditionInputSerializer(serializers.Serializer):

@@ -302,12 +302,13 @@ def value_text(*, field: str, operator: str, value: Any, labels: dict | None = N
     if operator == Operator.BETWEEN and isinstance(value, dict):
         return f"{value.get('since')} to {value.get('until')}"
     if isinstance(value, list):
-        labels = labels if labels is not None else _labels(field)
+        labels = labels if labels is not None else condition_labels(field)
         return ", ".join(str(labels.get(item, item)) for item in value)
     return str(value)
 
 
-def _labels(field: str) -> dict:
+def condition_labels(field: str) -> dict:
+    """The names to show for a field's stored ids (templates, rules); empty for fields that store what they show."""
     spec = FIELDS.get(field)
     return dict(spec.choices()) if spec and spec.choices and spec.integer_values else {}
 

@@ -111,3 +111,16 @@ def test_who_may_read_and_create(support_client, key_client, marketing_client, c
     assert key_client.post("/api/v1/segments/", body, format="json").status_code == 403
     assert support_client.post("/api/v1/segments/", body, format="json").status_code == 403
     assert not Segment.objects.filter(name="From a tool").exists()
+
+
+def test_a_page_of_segments_costs_the_same_queries_at_any_size(marketing_client, people):
+    from tests.api.conftest import query_counts
+
+    for n in range(4):
+        segment_with(
+            ("received_template", "one_of", [people.welcome_template.pk]),
+            ("received_rule", "none_of", [people.welcome_rule.pk]),
+            ("lifecycle_stage", "one_of", ["active"]),
+            name=f"Page {n}",
+        )
+    assert len(set(query_counts(marketing_client, "/api/v1/segments/", [1, 4]))) == 1
