@@ -112,8 +112,9 @@ def subscription_list() -> QuerySet[Subscription]:
 def subscription_exists_filter(
     *, customer, product_id: str | None = None, statuses=None, product_ids=None, price_ids=None
 ) -> QuerySet[Subscription]:
-    """Subscriptions of `customer` (a customer or an OuterRef), for `Exists(...)` filters on customers."""
-    queryset = Subscription.objects.filter(customer=customer)
+    """Subscriptions of `customer` (a customer or an OuterRef), for `Exists(...)` filters on customers; with
+    `customer=None`, of every customer (their `customer_id`s, for an `IN` filter)."""
+    queryset = Subscription.objects.all() if customer is None else Subscription.objects.filter(customer=customer)
     if product_id is not None:
         queryset = queryset.filter(product_id=product_id)
     if product_ids is not None:
@@ -125,17 +126,18 @@ def subscription_exists_filter(
     return queryset
 
 
-def payment_failed_filter(*, customer, since: datetime) -> QuerySet[TimelineEvent]:
-    """The payment failures billing recorded for `customer` (a customer or an OuterRef) since `since`, for
-    `Exists(...)` filters on customers (timeline_payment_idx)."""
-    return TimelineEvent.objects.filter(customer=customer, kind=PAYMENT_FAILED, occurred_at__gte=since)
+def payment_failed_filter(*, since: datetime, customer=None) -> QuerySet[TimelineEvent]:
+    """The payment failures billing recorded since `since`, of `customer` (a customer or an OuterRef) or, left out,
+    of every customer (timeline_payment_idx)."""
+    failures = TimelineEvent.objects.filter(kind=PAYMENT_FAILED, occurred_at__gte=since)
+    return failures if customer is None else failures.filter(customer=customer)
 
 
-def stripe_customer_country_filter(*, stripe_customer_id, countries: list[str]):
-    """dj-stripe's Stripe customer `stripe_customer_id` (an id or an OuterRef) when the billing address Stripe holds
-    is in one of `countries` (ISO 3166-1 alpha-2, upper case, as Stripe writes them), for `Exists(...)` filters.
+def stripe_customers_in_countries(*, countries: list[str]):
+    """dj-stripe's Stripe customers whose billing address Stripe holds is in one of `countries` (ISO 3166-1 alpha-2,
+    upper case, as Stripe writes them); their `id` is a CRM customer's `stripe_customer_id`.
     https://docs.stripe.com/api/customers/object#customer_object-address"""
-    return djstripe_models.Customer.objects.filter(id=stripe_customer_id, stripe_data__address__country__in=countries)
+    return djstripe_models.Customer.objects.filter(stripe_data__address__country__in=countries)
 
 
 def products_known() -> list[tuple[str, str]]:
