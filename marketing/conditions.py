@@ -4,9 +4,9 @@ and the SQL it compiles to (a Q over customers, so a segment is one query whatev
 What lives in another table (subscriptions, moves, tracking events, tickets, payment failures) is `id IN (SELECT
 customer_id ...)`, the owning app's selector over every customer, not a correlated EXISTS: PostgreSQL runs an IN as a
 semi-join or one hashed subplan however the conditions are combined, where EXISTS under "any" (an OR) is probed once
-per customer. Measured on 100,000 customers, "any" of six conditions: the page's three queries 0.8-1.0 s with IN, 4.6 s with EXISTS
-(docs/ARCHITECTURE.md, "Segments").
-Each selector's ids are never null, so "none of" (NOT IN) means what it says.
+per customer. Measured on 100,000 customers, "any" of six conditions: the page's three queries 0.8-1.0 s with IN,
+4.6 s with EXISTS (docs/ARCHITECTURE.md, "Segments"). Each selector's ids are never null, so "none of" (NOT IN) means
+what it says.
 
 A value has one stored shape per operator, checked by `value_check` (no database; run at every evaluation, so a row
 damaged outside the forms is an error message, not a 500):
