@@ -49,6 +49,7 @@ PERIOD = (*RECENT, Operator.BETWEEN)
 NEGATIVE = (Operator.NONE_OF, Operator.NO, Operator.NOT_WITHIN_DAYS)
 MAX_DAYS = 36_500
 MAX_VALUES = 200
+MAX_ID = 2**63 - 1  # PostgreSQL's bigint
 EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)  # far from the ends datetime arithmetic overflows at
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 OPERATOR_LABELS = dict(Operator.choices)
@@ -233,6 +234,7 @@ def _list_check(spec: Field, value: Any) -> list:
         or not value
         or len(value) > MAX_VALUES
         or not all(isinstance(item, kind) and not isinstance(item, bool) for item in value)
+        or (spec.integer_values and not all(1 <= item <= MAX_ID for item in value))
     ):
         what = "ids (whole numbers)" if spec.integer_values else "texts"
         raise ValidationError({"value": f"A list of 1 to {MAX_VALUES} {spec.values_word}, as {what}."})

@@ -81,6 +81,7 @@ def test_marketing_creates_a_segment(marketing_client, marketing_user, people):
             "conditions.0.value",
         ),
         ({"field": "shoe_size", "operator": "one_of", "value": [42]}, "conditions.0.field"),
+        ({"field": "received_rule", "operator": "one_of", "value": [2**70]}, "conditions.0.value"),
     ],
 )
 def test_a_malformed_definition_is_a_400_and_nothing_is_saved(marketing_client, condition, attr):
