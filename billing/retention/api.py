@@ -22,7 +22,7 @@ class Conflict(APIException):
 
 
 class CancelSessionInputSerializer(serializers.Serializer):
-    customer = serializers.IntegerField(min_value=1, help_text="The CRM customer id.")
+    customer = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The CRM customer id.")
     subscription = serializers.CharField(
         required=False,
         max_length=255,
