@@ -189,7 +189,7 @@ def test_declining_cancels_at_the_period_end_with_the_reason_and_comment(fake_st
     subscription.refresh_from_db()
     assert subscription.cancel_at_period_end and subscription.cancellation_feedback == "switched_service"
     assert subscription.customer.lifecycle_stage == "at_risk"
-    assert _outbound(subscription.customer)[-1] == "subscription.cancellation_scheduled"
+    assert "subscription.cancellation_scheduled" in _outbound(subscription.customer)
     assert session.outcome == "canceled" and session.offer_kind == "pause" and session.offer_shown
 
     fake_stripe.advance(stripe_sub["cancel_at"])

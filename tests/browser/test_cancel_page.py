@@ -88,7 +88,8 @@ def test_each_reason_accepted_and_declined_on_a_phone(browser, live_server, tran
             assert "Why do you want to cancel?" in page.inner_text("main")
             page.check(f"input[value={reason}]")
             page.fill("textarea[name=comment]", f"Walked by the browser ({choice})")
-            page.click("text=Continue")
+            with page.expect_navigation():
+                page.click("text=Continue")
             text = page.inner_text("main")
             assert "Cancel my subscription on" in text and "is switched off. Its files and settings are kept" in text
             _fits_and_stays_home(page, hosts, live_server)
@@ -98,10 +99,12 @@ def test_each_reason_accepted_and_declined_on_a_phone(browser, live_server, tran
             else:
                 assert "Confirm your cancellation" in text and "instead" not in text
             if choice == "accept" and offered:
-                page.click("#offer button")
+                with page.expect_navigation():
+                    page.click("#offer button")
                 assert "Done: your subscription stays" in page.inner_text("main")
             else:
-                page.click("#cancel button")
+                with page.expect_navigation():
+                    page.click("#cancel button")
                 assert "Your subscription is canceled at the end of the period" in page.inner_text("main")
             page.reload()  # the browser's reload of the result changes nothing
             [update] = [u for u in stripe_fake.subscription_updates if u["id"] == sub_id]
