@@ -10,6 +10,8 @@ pytestmark = pytest.mark.django_db
 
 SUPPORT_PAGES = {
     "automations.emailevent",
+    "billing.cancelsession",
+    "billing.subscriptionchange",
     "automations.emailqueueitem",
     "automations.suppression",
     "billing.subscription",
@@ -32,6 +34,8 @@ MARKETING_PAGES = {
     "automations.enrollment",
     "automations.sendingpause",
     "automations.suppression",
+    "billing.cancelsession",
+    "billing.saveoffer",
     "customers.consentrecord",
     "customers.customer",
     "customers.stagetransition",
