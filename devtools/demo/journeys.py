@@ -58,7 +58,7 @@ JOURNEYS = [
     ("cancel_scheduled", 2),
     ("win_back_now", 3),
     ("comes_back", 4),
-    ("cancel_page", 6),
+    ("cancel_page", 8),
 ]
 # Journeys whose story is the win-back campaign: they gave marketing consent, or its emails would not reach them.
 CAMPAIGN_JOURNEYS = {"win_back_now", "comes_back"}
@@ -132,7 +132,9 @@ def _plan(journey: Journey, *, rng: random.Random, start: datetime, today: datet
         _plan_cancellation(steps, kind, plan=plan, rng=rng, today=today)
         return
     if kind == "cancel_page":  # our cancel page and its offers (devtools/demo/cancel_page.py)
-        plan_cancel_page(steps, subscribe=_subscribe, renew=_renew, rng=rng, today=today, start=start)
+        plan_cancel_page(
+            steps, subscribe=_subscribe, renew=_renew, rng=rng, today=today, start=start, turn=journey.index
+        )
         return
     steps.append((buy, _subscribe(plan)))
     if kind == "subscriber":
