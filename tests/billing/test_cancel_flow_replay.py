@@ -10,7 +10,8 @@ and by tests/billing/test_subscription_changes.py, which deliver the same events
 
 Measured 2026-12-07 on the shared 2-core machine under a load average of about 22 (six test suites at once):
 974 s for the 1,000 paths, 20 to 42 s for 100 (CANCEL_REPLAY_PATHS=100), about 115 queries per path, nearly all
-of the time waiting on PostgreSQL. It is not yet "well under a minute": see the report of this change."""
+of the time waiting on PostgreSQL. At that load it is far from the minute it should stay well under; it has not been
+measured on an idle machine."""
 
 import os
 import random
