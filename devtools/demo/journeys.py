@@ -44,8 +44,8 @@ FEEDBACK = [
 # some who came back; and customers who used our cancel page: saved by its offer, paused and resumed, or gone). The
 # weights also bound the first run's time: a Stripe story costs the webhook path's full
 # processing for each of its events (a dunning story about nine, with its emails), a sign-up one insert. About
-# 520 Stripe events kept bin/run's first run near 40 s on this machine; the cancel-page journeys bring it to about
-# 620 (616 measured for the default 300 customers).
+# 520 Stripe events kept bin/run's first run near 40 s on this machine; the cancel-page customers (below) add about
+# a hundred.
 JOURNEYS = [
     ("browsing", 60),
     ("trial_open", 5),
