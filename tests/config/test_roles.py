@@ -19,9 +19,16 @@ SUPPORT_PAGES = {
     "integrations.inboundwebhook",
     "integrations.workflowrun",
     "integrations.workflowstep",
+    "support.categorystaffrole",
     "support.discordinteraction",
+    "support.panelsuggestion",
+    "support.savedreply",
+    "support.savedreplyuse",
+    "support.slaalert",
+    "support.slatarget",
     "support.ticket",
     "support.ticketmessage",
+    "support.ticketresponse",
 }
 MARKETING_PAGES = {
     "automations.automationrule",
@@ -38,6 +45,8 @@ MARKETING_PAGES = {
     "customers.timelineevent",
     "integrations.workflowrun",
     "integrations.workflowstep",
+    "support.panelsuggestion",
+    "support.savedreply",
 }
 
 
