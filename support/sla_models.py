@@ -28,6 +28,7 @@ class SlaTarget(models.Model):
 
     class Meta:
         ordering = ["category", "priority"]
+        verbose_name = "SLA target"
         constraints = [models.UniqueConstraint(fields=["category", "priority"], name="sla_target_one_per_pair")]
 
     def __str__(self) -> str:
@@ -42,6 +43,9 @@ class TicketSla(models.Model):
     waiting_since = models.DateTimeField(null=True, blank=True, help_text="Empty: nobody is waiting for staff.")
     due_at = models.DateTimeField(null=True, blank=True, db_index=True)
     warn_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        verbose_name = "ticket SLA clock"
 
     def __str__(self) -> str:
         return f"SLA of ticket #{self.ticket_id}"
@@ -68,6 +72,7 @@ class TicketResponse(models.Model):
 
     class Meta:
         ordering = ["ticket", "number"]
+        verbose_name = "staff response"
         constraints = [models.UniqueConstraint(fields=["ticket", "number"], name="ticket_response_unique_number")]
         indexes = [models.Index(fields=["answered_at"], name="ticket_response_answered_idx")]
 
@@ -90,6 +95,7 @@ class SlaAlert(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "SLA ping"
         constraints = [
             models.UniqueConstraint(fields=["ticket", "kind", "response_number"], name="sla_alert_once_per_response"),
         ]
