@@ -10,7 +10,7 @@ from jinja2 import TemplateError
 from . import discord_messages as msg
 from . import saved_replies
 from .category_roles import holds_staff_role
-from .models import Ticket, TicketStatus
+from .models import ACTIVE_STATUSES, Ticket, TicketStatus
 from .reply_models import SavedReply, SavedReplyVia
 
 APPLICATION_COMMAND_AUTOCOMPLETE = 4
@@ -40,7 +40,8 @@ COMMANDS = [
 def _ticket_in(channel_id: str) -> Ticket | None:
     if not channel_id:
         return None
-    return Ticket.objects.select_related("customer").filter(discord_channel_id=channel_id).first()
+    active = Ticket.objects.select_related("customer").filter(status__in=ACTIVE_STATUSES)  # the status index
+    return active.filter(discord_channel_id=channel_id).first()
 
 
 def _option(data: dict, name: str) -> dict:

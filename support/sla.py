@@ -103,8 +103,9 @@ def sla_clocks_refresh() -> int:
     TicketSla.objects.bulk_create(
         [TicketSla(ticket=t, waiting_since=t.opened_at) for t in missing], ignore_conflicts=True
     )
+    # Only the clocks are locked, not their tickets: the activity job locks a ticket, then its clock.
     waiting = (
-        TicketSla.objects.select_for_update()
+        TicketSla.objects.select_for_update(of=("self",))
         .select_related("ticket")
         .filter(ticket__status=TicketStatus.OPEN, waiting_since__isnull=False)
     )
