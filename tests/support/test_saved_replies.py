@@ -158,3 +158,19 @@ def test_the_panel_command_registers_reply_with_autocomplete(discord, settings):
     option = discord.commands[0]["options"][0]
     assert option["autocomplete"] is True and option["type"] == 3
     assert discord.commands[0]["guild_id"] == settings.DISCORD_GUILD_ID
+
+
+def test_the_ticket_page_context_fills_in_the_chosen_reply(ticket):
+    from support.ticket_page_replies import saved_reply_page_context
+
+    renewal = reply(category="technical")
+    billing_only = reply(title="Refunds", category="billing", body="Refunds take 5 days.")
+    broken = reply(title="Broken", body="{{ 'a' * 10**9 }}")
+    context = saved_reply_page_context(ticket=ticket, chosen=str(renewal.pk))
+    assert context["saved_replies"] == [(broken.pk, "Broken"), (renewal.pk, "Renewal date")]
+    assert context["reply_prefill"].startswith("Hi Robin! Your Modded Server 8 GB renews on January 9, 2027.")
+    assert saved_reply_page_context(ticket=ticket, chosen=str(billing_only.pk))["reply_prefill"] == ""
+    assert saved_reply_page_context(ticket=ticket, chosen="x'; --")["reply_prefill"] == ""
+    assert (
+        "could not be filled in" in saved_reply_page_context(ticket=ticket, chosen=str(broken.pk))["saved_reply_error"]
+    )
