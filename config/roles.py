@@ -36,6 +36,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "customers.timelineevent": VIEW,
         "customers.stagetransition": VIEW,
         "billing.subscription": VIEW,
+        "billing.cancelsession": VIEW,
+        "billing.subscriptionchange": VIEW,
         "support.ticket": ("view", "change"),
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,
@@ -75,6 +77,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         # Saved replies are written by Support and Marketing together (the public ones speak to customers).
         "support.savedreply": EDIT,
         "support.panelsuggestion": VIEW,
+        # The cancel page's save offers, per reason, and what came of them.
+        "billing.saveoffer": EDIT,
+        "billing.cancelsession": VIEW,
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)
@@ -84,6 +89,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "customers.timelineevent": VIEW,
         "customers.stagetransition": VIEW,
         "billing.subscription": VIEW,
+        # The provisioning panel's "cancel" button: a cancel session for the customer (billing/retention/api.py).
+        "billing.cancelsession": ("view", "add"),
         "automations.automationrule": VIEW,
         "automations.enrollment": ("view", "add"),
         "automations.emailqueueitem": VIEW,
