@@ -14,16 +14,25 @@ SUPPORT_PAGES = {
     "billing.subscriptionchange",
     "automations.emailqueueitem",
     "automations.suppression",
+    "billing.cancelsession",
     "billing.subscription",
+    "billing.subscriptionchange",
     "customers.customer",
     "customers.stagetransition",
     "customers.timelineevent",
     "integrations.inboundwebhook",
     "integrations.workflowrun",
     "integrations.workflowstep",
+    "support.categorystaffrole",
     "support.discordinteraction",
+    "support.panelsuggestion",
+    "support.savedreply",
+    "support.savedreplyuse",
+    "support.slaalert",
+    "support.slatarget",
     "support.ticket",
     "support.ticketmessage",
+    "support.ticketresponse",
 }
 MARKETING_PAGES = {
     "automations.automationrule",
@@ -43,6 +52,8 @@ MARKETING_PAGES = {
     "integrations.workflowrun",
     "integrations.workflowstep",
     "marketing.segment",
+    "support.panelsuggestion",
+    "support.savedreply",
 }
 
 
