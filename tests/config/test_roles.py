@@ -10,8 +10,6 @@ pytestmark = pytest.mark.django_db
 
 SUPPORT_PAGES = {
     "automations.emailevent",
-    "billing.cancelsession",
-    "billing.subscriptionchange",
     "automations.emailqueueitem",
     "automations.suppression",
     "billing.cancelsession",
