@@ -10,6 +10,7 @@ queue will refuse (docs/automations.md, "Blocked and paused emails").
 from dataclasses import dataclass
 
 from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models.functions import Lower
 
 from .models import (
     SUPPRESSES_TRANSACTIONAL,
@@ -106,6 +107,14 @@ def shown_states(items: list[EmailQueueItem]) -> dict[int, ShownState]:
         )
         for item in items
     }
+
+
+def customers_marketing_allowed(*, customers):
+    """The customers among `customers` (a queryset) a marketing email may go to now, by `block_reason`'s rule in SQL:
+    an address, consent (`opt_in_confirmed`), and no suppression of any kind on the address. What a send to a segment
+    starts from (marketing.audience); one query whatever the number of customers."""
+    suppressed = Exists(Suppression.objects.filter(email=Lower(OuterRef("email"))))
+    return customers.filter(opt_in_confirmed=True).exclude(email="").exclude(suppressed)
 
 
 def blocked_pending_q(prefix: str = "") -> Q:

@@ -109,14 +109,58 @@ def subscription_list() -> QuerySet[Subscription]:
     return Subscription.objects.select_related("customer")
 
 
-def subscription_exists_filter(*, customer, product_id: str | None = None, statuses=None) -> QuerySet[Subscription]:
-    """Subscriptions of `customer` (a customer or an OuterRef), for `Exists(...)` filters on customers."""
-    queryset = Subscription.objects.filter(customer=customer)
+def subscription_exists_filter(
+    *, customer, product_id: str | None = None, statuses=None, product_ids=None, price_ids=None
+) -> QuerySet[Subscription]:
+    """Subscriptions of `customer` (a customer or an OuterRef), for `Exists(...)` filters on customers; with
+    `customer=None`, of every customer (their `customer_id`s, for an `IN` filter)."""
+    queryset = Subscription.objects.all() if customer is None else Subscription.objects.filter(customer=customer)
     if product_id is not None:
         queryset = queryset.filter(product_id=product_id)
+    if product_ids is not None:
+        queryset = queryset.filter(product_id__in=product_ids)
+    if price_ids is not None:
+        queryset = queryset.filter(price_id__in=price_ids)
     if statuses:
         queryset = queryset.filter(status__in=statuses)
     return queryset
+
+
+def payment_failed_filter(*, since: datetime, customer=None) -> QuerySet[TimelineEvent]:
+    """The payment failures billing recorded since `since`, of `customer` (a customer or an OuterRef) or, left out,
+    of every customer (timeline_payment_idx)."""
+    failures = TimelineEvent.objects.filter(kind=PAYMENT_FAILED, occurred_at__gte=since)
+    return failures if customer is None else failures.filter(customer=customer)
+
+
+def stripe_customers_in_countries(*, countries: list[str]):
+    """dj-stripe's Stripe customers whose billing address Stripe holds is in one of `countries` (ISO 3166-1 alpha-2,
+    upper case, as Stripe writes them); their `id` is a CRM customer's `stripe_customer_id`.
+    https://docs.stripe.com/api/customers/object#customer_object-address"""
+    return djstripe_models.Customer.objects.filter(stripe_data__address__country__in=countries)
+
+
+def products_known() -> list[tuple[str, str]]:
+    """(Stripe product id, label) of every product the CRM knows: mirrored from Stripe, or on a subscription."""
+    products = {product_id: name or product_id for product_id, name, _active in products_synced()}
+    for product_id, name in Subscription.objects.values_list("product_id", "product_name").distinct():
+        products.setdefault(product_id, name or product_id)
+    return sorted(products.items(), key=lambda product: (product[1].lower(), product[0]))
+
+
+def plans_known() -> list[tuple[str, str]]:
+    """(Stripe price id, label) of every price the CRM knows: mirrored from Stripe, or on a subscription, by label."""
+    plans = {
+        price_id: f"{product_name or product_id} ({price_id})"
+        for price_id, product_id, product_name in Subscription.objects.exclude(price_id="")
+        .values_list("price_id", "product_id", "product_name")
+        .distinct()
+    }
+    for price_id, product_name, nickname in djstripe_models.Price.objects.values_list(
+        "id", "product__name", "stripe_data__nickname"
+    ):
+        plans.setdefault(price_id, f"{product_name or '?'}{f' {nickname}' if nickname else ''} ({price_id})")
+    return sorted(plans.items(), key=lambda plan: plan[1])
 
 
 def products_synced() -> list[tuple[str, str, bool | None]]:

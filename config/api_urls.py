@@ -12,6 +12,7 @@ from billing import api as billing_api
 from billing.retention import api as retention_api
 from customers import api as customers_api
 from integrations import api as integrations_api
+from marketing import api as marketing_api
 from support import api as support_api
 
 router = SimpleRouter()
@@ -22,6 +23,7 @@ router.register("automation-rules", automations_api.RuleViewSet, basename="autom
 router.register("email-queue-items", automations_api.QueueItemViewSet, basename="email-queue-item")
 router.register("tickets", support_api.TicketViewSet, basename="ticket")
 router.register("workflow-runs", integrations_api.WorkflowRunViewSet, basename="workflow-run")
+router.register("segments", marketing_api.SegmentViewSet, basename="segment")
 
 urlpatterns = [
     *router.urls,
@@ -70,5 +72,6 @@ urlpatterns = [
         integrations_api.WorkflowRunRetryView.as_view(),
         name="workflow-run-retry",
     ),
+    path("segments/<int:pk>/members/", marketing_api.SegmentMembersView.as_view(), name="segment-members"),
     path("analytics/email/", automations_analytics_api.EmailAnalyticsView.as_view(), name="email-analytics"),
 ]

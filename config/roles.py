@@ -74,6 +74,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.sendingpause": VIEW,
         "automations.suppression": ("view", "add", "delete"),
         "customers.consentrecord": ("view", "add"),
+        # Segments (marketing/): built in the admin, each with its live count and a sample of customers.
+        "marketing.segment": EDIT,
+        "marketing.segmentcondition": EDIT,
         # Saved replies are written by Support and Marketing together (the public ones speak to customers).
         "support.savedreply": EDIT,
         "support.panelsuggestion": VIEW,
@@ -94,6 +97,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.automationrule": VIEW,
         "automations.enrollment": ("view", "add"),
         "automations.emailqueueitem": VIEW,
+        "marketing.segment": VIEW,
         "support.ticket": VIEW,
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,

@@ -28,14 +28,32 @@ def customers_entered_stage(
     once however often they entered. With `not_from_stage`, a move from that stage does not count: the dashboard's
     churned figure leaves out win_back -> churned (a win-back that ended without a return is not a new churn). One
     EXISTS in the list's own query (stage_transition_funnel_idx), so the list costs the same queries at any size."""
-    moves = StageTransition.objects.filter(customer=OuterRef("pk"), to_stage=stage)
+    moves = stage_entered_moves(
+        customer=OuterRef("pk"), stage=stage, since=since, until=until, not_from_stage=not_from_stage
+    )
+    return customers.filter(Exists(moves))
+
+
+def stage_entered_moves(
+    *,
+    stage: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    not_from_stage: str = "",
+    customer=None,
+) -> QuerySet[StageTransition]:
+    """The moves behind `customers_entered_stage`: of `customer` (a customer or an OuterRef) or, left out, of every
+    customer (their `customer_id`s are a condition another query over customers can combine: marketing's segments)."""
+    moves = StageTransition.objects.filter(to_stage=stage)
+    if customer is not None:
+        moves = moves.filter(customer=customer)
     if since is not None:
         moves = moves.filter(occurred_at__gte=since)
     if until is not None:
         moves = moves.filter(occurred_at__lt=until)
     if not_from_stage:
         moves = moves.exclude(from_stage=not_from_stage)
-    return customers.filter(Exists(moves))
+    return moves
 
 
 def customers_created_between(

@@ -58,6 +58,12 @@ def tickets_open_for_customer(*, customer: Customer) -> QuerySet[Ticket]:
     )
 
 
+def customers_with_open_tickets():
+    """The ids of the customers with a ticket not closed yet (opening, open or closing; as tickets_open_for_customer),
+    never null: a condition over customers (marketing's segments)."""
+    return Ticket.objects.filter(status__in=ACTIVE_STATUSES, customer__isnull=False).values("customer_id")
+
+
 def tickets_recent_for_customer(*, customer: Customer, limit: int) -> list[Ticket]:
     """The customer's newest tickets, without their heavy text (the customer 360)."""
     return list(

@@ -15,6 +15,7 @@ DOMAIN_APPS = [
     "support",
     "webhooks",
     "backoffice",
+    "marketing",
     "api",
     "core",
 ]

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "api",
     "webhooks",
     "backoffice",
+    "marketing",
 ]
 
 MIDDLEWARE = [

@@ -17,6 +17,7 @@ READS = {
     "/api/v1/analytics/email/": {"Marketing", "Service"},
     "/api/v1/tickets/": {"Support", "Service"},
     "/api/v1/workflow-runs/": {"Support", "Marketing", "Service"},
+    "/api/v1/segments/": {"Marketing", "Service"},
 }
 
 

@@ -36,6 +36,7 @@ from billing.models import Subscription
 from config.roles import SERVICE_ACCOUNTS
 from config.wsgi import application
 from customers.models import StageTransition
+from marketing.models import Segment, SegmentCondition
 from tests.api.factories import TOTPDeviceFactory
 from tests.automations.factories import (
     AutomationRuleFactory,
@@ -123,6 +124,9 @@ def fuzz_data() -> None:
     run = WorkflowRunFactory(kind="contact_invite", key="fuzz", subject="mautic-contact:1", customer=customer)
     WorkflowRunFactory(kind="vip_coupon", key="fuzz-2", subject="cs_test_1", status="failed")
     WorkflowStepFactory(run=run, name="mautic.read", outcome="ok", started_at=now, finished_at=now)
+    segment = Segment.objects.create(name="Fuzz segment", match="any")
+    SegmentCondition.objects.create(segment=segment, field="lifecycle_stage", operator="one_of", value=["active"])
+    SegmentCondition.objects.create(segment=segment, field="opened_email", operator="within_days", value=30)
 
 
 @pytest.fixture(params=["service key", "superuser session with two-factor"])

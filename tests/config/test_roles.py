@@ -49,6 +49,7 @@ MARKETING_PAGES = {
     "customers.timelineevent",
     "integrations.workflowrun",
     "integrations.workflowstep",
+    "marketing.segment",
     "support.panelsuggestion",
     "support.savedreply",
 }
