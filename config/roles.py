@@ -65,6 +65,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.sendingpause": VIEW,
         "automations.suppression": ("view", "add", "delete"),
         "customers.consentrecord": ("view", "add"),
+        "customers.topic": ("view", "add", "change"),
+        "customers.topicsubscription": VIEW,
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)

@@ -72,6 +72,7 @@ def rule_form(rule, steps):
         "condition_product_ids": ["prod_A", "prod_B"],
         "condition_lifecycle_stages": ["active", "at_risk"],
         "condition_vip": "true",
+        "topic": rule.topic_id or "",
         "steps-TOTAL_FORMS": str(len(steps)),
         "steps-INITIAL_FORMS": "0",
         "steps-MIN_NUM_FORMS": "0",
