@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models import Case, CharField, DateTimeField, F, Q, TextField, Value, When
 
 from customers.models import TopicSubscription
 from customers.time_zones import zone_info
@@ -212,15 +212,23 @@ def send_gate_record(verdict: GateVerdict, *, now: datetime) -> None:
         return
     notes = {held.item.pk: held.reason for held in [*deferred, *skipped]} | verdict.notes
     EmailQueueItem.objects.filter(pk__in=notes).update(
-        status=Case(*[When(pk=h.item.pk, then=Value(h.status)) for h in skipped], default=F("status")),
-        last_error=Case(*[When(pk=h.item.pk, then=Value(h.reason)) for h in skipped], default=F("last_error")),
+        status=Case(
+            *[When(pk=h.item.pk, then=Value(h.status)) for h in skipped], default=F("status"), output_field=CharField()
+        ),
+        last_error=Case(
+            *[When(pk=h.item.pk, then=Value(h.reason)) for h in skipped],
+            default=F("last_error"),
+            output_field=TextField(),
+        ),
         next_attempt_at=Case(
             *[When(pk=h.item.pk, then=Value(h.until)) for h in deferred],
             default=F("next_attempt_at"),
             output_field=DateTimeField(),
         ),
         send_gate_note=Case(
-            *[When(pk=pk, then=Value(note)) for pk, note in notes.items()], default=F("send_gate_note")
+            *[When(pk=pk, then=Value(note)) for pk, note in notes.items()],
+            default=F("send_gate_note"),
+            output_field=CharField(),
         ),
         updated_at=now,
     )

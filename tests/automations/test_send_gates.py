@@ -1,6 +1,7 @@
 """The send-time gate of marketing email (automations/send_gates.py): topics, the frequency cap, quiet hours; what it
 writes on the queue item; its constant query count; and the audience selector that must agree with it."""
 
+import itertools
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,7 @@ from .factories import AutomationRuleFactory, AutomationStepFactory, EmailTempla
 
 pytestmark = pytest.mark.django_db
 
+_numbers = itertools.count(1)
 QUIET_OFF = {"MARKETING_QUIET_HOURS_START": 0, "MARKETING_QUIET_HOURS_END": 0}
 
 
@@ -35,11 +37,8 @@ def step_of(topic=None, *, category=TemplateCategory.MARKETING, when_held=WhenHe
 
 def queue(customer, step, *, status=QueueStatus.PENDING, sent_at=None, override=""):
     """One email of `step` for `customer` (each in its own enrollment, so a customer can have several)."""
-    enrollment = EnrollmentFactory(
-        rule=step.rule,
-        customer=customer,
-        scope_key=f"test:{timezone.now().timestamp()}:{EmailQueueItem.objects.count()}",
-    )
+    n = next(_numbers)
+    enrollment = EnrollmentFactory(rule=step.rule, customer=customer, scope_key=f"test:{n}", subscription_id=f"sub_{n}")
     if status != QueueStatus.PENDING:
         enrollment.status = "completed"
         enrollment.save(update_fields=["status"])
