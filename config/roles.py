@@ -67,14 +67,11 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.sendingpause": VIEW,
         "automations.suppression": ("view", "add", "delete"),
         "customers.consentrecord": ("view", "add"),
-<<<<<<< HEAD
         "customers.topic": ("view", "add", "change"),
         "customers.topicsubscription": VIEW,
-=======
         # The cancel page's save offers, per reason, and what came of them.
         "billing.saveoffer": EDIT,
         "billing.cancelsession": VIEW,
->>>>>>> main
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)
