@@ -223,9 +223,6 @@ class AutomationStep(models.Model):
             raise ValidationError({"delay": "A delay cannot be negative."})
         if self.template_id and not self.retired and self.template.retired:
             raise ValidationError({"template": f"Template {self.template.name!r} is retired."})
-        marketing = self.template_id and self.template.category == TemplateCategory.MARKETING
-        if marketing and self.rule_id and self.rule.topic_id is None:
-            raise ValidationError({"template": "A marketing email needs a topic: choose the rule's topic first."})
         if self.template_id:
             from ..rendering import template_compile_errors
 
@@ -239,6 +236,9 @@ class AutomationStep(models.Model):
             )
             if errors:
                 raise ValidationError({"template": f"Template {template.name!r} does not compile: {errors}"})
+        marketing = self.template_id and self.template.category == TemplateCategory.MARKETING
+        if marketing and self.rule_id and self.rule.topic_id is None:
+            raise ValidationError({"template": "A marketing email needs a topic: choose the rule's topic first."})
 
 
 class EnrollmentStatus(models.TextChoices):
