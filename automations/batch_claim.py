@@ -32,6 +32,7 @@ from .models import (
 from .queue_messages import message_for, subscription_contexts
 from .render_context import links_context
 from .rule_pause import PAUSED_NOTE, rules_paused_locked
+from .send_gates import send_gate_pass
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def batch_claim_new(*, worker: str, size: int, result: DrainResult) -> tuple[Ema
         )
         if not items:
             return None, False
+        items = send_gate_pass(items, now=now)  # topics, frequency cap, quiet hours: defers or skips the held ones
         suppressions = _suppressions_of(items)
         _recipients_follow_customers(items)
         ready = _items_render_or_set_aside(items, suppressions=suppressions, now=now, result=result)

@@ -13,6 +13,7 @@ from .models import (
     EmailQueueItem,
     TemplateCategory,
 )
+from .preference_links import preferences_url
 from .render_context import SUBSCRIPTION_FIELDS, customer_context, links_context
 from .rendering import render_email
 from .services.suppressions import unsubscribe_url
@@ -69,18 +70,22 @@ def message_for(item: EmailQueueItem, *, subscription: dict[str, Any] | None, li
         "subscription": subscription,
         "event": item.enrollment.context,
         "unsubscribe_url": link,
+        # The customer's preference page (topics, or leave all marketing): automations/preference_views.py.
+        "preferences_url": preferences_url(customer_id=item.customer_id),
         # Our signed link to Stripe's card form (billing/card_update_links.py); "" without a Stripe customer.
         "card_update_url": card_update_url(customer=item.customer),
         **links,
     }
     rendered = render_email(template=template, context=context)
     headers = {"X-Entity-Ref-ID": item.idempotency_key}
-    if template.category == TemplateCategory.MARKETING:
+    marketing = template.category == TemplateCategory.MARKETING
+    if marketing:
         # RFC 8058 one-click unsubscribe: mailbox providers POST to the link without showing our page.
         headers["List-Unsubscribe"] = f"<{link}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return {
-        "from": settings.DEFAULT_FROM_EMAIL,
+        # Marketing from its own address (and sending domain): a complaint wave never lands on receipts and dunning.
+        "from": settings.MARKETING_FROM_EMAIL if marketing else settings.DEFAULT_FROM_EMAIL,
         "to": [item.recipient],
         "subject": rendered.subject,
         "html": rendered.html,

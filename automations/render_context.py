@@ -105,6 +105,7 @@ def sample_context() -> dict[str, Any]:
             "trial_end": None,
         },
         "unsubscribe_url": f"{settings.SITE_URL}/email/unsubscribe/sample",
+        "preferences_url": f"{settings.SITE_URL}/email/preferences/sample",
         "card_update_url": f"{settings.SITE_URL}/billing/card-update/sample",
         **links_context(),
     }

@@ -80,6 +80,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         # Saved replies are written by Support and Marketing together (the public ones speak to customers).
         "support.savedreply": EDIT,
         "support.panelsuggestion": VIEW,
+        "customers.topic": ("view", "add", "change"),
+        "customers.topicsubscription": VIEW,
         # The cancel page's save offers, per reason, and what came of them.
         "billing.saveoffer": EDIT,
         "billing.cancelsession": VIEW,

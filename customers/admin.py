@@ -13,7 +13,16 @@ from core.admin import ReadOnlyAdmin
 
 from . import funnel, list_filters, services, staff_actions
 from .events import domain_event_dispatch
-from .models import ConsentRecord, Customer, DomainEvent, StaffAction, StageTransition, TimelineEvent
+from .models import (
+    ConsentRecord,
+    Customer,
+    DomainEvent,
+    StaffAction,
+    StageTransition,
+    TimelineEvent,
+    Topic,
+    TopicSubscription,
+)
 from .timeline_labels import timeline_kind_label
 
 # What staff without full rights (Support) may edit on a customer: the contact details. Billing state (stage, Stripe
@@ -219,7 +228,39 @@ class StaffActionAdmin(ReadOnlyAdmin):
 
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "customer", "opt_in", "source", "actor_name", "reason")
-    list_filter = ("opt_in", "source")
-    list_select_related = ("customer",)
+    list_display = ("created_at", "customer", "topic", "opt_in", "source", "actor_name", "reason")
+    list_filter = ("opt_in", "source", "topic")
+    list_select_related = ("customer", "topic")
     search_fields = ("customer__email", "reason")
+
+
+@admin.register(Topic)
+class TopicAdmin(admin.ModelAdmin):
+    """Marketing's topics. A topic in use is archived, not deleted (rules and consent records point to it)."""
+
+    list_display = ("name", "slug", "subscribed_by_default", "position", "archived", "turned_off")
+    list_editable = ("position",)
+    list_filter = ("archived",)
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(off=models.Count("subscriptions", filter=models.Q(subscriptions__subscribed=False)))
+        )
+
+    @admin.display(description="customers who turned it off", ordering="off")
+    def turned_off(self, obj):
+        return obj.off
+
+
+@admin.register(TopicSubscription)
+class TopicSubscriptionAdmin(ReadOnlyAdmin):
+    """Customers' own topic choices (written by the preference page and the one-click unsubscribe)."""
+
+    list_display = ("customer", "topic", "subscribed", "updated_at")
+    list_filter = ("topic", "subscribed")
+    list_select_related = ("customer", "topic")
+    search_fields = ("customer__email",)

@@ -35,6 +35,9 @@ class Customer(models.Model):
     # When the Mautic contact's state copied onto these fields was last changed in Mautic: an older copy (a late or
     # retried webhook) never overwrites a newer one.
     mautic_modified_at = models.DateTimeField("Mautic data as of", null=True, blank=True)
+    # An IANA zone ("Europe/Berlin") for quiet hours; blank: unknown, the site default applies
+    # (CUSTOMER_DEFAULT_TIME_ZONE). Set through customers.consent (from Stripe's country, or by staff).
+    time_zone = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -240,22 +243,86 @@ class StaffAction(models.Model):
         return f"{self.actor_name}: {self.get_action_display()} ({self.created_at:%Y-%m-%d %H:%M})"
 
 
-class ConsentRecord(models.Model):
-    """Every change of a customer's marketing consent made by a person, with the reason: the proof of consent.
+class Topic(models.Model):
+    """What a marketing email is about (product news, game events, offers, ...): every marketing email belongs to one,
+    and a customer may turn each off on the preference page. Transactional email has none. Marketing manages them in
+    the admin; the defaults come from migration customers.0013."""
 
-    The customer's `opt_in_confirmed` is the current state; these rows are how it got there when staff changed it.
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(
+        max_length=300, blank=True, help_text="What the customer reads under the topic's name on the preference page."
+    )
+    subscribed_by_default = models.BooleanField(
+        default=True,
+        help_text="On: a customer with marketing consent gets this topic until they turn it off. Off: only those who "
+        "turned it on.",
+    )
+    position = models.PositiveSmallIntegerField(default=0, help_text="Order on the preference page.")
+    archived = models.BooleanField(default=False, help_text="Not shown on the preference page, not for new rules.")
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TopicSubscription(models.Model):
+    """A customer's own choice for one topic. No row: the topic's default. Written by customers.consent, together
+    with the consent record that says when and from where."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="topic_subscriptions")
+    topic = models.ForeignKey(Topic, on_delete=models.PROTECT, related_name="subscriptions")
+    subscribed = models.BooleanField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "topic"], name="topic_subscription_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {'on' if self.subscribed else 'off'} {self.topic_id}"
+
+
+class ConsentSource(models.TextChoices):
+    STAFF = "staff", "Staff (back-office)"
+    PREFERENCE_PAGE = "preference_page", "Preference page"
+    ONE_CLICK = "one_click", "One-click unsubscribe (mail app)"
+    UNSUBSCRIBE_PAGE = "unsubscribe_page", "Unsubscribe page"
+    API = "api", "REST API"
+    IMPORT = "import", "Import"
+
+
+class ConsentRecord(models.Model):
+    """Every change of a customer's marketing consent, with where it came from: the proof of consent. Append-only
+    (the model refuses an update and a database trigger refuses an UPDATE, migration customers.0013).
+
+    `topic` empty: all marketing (`opt_in` is the customer's `opt_in_confirmed` after the change); set: that topic
+    (`opt_in` is the topic's subscription after the change). The customer's fields are the current state; these rows
+    are how it got there.
     """
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_records")
+    topic = models.ForeignKey(
+        Topic, on_delete=models.PROTECT, null=True, blank=True, related_name="+", help_text="Empty: all marketing."
+    )
     opt_in = models.BooleanField(help_text="The consent after the change.")
-    source = models.CharField(max_length=30, default="staff")
-    reason = models.CharField(max_length=500)
+    source = models.CharField(max_length=30, choices=ConsentSource.choices, default=ConsentSource.STAFF)
+    reason = models.CharField(max_length=500, blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="e.g. the email whose link was used.")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     actor_name = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["customer", "-created_at"], name="consent_record_customer_idx")]
 
     def __str__(self) -> str:
-        return f"{'opted in' if self.opt_in else 'opted out'} by {self.actor_name or self.source}"
+        what = f"topic {self.topic}" if self.topic_id else "marketing"
+        return f"{'opted in to' if self.opt_in else 'opted out of'} {what} by {self.actor_name or self.source}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise ValueError("Consent records are append-only: add a new record instead of changing one.")
+        super().save(*args, **kwargs)

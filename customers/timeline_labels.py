@@ -24,6 +24,8 @@ KIND_LABELS = {
     # customers
     "lifecycle.onboarding_settled": "Settled in (Onboarding to Active)",
     "lifecycle.campaign_ended": "Win-back campaign ended",
+    "consent.topic_changed": "Email topic turned on or off",
+    "consent.marketing_changed": "Marketing consent changed",
     # automations
     "email.sent": "Email sent",
     "email.delivered": "Email delivered",

@@ -1,10 +1,11 @@
 """Who a marketing email to a segment would reach: the ONE definition a send to a segment and the segment's count
 share, so the count the page shows is exactly the number a send would enqueue at that moment.
 
-Today: the segment's members (marketing.selectors.segment_members) whom marketing email may reach by automations'
-own rule (automations.email_state.customers_marketing_allowed: an address, `opt_in_confirmed`, no suppression of any
-kind). Topics, frequency caps and quiet hours are not in the CRM yet; when they are, their selector (given customers,
-a topic and a moment, who would be emailed) is applied here, and nowhere else.
+The segment's members (marketing.selectors.segment_members) whom marketing email may reach by automations' own
+rules: without a topic, automations.email_state.customers_marketing_allowed (an address, `opt_in_confirmed`, no
+suppression of any kind); with a topic, automations.marketing_audience.marketing_recipients, which adds the topic
+choice and the frequency cap (the same rules the send gate applies at claim time). Quiet hours only move a send, so
+they do not change who is counted.
 """
 
 from dataclasses import dataclass, field
@@ -13,20 +14,22 @@ from datetime import datetime
 from django.db.models import QuerySet, prefetch_related_objects
 
 from automations.email_state import customers_marketing_allowed
-from customers.models import Customer
+from automations.marketing_audience import marketing_recipients
+from customers.models import Customer, Topic
 
 from .models import Segment
 from .selectors import SegmentDefinitionError, segment_members
 
 
-def segment_audience(*, segment: Segment, topic=None, at: datetime) -> QuerySet[Customer]:
+def segment_audience(
+    *, segment: Segment, topic: Topic | None = None, at: datetime, ignore_frequency_cap: bool = False
+) -> QuerySet[Customer]:
     """The customers a marketing email of `topic` to `segment` would go to at `at`: one query when evaluated.
-    Raises marketing.selectors.SegmentDefinitionError for a segment that cannot be evaluated.
-
-    `topic` must be None until topics exist: a topic given now would be silently ignored, so it is refused."""
-    if topic is not None:
-        raise NotImplementedError("Topics are not in the CRM yet: segment_audience takes topic=None.")
-    return customers_marketing_allowed(customers=segment_members(segment=segment, at=at))
+    Raises marketing.selectors.SegmentDefinitionError for a segment that cannot be evaluated."""
+    members = segment_members(segment=segment, at=at)
+    if topic is None:
+        return customers_marketing_allowed(customers=members)
+    return marketing_recipients(customers=members, topic=topic, at=at, ignore_frequency_cap=ignore_frequency_cap)
 
 
 @dataclass

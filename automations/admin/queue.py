@@ -88,9 +88,10 @@ class EmailQueueItemAdmin(ResendActionsMixin, ShownStatusMixin, ReadOnlyAdmin):
 
     @admin.display(description="why")
     def last_error_short(self, obj):
-        """Why an email is where it is: an error for a failed one, the reason for a cancelled or held one."""
+        """Why an email is where it is: an error for a failed one, the reason for a cancelled or held one, or why
+        the send gate deferred it (automations/send_gates.py)."""
         if not obj.last_error:
-            return ""
+            return f"Held: {obj.send_gate_note[:80]}" if obj.send_gate_note else ""
         label = {QueueStatus.FAILED: "Error", QueueStatus.CANCELLED: "Cancelled"}.get(obj.status, "Note")
         return f"{label}: {obj.last_error[:80]}"
 

@@ -4,12 +4,13 @@ enrolled now on its page."""
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from customers.lifecycle import Stage
+from customers.models import Topic
 
 from .. import selectors
 from ..forms import (
@@ -158,7 +159,13 @@ class RuleForm(forms.ModelForm):
             "condition_lifecycle_stages",
             "condition_vip",
             "resume_skip_after",
+            "topic",
+            "when_held",
         )
+
+    def clean_when_held(self):
+        # Not sent by an older form: the rule keeps its choice.
+        return self.cleaned_data.get("when_held") or self.instance.when_held
 
     def clean_resume_skip_after(self):
         # Left empty (or not sent by an older form): the rule keeps its limit.
@@ -167,6 +174,8 @@ class RuleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["when_held"].required = False
+        self.fields["topic"].queryset = Topic.objects.filter(Q(archived=False) | Q(pk=self.instance.topic_id))
         self.fields["enabled"].label = "New enrollments"
         self.fields["enabled"].help_text = (
             "Unticked: nobody new starts this sequence, but customers already in it still get its emails. To hold "
@@ -203,6 +212,15 @@ class AutomationRuleAdmin(RuleStateMixin, admin.ModelAdmin):
             },
         ),
         ("Conditions", {"fields": ("condition_product_ids", "condition_lifecycle_stages", "condition_vip")}),
+        (
+            "Marketing consent",
+            {
+                "fields": ("topic", "when_held"),
+                "description": "The topic of this rule's marketing emails: a customer who turned it off on their "
+                "preference page gets none of them. Transactional steps (payment, account) have no topic and are "
+                "never held by topics, the frequency cap or quiet hours.",
+            },
+        ),
     )
 
     def get_queryset(self, request):

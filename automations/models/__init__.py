@@ -16,6 +16,7 @@ from .flows import (  # noqa: F401  (Django finds an app's models in its models 
     ReentryPolicy,
     StepAnchor,
     TemplateCategory,
+    WhenHeld,
 )
 from .queue import (  # noqa: F401  (Django finds an app's models in its models module)
     FINAL_QUEUE_STATUSES,

@@ -9,7 +9,7 @@ from django.db.models import Q
 
 from customers.events import EVENT_NAMES
 from customers.lifecycle import CAMPAIGN_STAGES, Stage
-from customers.models import Customer, DomainEvent
+from customers.models import Customer, DomainEvent, Topic
 
 EVENT_CHOICES = [(name, name) for name in EVENT_NAMES]
 
@@ -66,6 +66,12 @@ class ReentryPolicy(models.TextChoices):
     EVERY_TIME = "every_time", "Every time the trigger happens"
 
 
+class WhenHeld(models.TextChoices):
+    # What the queue does with a marketing email that the frequency cap or quiet hours hold (automations/send_gates.py).
+    DEFER = "defer", "Defer it to the next allowed moment"
+    SKIP = "skip", "Skip it (with the reason)"
+
+
 class AutomationRule(models.Model):
     name = models.CharField(max_length=100, unique=True)
     description = models.CharField(max_length=300, blank=True)
@@ -116,6 +122,23 @@ class AutomationRule(models.Model):
         help_text="When the rule is resumed (or an address is corrected), an email whose moment passed longer ago "
         "than this is skipped, with the reason, instead of going out late.",
     )
+    # What its marketing emails are about: a customer who turned the topic off gets none of them. Its transactional
+    # steps have no topic whatever this says (docs/automations.md, "Topics, caps and quiet hours").
+    topic = models.ForeignKey(
+        Topic,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="rules",
+        help_text="Required when the rule has a marketing step. Transactional steps are never held by topics.",
+    )
+    when_held = models.CharField(
+        "when the frequency cap or quiet hours hold an email",
+        max_length=10,
+        choices=WhenHeld.choices,
+        default=WhenHeld.DEFER,
+        db_default=WhenHeld.DEFER,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -140,6 +163,12 @@ class AutomationRule(models.Model):
             errors["condition_lifecycle_stages"] = f"A list of: {', '.join(Stage.values)}"
         if not isinstance(self.condition_product_ids, list):
             errors["condition_product_ids"] = "A list of Stripe product ids"
+        if self.pk and self.topic_id is None and self.steps.filter(template__category="marketing").exists():
+            errors["topic"] = "This rule sends marketing email: choose the topic it belongs to."
+        if self.topic_id and self.topic.archived:
+            before = AutomationRule.objects.filter(pk=self.pk).values_list("topic_id", flat=True).first()
+            if before != self.topic_id:
+                errors["topic"] = f"Topic {self.topic.name!r} is archived."
         if errors:
             raise ValidationError(errors)
 
@@ -207,6 +236,9 @@ class AutomationStep(models.Model):
             )
             if errors:
                 raise ValidationError({"template": f"Template {template.name!r} does not compile: {errors}"})
+        marketing = self.template_id and self.template.category == TemplateCategory.MARKETING
+        if marketing and self.rule_id and self.rule.topic_id is None:
+            raise ValidationError({"template": "A marketing email needs a topic: choose the rule's topic first."})
 
 
 class EnrollmentStatus(models.TextChoices):

@@ -101,6 +101,12 @@ class EmailQueueItem(models.Model):
     )
     batch = models.ForeignKey(EmailBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="items")
     provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    # Why the queue deferred or skipped this marketing email (frequency cap, quiet hours) or let it past the cap, in
+    # staff's words (automations/send_gates.py). Kept after it is sent.
+    send_gate_note = models.CharField(max_length=500, blank=True, default="", db_default="")
+    # Non-empty: this email ignores the frequency cap (a critical announcement); the text says who allowed it and why,
+    # and is the audit of that choice. Quiet hours, topics and consent still apply.
+    frequency_cap_override = models.CharField(max_length=300, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)

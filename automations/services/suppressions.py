@@ -9,6 +9,8 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from customers.consent import customer_marketing_set, customer_topic_set
+from customers.models import ConsentSource
 from customers.selectors import customer_get_by_email
 from customers.services import normalize_email, timeline_event_record
 
@@ -37,6 +39,14 @@ def suppression_add(
             return Suppression.objects.create(email=email, reason=reason, queue_item=queue_item, note=note[:300]), True
     except IntegrityError:
         return Suppression.objects.get(email=email, reason=reason), False
+
+
+@transaction.atomic
+def unsubscribe_lift(*, email: str) -> bool:
+    """The customer's own unsubscribe from an old link, taken back by them (the preference page's "join again").
+    Bounces, complaints and staff's suppressions stay. Returns whether there was one."""
+    deleted, _ = Suppression.objects.filter(email=normalize_email(email), reason=SuppressionReason.UNSUBSCRIBE).delete()
+    return bool(deleted)
 
 
 def _unsubscribe_signer() -> signing.Signer:
@@ -87,8 +97,9 @@ def _unsubscribe_path() -> str:
 
 
 @transaction.atomic
-def email_unsubscribe(*, token: str) -> Suppression | None:
-    """Record an unsubscribe from a signed link (idempotent). None for a token that is not ours."""
+def email_unsubscribe(*, token: str, source: str = ConsentSource.UNSUBSCRIBE_PAGE) -> Suppression | None:
+    """Record an unsubscribe from all marketing from a signed link (idempotent): a suppression of the address, and
+    the customer's consent off with its consent record. None for a token that is not ours."""
     data = unsubscribe_token_read(token=token)
     if data is None:
         return None
@@ -103,6 +114,9 @@ def email_unsubscribe(*, token: str) -> Suppression | None:
     if item is not None and item.unsubscribed_at is None:
         EmailQueueItem.objects.filter(pk=item.pk, unsubscribed_at__isnull=True).update(unsubscribed_at=now)
     customer = item.customer if item is not None else customer_get_by_email(email=email)
+    if customer is not None:
+        details = {"queue_item_id": item.pk} if item is not None else {}
+        customer_marketing_set(customer=customer, opt_in=False, source=source, details=details)
     if customer is not None and created:
         timeline_event_record(
             customer=customer,
@@ -116,3 +130,33 @@ def email_unsubscribe(*, token: str) -> Suppression | None:
             object_id=str(item.pk) if item else "",
         )
     return suppression
+
+
+@transaction.atomic
+def email_unsubscribe_one_click(*, token: str) -> str | None:
+    """RFC 8058 one-click (the mail app's List-Unsubscribe-Post): leave the topic of the email the link came in.
+    Returns the topic's name; "" when that email has no topic (an old link, or one without its email), which leaves
+    all marketing as before; None for a token that is not ours. Repeating it changes nothing more."""
+    data = unsubscribe_token_read(token=token)
+    if data is None:
+        return None
+    item = (
+        EmailQueueItem.objects.select_related("customer", "step__template", "step__rule__topic")
+        .filter(pk=data.get("q"), recipient__iexact=data["e"])
+        .first()
+        if data.get("q")
+        else None
+    )
+    topic = item.step.rule.topic if item is not None and item.step.template.category == "marketing" else None
+    if topic is None:
+        email_unsubscribe(token=token, source=ConsentSource.ONE_CLICK)
+        return ""
+    customer_topic_set(
+        customer=item.customer,
+        topic=topic,
+        subscribed=False,
+        source=ConsentSource.ONE_CLICK,
+        details={"queue_item_id": item.pk},
+    )
+    EmailQueueItem.objects.filter(pk=item.pk, unsubscribed_at__isnull=True).update(unsubscribed_at=timezone.now())
+    return topic.name

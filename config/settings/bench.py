@@ -14,3 +14,8 @@ MIGRATION_MODULES = {}  # PostgreSQL: dj-stripe's own migrations, as in producti
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "WARNING")}}
 STRIPE_TEST_SECRET_KEY = "sk_test_" + "0" * 24 + "modreadybench"
+
+# The benchmarks measure the pipeline, not the consent rules: no frequency cap or quiet hours (a 100,000-recipient
+# marketing bench would otherwise be deferred to the morning or capped).
+MARKETING_FREQUENCY_CAP = 0
+MARKETING_QUIET_HOURS_START = MARKETING_QUIET_HOURS_END = 0

@@ -177,3 +177,18 @@ INTEGRATIONS_RUN_LEASE_SECONDS = env_int("INTEGRATIONS_RUN_LEASE_SECONDS", 30)
 # The website's trial signups (SQLite, opened read-only) synced daily at 07:00 UTC.
 TRIALS_DB_PATH = env("TRIALS_DB_PATH", "/var/www/modready-api/trials.db")
 TRIALS_TABLE = env("TRIALS_TABLE", "trials")
+
+# --- Marketing consent (customers.consent, automations/send_gates.py) ------------------------------------------------
+# The From of marketing email (every email of a marketing template): its own address, ideally on its own sending
+# (sub)domain verified at Resend, so a complaint wave against marketing does not hurt the reputation that receipts,
+# dunning and ticket notices (DEFAULT_FROM_EMAIL) are delivered on.
+MARKETING_FROM_EMAIL = env("MARKETING_FROM_EMAIL", DEFAULT_FROM_EMAIL)
+# At most this many marketing emails per customer within MARKETING_FREQUENCY_CAP_HOURS (0: no cap). A queue item
+# with a frequency_cap_override (a critical announcement) ignores it.
+MARKETING_FREQUENCY_CAP = env_int("MARKETING_FREQUENCY_CAP", 3)
+MARKETING_FREQUENCY_CAP_HOURS = env_int("MARKETING_FREQUENCY_CAP_HOURS", 7 * 24)
+# No marketing email from START:00 to END:00 in the customer's own time zone (START == END: no quiet hours).
+MARKETING_QUIET_HOURS_START = env_int("MARKETING_QUIET_HOURS_START", 21)
+MARKETING_QUIET_HOURS_END = env_int("MARKETING_QUIET_HOURS_END", 8)
+# The time zone of a customer whose zone is unknown (no country from Stripe, or one not in customers/time_zones.py).
+CUSTOMER_DEFAULT_TIME_ZONE = env("CUSTOMER_DEFAULT_TIME_ZONE", "Europe/Berlin")

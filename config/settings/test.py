@@ -28,3 +28,8 @@ STRIPE_TEST_SECRET_KEY = "sk_test_" + "0" * 24 + "modreadytests"
 WEBHOOKS_ALLOW_PRIVATE_URLS = True
 WEBHOOKS_ALLOW_HTTP = True
 SEED_DEMO_ALLOWED = True
+
+# No frequency cap or quiet hours unless a test sets them (tests/automations/test_send_gates.py): the other tests
+# send marketing emails at whatever hour the suite runs.
+MARKETING_FREQUENCY_CAP = 0
+MARKETING_QUIET_HOURS_START = MARKETING_QUIET_HOURS_END = 0

@@ -19,6 +19,7 @@ PUBLIC_PREFIXES = (
     "healthz",
     "admin/",
     "email/unsubscribe",
+    "email/preferences",
     "anymail/",
     "api/webhooks/stripe",
     "api/webhooks/mautic",

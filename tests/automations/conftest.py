@@ -24,10 +24,12 @@ def default_flows(request):
 
     from django.apps import apps
 
+    import_module("customers.migrations.0013_topics_and_consent").create_default_topics(apps, None)
     import_module("automations.migrations.0002_default_flows").create_defaults(apps, None)
     import_module("automations.migrations.0007_dunning_timed_to_stripe").time_dunning_to_stripe(apps, None)
     import_module("automations.migrations.0012_win_back_campaigns").mark_win_back_rules(apps, None)
     import_module("automations.migrations.0013_installation_id").make_installation_id(apps, None)
+    import_module("automations.migrations.0015_topics_caps_quiet_hours").classify_existing_rules(apps, None)
 
 
 @pytest.fixture

@@ -72,6 +72,7 @@ def rule_form(rule, steps):
         "condition_product_ids": ["prod_A", "prod_B"],
         "condition_lifecycle_stages": ["active", "at_risk"],
         "condition_vip": "true",
+        "topic": rule.topic_id or "",
         "steps-TOTAL_FORMS": str(len(steps)),
         "steps-INITIAL_FORMS": "0",
         "steps-MIN_NUM_FORMS": "0",
@@ -99,6 +100,21 @@ def synced_products(db):
 @pytest.fixture
 def empty_rule():
     return AutomationRule.objects.create(name="Trial ending", trigger="subscription.trial_will_end")
+
+
+def test_a_marketing_step_needs_the_rules_topic_and_a_transactional_one_does_not(client, marketing_user, empty_rule):
+    from customers.models import Topic
+
+    client.force_login(marketing_user)
+    url = reverse("admin:automations_automationrule_change", args=[empty_rule.pk])
+    offer = EmailTemplate.objects.get(name="Win-back 3 - come back offer")  # marketing
+    refused = client.post(url, rule_form(empty_rule, [(1, "0", offer)]))
+    assert refused.status_code == 200 and b"A marketing email needs a topic" in refused.content
+    assert not empty_rule.steps.exists()
+    empty_rule.topic = Topic.objects.get(slug="offers")
+    assert client.post(url, {**rule_form(empty_rule, [(1, "0", offer)]), "when_held": "skip"}).status_code == 302
+    empty_rule.refresh_from_db()
+    assert (empty_rule.topic.slug, empty_rule.when_held, empty_rule.steps.count()) == ("offers", "skip", 1)
 
 
 def test_the_rule_form_saves_valid_steps(client, marketing_user, empty_rule):

@@ -376,3 +376,18 @@ def test_checkout_subscription_starts_when_it_leaves_incomplete(fake_stripe, del
     [created] = domain("subscription.created")
     assert created.payload["status"] == "active"
     assert kinds(customer).count("subscription.created") == 1
+
+
+def test_a_new_customer_takes_the_time_zone_of_their_stripe_country_for_quiet_hours(fake_stripe, deliver):
+    world = fake_stripe.add_subscription(email="kenji@example.com")
+    fake_stripe.update(
+        world.customer["id"], address={"country": "JP", "city": "Osaka", "line1": "1-1", "postal_code": "530"}
+    )
+    deliver(stripe_event("customer.subscription.created", world.subscription))
+    customer = Customer.objects.get(stripe_customer_id=world.customer["id"])
+    assert customer.time_zone == "Asia/Tokyo"
+    # A zone set since (by the customer or staff) is never overwritten by Stripe's country.
+    Customer.objects.filter(pk=customer.pk).update(time_zone="Europe/London")
+    deliver(stripe_event("customer.updated", fake_stripe.update(world.customer["id"], name="Kenji S")))
+    customer.refresh_from_db()
+    assert customer.time_zone == "Europe/London" and customer.name == "Kenji S"

@@ -47,6 +47,8 @@ MARKETING_PAGES = {
     "customers.customer",
     "customers.stagetransition",
     "customers.timelineevent",
+    "customers.topic",
+    "customers.topicsubscription",
     "integrations.workflowrun",
     "integrations.workflowstep",
     "marketing.segment",

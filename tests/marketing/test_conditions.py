@@ -111,6 +111,18 @@ def test_the_audience_leaves_out_no_consent_suppressed_and_no_address(people):
     assert names(segment_audience(segment=segment, at=people.now)) == set()
 
 
+def test_with_a_topic_the_audience_also_leaves_out_who_turned_it_off(people):
+    from customers.models import Topic, TopicSubscription
+
+    offers = Topic.objects.get(slug="offers")
+    TopicSubscription.objects.create(customer=people.ada, topic=offers, subscribed=False, updated_at=people.now)
+    segment = segment_with()
+    assert names(segment_audience(segment=segment, at=people.now)) == {"Ada", "Ben"}
+    assert names(segment_audience(segment=segment, topic=offers, at=people.now)) == {"Ben"}
+    news = Topic.objects.get(slug="product-news")
+    assert names(segment_audience(segment=segment, topic=news, at=people.now)) == {"Ada", "Ben"}
+
+
 def test_count_equals_members_equals_the_audience(people):
     segment = segment_list().get(pk=segment_with(("lifecycle_stage", "none_of", ["trial"])).pk)
     summary = segment_summary(segment=segment, at=people.now)
