@@ -12,8 +12,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from . import close_requests, selectors, services
 from . import discord_messages as msg
-from . import selectors, services
 from .models import TicketStatus
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,11 @@ def _component(custom_id: str, data: dict, actor: Actor) -> dict:
         return msg.rating_modal(ticket, int(argument))
     if ticket.status != TicketStatus.OPEN:
         return msg.ephemeral(f"Ticket #{ticket.pk} is {ticket.get_status_display().lower()}.")
+    if action in ("close-confirm", "close-keep"):  # the customer answers a close request (support/close_requests.py)
+        confirm = action == "close-confirm"
+        return close_requests.close_request_answer(
+            ticket=ticket, request_id=argument, confirm=confirm, user_id=actor.user_id, name=actor.name
+        )
     if action == "close":
         if not actor.is_staff and actor.user_id != ticket.discord_user_id:
             return msg.ephemeral("Only staff or the customer can close this ticket.")

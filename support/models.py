@@ -205,3 +205,12 @@ class DiscordLinkRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Discord {self.discord_username or self.discord_user_id} -> {self.email}"
+
+
+# The ticket page's tables live in their own module; importing them here registers them with the app.
+from .workspace_models import (  # noqa: E402, F401
+    TicketAuditEntry,
+    TicketCloseRequest,
+    TicketPost,
+    TranscriptDelivery,
+)
