@@ -79,6 +79,7 @@ class TicketPageMixin:
             "card": ticket_page.customer_card(ticket),
             "audit": ticket_page.audit_entries(ticket),
             "close_request": ticket_page.close_request_pending(ticket),
+            "transcript_delivery": ticket_page.transcript_delivery(ticket),
             "may_work": may_work,
             "is_open": ticket.status == TicketStatus.OPEN,
             "is_closed": ticket.status in (TicketStatus.CLOSED, TicketStatus.NOT_OPENED),

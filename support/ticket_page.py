@@ -18,7 +18,14 @@ from customers.models import Customer
 from . import selectors, workspace_discord
 from .conversation import messages_for_display, stored_as_discord
 from .models import Ticket, TicketStatus
-from .workspace_models import CloseRequestStatus, PostKind, PostStatus, TicketAuditEntry, TicketCloseRequest
+from .workspace_models import (
+    CloseRequestStatus,
+    PostKind,
+    PostStatus,
+    TicketAuditEntry,
+    TicketCloseRequest,
+    TranscriptDelivery,
+)
 
 EMAILS_SHOWN = 5
 LIVE_STATUSES = (TicketStatus.OPEN, TicketStatus.CLOSING)
@@ -115,6 +122,10 @@ def customer_card(ticket: Ticket) -> CustomerCard | None:
 
 def audit_entries(ticket: Ticket) -> list[TicketAuditEntry]:
     return list(TicketAuditEntry.objects.filter(ticket=ticket).order_by("-created_at", "-id")[:50])
+
+
+def transcript_delivery(ticket: Ticket) -> TranscriptDelivery | None:
+    return TranscriptDelivery.objects.filter(ticket=ticket).first()
 
 
 def close_request_pending(ticket: Ticket) -> TicketCloseRequest | None:

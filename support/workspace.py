@@ -130,7 +130,7 @@ def _refresh_opening_message(ticket: Ticket) -> None:
 
 
 def _require_open(ticket: Ticket) -> Ticket:
-    ticket = Ticket.objects.select_for_update().select_related("customer").get(pk=ticket.pk)
+    ticket = Ticket.objects.select_for_update(of=("self",)).select_related("customer").get(pk=ticket.pk)
     if ticket.status != TicketStatus.OPEN:
         raise ActionRefused(f"Ticket #{ticket.pk} is {ticket.get_status_display().lower()}.")
     return ticket
@@ -194,7 +194,7 @@ def ticket_close_by_staff(*, ticket: Ticket, actor, reason: str) -> Ticket:
 
 @transaction.atomic
 def ticket_reopen_by_staff(*, ticket: Ticket, actor) -> Ticket:
-    ticket = Ticket.objects.select_for_update().select_related("customer").get(pk=ticket.pk)
+    ticket = Ticket.objects.select_for_update(of=("self",)).select_related("customer").get(pk=ticket.pk)
     if ticket.status not in (TicketStatus.CLOSED, TicketStatus.NOT_OPENED):
         raise ActionRefused(f"Ticket #{ticket.pk} is {ticket.get_status_display().lower()}, not closed.")
     reopened = services.ticket_reopen(ticket=ticket)
