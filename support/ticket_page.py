@@ -51,6 +51,8 @@ def _history(ticket: Ticket, refresh: bool) -> tuple[list[dict], Conversation]:
             "Discord could not be read just now, so this shows the messages stored so far "
             f"(they are stored when the ticket closes). Discord said: {read.error}"
         )
+    elif ticket.status in LIVE_STATUSES:
+        notice = "This ticket has no channel yet; its messages show here once Discord has opened it."
     else:
         notice = ""
     history, kept = stored_as_discord(selectors.ticket_messages_with_attachments(ticket=ticket))

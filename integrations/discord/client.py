@@ -215,9 +215,8 @@ class DiscordClient:
         route, major = route_and_major(method, path)
         headers = {} if is_webhook else {"Authorization": f"Bot {self.bot_token}"}
         idempotent = repeatable or method in ("GET", "PUT", "DELETE")
-        body: dict[str, Any] = {"json": json}
-        if files:  # multipart: https://discord.com/developers/docs/reference#uploading-files
-            body = {"data": {"payload_json": _json.dumps(json or {})}, "files": files}
+        # Files go as multipart with the JSON as `payload_json`: https://discord.com/developers/docs/reference#uploading-files
+        body = {"data": {"payload_json": _json.dumps(json or {})}, "files": files} if files else {"json": json}
         for attempt in range(1, self.max_attempts + 1):
             self.limiter.wait_turn(route, major, counts_globally=not is_webhook)
             try:
@@ -241,18 +240,7 @@ class DiscordClient:
                 self._auth_failed = error  # a bad token: stop this run here instead of repeating invalid requests
                 self._token_report(accepted=False, error=error)
             if response.status_code == 429:
-                wait = error.retry_after if error.retry_after is not None else 1.0
-                if (
-                    response.headers.get("X-RateLimit-Global", "").lower() == "true"
-                    or '"global": true' in response.text
-                ):
-                    self.limiter.hit_global(wait)
-                logger.warning(
-                    "Discord 429 on %s (scope %s), waiting %.2fs",
-                    route,
-                    response.headers.get("X-RateLimit-Scope", "?"),
-                    wait,
-                )
+                wait = self._rate_limited(route, response, error)
                 if attempt < self.max_attempts and wait <= self.max_wait:
                     self.limiter.sleep(wait)
                     continue
@@ -262,6 +250,16 @@ class DiscordClient:
             logger.warning("Discord call %s failed: %s %s", route, error.status, error.code)
             raise error
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _rate_limited(self, route: str, response: requests.Response, error: DiscordError) -> float:
+        """How long a 429 asks us to wait; a global one pauses every call of this process."""
+        wait = error.retry_after if error.retry_after is not None else 1.0
+        if response.headers.get("X-RateLimit-Global", "").lower() == "true" or '"global": true' in response.text:
+            self.limiter.hit_global(wait)
+        logger.warning(
+            "Discord 429 on %s (scope %s), waiting %.2fs", route, response.headers.get("X-RateLimit-Scope", "?"), wait
+        )
+        return wait
 
     def current_user(self) -> dict:
         """The bot's own user (https://discord.com/developers/docs/resources/user#get-current-user): the cheapest call
