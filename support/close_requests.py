@@ -77,8 +77,11 @@ def close_request_post_run(*, request_id: int) -> str:
         due_at=request.due_at,
         request_id=request.pk,
     )
+    discord = workspace_discord.client()
     try:
-        message = workspace_discord.client().message_create_once(
+        # After a failed attempt, look first: its answer may have been lost longer ago than Discord keeps nonces.
+        message = _question_in_channel(discord, request) if request.last_error else None
+        message = message or discord.message_create_once(
             channel_id=ticket.discord_channel_id, payload=payload, nonce=request.nonce
         )
     except DiscordError as exc:  # the retry job asks again (same nonce): the question is posted at most once
@@ -87,6 +90,15 @@ def close_request_post_run(*, request_id: int) -> str:
     TicketCloseRequest.objects.filter(pk=request.pk).update(message_id=str(message["id"]), last_error="")
     workspace_discord.conversation_forget(ticket)
     return "posted"
+
+
+def _question_in_channel(discord, request: TicketCloseRequest) -> dict | None:
+    wanted = f"ticket:{request.ticket_id}:close-confirm:{request.pk}"
+    for message in discord.messages_history(channel_id=request.ticket.discord_channel_id):
+        for row in message.get("components") or []:
+            if any(c.get("custom_id") == wanted for c in row.get("components") or []):
+                return message
+    return None
 
 
 def close_request_answer(*, ticket: Ticket, request_id: str, confirm: bool, user_id: str, name: str) -> dict:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from integrations.discord import DiscordClient, DiscordError
@@ -63,6 +64,8 @@ def conversation_read(ticket: Ticket, *, refresh: bool = False) -> ChannelRead:
             return ChannelRead(messages=hit["messages"], read_at=hit["read_at"], cached=True)
     try:
         messages = client().messages_history(channel_id=ticket.discord_channel_id)
+    except ImproperlyConfigured as exc:  # Discord is not set up here (e.g. a copy of production data locally)
+        return ChannelRead(error=str(exc))
     except DiscordError as exc:
         logger.warning("Reading ticket %s's channel failed: %s", ticket.pk, exc)
         return ChannelRead(error=str(exc))

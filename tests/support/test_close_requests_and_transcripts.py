@@ -165,3 +165,18 @@ def test_a_customer_who_takes_no_dms_is_recorded_not_retried(ticket, staff, disc
     assert delivery.attempts == 1
     page = staff.get(f"/admin/support/ticket/{ticket.pk}/change/").content.decode()
     assert "Refused by Discord" in page
+
+
+def test_a_question_whose_answers_were_all_lost_is_found_not_asked_twice(ticket, staff, discord, run_on_commit):
+    discord.lose_answer_next("POST", r"/api/v10/channels/\d+/messages", times=4)  # every attempt of the first run
+    with run_on_commit():
+        staff.post(f"/admin/support/ticket/{ticket.pk}/act/close_request/", {"reason": ""})
+    request = TicketCloseRequest.objects.get(ticket=ticket)
+    assert request.message_id == "" and request.last_error
+    with run_on_commit():
+        assert close_requests.close_requests_run()["posted"] == 1
+    request.refresh_from_db()
+    asked = [
+        m for m in discord.channel_messages(ticket.discord_channel_id) if "thinks this ticket is solved" in m["content"]
+    ]
+    assert len(asked) == 1 and request.message_id == asked[0]["id"]
