@@ -11,6 +11,7 @@ longer applies (the ticket closed meanwhile) changes nothing and says why.
 import uuid
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -86,6 +87,7 @@ class TicketPageMixin:
             "post_form": PostForm(initial={"token": uuid.uuid4().hex, "kind": PostKind.REPLY}),
             "transfer_form": TransferForm() if may_work else None,
             "post_max": workspace.REPLY_MAX_CHARS,
+            "cache_seconds": settings.DISCORD_CONVERSATION_CACHE_SECONDS,
         }
 
     def get_urls(self):
