@@ -1,6 +1,8 @@
 """Discord support: the interactions endpoint's answer time under load, and the close of a long ticket.
 
     bin/bench support_tickets [--interactions 320] [--concurrency 16] [--messages 2000] [--close-runs 2]
+                              [--part all|interactions|page] [--page-messages 250] [--page-runs 7]
+                              [--latency-ms 80-150]
 
 1. Answer time. The app runs under gunicorn on 127.0.0.1 (the bench database). Signed interactions are POSTed over
    `--concurrency` keep-alive connections, one kind at a time: PING (signature check only: the baseline), the panel
@@ -9,6 +11,11 @@
 2. Close time. A ticket whose channel in the fake Discord (its own process, TCP on 127.0.0.1) holds `--messages`
    messages, one in 50 with a 2 KB attachment, is closed in this process: history read 100 at a time, attachments
    downloaded, transcript stored and rendered, channel deleted. Baseline: reading the same history alone.
+3. The ticket page. An open ticket whose channel holds `--page-messages` messages (one in 25 with an image, markup
+   in every tenth), the fake Discord (its own process) answering each call after a random `--latency-ms` delay. A
+   Support-role user's GET of the ticket page in this process (Django's test client: the whole admin view, template
+   and queries, no network in front), `--page-runs` times each: cold (cache emptied: the history is read from
+   Discord, 100 messages a call) and warm (the 30-second cache). Printed: medians, min/max, Discord calls per view.
 """
 
 import argparse
@@ -120,6 +127,116 @@ def close_tickets_prepare(fake, *, runs: int, messages: int) -> list[int]:
     return ticket_ids
 
 
+class LaggyDiscord:
+    """A fake Discord whose every answer waits a random time in [low, high] seconds, as a real one over the internet."""
+
+    @staticmethod
+    def build(low: float, high: float):
+        import random
+
+        from devtools.fakes.discord.server import FakeDiscord
+
+        class Laggy(FakeDiscord):
+            @property
+            def latency(self) -> float:
+                return random.uniform(low, high)
+
+            @latency.setter
+            def latency(self, value: float) -> None:  # the harness sets 0.0; the range wins
+                pass
+
+        return Laggy()
+
+
+def page_ticket_prepare(fake, *, messages: int) -> int:
+    """An open ticket of a Support customer with `messages` in its channel."""
+    from datetime import UTC, datetime, timedelta
+
+    from devtools.fakes.discord import interactions as fake_discord
+    from support.models import Ticket, TicketStatus
+    from tests.customers.factories import CustomerFactory
+
+    customer = CustomerFactory(discord_user_id="1700000000000000001", vip_status=True)
+    ticket = Ticket.objects.create(
+        customer=customer,
+        customer_link="discord",
+        discord_user_id="1700000000000000001",
+        discord_username="alexm",
+        category="technical",
+        subject="Bench: the page of a long ticket",
+        status=TicketStatus.OPEN,
+    )
+    channel_id = fake_discord.snowflake()
+    fake.channels[channel_id] = {
+        "id": channel_id,
+        "type": 0,
+        "name": ticket.channel_name,
+        "guild_id": fake_discord.GUILD_ID,
+        "parent_id": fake_discord.CATEGORY_IDS[0],
+        "permission_overwrites": [],
+    }
+    fake.messages[channel_id] = []
+    start = datetime.now(UTC) - timedelta(hours=5)
+    for i in range(messages):
+        markup = " **bold** <t:1796630400:F> <@&1300000000000000001> ||spoiler|| `code`" if i % 10 == 0 else ""
+        fake.post_message(
+            channel_id,
+            author_id="1700000000000000001" if i % 2 else "1600000000000000001",
+            content=f"message {i}: the server lags when more than ten players join{markup}",
+            attachments=[(f"shot-{i}.png", b"\x89PNG" + os.urandom(512), "image/png")] if i % 25 == 0 else None,
+            at=start + timedelta(seconds=30 * i),
+        )
+    Ticket.objects.filter(pk=ticket.pk).update(discord_channel_id=channel_id)
+    return ticket.pk
+
+
+def page_bench(ticket_id: int, *, runs: int, messages: int, latency: str) -> None:
+    from django.contrib.auth.models import Group
+    from django.core.cache import cache
+    from django.test import Client
+
+    from bench.harness import Table, median
+    from tests.customers.factories import StaffUserFactory
+
+    user = StaffUserFactory(username="bench-support")
+    user.groups.add(Group.objects.get(name="Support"))
+    client = Client()
+    client.force_login(user)
+    url = f"/admin/support/ticket/{ticket_id}/change/"
+
+    from integrations.discord.client import DiscordClient
+
+    calls = {"n": 0}
+    request = DiscordClient.request
+
+    def counted(self, *args, **kwargs):
+        calls["n"] += 1
+        return request(self, *args, **kwargs)
+
+    DiscordClient.request = counted
+    client.get(url)  # warm-up: imports, templates, connections
+    timings: dict[str, list[float]] = {"cold (cache miss: read from Discord)": [], "warm (cached)": []}
+    per_view: dict[str, list[int]] = {kind: [] for kind in timings}
+    for _ in range(runs):
+        cache.clear()
+        for kind in timings:
+            calls["n"] = 0
+            started = time.perf_counter()
+            response = client.get(url)
+            timings[kind].append(time.perf_counter() - started)
+            per_view[kind].append(calls["n"])
+            if response.status_code != 200 or f"message {messages - 1}:" not in response.content.decode():
+                raise RuntimeError(f"the page did not show the conversation ({response.status_code})")
+    table = Table(
+        f"Ticket page with a {messages}-message conversation, fake Discord answering in {latency} ms per call "
+        f"({runs} runs, load {os.getloadavg()[0]:.1f})",
+        ["view", "median ms", "min ms", "max ms", "Discord calls"],
+    )
+    for kind, values in timings.items():
+        table.add(kind, median(values) * 1000, min(values) * 1000, max(values) * 1000, median(per_view[kind]))
+    table.print()
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="bin/bench support_tickets")
     parser.add_argument("--interactions", type=int, default=320, help="interactions per kind")
@@ -128,16 +245,29 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--close-runs", type=int, default=2)
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--gunicorn-threads", type=int, default=8)
+    parser.add_argument("--part", choices=["all", "interactions", "page"], default="all")
+    parser.add_argument("--page-messages", type=int, default=250)
+    parser.add_argument("--page-runs", type=int, default=7)
+    parser.add_argument("--latency-ms", default="80-150", help="the fake's delay per call on the page: low-high")
     args = parser.parse_args(argv)
 
     from devtools.fakes.discord.server import FakeDiscord
 
-    fake = FakeDiscord()
+    low, high = (float(v) / 1000 for v in args.latency_ms.split("-"))
+    fake = LaggyDiscord.build(low, high) if args.part == "page" else FakeDiscord()
     os.environ.update(discord_env(fake.url))
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.bench"
     from bench.harness import Table, django_on_fresh_database, median, percentile
 
     database_url = django_on_fresh_database()
+    if args.part == "page":
+        ticket_id = page_ticket_prepare(fake, messages=args.page_messages)
+        fake_process = serve_fake_in_child(fake)
+        try:
+            page_bench(ticket_id, runs=args.page_runs, messages=args.page_messages, latency=args.latency_ms)
+        finally:
+            fake_process.terminate()
+        return
     from integrations.discord import DiscordClient
     from support.models import Ticket, TicketAttachment, TicketMessage
     from support.workflows import ticket_close_run
@@ -216,3 +346,14 @@ def main(argv: list[str]) -> None:
         close_table.print()
     finally:
         fake_process.terminate()
+    if args.part == "all":
+        from django.conf import settings
+
+        laggy = LaggyDiscord.build(low, high)
+        settings.DISCORD_API_URL = laggy.api_url
+        ticket_id = page_ticket_prepare(laggy, messages=args.page_messages)
+        laggy_process = serve_fake_in_child(laggy)
+        try:
+            page_bench(ticket_id, runs=args.page_runs, messages=args.page_messages, latency=args.latency_ms)
+        finally:
+            laggy_process.terminate()

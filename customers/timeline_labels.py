@@ -41,6 +41,13 @@ KIND_LABELS = {
     # support
     "support.ticket_opened": "Support ticket opened",
     "support.ticket_closed": "Support ticket closed",
+    # staff on the ticket page (support/workspace.py)
+    "support.ticket_claim": "Support ticket claimed",
+    "support.ticket_unclaim": "Support ticket unclaimed",
+    "support.ticket_transfer": "Support ticket transferred",
+    "support.ticket_close": "Support ticket closed by staff",
+    "support.ticket_close_request": "Asked to confirm a ticket's close",
+    "support.ticket_reopen": "Support ticket reopened",
     "discord.linked": "Discord account linked",
     "discord.unlinked": "Discord account unlinked",
     # crowdfunding workflows

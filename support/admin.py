@@ -4,10 +4,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
-from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
@@ -15,13 +13,14 @@ from integrations import alerts as integration_alerts
 
 from . import admin_saved_replies, markup, selectors, services, ticket_identity  # noqa: F401 (registers its admins)
 from .admin_sla import SlaStateFilter, period
+from .admin_ticket_page import TicketPageMixin
 from .models import DiscordInteraction, Ticket, TicketAttachment, TicketStatus
 
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
+class TicketAdmin(TicketPageMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "subject",
@@ -75,7 +74,6 @@ class TicketAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Conversation", {"fields": ("conversation",)}),
         ("Triage", {"fields": ("suggested_category", "triage_reason", "outside_support_hours")}),
         (
             "Discord",
@@ -144,18 +142,6 @@ class TicketAdmin(admin.ModelAdmin):
     @admin.display(description="who the customer is")
     def customer_identity(self, obj: Ticket) -> str:
         return ticket_identity.identity_html(obj)
-
-    @admin.display(description="messages")
-    def conversation(self, obj: Ticket) -> str:
-        """The stored messages (kept at close) with their Discord markup rendered (support/markup.py)."""
-        messages = selectors.ticket_messages(ticket=obj)
-        if not messages:
-            return "— (messages are stored when the ticket closes)"
-        names = markup.names_for_stored_messages(obj, messages)
-        now = timezone.now()
-        for message in messages:
-            message.html = markup.render(message.content, names=names, now=now)
-        return render_to_string("admin/support/ticket/conversation.html", {"messages": messages})
 
     @admin.display(description="transcript")
     def transcript(self, obj: Ticket) -> str:

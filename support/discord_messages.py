@@ -140,7 +140,7 @@ def rating_request(ticket: Ticket) -> dict:
 def ticket_buttons(ticket: Ticket) -> list[dict]:
     claim = (
         button(f"ticket:{ticket.pk}:unclaim", "Unclaim")
-        if ticket.claimed_by_discord_id
+        if ticket.claimed_by_discord_id or ticket.claimed_by_name  # claimed from the ticket page: a name, no Discord id
         else button(f"ticket:{ticket.pk}:claim", "Claim", style=1)
     )
     return [
@@ -164,8 +164,9 @@ def opening_message(ticket: Ticket, context: list[str]) -> dict:
     if ticket.suggested_category:
         lines.append(f"Triage suggests **{ticket.get_suggested_category_display()}** ({ticket.triage_reason}).")
     lines.extend(context)
-    if ticket.claimed_by_discord_id:
-        lines.append(f"Claimed by <@{ticket.claimed_by_discord_id}> at {ticket.claimed_at:%Y-%m-%d %H:%M} UTC.")
+    if ticket.claimed_by_discord_id or ticket.claimed_by_name:
+        who = f"<@{ticket.claimed_by_discord_id}>" if ticket.claimed_by_discord_id else ticket.claimed_by_name
+        lines.append(f"Claimed by {who} at {ticket.claimed_at:%Y-%m-%d %H:%M} UTC.")
     return {
         "content": "\n".join(lines)[:2000],
         "components": ticket_buttons(ticket),

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from . import close_requests, reply_commands, selectors, services, suggestions
 from . import discord_messages as msg
-from . import reply_commands, selectors, services, suggestions
 from .category_roles import holds_staff_role
 from .models import TicketStatus
 
@@ -136,6 +136,11 @@ def _component(custom_id: str, data: dict, actor: Actor, *, token: str) -> dict:
         return msg.rating_modal(ticket, int(argument))
     if ticket.status != TicketStatus.OPEN:
         return msg.ephemeral(f"Ticket #{ticket.pk} is {ticket.get_status_display().lower()}.")
+    if action in ("close-confirm", "close-keep"):  # the customer answers a close request (support/close_requests.py)
+        confirm = action == "close-confirm"
+        return close_requests.close_request_answer(
+            ticket=ticket, request_id=argument, confirm=confirm, user_id=actor.user_id, name=actor.name
+        )
     if action == "close":
         if not actor.is_staff_for(ticket) and actor.user_id != ticket.discord_user_id:
             return msg.ephemeral("Only staff or the customer can close this ticket.")

@@ -210,3 +210,11 @@ class DiscordLinkRequest(models.Model):
 # Saved replies, SLA clocks and category roles live in their own modules; importing them here registers them.
 from .reply_models import PanelSuggestion, SavedReply, SavedReplyUse  # noqa: E402, F401
 from .sla_models import CategoryStaffRole, SlaAlert, SlaTarget, TicketResponse, TicketSla  # noqa: E402, F401
+
+# The ticket page's tables live in their own module; importing them here registers them with the app.
+from .workspace_models import (  # noqa: E402, F401
+    TicketAuditEntry,
+    TicketCloseRequest,
+    TicketPost,
+    TranscriptDelivery,
+)

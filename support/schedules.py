@@ -21,4 +21,11 @@ SCHEDULES = [
         cron="*/5 * * * *",
         description="Retry ticket openings and closes that failed midway, and Discord-link emails not sent yet.",
     ),
+    ScheduledJob(
+        name="support.close-requests",
+        func="support.tasks_workspace.close_requests_task",
+        cron="*/5 * * * *",
+        description="Close requests: cancel those the customer answered by writing, close tickets whose request went "
+        "unanswered for DISCORD_CLOSE_REQUEST_HOURS; retry replies and transcript messages not sent yet.",
+    ),
 ]

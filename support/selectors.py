@@ -217,3 +217,13 @@ def tickets_open_summary(*, limit: int = 5) -> dict:
 def ticket_messages(*, ticket: Ticket) -> list[TicketMessage]:
     """The ticket's stored messages (saved at close), oldest first."""
     return list(TicketMessage.objects.filter(ticket=ticket).order_by("sent_at", "id"))
+
+
+def ticket_messages_with_attachments(*, ticket: Ticket) -> list[TicketMessage]:
+    """The stored messages, oldest first, with their attachments' metadata (the bytes stay in the database)."""
+    attachments = TicketAttachment.objects.defer("data").order_by("id")
+    return list(
+        TicketMessage.objects.filter(ticket=ticket)
+        .order_by("sent_at", "id")
+        .prefetch_related(Prefetch("attachments", queryset=attachments))
+    )

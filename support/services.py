@@ -343,6 +343,7 @@ def ticket_closed(*, ticket: Ticket) -> Ticket:
             object_id=str(ticket.pk),
         )
     _enqueue("support.tasks.ticket_feedback_request_task", ticket.pk, name=f"ticket-feedback:{ticket.pk}")
+    _enqueue("support.tasks_workspace.transcript_dm_task", ticket.pk, name=f"ticket-transcript-dm:{ticket.pk}")
     return ticket
 
 

@@ -5,7 +5,7 @@ that timed out may have been applied). Writes go through support.services.
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -21,10 +21,11 @@ from integrations.discord.client import (
     VIEW_CHANNEL,
 )
 
+from . import close_requests, hours, selectors, services
 from . import discord_messages as msg
-from . import hours, markup, selectors, services
 from .category_roles import staff_role_for
 from .channel_placement import categories_with_room
+from .conversation import messages_for_display
 from .message_content import MessageContentMissing, content_check
 from .models import SupportPanel, Ticket, TicketAttachment, TicketStatus
 
@@ -159,6 +160,8 @@ def ticket_opening_message_refresh(*, ticket_id: int) -> None:
 def _read_new(discord: DiscordClient, ticket: Ticket) -> Ticket:
     """Fold the channel's messages after the last one seen into the ticket. Raises DiscordError."""
     messages = list(discord.messages_after(channel_id=ticket.discord_channel_id, after=ticket.last_seen_message_id))
+    if messages:
+        close_requests.customer_wrote(ticket=ticket, messages=messages)  # a customer's message cancels the question
     return services.ticket_activity_record(ticket=ticket, messages=messages) if messages else ticket
 
 
@@ -289,38 +292,13 @@ def _transcript_save(discord: DiscordClient, ticket: Ticket) -> None:
     kept |= {attachment_id for attachment_id, data in files.items() if data is not None}
     html = render_to_string(
         "support/transcript.html",
-        {"ticket": ticket, "messages": _for_transcript(ticket, history, kept), "generated_at": timezone.now()},
+        {
+            "ticket": ticket,
+            "messages": messages_for_display(ticket, history, kept=kept),
+            "generated_at": timezone.now(),
+        },
     )
     services.ticket_transcript_store(ticket=ticket, messages=history, files=files, html=html)
-
-
-def _for_transcript(ticket: Ticket, history: list[dict], kept: set[str]) -> list[dict]:
-    names = markup.names_for_ticket(ticket, history)
-    now = timezone.now()
-    rendered = []
-    for message in history:
-        author = message.get("author") or {}
-        rendered.append(
-            {
-                "id": message["id"],
-                "author_name": author.get("global_name") or author.get("username") or author.get("id", "?"),
-                "bot": bool(author.get("bot")),
-                "sent_at": datetime.fromisoformat(message["timestamp"]),
-                "content": markup.render(message.get("content") or "", names=names, now=now),
-                "embeds": message.get("embeds") or [],
-                "attachments": [
-                    {
-                        "id": a["id"],
-                        "filename": a.get("filename", ""),
-                        "size": a.get("size") or 0,
-                        "kept": a["id"] in kept,
-                        "is_image": (a.get("content_type") or "").startswith("image/"),
-                    }
-                    for a in message.get("attachments") or []
-                ],
-            }
-        )
-    return rendered
 
 
 def ticket_feedback_request_run(*, ticket_id: int) -> str:

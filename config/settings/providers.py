@@ -132,6 +132,12 @@ DISCORD_AUTOCLOSE_WARN_HOURS = env_int("DISCORD_AUTOCLOSE_WARN_HOURS", 48)
 DISCORD_AUTOCLOSE_GRACE_HOURS = env_int("DISCORD_AUTOCLOSE_GRACE_HOURS", 24)
 # Attachments larger than this are kept as metadata only in the transcript (bytes).
 DISCORD_ATTACHMENT_MAX_BYTES = env_int("DISCORD_ATTACHMENT_MAX_BYTES", 8 * 1024 * 1024)
+# The ticket page (support/workspace.py): the channel's messages are read when it opens and kept this many seconds
+# (its Refresh button reads again); a close request without an answer closes the ticket after
+# DISCORD_CLOSE_REQUEST_HOURS; on close the customer gets the transcript by direct message unless this is off.
+DISCORD_CONVERSATION_CACHE_SECONDS = env_int("DISCORD_CONVERSATION_CACHE_SECONDS", 30)
+DISCORD_CLOSE_REQUEST_HOURS = env_int("DISCORD_CLOSE_REQUEST_HOURS", 24)
+DISCORD_TRANSCRIPT_DM = env_bool("DISCORD_TRANSCRIPT_DM", True)
 
 # --- Integrations (integrations app): the crowdfunding workflows and the trials sync ---------------------------------
 # Each provider is off unless its *_ENABLED flag is set; an enabled provider with a missing variable stops the process

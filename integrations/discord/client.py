@@ -17,6 +17,7 @@ To add an endpoint, write a small method that calls `self.request(method, path, 
 errors come with it. The bot token and interaction tokens never appear in an error or a log line.
 """
 
+import json as _json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ MAX_GUILD_CHANNELS = 30013
 MAX_GUILD_INVITES = 30016
 ALREADY_ACKNOWLEDGED = 40060
 MISSING_ACCESS = 50001
+CANNOT_MESSAGE_USER = 50007  # the user closed direct messages from server members, or shares no server with the bot
 MISSING_PERMISSIONS = 50013
 INVALID_FORM_BODY = 50035
 
@@ -190,8 +192,20 @@ class DiscordClient:
         )
 
     # --- the one request path ----------------------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
-        """One API call; returns the decoded JSON (None for 204). Raises DiscordError."""
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        files: dict | None = None,
+        repeatable: bool = False,
+    ) -> Any:
+        """One API call; returns the decoded JSON (None for 204). Raises DiscordError.
+
+        `repeatable`: a POST that Discord deduplicates (a message with `nonce` and `enforce_nonce`) is retried on a
+        5xx or a lost answer like a GET. `files` sends multipart form data with the JSON as `payload_json`."""
         method = method.upper()
         is_webhook = path.startswith("/webhooks/")
         # A rejected bot token stops the bot's calls only: interaction webhooks carry their own token and keep working,
@@ -200,11 +214,13 @@ class DiscordClient:
             raise self._auth_failed
         route, major = route_and_major(method, path)
         headers = {} if is_webhook else {"Authorization": f"Bot {self.bot_token}"}
-        idempotent = method in ("GET", "PUT", "DELETE")
+        idempotent = repeatable or method in ("GET", "PUT", "DELETE")
+        # Files go as multipart with the JSON as `payload_json`: https://discord.com/developers/docs/reference#uploading-files
+        body = {"data": {"payload_json": _json.dumps(json or {})}, "files": files} if files else {"json": json}
         for attempt in range(1, self.max_attempts + 1):
             self.limiter.wait_turn(route, major, counts_globally=not is_webhook)
             try:
-                response = self.session.request(method, self.api_url + path, json=json, params=params, headers=headers)
+                response = self.session.request(method, self.api_url + path, params=params, headers=headers, **body)
             except requests.RequestException as exc:
                 # Not from_transport: a requests error message carries the URL, and webhook URLs hold a token.
                 error = DiscordError(status=0, body=f"{route}: no answer ({type(exc).__name__})")
@@ -224,18 +240,7 @@ class DiscordClient:
                 self._auth_failed = error  # a bad token: stop this run here instead of repeating invalid requests
                 self._token_report(accepted=False, error=error)
             if response.status_code == 429:
-                wait = error.retry_after if error.retry_after is not None else 1.0
-                if (
-                    response.headers.get("X-RateLimit-Global", "").lower() == "true"
-                    or '"global": true' in response.text
-                ):
-                    self.limiter.hit_global(wait)
-                logger.warning(
-                    "Discord 429 on %s (scope %s), waiting %.2fs",
-                    route,
-                    response.headers.get("X-RateLimit-Scope", "?"),
-                    wait,
-                )
+                wait = self._rate_limited(route, response, error)
                 if attempt < self.max_attempts and wait <= self.max_wait:
                     self.limiter.sleep(wait)
                     continue
@@ -245,6 +250,16 @@ class DiscordClient:
             logger.warning("Discord call %s failed: %s %s", route, error.status, error.code)
             raise error
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _rate_limited(self, route: str, response: requests.Response, error: DiscordError) -> float:
+        """How long a 429 asks us to wait; a global one pauses every call of this process."""
+        wait = error.retry_after if error.retry_after is not None else 1.0
+        if response.headers.get("X-RateLimit-Global", "").lower() == "true" or '"global": true' in response.text:
+            self.limiter.hit_global(wait)
+        logger.warning(
+            "Discord 429 on %s (scope %s), waiting %.2fs", route, response.headers.get("X-RateLimit-Scope", "?"), wait
+        )
+        return wait
 
     def current_user(self) -> dict:
         """The bot's own user (https://discord.com/developers/docs/resources/user#get-current-user): the cheapest call
@@ -298,6 +313,21 @@ class DiscordClient:
     def message_create(self, *, channel_id: str, payload: dict) -> dict:
         """https://discord.com/developers/docs/resources/message#create-message (content, embeds, components)."""
         return self.request("POST", f"/channels/{channel_id}/messages", json=payload)
+
+    def message_create_once(
+        self, *, channel_id: str, payload: dict, nonce: str, file: tuple[str, bytes, str] | None = None
+    ) -> dict:
+        """A message Discord posts at most once for this `nonce` (our own id, at most 25 characters): with
+        `enforce_nonce` Discord answers a repeat with the message already created, so a 5xx or a lost answer is
+        retried under the same nonce. `file`: (filename, bytes, content type), sent as `files[0]`.
+        https://discord.com/developers/docs/resources/message#create-message-jsonform-params"""
+        body = {**payload, "nonce": nonce[:25], "enforce_nonce": True}
+        files = None
+        if file:
+            filename, data, content_type = file
+            body["attachments"] = [{"id": 0, "filename": filename}]
+            files = {"files[0]": (filename, data, content_type)}
+        return self.request("POST", f"/channels/{channel_id}/messages", json=body, files=files, repeatable=True)
 
     def message_edit(self, *, channel_id: str, message_id: str, payload: dict) -> dict:
         return self.request("PATCH", f"/channels/{channel_id}/messages/{message_id}", json=payload)

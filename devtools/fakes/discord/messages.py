@@ -2,6 +2,8 @@
 
 import json
 import time
+from email.parser import BytesParser
+from email.policy import HTTP
 
 from devtools.fakes.discord.interactions import APPLICATION_ID, snowflake, user_object
 from devtools.fakes.server import FakeRequest, FakeResponse, route
@@ -19,24 +21,30 @@ class MessageRoutes:
     # --- messages ---------------------------------------------------------------------------------------------------
     @route("POST", r"/api/v10/channels/(?P<channel_id>\d+)/messages")
     def message_create(self, request: FakeRequest):
+        """Create Message, JSON or multipart (`payload_json` + `files[n]`). With `nonce` and `enforce_nonce`, a repeat
+        by the same author within minutes answers the message already created instead of posting a second one
+        (https://discord.com/developers/docs/resources/message#create-message-jsonform-params). A DM to a user who
+        closed DMs from server members answers 403, code 50007."""
         channel_id = request.params["channel_id"]
-        payload = request.json() or {}
+        payload, files = _message_body(request)
+        nonce = str(payload.get("nonce") or "")
         with self.lock:
-            if channel_id not in self.channels:
+            channel = self.channels.get(channel_id)
+            if channel is None:
                 return self._error(404, 10003, "Unknown Channel")
-            if not any(payload.get(k) for k in ("content", "embeds", "components")):
+            if channel["type"] == 1 and channel["recipients"][0]["id"] in self.dms_closed:
+                return self._error(403, 50007, "Cannot send messages to this user")
+            if nonce and payload.get("enforce_nonce") and (APPLICATION_ID, nonce) in self.nonces:
+                return self.nonces[(APPLICATION_ID, nonce)]
+            if not any(payload.get(k) for k in ("content", "embeds", "components")) and not files:
                 return self._error(400, 50006, "Cannot send an empty message")
-            nonce = str(payload.get("nonce") or "")
-            if nonce and payload.get("enforce_nonce"):
-                # Discord answers a repeated nonce from the same author with the message already created (for a few
-                # minutes): https://discord.com/developers/docs/resources/message#create-message-jsonform-params
-                for earlier in self.messages.get(channel_id, []):
-                    if earlier.get("nonce") == nonce:
-                        return earlier
             bot = {**user_object(APPLICATION_ID, "ModReady"), "bot": True}
             message = self._message(channel_id, snowflake(self.now()), bot, payload)
+            for filename, data, content_type in files:
+                message["attachments"].append(self._store_attachment(channel_id, filename, data, content_type))
             if nonce:
                 message["nonce"] = nonce
+                self.nonces[(APPLICATION_ID, nonce)] = message
             self.messages.setdefault(channel_id, []).append(message)
             return message
 
@@ -159,3 +167,21 @@ class MessageRoutes:
             message = {"id": snowflake(self.now()), **(request.json() or {})}
             self.followups.setdefault(request.params["token"], []).append(message)
             return message
+
+
+def _message_body(request: FakeRequest) -> tuple[dict, list[tuple[str, bytes, str]]]:
+    """The JSON payload and the files of a Create Message request (JSON, or multipart with `payload_json`)."""
+    content_type = request.header("content-type")
+    if not content_type.startswith("multipart/form-data"):
+        return request.json() or {}, []
+    parsed = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + request.body)
+    payload: dict = {}
+    files = []
+    for part in parsed.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        if name == "payload_json":
+            payload = json.loads(data or b"{}")
+        elif name and name.startswith("files["):
+            files.append((part.get_filename() or "file", data, part.get_content_type()))
+    return payload, files

@@ -11,6 +11,7 @@ local run and the demo seed (devtools/fakes/discord/standin.py, devtools/demo/ti
         discord.fail_next(500)                               # the harness's other switches work as usual
         discord.revoke_bot_token()                           # 401 on every bot call; interaction webhooks still work
         discord.message_content_intent = False               # others' messages come back without content
+        discord.dms_closed.add(user_id)                      # a DM to this user answers 403, code 50007
         discord.fail_invite_deletes(times=2)                 # the next two DELETE /invites/{code} answer 500
 
 What it speaks (https://discord.com/developers/docs/resources/): guild channels list/create (50 per category: 400
@@ -78,6 +79,8 @@ class FakeDiscord(ChannelRoutes, MessageRoutes, FakeServer):
         self.invite_delete_failures = 0  # the next n DELETE /invites/{code} answer 500 (switch: fail_invite_deletes)
         self.bot_token_revoked = False  # switch: revoke_bot_token()
         self.message_content_intent = True  # the privileged intent, as enabled in the developer portal
+        self.nonces: dict[tuple[str, str], dict] = {}  # (author id, nonce) -> the message it created (enforce_nonce)
+        self.dms_closed: set[str] = set()  # users who do not take DMs from server members (50007)
         self.add_category(CATEGORY_IDS[0], "tickets")
 
     @property
@@ -195,6 +198,7 @@ class FakeDiscord(ChannelRoutes, MessageRoutes, FakeServer):
             self.message_content_intent = True
             self.invite_delete_failures = 0
             self.deleted_invites.clear()
+            self.dms_closed.clear()
 
     # --- views for assertions ---------------------------------------------------------------------------------------
     def ticket_channels(self) -> list[dict]:
