@@ -13,4 +13,10 @@ SCHEDULES = [
         cron="* * * * *",
         description="Retry failed Stripe events whose backoff is over.",
     ),
+    ScheduledJob(
+        name="billing.goodwill-credits-retry",
+        func="billing.tasks.goodwill_credits_retry_task",
+        cron="*/5 * * * *",
+        description="Ask Stripe again, under the same key, for goodwill credits whose answer was lost.",
+    ),
 ]

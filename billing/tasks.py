@@ -38,3 +38,10 @@ def stripe_sync_task(starting_after: str | None = None) -> dict:
             task_name=f"stripe-sync-after:{summary.next_starting_after}",
         )
     return summary.as_dict()
+
+
+def goodwill_credits_retry_task() -> int:
+    """Schedule (every 5 minutes): goodwill credits still pending after a lost answer, asked again under their key."""
+    from .support_actions import goodwill_credits_retry_pending
+
+    return goodwill_credits_retry_pending()

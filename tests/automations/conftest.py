@@ -28,6 +28,7 @@ def default_flows(request):
     import_module("automations.migrations.0007_dunning_timed_to_stripe").time_dunning_to_stripe(apps, None)
     import_module("automations.migrations.0012_win_back_campaigns").mark_win_back_rules(apps, None)
     import_module("automations.migrations.0013_installation_id").make_installation_id(apps, None)
+    import_module("automations.migrations.0015_card_update_link_in_dunning").link_card_update(apps, None)
 
 
 @pytest.fixture
