@@ -240,8 +240,8 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
         and all(_same(known.products.get(product_id), product) for product_id, product in products.items())
     )
     invoice_is_news = _invoice_needs_attention(invoice, subscription_status=retrieved.get("status") or "")
-    _card_expiry_check(
-        subscription, expanded_customer, state=state, crm=known.crm.get(retrieved["id"]), summary=summary
+    card = card_expiry_due(
+        subscription=subscription, customer=expanded_customer, renewal_at=state.current_period_end, now=timezone.now()
     )
     if (
         unchanged_mirror
@@ -249,6 +249,7 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
         and not invoice_is_news
     ):
         summary.unchanged += 1
+        _card_expiry_warn(card, crm=known.crm.get(retrieved["id"]), summary=summary)
         return
 
     with transaction.atomic():
@@ -270,6 +271,7 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
         )
         if invoice_is_news:
             invoices.invoice_apply_stripe_state(stripe_invoice=invoice, record_plain_payments=False)
+        _card_expiry_warn(card, crm=result.subscription, summary=summary)
     if result.created:
         summary.created += 1
     elif result.changed:
@@ -279,12 +281,14 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
     summary.status_changes += result.status_changed
 
 
-def _card_expiry_check(subscription: dict, customer: dict | None, *, state, crm, summary: SyncSummary) -> None:
-    """Warn about a card that expires before the renewal (billing/card_expiry.py). Decided in memory; a query only
-    for the few subscriptions whose card is due a warning. A subscription new to the CRM is warned on the next run."""
-    now = timezone.now()
-    card = card_expiry_due(subscription=subscription, customer=customer, renewal_at=state.current_period_end, now=now)
-    if card is not None and crm is not None and card_expiry_notice_record(subscription=crm, card=card, now=now):
+def _card_expiry_warn(card, *, crm: Subscription | None, summary: SyncSummary) -> None:
+    """Warn about a card that expires before the renewal (billing/card_expiry.py): decided in memory from the page
+    (card_expiry_due), so only the few subscriptions whose card is due a warning cost a query."""
+    if (
+        card is not None
+        and crm is not None
+        and card_expiry_notice_record(subscription=crm, card=card, now=timezone.now())
+    ):
         summary.card_expiry_warnings += 1
 
 
