@@ -228,12 +228,20 @@ class StripeObjectBuilder:
         return self.put(invoice)
 
     def add_card(
-        self, *, customer: dict, exp_month: int, exp_year: int, brand: str = "visa", last4: str = "4242", default=True
+        self,
+        *,
+        customer: dict,
+        exp_month: int,
+        exp_year: int,
+        brand: str = "visa",
+        last4: str = "4242",
+        default=True,
+        **fields: Any,
     ) -> dict:
         """A card payment method attached to the customer, by default as its invoice default
         (https://docs.stripe.com/api/payment_methods/object, https://docs.stripe.com/api/customers/object#customer_object-invoice_settings-default_payment_method)."""
         method = fixture("payment_method")
-        method.update(id=new_id("pm_"), customer=customer["id"], created=int(time.time()) - 86400)
+        method.update(id=new_id("pm_"), customer=customer["id"], created=int(time.time()) - 86400, **fields)
         method["card"].update(brand=brand, display_brand=brand, last4=last4, exp_month=exp_month, exp_year=exp_year)
         self.put(method)
         if default:
@@ -243,7 +251,13 @@ class StripeObjectBuilder:
         return method
 
     def add_failed_payment(
-        self, *, invoice: dict, code: str = "card_declined", decline_code: str | None = None, requires_action=False
+        self,
+        *,
+        invoice: dict,
+        code: str = "card_declined",
+        decline_code: str | None = None,
+        requires_action=False,
+        created: int | None = None,
     ) -> dict:
         """A failed attempt at the invoice: a payment intent whose last_payment_error says why
         (https://docs.stripe.com/api/payment_intents/object#payment_intent_object-last_payment_error) and the
@@ -262,7 +276,7 @@ class StripeObjectBuilder:
             "amount": invoice["amount_due"],
             "currency": invoice["currency"],
             "customer": invoice["customer"],
-            "created": int(time.time()),
+            "created": created or int(time.time()),
             "livemode": False,
             "status": "requires_action" if requires_action else "requires_payment_method",
             "last_payment_error": None if requires_action else error,
