@@ -152,3 +152,6 @@ class GoodwillCreditAdmin(ReadOnlyAdmin):
     list_filter = ("status",)
     list_select_related = ("customer", "granted_by")
     search_fields = ("customer__email", "=stripe_balance_transaction_id")
+
+
+from .retention import admin as retention_admin  # noqa: E402,F401  (the cancellation flow's admin)

@@ -19,4 +19,10 @@ SCHEDULES = [
         cron="*/5 * * * *",
         description="Ask Stripe again, under the same key, for goodwill credits whose answer was lost.",
     ),
+    ScheduledJob(
+        name="billing.subscription-changes-retry",
+        func="billing.tasks.subscription_changes_retry_due",
+        cron="*/5 * * * *",
+        description="Send again the subscription changes Stripe has not answered (same key, same request).",
+    ),
 ]

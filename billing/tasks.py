@@ -45,3 +45,11 @@ def goodwill_credits_retry_task() -> int:
     from .support_actions import goodwill_credits_retry_pending
 
     return goodwill_credits_retry_pending()
+
+
+def subscription_changes_retry_due() -> int:
+    """Schedule (every 5 minutes): the pauses, discounts, plan moves and cancellations whose Stripe answer was lost,
+    sent again under their own key (billing/retention/changes.py)."""
+    from .retention.changes import changes_retry_due
+
+    return changes_retry_due()
