@@ -61,9 +61,9 @@ BILLING_EVENT_MAX_ATTEMPTS = env_int("BILLING_EVENT_MAX_ATTEMPTS", 8)
 # where Stripe's portal sends the customer back (empty: this site's own "card updated" page).
 BILLING_CARD_UPDATE_LINK_DAYS = env_int("BILLING_CARD_UPDATE_LINK_DAYS", 14)
 BILLING_CARD_UPDATE_RETURN_URL = env("BILLING_CARD_UPDATE_RETURN_URL", "")
-# The dunning holdout (billing/services/payment_failures.py): this share (0-100) of failed invoices, chosen by a stable hash of
-# the invoice id, gets no dunning email while Stripe's retries go on, so the dashboard can compare recovery with and
-# without the emails. 0 (the default) turns it off.
+# The dunning holdout (billing/services/payment_failures.py): this share (0-100) of failed invoices, chosen by a
+# stable hash of the invoice id, gets no dunning email while Stripe's retries go on, so the dashboard can compare
+# recovery with and without the emails. 0 (the default) turns it off.
 DUNNING_HOLDOUT_PERCENT = env_int("DUNNING_HOLDOUT_PERCENT", 0)
 # Card-expiry warnings (billing/card_expiry.py): a card that expires before the next renewal is warned once, when the
 # renewal is at most this many days away (with the daily sync, at least 14 days ahead for a card known that early).
