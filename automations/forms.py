@@ -179,6 +179,8 @@ EVENT_MEANINGS = {
     events.CUSTOMER_STAGE_CHANGED: "The customer moved to another lifecycle stage (e.g. Active to At risk).",
     events.TRIAL_STARTED: "A customer started a free trial.",
     events.CUSTOMER_EMAIL_ADDED: "A customer without an email address got one.",
+    events.CARD_EXPIRING: "The card a subscription renews with expires before the renewal (once per card).",
+    events.CARD_UPDATE_LINK_REQUESTED: "Support sent the customer their card-update link from the customer page.",
 }
 
 

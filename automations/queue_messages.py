@@ -14,7 +14,7 @@ from .models import (
     TemplateCategory,
 )
 from .preference_links import preferences_url
-from .render_context import SUBSCRIPTION_FIELDS, customer_context, links_context
+from .render_context import SUBSCRIPTION_FIELDS, customer_context, links_context, payment_context
 from .rendering import render_email
 from .services.suppressions import unsubscribe_url
 
@@ -74,6 +74,8 @@ def message_for(item: EmailQueueItem, *, subscription: dict[str, Any] | None, li
         "preferences_url": preferences_url(customer_id=item.customer_id),
         # Our signed link to Stripe's card form (billing/card_update_links.py); "" without a Stripe customer.
         "card_update_url": card_update_url(customer=item.customer),
+        # The decline and Stripe's next retry of a payment failure (empty for other triggers).
+        **payment_context(item.enrollment.context),
         **links,
     }
     rendered = render_email(template=template, context=context)

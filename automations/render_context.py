@@ -56,6 +56,19 @@ def subscription_context(*, customer, event_payload: dict[str, Any]) -> dict[str
     return None
 
 
+def payment_context(event_payload: dict[str, Any] | None) -> dict[str, Any]:
+    """Why the payment failed and when Stripe retries, from the payment.failed payload the enrollment follows (its
+    latest failure): `decline.kind` is "soft", "hard", "authentication_required" or "" (not known: another trigger,
+    or Stripe did not say), `decline.code` Stripe's code, `decline.reason` the customer-facing words;
+    `next_retry_at` Stripe's next attempt (None: no more retries). billing/declines.py decides the kinds."""
+    payload = event_payload or {}
+    decline = payload.get("decline") if isinstance(payload.get("decline"), dict) else {}
+    return {
+        "decline": {key: str(decline.get(key) or "") for key in ("kind", "code", "reason")},
+        "next_retry_at": payload.get("next_payment_attempt"),
+    }
+
+
 def links_context() -> dict[str, str]:
     return {
         "site_url": settings.SITE_URL,  # this back-office (where unsubscribe links point)
@@ -103,10 +116,18 @@ def sample_context() -> dict[str, Any]:
             "feedback": "",
             "comment": "",
             "trial_end": None,
+            # card.expiring (billing/card_expiry.py)
+            "brand": "visa",
+            "last4": "4242",
+            "exp_month": 11,
+            "exp_year": 2026,
+            "renewal_at": "2026-12-01T00:00:00+00:00",
         },
         "unsubscribe_url": f"{settings.SITE_URL}/email/unsubscribe/sample",
         "preferences_url": f"{settings.SITE_URL}/email/preferences/sample",
         "card_update_url": f"{settings.SITE_URL}/billing/card-update/sample",
+        "decline": {"kind": "soft", "code": "insufficient_funds", "reason": "the card did not have enough funds"},
+        "next_retry_at": "2026-12-04T00:00:00+00:00",
         **links_context(),
     }
 
@@ -147,6 +168,8 @@ def sample_contexts() -> list[dict[str, Any]]:
             "comment": "Ping was high <b>at night</b>",
         },
         "unsubscribe_url": f"{settings.SITE_URL}/email/unsubscribe/sample-vip",
+        "decline": {"kind": "hard", "code": "expired_card", "reason": "the card has expired"},
+        "next_retry_at": None,
     }
     unnamed = {
         **base,
@@ -163,5 +186,7 @@ def sample_contexts() -> list[dict[str, Any]]:
         "event": {**dict.fromkeys(base["event"]), "cancellation_reason": "", "feedback": "", "comment": ""},
         "unsubscribe_url": f"{settings.SITE_URL}/email/unsubscribe/sample-unnamed",
         "card_update_url": "",  # a customer without a Stripe customer gets no link
+        **payment_context(None),
     }
-    return [base, vip, unnamed]
+    confirm = {**base, "decline": {"kind": "authentication_required", "code": "authentication_required", "reason": ""}}
+    return [base, vip, unnamed, confirm]

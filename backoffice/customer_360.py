@@ -54,6 +54,7 @@ class Customer360:
     verdict: AddressVerdict | None = None
     # Each listed email's status as it will turn out (a pending email the queue will refuse is shown blocked).
     email_states: dict[int, ShownState] = field(default_factory=dict)
+    goodwill_credits: list = field(default_factory=list)
 
     @property
     def marketing_allowed(self) -> bool:
@@ -116,6 +117,7 @@ def customer_360(*, customer: Customer, timeline_source: str = "", timeline_page
         timeline_source=source,
         verdict=verdict,
         email_states=_states(customer, reasons, recent_emails, enrollments),
+        goodwill_credits=money.goodwill_credits(customer_id=customer.pk),
     )
 
 

@@ -5,10 +5,13 @@ queries is the same whatever the amount of data (tests/backoffice/test_dashboard
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
+
 from automations import selectors as automations_selectors
 from billing import selectors as billing_selectors
 from billing.retention import selectors as retention_selectors
 from core.charts import daily_lines
+from core.proportions import newcombe_difference
 from customers import funnel as customers_funnel
 from customers import list_filters
 from customers import selectors as customers_selectors
@@ -122,4 +125,53 @@ def dunning_recovered(*, since: datetime, until: datetime) -> dict:
     they were then paid; decided when the payment was recorded (billing/recoveries.py). The amounts are what Stripe
     last asked for, summed per currency."""
     summary = billing_selectors.payment_recoveries_summary(since=since, until=until)
-    return {**summary, "amounts": [Money(currency=currency, amount=amount) for currency, amount in summary["amounts"]]}
+    failures = billing_selectors.payment_failures_summary(since=since, until=until)
+    return {
+        **summary,
+        "amounts": [Money(currency=currency, amount=amount) for currency, amount in summary["amounts"]],
+        "declines": _declines(failures["by_decline"]),
+        "card_expiry_warnings": failures["card_expiry_warnings"],
+        "holdout": dunning_holdout_comparison(failures["holdout_groups"]),
+        "holdout_percent": settings.DUNNING_HOLDOUT_PERCENT,
+    }
+
+
+DECLINE_ROWS = (
+    ("soft", "Soft (funds, limits)"),
+    ("hard", "Hard (new card needed)"),
+    ("authentication_required", "Authentication required"),
+    ("", "Reason not known"),
+)
+
+
+def _declines(by_kind: dict) -> list[dict]:
+    return [{"label": label, **by_kind[kind]} for kind, label in DECLINE_ROWS if kind in by_kind]
+
+
+def _rate(group: dict) -> float | None:
+    return 100 * group["recovered"] / group["failed"] if group["failed"] else None
+
+
+def _points(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
+def dunning_holdout_comparison(groups: dict) -> dict | None:
+    """Recovery with dunning emails against without (the holdout), over invoices that first failed in the period and
+    were put in a group (billing/services/payment_failures.py); None when no invoice was. The groups are assigned at
+    random (a hash of the invoice id), so the difference in recovery rate is what the emails caused, within the 95%
+    interval (Newcombe's hybrid score interval: core/proportions.py). Invoices still being retried count as not
+    recovered in both groups alike."""
+    if not groups:
+        return None
+    emails = groups.get("emails", {"failed": 0, "recovered": 0})
+    holdout = groups.get("holdout", {"failed": 0, "recovered": 0})
+    interval = newcombe_difference(emails["recovered"], emails["failed"], holdout["recovered"], holdout["failed"])
+    return {
+        "emails": {**emails, "rate": _rate(emails)},
+        "holdout": {**holdout, "rate": _rate(holdout)},
+        "difference": _points(interval.difference),
+        "low": _points(interval.low),
+        "high": _points(interval.high),
+        "excludes_zero": interval.excludes_zero,
+    }

@@ -9,7 +9,7 @@ from core.admin import ReadOnlyAdmin
 from customers.models import Customer
 from integrations.webhooks.admin import InboundDeliveryAdmin
 
-from .models import StripeEventProcessing, Subscription
+from .models import CardExpiryNotice, GoodwillCredit, PaymentFailure, StripeEventProcessing, Subscription
 from .stripe_webhook.store import stripe_event_reprocess
 
 
@@ -112,4 +112,46 @@ class InvoiceAdmin(djstripe_admin.InvoiceAdmin):
 
 admin.site.unregister(djstripe_models.Invoice)
 admin.site.register(djstripe_models.Invoice, InvoiceAdmin)
+
+
+@admin.register(PaymentFailure)
+class PaymentFailureAdmin(ReadOnlyAdmin):
+    """Failed invoices with why they failed (billing/declines.py), Stripe's next retry and the dunning holdout group."""
+
+    list_display = (
+        "invoice_id",
+        "customer",
+        "decline_kind",
+        "decline_code",
+        "attempt_count",
+        "next_payment_attempt",
+        "dunning_group",
+        "first_failed_at",
+        "recovered_at",
+    )
+    list_filter = ("decline_kind", "dunning_group", ("recovered_at", admin.EmptyFieldListFilter))
+    list_select_related = ("customer",)
+    search_fields = ("=invoice_id", "customer__email", "=decline_code")
+    date_hierarchy = "first_failed_at"
+
+
+@admin.register(CardExpiryNotice)
+class CardExpiryNoticeAdmin(ReadOnlyAdmin):
+    """Cards warned as expiring before their renewal (billing/card_expiry.py), once per card and expiry."""
+
+    list_display = ("created_at", "customer", "__str__", "renewal_at", "subscription_id")
+    list_select_related = ("customer",)
+    search_fields = ("customer__email", "=payment_method_id", "=subscription_id")
+
+
+@admin.register(GoodwillCredit)
+class GoodwillCreditAdmin(ReadOnlyAdmin):
+    """Goodwill credits staff gave (billing/support_actions.py), granted from the customer page."""
+
+    list_display = ("created_at", "customer", "amount_display", "status", "granted_by", "reason")
+    list_filter = ("status",)
+    list_select_related = ("customer", "granted_by")
+    search_fields = ("customer__email", "=stripe_balance_transaction_id")
+
+
 from .retention import admin as retention_admin  # noqa: E402,F401  (the cancellation flow's admin)

@@ -20,3 +20,7 @@ class BillingConfig(AppConfig):
         from . import providers
 
         providers_register(*providers.PROVIDERS)
+
+        from .support_actions import billing_staff_actions_register
+
+        billing_staff_actions_register()

@@ -4,6 +4,7 @@ dj-stripe's tables mirror Stripe itself (customers, subscriptions, invoices, ...
 `WebhookEventTrigger`). Only `billing.services` writes the tables below.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, IntegerField, Q, Value, When
 
@@ -221,6 +222,127 @@ class PaymentRecovery(models.Model):
     @property
     def amount_display(self) -> str:
         return f"{self.amount / 100:,.2f} {self.currency}"
+
+
+class DunningGroup(models.TextChoices):
+    NONE = "", "No holdout running"
+    EMAILS = "emails", "Dunning emails"
+    HOLDOUT = "holdout", "Holdout (no dunning email)"
+
+
+class PaymentFailure(models.Model):
+    """One invoice whose payment failed: the latest decline (what the dunning emails' wording follows and the customer
+    page shows), Stripe's next retry, the dunning holdout group it was put in at its first failure, and when it was
+    paid. Written with the payment.failed and payment.recovered facts (billing/services/invoices.py)."""
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    invoice_id = models.CharField(max_length=255, unique=True)
+    subscription_id = models.CharField(max_length=255, blank=True, default="")
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    attempt_count = models.PositiveIntegerField(default=1)
+    decline_kind = models.CharField(max_length=32, blank=True, help_text="soft, hard or authentication_required.")
+    decline_code = models.CharField(max_length=64, blank=True, help_text="Stripe's decline_code, else its error code.")
+    next_payment_attempt = models.DateTimeField(null=True, blank=True, help_text="Stripe's next retry; none: no more.")
+    amount_due = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3, blank=True)
+    hosted_invoice_url = models.URLField(max_length=1000, blank=True)
+    dunning_group = models.CharField(max_length=16, choices=DunningGroup.choices, blank=True, default="")
+    recovered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer", "-last_failed_at"], name="payment_failure_customer"),
+            models.Index(
+                fields=["first_failed_at"],
+                include=["dunning_group", "recovered_at"],
+                name="payment_failure_holdout",
+                condition=~Q(dunning_group=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} failed ({self.decline_code or 'no reason'})"
+
+    @property
+    def decline_label(self) -> str:
+        from .declines import KIND_LABELS
+
+        return KIND_LABELS.get(self.decline_kind, self.decline_kind)
+
+
+class CardExpiryNotice(models.Model):
+    """A card that expires before its subscription's next renewal, warned once: the unique card and expiry is what
+    makes a second warning impossible (billing/card_expiry.py)."""
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    payment_method_id = models.CharField(max_length=255)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    brand = models.CharField(max_length=32, blank=True)
+    last4 = models.CharField(max_length=4, blank=True)
+    subscription_id = models.CharField(max_length=255)
+    renewal_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment_method_id", "exp_month", "exp_year"], name="card_expiry_notice_once_per_card"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand} •••• {self.last4} expires {self.exp_month:02d}/{self.exp_year}"
+
+
+class CardUpdateLinkSend(models.Model):
+    """Staff sent a customer their card-update link (billing/support_actions.py): one row per staff action, whose
+    id is the email's key. Its add permission is what lets a role send it."""
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    staff_action = models.OneToOneField("customers.StaffAction", on_delete=models.PROTECT, related_name="+")
+    # The page's key: the same form posted twice (a double click) sends one email.
+    request_key = models.UUIDField(null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Card-update link to customer {self.customer_id}"
+
+
+class GoodwillCreditStatus(models.TextChoices):
+    PENDING = "pending", "Sent to Stripe, no answer yet"
+    APPLIED = "applied", "Applied in Stripe"
+    REFUSED = "refused", "Refused by Stripe"
+
+
+class GoodwillCredit(models.Model):
+    """A one-off credit staff gave a customer: a Stripe customer balance transaction (a negative amount, taken off
+    the next invoice) created under the idempotency key `goodwill-credit:<id>` (billing/support_actions.py)."""
+
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+")
+    staff_action = models.OneToOneField("customers.StaffAction", on_delete=models.PROTECT, related_name="+")
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    amount = models.PositiveIntegerField(help_text="Minor units (cents) taken off the next invoice.")
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=500)
+    status = models.CharField(max_length=16, choices=GoodwillCreditStatus.choices, default=GoodwillCreditStatus.PENDING)
+    stripe_balance_transaction_id = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    # The page's key: the same form posted again finds this credit (and retries it under the same Stripe key).
+    request_key = models.UUIDField(null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["granted_by", "created_at"], name="goodwill_credit_by_staff")]
+
+    def __str__(self) -> str:
+        return f"{self.amount / 100:,.2f} {self.currency.upper()} credit to customer {self.customer_id}"
+
+    @property
+    def amount_display(self) -> str:
+        return f"{self.amount / 100:,.2f} {self.currency.upper()}"
 
 
 from .retention.models import CancelSession, SaveOffer, SubscriptionChange  # noqa: E402,F401  (the cancellation flow's tables)

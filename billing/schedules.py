@@ -14,6 +14,12 @@ SCHEDULES = [
         description="Retry failed Stripe events whose backoff is over.",
     ),
     ScheduledJob(
+        name="billing.goodwill-credits-retry",
+        func="billing.tasks.goodwill_credits_retry_task",
+        cron="*/5 * * * *",
+        description="Ask Stripe again, under the same key, for goodwill credits whose answer was lost.",
+    ),
+    ScheduledJob(
         name="billing.subscription-changes-retry",
         func="billing.tasks.subscription_changes_retry_due",
         cron="*/5 * * * *",

@@ -16,6 +16,8 @@ from .models import (
     CURRENT_STATUSES,
     FAILING_FIRST,
     FAILING_STATUSES,
+    CardExpiryNotice,
+    PaymentFailure,
     PaymentRecovery,
     StripeEventProcessing,
     Subscription,
@@ -252,3 +254,25 @@ def payment_recoveries_summary(*, since: datetime, until: datetime, latest: int 
         "amounts": sorted(amounts.items()),
         "invoices": list(period.filter(after_dunning=True).order_by("-recovered_at", "-id")[:latest]),
     }
+
+
+def payment_failures_summary(*, since: datetime, until: datetime) -> dict:
+    """Invoices that first failed in [since, until): how many of each decline kind (billing/declines.py) and how many
+    of those were paid since; the card-expiry warnings sent in the period; and, for invoices in the dunning holdout's
+    experiment (services/payment_failures.py), failed and recovered per group. Three queries."""
+    failures = PaymentFailure.objects.filter(first_failed_at__gte=since, first_failed_at__lt=until)
+    kinds = {
+        kind: {"failed": n, "recovered": recovered}
+        for kind, n, recovered in failures.values_list("decline_kind")
+        .annotate(n=Count("id"), recovered=Count("id", filter=Q(recovered_at__isnull=False)))
+        .order_by()
+    }
+    groups = {
+        group: {"failed": n, "recovered": recovered}
+        for group, n, recovered in failures.exclude(dunning_group="")
+        .values_list("dunning_group")
+        .annotate(n=Count("id"), recovered=Count("id", filter=Q(recovered_at__isnull=False)))
+        .order_by()
+    }
+    warned = CardExpiryNotice.objects.filter(created_at__gte=since, created_at__lt=until).count()
+    return {"by_decline": kinds, "holdout_groups": groups, "card_expiry_warnings": warned}

@@ -7,11 +7,16 @@ The daily sync (billing/sync.py) and the customer e-mail update (billing/stripe_
 """
 
 import json
+import logging
 
 import stripe
 from django.conf import settings
 from djstripe import models as djstripe_models
 from djstripe.settings import djstripe_settings
+
+from .declines import UNKNOWN, Decline, decline_from_payment_error
+
+logger = logging.getLogger(__name__)
 
 
 def api_key() -> str:
@@ -48,6 +53,36 @@ def checkout_session_line_items(session_id: str) -> list[dict]:
         stripe_version=settings.STRIPE_API_VERSION,
     )
     return [json.loads(str(item)) for item in line_items.auto_paging_iter()]
+
+
+def invoice_decline_fetch(invoice_id: str) -> Decline:
+    """Why the invoice's latest payment attempt failed: the invoice with its payments' payment intents expanded
+    (https://docs.stripe.com/api/invoices/object#invoice_object-payments, API 2025-03-31.basil; the intent's
+    `last_payment_error`: https://docs.stripe.com/api/payment_intents/object#payment_intent_object-last_payment_error).
+    UNKNOWN when Stripe does not say or does not answer: the wording falls back to the general one rather than
+    holding up the dunning."""
+    try:
+        invoice = stripe.Invoice.retrieve(
+            invoice_id,
+            expand=["payments.data.payment.payment_intent"],
+            api_key=api_key(),
+            stripe_version=settings.STRIPE_API_VERSION,
+        )
+    except stripe.StripeError as exc:
+        logger.warning("Invoice %s: no decline reason from Stripe (%s)", invoice_id, type(exc).__name__)
+        return UNKNOWN
+    payments = ((json.loads(str(invoice)).get("payments") or {}).get("data")) or []
+    intents = [
+        (payment.get("created") or 0, (payment.get("payment") or {}).get("payment_intent"))
+        for payment in payments
+        if isinstance((payment.get("payment") or {}).get("payment_intent"), dict)
+    ]
+    if not intents:
+        return UNKNOWN
+    _, intent = max(intents, key=lambda pair: pair[0])
+    return decline_from_payment_error(
+        intent.get("last_payment_error"), payment_intent_status=intent.get("status") or ""
+    )
 
 
 # --- The customer portal's card-update flow (billing/card_update.py) ----------------------------------------------

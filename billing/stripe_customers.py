@@ -1,4 +1,5 @@
-"""Writes to a Stripe customer made by staff from the back-office (today: correcting the email address).
+"""Writes to a Stripe customer made by staff from the back-office: correcting the email address, and a goodwill
+credit (billing/support_actions.py).
 
 Stripe is the source of a Stripe customer's email (customers.services.customer_upsert takes it from every
 customer.* event and the daily sync), so a correction is made in Stripe first: written only in the CRM it would be
@@ -51,3 +52,29 @@ def stripe_customer_email_set(*, stripe_customer_id: str, email: str, idempotenc
             code=getattr(exc, "code", "") or "",
         ) from exc
     return customer.get("email") or ""
+
+
+def stripe_customer_credit(
+    *, stripe_customer_id: str, amount: int, currency: str, description: str, idempotency_key: str, metadata: dict
+) -> str:
+    """Credit `amount` minor units on the customer's next invoice: a customer balance transaction with a negative
+    amount (https://docs.stripe.com/api/customer_balance_transactions/create). Returns its id. Raises
+    StripeCustomerError (`status` None or 5xx: the answer was lost, the credit may exist; ask again under the same
+    key)."""
+    params = {"amount": -amount, "currency": currency, "description": description, "metadata": metadata}
+    try:
+        created = _client().v1.customers.balance_transactions.create(
+            stripe_customer_id, params=params, options={"idempotency_key": idempotency_key}
+        )
+    except (stripe.InvalidRequestError, stripe.IdempotencyError) as exc:
+        raise StripeCustomerError(
+            f"Stripe refused the credit: {exc.user_message or exc}", status=exc.http_status, code=exc.code or ""
+        ) from exc
+    except stripe.StripeError as exc:
+        raise StripeCustomerError(
+            f"Stripe did not confirm the credit ({type(exc).__name__}); it stays pending and is asked again under the "
+            "same key, so it is applied once.",
+            status=exc.http_status,
+            code=getattr(exc, "code", "") or "",
+        ) from exc
+    return created.id

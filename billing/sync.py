@@ -33,6 +33,7 @@ from stripe._util import convert_to_stripe_object
 from core.retry import backoff_seconds
 from customers.services import normalize_email
 
+from .card_expiry import card_expiry_due, card_expiry_notice_record
 from .models import ENDED_STATUSES, Subscription
 from .services import invoices, subscriptions
 from .stripe_objects import (
@@ -46,7 +47,14 @@ from .stripe_objects import (
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
-LIST_EXPAND = ["data.customer", "data.items.data.price.product", "data.latest_invoice"]
+LIST_EXPAND = [
+    "data.customer",
+    "data.items.data.price.product",
+    "data.latest_invoice",
+    # The card each renewal will be charged to (billing/card_expiry.py): the subscription's own, else the customer's.
+    "data.default_payment_method",
+    "data.customer.invoice_settings.default_payment_method",
+]
 # Only a latest invoice this recent can be news; an older one was long settled (and its webhooks long processed).
 RECENT_INVOICE = timedelta(days=35)
 RETRYABLE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
@@ -66,6 +74,7 @@ class SyncSummary:
     skipped_not_modready: int = 0
     errors: int = 0
     page_retries: int = 0
+    card_expiry_warnings: int = 0
     # Set when the run stopped at its deadline with pages left: where the next run continues.
     next_starting_after: str | None = None
 
@@ -111,6 +120,8 @@ def _as_retrieved(subscription: dict) -> dict:
     """The listed subscription with its expansions folded back to ids: the shape a retrieve (and a webhook) gives.
     Copies only the dicts on the way to an expansion; the listed object is left as it was."""
     data = dict(subscription, customer=object_id(subscription.get("customer")))
+    if isinstance(data.get("default_payment_method"), dict):
+        data["default_payment_method"] = data["default_payment_method"]["id"]
     if isinstance(data.get("latest_invoice"), dict):
         data["latest_invoice"] = data["latest_invoice"]["id"]
     items = data.get("items")
@@ -123,6 +134,16 @@ def _as_retrieved(subscription: dict) -> dict:
             folded.append(item)
         data["items"] = dict(items, data=folded)
     return data
+
+
+def _customer_as_retrieved(customer: dict | None) -> dict | None:
+    """The expanded customer with its invoice default payment method folded back to an id (as dj-stripe keeps it)."""
+    settings_ = (customer or {}).get("invoice_settings")
+    if not isinstance(settings_, dict) or not isinstance(settings_.get("default_payment_method"), dict):
+        return customer
+    return dict(
+        customer, invoice_settings=dict(settings_, default_payment_method=settings_["default_payment_method"]["id"])
+    )
 
 
 def _expanded_products(subscription: dict) -> dict[str, dict]:
@@ -205,7 +226,8 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
     if not any(product_is_modready(product_id, product) for product_id, product in products.items()):
         summary.skipped_not_modready += 1
         return
-    customer = subscription.get("customer") if isinstance(subscription.get("customer"), dict) else None
+    expanded_customer = subscription.get("customer") if isinstance(subscription.get("customer"), dict) else None
+    customer = _customer_as_retrieved(expanded_customer)
     retrieved = _as_retrieved(subscription)
     invoice = subscription.get("latest_invoice")
     djsub_pk, djsub_data = known.subscriptions.get(retrieved["id"], (None, None))
@@ -218,12 +240,16 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
         and all(_same(known.products.get(product_id), product) for product_id, product in products.items())
     )
     invoice_is_news = _invoice_needs_attention(invoice, subscription_status=retrieved.get("status") or "")
+    card = card_expiry_due(
+        subscription=subscription, customer=expanded_customer, renewal_at=state.current_period_end, now=timezone.now()
+    )
     if (
         unchanged_mirror
         and _crm_is_current(known.crm.get(retrieved["id"]), state, djstripe_pk=djsub_pk, customer=customer)
         and not invoice_is_news
     ):
         summary.unchanged += 1
+        _card_expiry_warn(card, crm=known.crm.get(retrieved["id"]), summary=summary)
         return
 
     with transaction.atomic():
@@ -245,6 +271,7 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
         )
         if invoice_is_news:
             invoices.invoice_apply_stripe_state(stripe_invoice=invoice, record_plain_payments=False)
+        _card_expiry_warn(card, crm=result.subscription, summary=summary)
     if result.created:
         summary.created += 1
     elif result.changed:
@@ -252,6 +279,17 @@ def _sync_one(subscription: dict, *, known: _KnownPage, summary: SyncSummary) ->
     else:
         summary.unchanged += 1
     summary.status_changes += result.status_changed
+
+
+def _card_expiry_warn(card, *, crm: Subscription | None, summary: SyncSummary) -> None:
+    """Warn about a card that expires before the renewal (billing/card_expiry.py): decided in memory from the page
+    (card_expiry_due), so only the few subscriptions whose card is due a warning cost a query."""
+    if (
+        card is not None
+        and crm is not None
+        and card_expiry_notice_record(subscription=crm, card=card, now=timezone.now())
+    ):
+        summary.card_expiry_warnings += 1
 
 
 def _invoice_is_recent(invoice: dict) -> bool:

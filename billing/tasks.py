@@ -40,6 +40,13 @@ def stripe_sync_task(starting_after: str | None = None) -> dict:
     return summary.as_dict()
 
 
+def goodwill_credits_retry_task() -> int:
+    """Schedule (every 5 minutes): goodwill credits still pending after a lost answer, asked again under their key."""
+    from .support_actions import goodwill_credits_retry_pending
+
+    return goodwill_credits_retry_pending()
+
+
 def subscription_changes_retry_due() -> int:
     """Schedule (every 5 minutes): the pauses, discounts, plan moves and cancellations whose Stripe answer was lost,
     sent again under their own key (billing/retention/changes.py)."""

@@ -36,6 +36,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "customers.timelineevent": VIEW,
         "customers.stagetransition": VIEW,
         "billing.subscription": VIEW,
+        # The customer page's billing actions (billing/support_actions.py): send the card-update link, give a goodwill
+        # credit (within BILLING_GOODWILL_CREDIT_LIMIT); read failed payments and card-expiry warnings.
+        "billing.cardupdatelinksend": ("view", "add"),
+        "billing.goodwillcredit": ("view", "add"),
+        "billing.paymentfailure": VIEW,
+        "billing.cardexpirynotice": VIEW,
         "billing.cancelsession": VIEW,
         "billing.subscriptionchange": VIEW,
         "support.ticket": ("view", "change"),

@@ -57,6 +57,10 @@ CUSTOMER_STAGE_CHANGED = "customer.stage_changed"
 TRIAL_STARTED = "trial.started"
 # A customer without an email address got one (payload: {"email": ...}); what was skipped for lack of one may start.
 CUSTOMER_EMAIL_ADDED = "customer.email_added"
+# The card a subscription renews with expires before the renewal (billing/card_expiry.py): one per card and expiry.
+CARD_EXPIRING = "card.expiring"
+# Staff asked billing to send the customer their card-update link (billing/support_actions.py).
+CARD_UPDATE_LINK_REQUESTED = "card_update_link.requested"
 
 EVENT_NAMES: tuple[str, ...] = (
     SUBSCRIPTION_CREATED,
@@ -76,6 +80,8 @@ EVENT_NAMES: tuple[str, ...] = (
     CUSTOMER_STAGE_CHANGED,
     TRIAL_STARTED,
     CUSTOMER_EMAIL_ADDED,
+    CARD_EXPIRING,
+    CARD_UPDATE_LINK_REQUESTED,
 )
 
 MAX_DISPATCH_ATTEMPTS = 10

@@ -218,6 +218,8 @@ class StaffActionKind(models.TextChoices):
     CONTACT_EDIT = "contact_edit", "Edited contact details"
     DISCORD_LINK = "discord_link", "Linked a Discord account"
     EMAIL_CHANGE = "email_change", "Corrected the email address"
+    CARD_UPDATE_LINK_SEND = "card_update_link_send", "Sent the card-update link"
+    GOODWILL_CREDIT = "goodwill_credit", "Gave a goodwill credit"
 
 
 class StaffAction(models.Model):

@@ -21,6 +21,8 @@ KIND_LABELS = {
     "checkout.completed": "Checkout completed",
     "dispute.opened": "Payment disputed",
     "trial.started": "Trial started",
+    "card.expiring": "Card expires before the renewal",
+    "card_update_link.requested": "Card-update link sent by staff",
     # customers
     "lifecycle.onboarding_settled": "Settled in (Onboarding to Active)",
     "lifecycle.campaign_ended": "Win-back campaign ended",

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 
 def rule_matches(*, rule: AutomationRule, customer: Customer, payload: dict[str, Any]) -> bool:
+    if rule.trigger == domain_events.PAYMENT_FAILED and payload.get("dunning_holdout"):
+        # The dunning holdout (billing/services/payment_failures.py): this invoice gets no dunning email at all, so
+        # its recovery measures what Stripe's retries alone recover.
+        return False
     if rule.condition_product_ids and payload.get("product_id") not in rule.condition_product_ids:
         return False
     if rule.condition_lifecycle_stages and customer.lifecycle_stage not in rule.condition_lifecycle_stages:
@@ -154,6 +158,7 @@ _LIVE_SUBSCRIPTION_TRIGGERS = frozenset(
         domain_events.SUBSCRIPTION_CANCEL_SCHEDULED,
         domain_events.SUBSCRIPTION_TRIAL_ENDING,
         domain_events.PAYMENT_FAILED,
+        domain_events.CARD_EXPIRING,
     }
 )
 
@@ -205,4 +210,6 @@ def stale_reason(*, event: DomainEvent, subscription, invoice_recovered: bool) -
         return "the cancellation has been withdrawn since"
     elif event.name == domain_events.SUBSCRIPTION_TRIAL_ENDING and subscription.status != "trialing":
         return f"the trial is over ({subscription.status})"
+    elif event.name == domain_events.CARD_EXPIRING and (subscription.cancel_at_period_end or subscription.cancel_at):
+        return "the subscription will not renew (a cancellation is scheduled)"
     return ""

@@ -12,17 +12,23 @@ from customers.lifecycle import Stage, renewal_ends_onboarding
 from customers.models import Customer, TimelineEvent, TimelineSource
 from customers.services import customer_move_stage
 
+from ..declines import CUSTOMER_REASONS, Decline
 from ..models import ENDED_STATUSES, Subscription
 from ..recoveries import payment_recovery_record
 from ..stripe_objects import datetime_to_iso, invoice_subscription_id, timestamp_to_datetime
 from .facts import fact_record
+from .payment_failures import payment_failure_record, payment_failure_recovered
 
 logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
 def invoice_apply_stripe_state(
-    *, stripe_invoice: dict, occurred_at: datetime | None = None, record_plain_payments: bool = True
+    *,
+    stripe_invoice: dict,
+    occurred_at: datetime | None = None,
+    record_plain_payments: bool = True,
+    decline: Decline | None = None,
 ) -> list[str]:
     """Record payment facts from the current state of a subscription invoice. Returns the facts recorded.
 
@@ -31,7 +37,8 @@ def invoice_apply_stripe_state(
     be saved (not canceled or incomplete_expired: after the end it is no failure); a paid invoice that failed
     before (attempt_count > 1, or a failure we recorded) is a recovery. Invoices of non-ModReady subscriptions, and
     invoices without a subscription, are ignored. The daily sync passes record_plain_payments=False: it looks for
-    failures and recoveries only, not for every ordinary payment.
+    failures and recoveries only, not for every ordinary payment. `decline`: why the attempt failed, when the caller
+    asked Stripe (the webhook path does; the daily sync, healing a missed failure, does not).
     """
     sub_id = invoice_subscription_id(stripe_invoice)
     subscription = _subscription_locked(sub_id) if sub_id else None
@@ -46,7 +53,9 @@ def invoice_apply_stripe_state(
         logger.info("Invoice %s: open after subscription %s ended; not a payment failure", stripe_invoice["id"], sub_id)
         return []
     if status == "open" and attempts >= 1:
-        _invoice_payment_failed_fact(subscription, stripe_invoice, attempts=attempts, occurred_at=occurred_at)
+        _invoice_payment_failed_fact(
+            subscription, stripe_invoice, attempts=attempts, occurred_at=occurred_at, decline=decline
+        )
         return ["payment-failed"]
     if status == "paid":
         return _invoice_paid_facts(
@@ -71,18 +80,37 @@ def _subscription_locked(stripe_subscription_id: str) -> Subscription | None:
 
 
 def _invoice_payment_failed_fact(
-    subscription: Subscription, stripe_invoice: dict, *, attempts: int, occurred_at: datetime
+    subscription: Subscription, stripe_invoice: dict, *, attempts: int, occurred_at: datetime, decline: Decline | None
 ) -> None:
     invoice_id = stripe_invoice["id"]
     next_attempt = timestamp_to_datetime(stripe_invoice.get("next_payment_attempt"))
     amount_due = int(stripe_invoice.get("amount_due") or 0)
     currency = (stripe_invoice.get("currency") or "").lower()
+    failure = payment_failure_record(
+        customer=subscription.customer,
+        invoice_id=invoice_id,
+        subscription_id=subscription.stripe_subscription_id,
+        attempt_count=attempts,
+        occurred_at=occurred_at,
+        next_payment_attempt=next_attempt,
+        amount_due=amount_due,
+        currency=currency,
+        hosted_invoice_url=stripe_invoice.get("hosted_invoice_url") or "",
+        decline=decline,
+    )
+    # The row's decline: this attempt's, or the last one known when this attempt came without one (the daily sync).
+    decline = Decline(
+        kind=failure.decline_kind,
+        code=failure.decline_code,
+        reason=CUSTOMER_REASONS.get(failure.decline_code, "") if failure.decline_kind else "",
+    )
     retry = f"; next retry {next_attempt:%Y-%m-%d %H:%M} UTC" if next_attempt else "; no further retries"
+    why = f" ({decline.code})" if decline.code else ""
     fact_record(
         customer=subscription.customer,
         key=f"invoice:{invoice_id}:payment-failed:{attempts}",
         kind="payment.failed",
-        summary=f"Payment of {amount_due / 100:.2f} {currency.upper()} failed (attempt {attempts}){retry}",
+        summary=f"Payment of {amount_due / 100:.2f} {currency.upper()} failed{why} (attempt {attempts}){retry}",
         domain_event=events.PAYMENT_FAILED,
         payload={
             "invoice_id": invoice_id,
@@ -93,6 +121,10 @@ def _invoice_payment_failed_fact(
             "amount_due": amount_due,
             "currency": currency,
             "hosted_invoice_url": stripe_invoice.get("hosted_invoice_url") or "",
+            # billing/declines.py: what the dunning emails' wording follows.
+            "decline": decline.as_dict(),
+            # The dunning holdout (services/payment_failures.py): no dunning email for this invoice.
+            "dunning_holdout": failure.dunning_group == "holdout",
         },
         to_stage=Stage.AT_RISK,
         object_type="stripe.invoice",
@@ -138,6 +170,7 @@ def _invoice_paid_facts(
             **common,
         )
         payment_recovery_record(customer_id=customer.pk, invoice_id=invoice_id)
+        payment_failure_recovered(invoice_id=invoice_id, recovered_at=paid_at)
         facts.append("payment-recovered")
     elif record_plain_payments:
         amount_paid = int(stripe_invoice.get("amount_paid") or 0)

@@ -87,20 +87,23 @@ def _is_failed_attempt(invoice: dict) -> bool:
     return invoice.get("status") == "open" and int(invoice.get("attempt_count") or 0) >= 1
 
 
-def _fetch_invoice(event) -> None:
+def _fetch_invoice(event):
+    """The subscription's current state for a failed attempt, and why the attempt failed (billing/declines.py)."""
     data = _invoice_data(event)
     subscription_id = invoice_subscription_id(data)
     if not subscription_id:
-        return
+        return None
     if _is_failed_attempt(data):
         # A failed attempt counts only while the subscription can still be saved, and the CRM may not know yet that
         # Stripe has canceled it (the customer.subscription.deleted of the last retry can come after this event, or
         # be waiting in another worker). Ask Stripe for the subscription's current state first: one call, only for
         # failures.
         _subscription_fetch(subscription_id, refetch=True)
-    elif selectors.subscription_get_by_stripe_id(stripe_subscription_id=subscription_id) is None:
+        return stripe_api.invoice_decline_fetch(data["id"])
+    if selectors.subscription_get_by_stripe_id(stripe_subscription_id=subscription_id) is None:
         # The invoice event may arrive before (or instead of) the subscription's own: apply will need it.
         _subscription_fetch(subscription_id)
+    return None
 
 
 def _apply_invoice(event, occurred_at: datetime, fetched: Any) -> None:
@@ -115,7 +118,7 @@ def _apply_invoice(event, occurred_at: datetime, fetched: Any) -> None:
         # The state fetched just before (fetch above): the failed attempt's current subscription, or the one the
         # CRM does not have yet.
         subscription_apply_from_djstripe(subscription_id=subscription_id, occurred_at=occurred_at)
-    invoices.invoice_apply_stripe_state(stripe_invoice=data, occurred_at=occurred_at)
+    invoices.invoice_apply_stripe_state(stripe_invoice=data, occurred_at=occurred_at, decline=fetched)
 
 
 def _apply_dispute(event, occurred_at: datetime, fetched: Any) -> None:

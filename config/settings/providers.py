@@ -61,6 +61,16 @@ BILLING_EVENT_MAX_ATTEMPTS = env_int("BILLING_EVENT_MAX_ATTEMPTS", 8)
 # where Stripe's portal sends the customer back (empty: this site's own "card updated" page).
 BILLING_CARD_UPDATE_LINK_DAYS = env_int("BILLING_CARD_UPDATE_LINK_DAYS", 14)
 BILLING_CARD_UPDATE_RETURN_URL = env("BILLING_CARD_UPDATE_RETURN_URL", "")
+# The dunning holdout (billing/services/payment_failures.py): this share (0-100) of failed invoices, chosen by a
+# stable hash of the invoice id, gets no dunning email while Stripe's retries go on, so the dashboard can compare
+# recovery with and without the emails. 0 (the default) turns it off.
+DUNNING_HOLDOUT_PERCENT = env_int("DUNNING_HOLDOUT_PERCENT", 0)
+# Card-expiry warnings (billing/card_expiry.py): a card that expires before the next renewal is warned once, when the
+# renewal is at most this many days away (with the daily sync, at least 14 days ahead for a card known that early).
+BILLING_CARD_EXPIRY_NOTICE_DAYS = env_int("BILLING_CARD_EXPIRY_NOTICE_DAYS", 30)
+# Goodwill credits (billing/support_actions.py): what one staff member may grant in total over 30 days, in minor
+# units of the customer's currency (2000 = 20.00). Superusers are not limited.
+BILLING_GOODWILL_CREDIT_LIMIT = env_int("BILLING_GOODWILL_CREDIT_LIMIT", 2000)
 # The cancellation flow (billing/retention/): how long a cancel session's link works, how often one customer may be
 # shown a save offer, and the share of sessions that gets none (the holdout the save rate is measured against).
 BILLING_CANCEL_SESSION_MINUTES = env_int("BILLING_CANCEL_SESSION_MINUTES", 60)

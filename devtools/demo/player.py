@@ -247,7 +247,29 @@ class Player:
 
     def _daily(self) -> None:
         onboarding_settle_task()
+        self._card_expiry_check(self.next_daily)
         self.next_daily += timedelta(days=1)
+
+    def _card_expiry_check(self, now: datetime) -> None:
+        """The daily sync's card-expiry check (billing/sync.py), over the fake's subscriptions as they stand now:
+        the same two calls, without listing every subscription through dj-stripe each simulated day."""
+        from billing.card_expiry import card_expiry_due, card_expiry_notice_record
+        from billing.models import Subscription
+        from billing.stripe_objects import timestamp_to_datetime
+
+        live = [sub for sub in self.stripe.objects["subscriptions"].values() if sub["status"] in ("active", "past_due")]
+        crm = Subscription.objects.select_related("customer").in_bulk(
+            [sub["id"] for sub in live], field_name="stripe_subscription_id"
+        )
+        for sub in live:
+            customer = dict(self.stripe.get(sub["customer"]))
+            method_id = (customer.get("invoice_settings") or {}).get("default_payment_method")
+            if method_id:
+                customer["invoice_settings"] = {"default_payment_method": self.stripe.get(method_id)}
+            renewal = timestamp_to_datetime(sub["items"]["data"][0].get("current_period_end"))
+            card = card_expiry_due(subscription=sub, customer=customer, renewal_at=renewal, now=now)
+            if card is not None and sub["id"] in crm:
+                card_expiry_notice_record(subscription=crm[sub["id"]], card=card, now=now)
 
     # Resend's tracking --------------------------------------------------------------------------------------------
     def _track_new_sends(self, moment: datetime) -> None:

@@ -10,7 +10,7 @@ https://docs.stripe.com/api/subscriptions/object#subscription_object-cancellatio
 """
 
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from devtools.fakes.stripe.objects import stripe_event
 from devtools.fakes.stripe.server import FakeStripe
@@ -26,6 +26,8 @@ class StripeWorld:
     def __init__(self, stripe: FakeStripe):
         self.stripe = stripe
         self.counter = 0
+        self.customers = 0
+        self.failures = 0
 
     def _id(self, prefix: str) -> str:
         self.counter += 1
@@ -43,9 +45,24 @@ class StripeWorld:
 
     # a customer's billing ---------------------------------------------------------------------------------------
     def customer(self, *, email: str, name: str, at: datetime) -> dict:
-        return self.stripe.add_customer(
+        customer = self.stripe.add_customer(
             email=email, name=name, id=self._id("cus"), created=ts(at), invoice_prefix=self._id("INV")[-8:]
         )
+        # Every customer pays by card; every fourth card expires about seven weeks after sign-up, so the daily card
+        # check (billing/card_expiry.py) has renewals to warn about.
+        self.customers += 1
+        expires = at + timedelta(days=50 if self.customers % 4 == 0 else 900)
+        brand, last4 = CARDS[self.customers % len(CARDS)]
+        self.stripe.add_card(
+            customer=customer,
+            exp_month=expires.month,
+            exp_year=expires.year,
+            brand=brand,
+            last4=last4,
+            id=self._id("pm"),
+            created=ts(at),
+        )
+        return customer
 
     def subscribe(self, *, customer: dict, price: dict, at: datetime, trial_days: int = 0) -> tuple[dict, dict]:
         """customer.subscription.created: active from `at`, or trialing for `trial_days`."""
@@ -119,13 +136,16 @@ class StripeWorld:
         return self.event("invoice.paid", invoice, at)
 
     def fail(self, invoice: dict, at: datetime, *, retry_in_days: int | None) -> dict:
-        """invoice.payment_failed; Stripe's next retry, or none after the last."""
+        """invoice.payment_failed; Stripe's next retry, or none after the last. The failed attempt's payment intent
+        carries a decline of each kind in turn (billing/declines.py)."""
         invoice.update(
             status="open",
             attempted=True,
             attempt_count=invoice["attempt_count"] + 1,
             next_payment_attempt=ts(at) + retry_in_days * DAY if retry_in_days else None,
         )
+        self.failures += 1
+        self.stripe.add_failed_payment(invoice=invoice, created=ts(at), **DECLINES[self.failures % len(DECLINES)])
         return self.event("invoice.payment_failed", invoice, at)
 
     def cancel(self, sub: dict, at: datetime, *, reason: str, feedback: str | None, comment: str | None) -> dict:
@@ -151,6 +171,17 @@ class StripeWorld:
             canceled_at=ts(at),
             cancellation_details={"reason": "cancellation_requested", "feedback": feedback, "comment": comment},
         )
+
+
+# The demo's declines, one of each kind in turn: soft, hard, authentication required.
+DECLINES = [
+    {"decline_code": "insufficient_funds"},
+    {"code": "expired_card"},
+    {"decline_code": "authentication_required"},
+    {"decline_code": "lost_card"},
+    {"decline_code": "card_velocity_exceeded"},
+]
+CARDS = [("visa", "4242"), ("mastercard", "4444"), ("amex", "8431"), ("visa", "1881")]
 
 
 def _period_days(price: dict) -> int:

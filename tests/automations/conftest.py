@@ -30,6 +30,7 @@ def default_flows(request):
     import_module("automations.migrations.0012_win_back_campaigns").mark_win_back_rules(apps, None)
     import_module("automations.migrations.0013_installation_id").make_installation_id(apps, None)
     import_module("automations.migrations.0015_topics_caps_quiet_hours").classify_existing_rules(apps, None)
+    import_module("automations.migrations.0017_card_update_link_in_dunning").link_card_update(apps, None)
 
 
 @pytest.fixture

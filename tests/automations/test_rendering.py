@@ -51,7 +51,7 @@ def test_default_templates_render_for_the_sample_customer():
         saved.full_clean()
         rendered = render_email(template=saved, context=sample_context())
         assert rendered.subject and "Alex" in rendered.text + rendered.subject
-    assert EmailTemplate.objects.count() == 8
+    assert EmailTemplate.objects.count() == 10  # 0002's eight, and 0015's Card expiring and Card-update link
 
 
 def test_sending_through_resend_without_a_key_fails_at_start(settings):

@@ -272,10 +272,15 @@ def test_support_may_take_none_of_these_actions(client, support_user, history, a
     client.force_login(support_user)
     assert act(client, customer, action, **{field: pending.pk, "reason": "trying"}).status_code == 403
     assert not StaffAction.objects.exists()
-    # None of these actions' forms is shown (since issue 18 Support has one: correcting the email address).
+    # None of these actions' forms is shown (since issue 18 Support corrects the email address; since issue 21 it
+    # sends the card-update link and gives goodwill credits).
     page = page_of(client, customer)
     assert f"/action/{action}/" not in page
-    assert set(re.findall(r'action="/admin/customers/customer/\d+/action/([a-z_]+)/"', page)) == {"email_change"}
+    assert set(re.findall(r'action="/admin/customers/customer/\d+/action/([a-z_]+)/"', page)) == {
+        "email_change",
+        "card_update_link_send",
+        "goodwill_credit",
+    }
 
 
 def test_marketing_may_not_move_the_stage(client, marketing_user, history):

@@ -248,3 +248,51 @@ def test_the_funnel_says_how_many_of_the_moves_in_have_moved_on_since(admin_clie
     churned = next(row for row in board.context["dashboard"]["customers"]["funnel"] if row["stage"] == "Churned")
     assert (churned["now"], churned["entered"]) == (1, 2)
     assert "In it today" in board.content.decode() and "Moved in during the period" in board.content.decode()
+
+
+def _failures(group: str, *, failed: int, recovered: int, days_ago: float, kind: str = "soft"):
+    from billing.models import PaymentFailure
+    from tests.customers.factories import CustomerFactory
+
+    at = timezone.now() - timedelta(days=days_ago)
+    for n in range(failed):
+        PaymentFailure.objects.create(
+            customer=CustomerFactory(),
+            invoice_id=f"in_{group}_{kind}_{days_ago}_{n}",
+            first_failed_at=at,
+            last_failed_at=at,
+            decline_kind=kind,
+            decline_code={"soft": "insufficient_funds", "hard": "expired_card"}.get(kind, ""),
+            dunning_group=group,
+            recovered_at=at + timedelta(days=2) if n < recovered else None,
+        )
+
+
+def test_with_the_holdout_the_emails_are_compared_with_an_interval_and_the_sample_sizes(admin_client, settings):
+    settings.DUNNING_HOLDOUT_PERCENT = 20
+    _failures("emails", failed=70, recovered=56, days_ago=5)
+    _failures("holdout", failed=80, recovered=48, days_ago=5, kind="hard")
+    _failures("holdout", failed=3, recovered=3, days_ago=60)  # outside the 30 days
+
+    response = admin_client.get(reverse("admin:index"), {"days": 30})
+
+    holdout = response.context["dashboard"]["recovered"]["holdout"]
+    assert (holdout["emails"]["failed"], holdout["emails"]["recovered"]) == (70, 56)
+    assert (holdout["holdout"]["failed"], holdout["holdout"]["recovered"]) == (80, 48)
+    # Newcombe (1998) Table II, example (a): 56/70 - 48/80 = 0.20, interval 0.0524 to 0.3339.
+    assert (holdout["difference"], holdout["low"], holdout["high"]) == (20.0, 5.2, 33.4)
+    page = response.content.decode()
+    assert (
+        "by <strong>20.0 points</strong> (95% confidence interval 5.2 to 33.4 points; 70 invoices with emails, 80 "
+        in page
+    )
+    declines = {row["label"]: row["failed"] for row in response.context["dashboard"]["recovered"]["declines"]}
+    assert declines == {"Soft (funds, limits)": 70, "Hard (new card needed)": 80}
+
+
+def test_without_the_holdout_the_dunning_figure_says_it_does_not_measure_what_the_emails_caused(admin_client, settings):
+    settings.DUNNING_HOLDOUT_PERCENT = 0
+    page = admin_client.get(reverse("admin:index"), {"days": 30}).content.decode()
+    assert 'id="holdout-table"' not in page
+    assert "it does not measure what the emails caused" in page
+    assert "set DUNNING_HOLDOUT_PERCENT" in page

@@ -178,6 +178,9 @@ def test_payment_failed_then_recovered(fake_stripe, deliver):
         "amount_due": 1499,
         "currency": "eur",
         "hosted_invoice_url": invoice["hosted_invoice_url"],
+        # No failed payment intent on this invoice in the fake: Stripe gave no reason (billing/declines.py).
+        "decline": {"kind": "", "code": "", "reason": ""},
+        "dunning_holdout": False,
     }
     timeline = TimelineEvent.objects.get(kind="payment.failed")
     assert "attempt 1" in timeline.summary and "next retry" in timeline.summary

@@ -74,6 +74,7 @@ def test_seed_demo_plays_a_history_every_page_can_show_truthfully(settings, tmp_
     every_stage_move_has_its_timeline_entry()
     analytics_and_the_onboarding_rule_have_something_to_show()
     support_tickets_agree_with_their_customers_and_channels()
+    failed_payments_and_expiring_cards_have_something_to_show()
     # A second run changes nothing and prints the same login.
     assert snapshot() == before
     assert "already present" in second.getvalue()
@@ -226,3 +227,16 @@ def test_demo_data_is_refused_under_the_production_settings(tmp_path):
     # devtools, which holds seed_demo, is not installed in production: the command does not exist there at all.
     assert "Unknown command: 'seed_demo'" in result.stderr
     assert not (tmp_path / "admin-password").exists()
+
+
+def failed_payments_and_expiring_cards_have_something_to_show():
+    """The dashboard's declines, holdout comparison and card-expiry warnings, from the history itself."""
+    from billing.models import CardExpiryNotice, PaymentFailure
+
+    kinds = set(PaymentFailure.objects.values_list("decline_kind", flat=True))
+    assert {"soft", "hard", "authentication_required"} <= kinds
+    groups = set(PaymentFailure.objects.values_list("dunning_group", flat=True))
+    assert {"emails", "holdout"} <= groups
+    assert PaymentFailure.objects.filter(recovered_at__isnull=False).exists()
+    assert CardExpiryNotice.objects.exists()
+    assert TimelineEvent.objects.filter(kind="card.expiring").count() == CardExpiryNotice.objects.count()

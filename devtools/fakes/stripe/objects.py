@@ -35,6 +35,9 @@ RESOURCES = {
     "charge": "charges",
     "dispute": "disputes",
     "payment_intent": "payment_intents",
+    "payment_method": "payment_methods",
+    "invoice_payment": "invoice_payments",
+    "customer_balance_transaction": "customer_balance_transactions",
     "checkout.session": "checkout_sessions",
     "event": "events",
 }
@@ -47,6 +50,9 @@ PREFIXES = {
     "ch_": "charges",
     "dp_": "disputes",
     "pi_": "payment_intents",
+    "pm_": "payment_methods",
+    "inpay_": "invoice_payments",
+    "cbtxn_": "customer_balance_transactions",
     "cs_": "checkout_sessions",
     "evt_": "events",
 }
@@ -220,6 +226,79 @@ class StripeObjectBuilder:
         invoice["parent"]["subscription_details"]["subscription"] = subscription["id"]
         invoice["lines"]["url"] = f"/v1/invoices/{invoice_id}/lines"
         return self.put(invoice)
+
+    def add_card(
+        self,
+        *,
+        customer: dict,
+        exp_month: int,
+        exp_year: int,
+        brand: str = "visa",
+        last4: str = "4242",
+        default=True,
+        **fields: Any,
+    ) -> dict:
+        """A card payment method attached to the customer, by default as its invoice default
+        (https://docs.stripe.com/api/payment_methods/object, https://docs.stripe.com/api/customers/object#customer_object-invoice_settings-default_payment_method)."""
+        method = fixture("payment_method")
+        method.update(id=new_id("pm_"), customer=customer["id"], created=int(time.time()) - 86400, **fields)
+        method["card"].update(brand=brand, display_brand=brand, last4=last4, exp_month=exp_month, exp_year=exp_year)
+        self.put(method)
+        if default:
+            settings = dict(customer.get("invoice_settings") or {}, default_payment_method=method["id"])
+            customer["invoice_settings"] = settings
+            self.update(customer["id"], invoice_settings=settings)
+        return method
+
+    def add_failed_payment(
+        self,
+        *,
+        invoice: dict,
+        code: str = "card_declined",
+        decline_code: str | None = None,
+        requires_action=False,
+        created: int | None = None,
+    ) -> dict:
+        """A failed attempt at the invoice: a payment intent whose last_payment_error says why
+        (https://docs.stripe.com/api/payment_intents/object#payment_intent_object-last_payment_error) and the
+        invoice's payment record that points at it (https://docs.stripe.com/api/invoice-payment/object)."""
+        intent_id = new_id("pi_")
+        error = {
+            "type": "card_error",
+            "code": code,
+            "decline_code": decline_code,
+            "message": "Your card was declined.",
+            "payment_intent": {"id": intent_id},
+        }
+        intent = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": invoice["amount_due"],
+            "currency": invoice["currency"],
+            "customer": invoice["customer"],
+            "created": created or int(time.time()),
+            "livemode": False,
+            "status": "requires_action" if requires_action else "requires_payment_method",
+            "last_payment_error": None if requires_action else error,
+            "metadata": {},
+        }
+        self.put(intent)
+        payment = {
+            "id": new_id("inpay_"),
+            "object": "invoice_payment",
+            "amount_paid": None,
+            "amount_requested": invoice["amount_due"],
+            "created": intent["created"],
+            "currency": invoice["currency"],
+            "invoice": invoice["id"],
+            "is_default": True,
+            "livemode": False,
+            "payment": {"type": "payment_intent", "payment_intent": intent_id},
+            "status": "open",
+            "status_transitions": {"canceled_at": None, "paid_at": None},
+        }
+        self.put(payment)
+        return intent
 
     def add_dispute(self, *, customer: dict, amount: int = 1499, reason: str = "fraudulent") -> dict:
         charge = fixture("charge")

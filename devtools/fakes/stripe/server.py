@@ -1,14 +1,15 @@
 """A fake Stripe API on 127.0.0.1 over the objects of the one builder (devtools/fakes/stripe/objects.py).
 
 The fake serves what dj-stripe 2.11 and our code call: retrieve and paginated list (limit, starting_after,
-status, customer, expand[]) of subscriptions, customers, products, prices, invoices, charges, disputes, payment
-intents and checkout sessions, a session's line items, a product's features, a subscription's items and the account;
-and two writes, a customer's email update (POST /v1/customers/<id>; every applied update is in `customer_updates`)
-and customer portal sessions (POST /v1/billing_portal/sessions, with flow_data; every one created is in
-`portal_sessions`), both honouring Idempotency-Key like Stripe: a repeat replays the first answer, the same key with
-other parameters is refused. The subscription writes of the cancellation flow (pause, discount, price change,
-cancel at period end) and coupons are in subscription_writes.py, mixed in. The base class's switches (latency,
-fail_next, drop_next, rate_limit) apply to every route.
+status, customer, expand[]) of subscriptions, customers, products, prices, invoices (with `payments` when
+expanded), charges, disputes, payment intents, payment methods and checkout sessions, a session's line items, a
+product's features, a subscription's items and the account; and three writes: a customer's email update
+(POST /v1/customers/<id>; every applied update is in `customer_updates`), customer portal sessions
+(POST /v1/billing_portal/sessions, with flow_data; every one created is in `portal_sessions`) and customer balance
+transactions (POST /v1/customers/<id>/balance_transactions), all honouring Idempotency-Key like Stripe: a repeat
+replays the first answer, the same key with other parameters is refused. The subscription writes of the cancellation
+flow (pause, discount, price change, cancel at period end) and coupons are in subscription_writes.py, mixed in. The
+base class's switches (latency, fail_next, drop_next, rate_limit) apply to every route.
 """
 
 import copy
@@ -212,20 +213,77 @@ class FakeStripe(SubscriptionWrites, StripeObjectBuilder, FakeServer):
 
     @route(
         "GET",
-        r"/v1/(?P<resource>customers|subscriptions|products|prices|invoices|charges|disputes|payment_intents|events)"
-        r"/(?P<object_id>[^/]+)",
+        r"/v1/(?P<resource>customers|subscriptions|products|prices|invoices|charges|disputes|payment_intents|"
+        r"payment_methods|events)/(?P<object_id>[^/]+)",
     )
     def object_retrieve(self, request: FakeRequest):
         return self._retrieve(request, request.params["resource"])
 
     @route(
         "GET",
-        r"/v1/(?P<resource>customers|subscriptions|products|prices|invoices|charges|disputes|payment_intents|events)",
+        r"/v1/(?P<resource>customers|subscriptions|products|prices|invoices|charges|disputes|payment_intents|"
+        r"payment_methods|events)",
     )
     def object_list(self, request: FakeRequest):
         return self._list(request, request.params["resource"])
 
+    @route("POST", r"/v1/customers/(?P<customer_id>[^/]+)/balance_transactions")
+    def balance_transaction_create(self, request: FakeRequest):
+        """https://docs.stripe.com/api/customer_balance_transactions/create: a negative amount is a credit taken off
+        the customer's next invoice; the customer's `balance` moves by it.
+        Every one is kept in objects["customer_balance_transactions"]."""
+        params = {key: values[-1] for key, values in request.form().items()}
+        customer_id = request.params["customer_id"]
+        return self._idempotent(
+            request.header("idempotency-key"), params, lambda: self._balance_transaction(customer_id, params)
+        )
+
+    def _balance_transaction(self, customer_id: str, params: dict) -> FakeResponse:
+        customer = self.objects["customers"].get(customer_id)
+        if customer is None or customer.get("deleted"):
+            return self._missing("customer", customer_id)
+        try:
+            amount = int(params.get("amount", ""))
+        except ValueError:
+            amount = 0
+        if not amount or not params.get("currency"):
+            message = "Missing required param: amount." if not amount else "Missing required param: currency."
+            return FakeResponse(400, {"error": {"type": "invalid_request_error", "message": message}})
+        customer["balance"] = int(customer.get("balance") or 0) + amount
+        transaction = {
+            "id": new_id("cbtxn_"),
+            "object": "customer_balance_transaction",
+            "amount": amount,
+            "created": int(time.time()),
+            "credit_note": None,
+            "currency": params["currency"].lower(),
+            "customer": customer_id,
+            "description": params.get("description"),
+            "ending_balance": customer["balance"],
+            "invoice": None,
+            "livemode": False,
+            "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
+            "type": "adjustment",
+        }
+        self.objects["customer_balance_transactions"][transaction["id"]] = transaction
+        return FakeResponse(200, copy.deepcopy(transaction))
+
     # helpers ----------------------------------------------------------------------------------------------------
+    def _invoice_payments(self, invoice_id: str, path: str) -> dict:
+        with self.lock:
+            payments = [
+                copy.deepcopy(payment)
+                for payment in self.objects["invoice_payments"].values()
+                if payment.get("invoice") == invoice_id
+            ]
+        payments.sort(key=lambda payment: payment.get("created") or 0, reverse=True)
+        return {
+            "object": "list",
+            "data": payments,
+            "has_more": False,
+            "url": f"/v1/invoice_payments?invoice={invoice_id}",
+        }
+
     def _missing(self, kind: str, object_id: str) -> FakeResponse:
         return FakeResponse(
             404,
@@ -246,6 +304,9 @@ class FakeStripe(SubscriptionWrites, StripeObjectBuilder, FakeServer):
         if obj is None:
             return self._missing(resource.rstrip("s"), request.params["object_id"])
         expand = _expand_params(request)
+        if resource == "invoices" and any(path.split(".")[0] == "payments" for path in expand):
+            # Basil's invoice payments are not in the invoice unless expanded (includable field).
+            obj["payments"] = self._invoice_payments(obj["id"], request.path)
         if resource == "checkout_sessions" and any(path.startswith("line_items") for path in expand):
             # Like Stripe, an expanded list holds its first page only (10 items); the rest is read with the list call.
             all_items = self.line_items.get(obj["id"], [])
