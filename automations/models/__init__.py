@@ -25,6 +25,7 @@ from .queue import (  # noqa: F401  (Django finds an app's models in its models 
     QueueStatus,
 )
 from .sending_control import (  # noqa: F401  (Django finds an app's models in its models module)
+    DrainLease,
     ProviderCallSlot,
     QueueWake,
     SendingPause,

@@ -28,3 +28,8 @@ STRIPE_TEST_SECRET_KEY = "sk_test_" + "0" * 24 + "modreadytests"
 WEBHOOKS_ALLOW_PRIVATE_URLS = True
 WEBHOOKS_ALLOW_HTTP = True
 SEED_DEMO_ALLOWED = True
+
+# The task queue runs inline here (sync): one drain with one sender, so a drain's wake-ups do not start drains inside
+# drains. Tests of several drains or senders at once set these themselves.
+AUTOMATIONS_DRAIN_SLOTS = 1
+AUTOMATIONS_DRAIN_SENDERS = 1
