@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from automations import selectors as automations_selectors
 from billing import selectors as billing_selectors
+from billing.retention import selectors as retention_selectors
 from core.charts import daily_lines
 from customers import funnel as customers_funnel
 from customers import list_filters
@@ -44,6 +45,8 @@ def dashboard_build(*, user, days: int, now: datetime) -> dict:
         board["at_risk"] = billing_selectors.subscriptions_at_risk()
         board["churn"] = billing_selectors.churn_reasons(since=since, until=now)
         board["recovered"] = dunning_recovered(since=since, until=now)
+    if user.has_perm("billing.view_cancelsession"):
+        board["retention"] = retention_selectors.retention_board(since=since, until=now)
     if user.has_perm("support.view_ticket"):
         board["tickets"] = support_selectors.tickets_open_summary()
     if user.has_perm("automations.view_emailqueueitem"):

@@ -112,3 +112,4 @@ class InvoiceAdmin(djstripe_admin.InvoiceAdmin):
 
 admin.site.unregister(djstripe_models.Invoice)
 admin.site.register(djstripe_models.Invoice, InvoiceAdmin)
+from .retention import admin as retention_admin  # noqa: E402,F401  (the cancellation flow's admin)

@@ -74,6 +74,9 @@ class Subscription(models.Model):
     product_id = models.CharField("Stripe product id", max_length=255, db_index=True)
     product_name = models.CharField(max_length=255, blank=True)
     price_id = models.CharField("Stripe price id", max_length=255, blank=True)
+    item_id = models.CharField(
+        "Stripe subscription item id", max_length=255, blank=True, help_text="The item that holds the ModReady price."
+    )
     status = models.CharField(max_length=32, choices=SubscriptionStatus.choices, db_index=True)
     amount = models.BigIntegerField(default=0, help_text="Per interval, in minor units (cents).")
     currency = models.CharField(max_length=3, blank=True)
@@ -91,6 +94,16 @@ class Subscription(models.Model):
     cancellation_reason = models.CharField(max_length=64, blank=True)
     cancellation_feedback = models.CharField(max_length=64, blank=True)
     cancellation_comment = models.TextField(blank=True)
+    # https://docs.stripe.com/api/subscriptions/object#subscription_object-pause_collection: a paused collection
+    # keeps the status `active`; Stripe clears it at `resumes_at`.
+    pause_behavior = models.CharField(max_length=32, blank=True, help_text="Stripe's pause_collection.behavior.")
+    pause_resumes_at = models.DateTimeField(null=True, blank=True)
+    discount_id = models.CharField(
+        "Stripe discount",
+        max_length=255,
+        blank=True,
+        help_text="The subscription's first discount (Stripe's di_ id; its coupon's id when it came expanded).",
+    )
     metadata = models.JSONField(default=dict, blank=True)
     stripe_created = models.DateTimeField(null=True, blank=True, help_text="When Stripe created the subscription.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -132,6 +145,10 @@ class Subscription(models.Model):
     @property
     def is_current(self) -> bool:
         return self.status in CURRENT_STATUSES
+
+    @property
+    def is_paused(self) -> bool:
+        return bool(self.pause_behavior) and self.status not in ENDED_STATUSES
 
 
 class EventProcessingStatus(models.TextChoices):
@@ -204,3 +221,6 @@ class PaymentRecovery(models.Model):
     @property
     def amount_display(self) -> str:
         return f"{self.amount / 100:,.2f} {self.currency}"
+
+
+from .retention.models import CancelSession, SaveOffer, SubscriptionChange  # noqa: E402,F401  (the cancellation flow's tables)

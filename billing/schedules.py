@@ -13,4 +13,10 @@ SCHEDULES = [
         cron="* * * * *",
         description="Retry failed Stripe events whose backoff is over.",
     ),
+    ScheduledJob(
+        name="billing.subscription-changes-retry",
+        func="billing.tasks.subscription_changes_retry_due",
+        cron="*/5 * * * *",
+        description="Send again the subscription changes Stripe has not answered (same key, same request).",
+    ),
 ]

@@ -88,6 +88,7 @@ class SubscriptionState:
     product_id: str
     product_name: str
     price_id: str
+    item_id: str
     status: str
     amount: int
     currency: str
@@ -105,6 +106,9 @@ class SubscriptionState:
     cancellation_reason: str
     cancellation_feedback: str
     cancellation_comment: str
+    pause_behavior: str
+    pause_resumes_at: datetime | None
+    discount_id: str
     metadata: dict
     stripe_created: datetime | None
 
@@ -138,12 +142,14 @@ def subscription_state(subscription: dict, *, product_lookup: ProductLookup) -> 
     recurring = price.get("recurring") or {}
     quantity = int(chosen.get("quantity") or 1)
     details = subscription.get("cancellation_details") or {}
+    pause = subscription.get("pause_collection") or {}
     return SubscriptionState(
         stripe_subscription_id=subscription["id"],
         stripe_customer_id=object_id(subscription.get("customer")),
         product_id=object_id(price.get("product")),
         product_name=(product or {}).get("name") or "",
         price_id=price.get("id") or "",
+        item_id=chosen.get("id") or "",
         status=subscription.get("status") or "",
         amount=int(price.get("unit_amount") or 0) * quantity,
         currency=(price.get("currency") or subscription.get("currency") or "").lower(),
@@ -165,9 +171,23 @@ def subscription_state(subscription: dict, *, product_lookup: ProductLookup) -> 
         cancellation_reason=details.get("reason") or "",
         cancellation_feedback=details.get("feedback") or "",
         cancellation_comment=(details.get("comment") or "")[:2000],
+        pause_behavior=pause.get("behavior") or "",
+        pause_resumes_at=timestamp_to_datetime(pause.get("resumes_at")),
+        discount_id=subscription_discount_id(subscription),
         metadata=dict(subscription.get("metadata") or {}),
         stripe_created=timestamp_to_datetime(subscription.get("created")),
     )
+
+
+def subscription_discount_id(subscription: dict) -> str:
+    """The subscription's first discount: its `di_` id as Stripe lists it, or its coupon's id when the discounts came
+    expanded (https://docs.stripe.com/api/subscriptions/object#subscription_object-discounts; a discount object
+    names its coupon under `source.coupon`, older ones under `coupon`: https://docs.stripe.com/api/discounts/object)."""
+    for discount in subscription.get("discounts") or []:
+        if isinstance(discount, dict):
+            return object_id(discount.get("coupon") or (discount.get("source") or {}).get("coupon")) or discount["id"]
+        return str(discount)
+    return ""
 
 
 def invoice_subscription_id(invoice: dict) -> str:

@@ -38,3 +38,11 @@ def stripe_sync_task(starting_after: str | None = None) -> dict:
             task_name=f"stripe-sync-after:{summary.next_starting_after}",
         )
     return summary.as_dict()
+
+
+def subscription_changes_retry_due() -> int:
+    """Schedule (every 5 minutes): the pauses, discounts, plan moves and cancellations whose Stripe answer was lost,
+    sent again under their own key (billing/retention/changes.py)."""
+    from .retention.changes import changes_retry_due
+
+    return changes_retry_due()

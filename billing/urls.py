@@ -1,6 +1,7 @@
 from django.urls import path
 
 from .card_update import card_update, card_update_done
+from .retention.views import cancel_page
 from .stripe_webhook.view import StripeWebhookView
 
 # The URL the Stripe dashboard points at, with and without the trailing slash (no redirect: Stripe does not follow
@@ -12,4 +13,6 @@ urlpatterns = [
     # The card-update link in dunning emails (a customer page, reachable from the internet).
     path("billing/card-update/<str:token>", card_update, name="billing-card-update"),
     path("billing/card-updated", card_update_done, name="billing-card-update-done"),
+    # The cancel page the provisioning panel sends a customer to (a customer page, reachable from the internet).
+    path("billing/cancel/<str:token>", cancel_page, name="billing-cancel"),
 ]

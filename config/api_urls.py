@@ -9,6 +9,7 @@ from automations import api as automations_api
 from automations import api_analytics as automations_analytics_api
 from backoffice import api as backoffice_api
 from billing import api as billing_api
+from billing.retention import api as retention_api
 from customers import api as customers_api
 from integrations import api as integrations_api
 from support import api as support_api
@@ -16,6 +17,7 @@ from support import api as support_api
 router = SimpleRouter()
 router.register("customers", backoffice_api.CustomerViewSet, basename="customer")
 router.register("subscriptions", billing_api.SubscriptionViewSet, basename="subscription")
+router.register("cancel-sessions", retention_api.CancelSessionViewSet, basename="cancel-session")
 router.register("automation-rules", automations_api.RuleViewSet, basename="automation-rule")
 router.register("email-queue-items", automations_api.QueueItemViewSet, basename="email-queue-item")
 router.register("tickets", support_api.TicketViewSet, basename="ticket")

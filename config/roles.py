@@ -36,6 +36,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "customers.timelineevent": VIEW,
         "customers.stagetransition": VIEW,
         "billing.subscription": VIEW,
+        "billing.cancelsession": VIEW,
+        "billing.subscriptionchange": VIEW,
         "support.ticket": ("view", "change"),
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,
@@ -65,6 +67,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.sendingpause": VIEW,
         "automations.suppression": ("view", "add", "delete"),
         "customers.consentrecord": ("view", "add"),
+        # The cancel page's save offers, per reason, and what came of them.
+        "billing.saveoffer": EDIT,
+        "billing.cancelsession": VIEW,
         "integrations.workflowrun": VIEW,
         "integrations.workflowstep": VIEW,
         "devtools.outboxemail": VIEW,  # the local run's outbox (shown only where it is in use)
@@ -74,6 +79,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "customers.timelineevent": VIEW,
         "customers.stagetransition": VIEW,
         "billing.subscription": VIEW,
+        # The provisioning panel's "cancel" button: a cancel session for the customer (billing/retention/api.py).
+        "billing.cancelsession": ("view", "add"),
         "automations.automationrule": VIEW,
         "automations.enrollment": ("view", "add"),
         "automations.emailqueueitem": VIEW,

@@ -42,6 +42,12 @@ SUBSCRIPTION_UPDATED = "subscription.updated"
 SUBSCRIPTION_CANCEL_SCHEDULED = "subscription.cancel_scheduled"
 SUBSCRIPTION_CANCELED = "subscription.canceled"
 SUBSCRIPTION_TRIAL_ENDING = "subscription.trial_will_end"
+# The retention changes (billing/services/subscription_retention.py): payments paused with Stripe's pause_collection
+# and resumed, a discount applied, the price changed. Payloads: subscription and product ids and what changed.
+SUBSCRIPTION_PAUSED = "subscription.paused"
+SUBSCRIPTION_RESUMED = "subscription.resumed"
+SUBSCRIPTION_DISCOUNT_APPLIED = "subscription.discount_applied"
+SUBSCRIPTION_PLAN_CHANGED = "subscription.plan_changed"
 PAYMENT_FAILED = "payment.failed"
 PAYMENT_RECOVERED = "payment.recovered"
 PAYMENT_SUCCEEDED = "payment.succeeded"
@@ -58,6 +64,10 @@ EVENT_NAMES: tuple[str, ...] = (
     SUBSCRIPTION_CANCEL_SCHEDULED,
     SUBSCRIPTION_CANCELED,
     SUBSCRIPTION_TRIAL_ENDING,
+    SUBSCRIPTION_PAUSED,
+    SUBSCRIPTION_RESUMED,
+    SUBSCRIPTION_DISCOUNT_APPLIED,
+    SUBSCRIPTION_PLAN_CHANGED,
     PAYMENT_FAILED,
     PAYMENT_RECOVERED,
     PAYMENT_SUCCEEDED,

@@ -16,6 +16,10 @@ EVENT_TYPES = (
     "customer.win_back",
     "payment.failed",
     "payment.recovered",
+    "subscription.paused",
+    "subscription.resumed",
+    "subscription.cancellation_scheduled",
+    "subscription.plan_changed",
 )
 
 

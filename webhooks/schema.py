@@ -40,7 +40,9 @@ class WebhookDataSerializer(serializers.Serializer):
     customer = WebhookCustomerSerializer()
     details = serializers.DictField(
         help_text="The domain event's payload: {from, to, cause} for stage changes; invoice and subscription ids, "
-        "attempt count and next payment attempt for payment events."
+        "attempt count and next payment attempt for payment events; for subscription events subscription_id and "
+        "product_id, with behavior and resumes_at (paused), paused_until (resumed), cancel_at, feedback and comment "
+        "(cancellation_scheduled), from_price_id, to_price_id, amount, currency and interval (plan_changed)."
     )
 
 
@@ -71,3 +73,19 @@ CHURNED = _webhook("customer.churned", "The subscription ended: suspend the serv
 WIN_BACK = _webhook("customer.win_back", "A churned customer is being won back.")
 PAYMENT_FAILED = _webhook("payment.failed", "A renewal payment failed (Stripe will retry).")
 PAYMENT_RECOVERED = _webhook("payment.recovered", "A failed payment was paid after all.")
+SUBSCRIPTION_PAUSED = _webhook(
+    "subscription.paused",
+    "Payments are paused until details.resumes_at (the customer chose a pause instead of canceling, or staff paused "
+    "it): suspend the server and keep its data.",
+)
+SUBSCRIPTION_RESUMED = _webhook(
+    "subscription.resumed", "The pause is over (at resumes_at, or earlier): start the server again."
+)
+SUBSCRIPTION_CANCELLATION_SCHEDULED = _webhook(
+    "subscription.cancellation_scheduled",
+    "The subscription ends at details.cancel_at (the period's end); the server runs until then. "
+    "customer.churned follows when it ends.",
+)
+SUBSCRIPTION_PLAN_CHANGED = _webhook(
+    "subscription.plan_changed", "The subscription moved to another price (details.to_price_id): resize the server."
+)

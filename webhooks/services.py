@@ -44,6 +44,14 @@ STAGE_EVENT_TYPES = {
     "win_back": "customer.win_back",
 }
 
+# The subscription changes the provisioning panel acts on (a pause suspends the server with its data kept; its end
+# starts it again; a plan change resizes it).
+SUBSCRIPTION_EVENT_TYPES = {
+    domain_events.SUBSCRIPTION_PAUSED: "subscription.paused",
+    domain_events.SUBSCRIPTION_RESUMED: "subscription.resumed",
+    domain_events.SUBSCRIPTION_CANCEL_SCHEDULED: "subscription.cancellation_scheduled",
+    domain_events.SUBSCRIPTION_PLAN_CHANGED: "subscription.plan_changed",
+}
 
 # --- endpoints --------------------------------------------------------------------------------------------------------
 
@@ -91,7 +99,7 @@ def event_type_for(event: DomainEvent) -> str | None:
         return "payment.failed"
     if event.name == domain_events.PAYMENT_RECOVERED:
         return "payment.recovered"
-    return None
+    return SUBSCRIPTION_EVENT_TYPES.get(event.name)
 
 
 def message_body(*, event_type: str, event: DomainEvent) -> str:

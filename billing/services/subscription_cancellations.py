@@ -31,6 +31,8 @@ def subscription_cancel_scheduled_fact(
             "subscription_id": state.stripe_subscription_id,
             "product_id": state.product_id,
             "cancel_at": datetime_to_iso(cancel_at),
+            "feedback": state.cancellation_feedback,
+            "comment": state.cancellation_comment,
         },
         to_stage=Stage.AT_RISK,
     )

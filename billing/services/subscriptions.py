@@ -27,6 +27,7 @@ from .subscription_cancellations import (
     subscription_cancel_unscheduled_fact,
     subscription_canceled_fact,
 )
+from .subscription_retention import subscription_retention_facts
 
 # A subscription the CRM first sees this long after Stripe created it (the first sync of an existing account) is
 # imported quietly: record, timeline and stage, but no subscription.created domain event, so nobody gets a welcome
@@ -220,6 +221,7 @@ def _subscription_change_facts(
             return
     if state.status in ENDED_STATUSES:
         return
+    result.facts += subscription_retention_facts(subscription, state, before=before, occurred_at=occurred_at)
     was_scheduled = bool(before["cancel_at_period_end"] or before["cancel_at"])
     is_scheduled = bool(state.cancel_at_period_end or state.cancel_at)
     if is_scheduled and (not was_scheduled or before["cancel_at"] != state.cancel_at):

@@ -63,7 +63,18 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "WEBHOOKS": [
         f"webhooks.schema.{name}"
-        for name in ("PURCHASE", "AT_RISK", "CHURNED", "WIN_BACK", "PAYMENT_FAILED", "PAYMENT_RECOVERED")
+        for name in (
+            "PURCHASE",
+            "AT_RISK",
+            "CHURNED",
+            "WIN_BACK",
+            "PAYMENT_FAILED",
+            "PAYMENT_RECOVERED",
+            "SUBSCRIPTION_PAUSED",
+            "SUBSCRIPTION_RESUMED",
+            "SUBSCRIPTION_CANCELLATION_SCHEDULED",
+            "SUBSCRIPTION_PLAN_CHANGED",
+        )
     ],
     "ENUM_NAME_OVERRIDES": {
         **{name: f"drf_standardized_errors.openapi_serializers.{name}.choices" for name in _ERROR_ENUMS},

@@ -61,6 +61,11 @@ BILLING_EVENT_MAX_ATTEMPTS = env_int("BILLING_EVENT_MAX_ATTEMPTS", 8)
 # where Stripe's portal sends the customer back (empty: this site's own "card updated" page).
 BILLING_CARD_UPDATE_LINK_DAYS = env_int("BILLING_CARD_UPDATE_LINK_DAYS", 14)
 BILLING_CARD_UPDATE_RETURN_URL = env("BILLING_CARD_UPDATE_RETURN_URL", "")
+# The cancellation flow (billing/retention/): how long a cancel session's link works, how often one customer may be
+# shown a save offer, and the share of sessions that gets none (the holdout the save rate is measured against).
+BILLING_CANCEL_SESSION_MINUTES = env_int("BILLING_CANCEL_SESSION_MINUTES", 60)
+BILLING_SAVE_OFFER_EVERY_MONTHS = env_int("BILLING_SAVE_OFFER_EVERY_MONTHS", 12)
+BILLING_CANCEL_HOLDOUT_PERCENT = env_int("BILLING_CANCEL_HOLDOUT_PERCENT", 10)
 
 # --- Automations (automations app) -----------------------------------------------------------------------------------
 # How the email queue sends: "resend" (Resend's API through integrations/resend, batches of up to

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from .cancel_page import plan_cancel_page
 from .stripe_world import StripeWorld
 
 FIRST_NAMES = (
@@ -40,7 +41,8 @@ FEEDBACK = [
 # a server yet: three in five here, so that the others fill every stage with a story: trials open, lapsed and
 # converted; subscribers settling in; failed payments recovered, lost and open now; cancellations with feedback,
 # scheduled or done; and the win-back campaign (still running for some, ended without a return for others, and
-# some who came back). The weights also bound the first run's time: a Stripe story costs the webhook path's full
+# some who came back; and customers who used our cancel page: saved by its offer, paused and resumed, or gone). The
+# weights also bound the first run's time: a Stripe story costs the webhook path's full
 # processing for each of its events (a dunning story about nine, with its emails), a sign-up one insert; about
 # 520 Stripe events keep bin/run's first run near 40 s on this machine.
 JOURNEYS = [
@@ -56,6 +58,7 @@ JOURNEYS = [
     ("cancel_scheduled", 2),
     ("win_back_now", 3),
     ("comes_back", 4),
+    ("cancel_page", 6),
 ]
 # Journeys whose story is the win-back campaign: they gave marketing consent, or its emails would not reach them.
 CAMPAIGN_JOURNEYS = {"win_back_now", "comes_back"}
@@ -127,6 +130,9 @@ def _plan(journey: Journey, *, rng: random.Random, start: datetime, today: datet
         return
     if kind in {"cancels", "cancel_scheduled", "win_back_now"}:
         _plan_cancellation(steps, kind, plan=plan, rng=rng, today=today)
+        return
+    if kind == "cancel_page":  # our cancel page and its offers (devtools/demo/cancel_page.py)
+        plan_cancel_page(steps, subscribe=_subscribe, renew=_renew, rng=rng, today=today, start=start)
         return
     steps.append((buy, _subscribe(plan)))
     if kind == "subscriber":

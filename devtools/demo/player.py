@@ -43,6 +43,7 @@ from billing.stripe_webhook import store as stripe_webhook_store
 from customers import services
 from customers.tasks import onboarding_settle_task
 from devtools import clock
+from devtools.demo.cancel_page import offers_install
 from devtools.demo.journeys import Journey, Play
 from devtools.demo.stripe_world import StripeWorld
 from devtools.demo.tickets import plan_tickets
@@ -162,6 +163,7 @@ class Player:
         """Play every journey from `start` to today. `progress(day, days)` is called as each new day of the history
         begins (bin/run shows it, so a long seed is not a silent one)."""
         prices = {key: self.world.product(name=n, amount=a, interval=i) for key, (n, a, i) in PLANS.items()}
+        offers_install(prices)  # the cancel page's save offers (devtools/demo/cancel_page.py)
         for journey in journeys:
             play = Play(world=self.world, prices=prices, objects={"journey": journey})
             for moment, step in journey.steps:

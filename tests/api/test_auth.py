@@ -27,6 +27,7 @@ PUBLIC_PREFIXES = (
     "staff/password/",
     "support/discord-link/",
     "billing/card-update",
+    "billing/cancel/",
 )
 
 

@@ -49,9 +49,14 @@ class InProcessStripe(HTTPClient):
 @contextmanager
 def installed(fake: FakeStripe) -> Iterator[FakeStripe]:
     """stripe-python talks to `fake` in-process inside the block, and to what it talked to before after it."""
+    from billing.retention import stripe_calls  # the cancellation flow's writes keep their own client
+
     previous, previous_retries = stripe.default_http_client, stripe.max_network_retries
+    previous_changes = stripe_calls.http_client_override
     stripe.default_http_client, stripe.max_network_retries = InProcessStripe(fake), 0
+    stripe_calls.http_client_override = InProcessStripe(fake)
     try:
         yield fake
     finally:
         stripe.default_http_client, stripe.max_network_retries = previous, previous_retries
+        stripe_calls.http_client_override = previous_changes

@@ -6,7 +6,9 @@ intents and checkout sessions, a session's line items, a product's features, a s
 and two writes, a customer's email update (POST /v1/customers/<id>; every applied update is in `customer_updates`)
 and customer portal sessions (POST /v1/billing_portal/sessions, with flow_data; every one created is in
 `portal_sessions`), both honouring Idempotency-Key like Stripe: a repeat replays the first answer, the same key with
-other parameters is refused. The base class's switches (latency, fail_next, drop_next, rate_limit) apply to every route.
+other parameters is refused. The subscription writes of the cancellation flow (pause, discount, price change,
+cancel at period end) and coupons are in subscription_writes.py, mixed in. The base class's switches (latency,
+fail_next, drop_next, rate_limit) apply to every route.
 """
 
 import copy
@@ -16,6 +18,7 @@ from typing import Any
 
 from devtools.fakes.server import FakeRequest, FakeResponse, FakeServer, route
 from devtools.fakes.stripe.objects import PREFIXES, RESOURCES, StripeObjectBuilder, expand_ids, fixture, new_id
+from devtools.fakes.stripe.subscription_writes import SubscriptionWrites
 
 # https://docs.stripe.com/api/customer_portal/sessions/create#create_portal_session-flow_data-type
 PORTAL_FLOW_TYPES = (
@@ -26,7 +29,7 @@ PORTAL_FLOW_TYPES = (
 )
 
 
-class FakeStripe(StripeObjectBuilder, FakeServer):
+class FakeStripe(SubscriptionWrites, StripeObjectBuilder, FakeServer):
     name = "stripe"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
@@ -39,6 +42,7 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
         self.idempotent: dict[str, tuple[dict, FakeResponse]] = {}
         self.customer_updates: list[dict] = []
         self.portal_sessions: list[dict] = []
+        self.writes_init()
 
     def reset(self) -> None:
         super().reset()
@@ -46,6 +50,7 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
             self.idempotent.clear()
             self.customer_updates.clear()
             self.portal_sessions.clear()
+        self.writes_reset()
 
     def put(self, obj: dict) -> dict:
         """Store (or replace) an object; the fake answers with its current state from now on."""
@@ -286,6 +291,8 @@ class FakeStripe(StripeObjectBuilder, FakeServer):
         return expand_ids(value, parts, self._find)
 
     def _find(self, object_id: str) -> dict | None:
+        if object_id.startswith("di_"):
+            return self.discounts.get(object_id)
         if _prefix(object_id) not in PREFIXES:
             return None
         with self.lock:
