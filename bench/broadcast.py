@@ -86,8 +86,16 @@ def run_one(args) -> dict:
     """One rate, in this process: fresh database, seed, clusters, send, measure."""
     from bench.harness import django_on_fresh_database
 
-    _say(f"{args.items} emails at {args.rate} req/s: fresh database, migrating")
-    django_on_fresh_database()
+    _say(f"{args.items} emails at {args.rate} req/s: {'reused' if args.reuse_db else 'fresh'} database, migrating")
+    django_on_fresh_database(keep=args.reuse_db)
+    if args.reuse_db:  # a database migrated before (minutes on a busy machine): emptied of the last run's rows
+        from django.db import connection as setup_connection
+
+        with setup_connection.cursor() as cursor:
+            cursor.execute(
+                "TRUNCATE customers_customer, automations_emailbatch, automations_drainlease, automations_queuewake,"
+                " automations_providercallslot, django_q_ormq, django_q_task CASCADE"
+            )
     from datetime import timedelta
 
     from django.db import connection
@@ -277,6 +285,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--no-kill", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--label", default="this branch")
+    parser.add_argument("--reuse-db", action="store_true", help="Keep a migrated bench database; empty its rows.")
     args = parser.parse_args(argv)
     if args.rate is not None:
         result = run_one(args)
