@@ -127,15 +127,8 @@ def email_queue_process(
             if not probe_claim(provider=transport.provider):
                 break  # not this worker's turn to probe; every email stays where it is
             probing = True
-        batch, go_on = _batch_next(
-            worker=worker,
-            size=transport.batch_size,
-            probing=probing,
-            result=result,
-            wait_for_due=wait_for_due,
-            deadline=deadline,
-            sleep=sleep,
-        )
+        waits = {"wait_for_due": wait_for_due, "deadline": deadline, "sleep": sleep}
+        batch, go_on = _batch_next(worker=worker, size=transport.batch_size, probing=probing, result=result, **waits)
         if batch is None:
             if go_on:
                 continue
