@@ -21,7 +21,14 @@ from .render_context import sample_contexts
 from .template_budget import RenderBudget, TemplateRenderLimitExceeded, render_bounded, run_with_budget
 from .template_limits import BoundedSandboxedEnvironment
 
-__all__ = ["TemplateRenderError", "TemplateRenderLimitExceeded", "render_email", "template_compile_errors"]
+__all__ = [
+    "TemplateRenderError",
+    "TemplateRenderLimitExceeded",
+    "render_email",
+    "render_text",
+    "template_compile_errors",
+    "text_compile_errors",
+]
 
 LAYOUT_DIR = Path(__file__).parent / "jinja"
 # Stripe amounts are in the smallest unit; for these currencies that unit is the whole one
@@ -282,3 +289,36 @@ def template_compile_errors(*, subject: str, html: str, text: str, preheader: st
                 errors[field] = f"{_error_text(exc)} (sample customer {who})"
                 break
     return errors
+
+
+def _compile_text_part(source: str):
+    return TEXT_ENVIRONMENT.from_string(_parse_part(TEXT_ENVIRONMENT, source))
+
+
+def render_text(*, source: str, context: dict[str, Any], name: str, max_length: int, part: str = "text") -> str:
+    """One staff-written plain-text piece outside an email (a saved support reply), in the email templates' sandbox
+    under the same render limits (time, work, sizes), its output stopped past `max_length` characters. Raises
+    jinja2.TemplateError: TemplateSyntaxError, TemplateRenderError, TemplateRenderLimitExceeded."""
+    compiled = _compile_text_part(source)
+    return _bounded(
+        lambda: render_bounded(compiled, context, max_length=max_length, part=part).strip(), name=name or "unsaved"
+    )
+
+
+def text_compile_errors(*, source: str, name: str, max_length: int, contexts: list[dict[str, Any]]) -> str:
+    """What is wrong with a plain-text piece ("" when nothing): it must parse and render within the limits for each
+    of `contexts` (varied sample customers, as email templates are checked with when they are saved)."""
+    try:
+        compiled = _compile_text_part(source)
+    except TemplateError as exc:
+        return _error_text(exc)
+    for context in contexts:
+        try:
+            _bounded(
+                lambda c=compiled, x=context: render_bounded(c, x, max_length=max_length, part="text"),
+                name=name or "unsaved",
+            )
+        except TemplateError as exc:
+            who = (context.get("customer") or {}).get("email") or "without an account"
+            return f"{_error_text(exc)} (sample customer {who})"
+    return ""

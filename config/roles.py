@@ -42,6 +42,13 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,
         "support.discordinteraction": VIEW,
+        "support.savedreply": EDIT,
+        "support.savedreplyuse": VIEW,
+        "support.panelsuggestion": VIEW,
+        "support.slatarget": VIEW,
+        "support.slaalert": VIEW,
+        "support.ticketresponse": VIEW,
+        "support.categorystaffrole": VIEW,
         "automations.emailqueueitem": VIEW,
         "automations.emailevent": VIEW,
         "automations.suppression": VIEW,
@@ -67,6 +74,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.sendingpause": VIEW,
         "automations.suppression": ("view", "add", "delete"),
         "customers.consentrecord": ("view", "add"),
+        # Saved replies are written by Support and Marketing together (the public ones speak to customers).
+        "support.savedreply": EDIT,
+        "support.panelsuggestion": VIEW,
         # The cancel page's save offers, per reason, and what came of them.
         "billing.saveoffer": EDIT,
         "billing.cancelsession": VIEW,

@@ -1,4 +1,4 @@
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -13,7 +13,8 @@ from django.utils.html import format_html
 from core.admin import ReadOnlyAdmin
 from integrations import alerts as integration_alerts
 
-from . import markup, selectors, services, ticket_identity
+from . import admin_saved_replies, markup, selectors, services, ticket_identity  # noqa: F401 (registers its admins)
+from .admin_sla import SlaStateFilter, period
 from .models import DiscordInteraction, Ticket, TicketAttachment, TicketStatus
 
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
@@ -35,7 +36,15 @@ class TicketAdmin(admin.ModelAdmin):
         "rating",
         "has_error",
     )
-    list_filter = ("status", "category", "priority", "customer__vip_status", "claimed_by_name", "outside_support_hours")
+    list_filter = (
+        "status",
+        SlaStateFilter,
+        "category",
+        "priority",
+        "customer__vip_status",
+        "claimed_by_name",
+        "outside_support_hours",
+    )
     search_fields = (
         "customer__email",
         "customer__name",
@@ -232,12 +241,7 @@ class TicketAdmin(admin.ModelAdmin):
 
     def metrics_view(self, request):
         self._require_view(request)
-        today = timezone.now().date()
-        try:
-            since = date.fromisoformat(request.GET.get("since") or str(today - timedelta(days=30)))
-            until = date.fromisoformat(request.GET.get("until") or str(today))
-        except ValueError:
-            since, until = today - timedelta(days=30), today
+        since, until = period(request)
         metrics = selectors.support_metrics(
             since=datetime.combine(since, time.min, tzinfo=UTC),
             until=datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC),

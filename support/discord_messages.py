@@ -5,8 +5,7 @@ Components: https://discord.com/developers/docs/components/reference (1 action r
 responding#interaction-response-object-modal (title and labels at most 45 characters, 1 to 5 top-level components).
 """
 
-from django.conf import settings
-
+from .category_roles import staff_role_for
 from .models import Ticket, TicketCategory
 
 EPHEMERAL = 64
@@ -155,7 +154,7 @@ def ticket_buttons(ticket: Ticket) -> list[dict]:
 
 def opening_message(ticket: Ticket, context: list[str]) -> dict:
     """The first message in the channel: mentions the staff role (the staff notification) and shows the CRM context."""
-    role = settings.DISCORD_STAFF_ROLE_ID
+    role = staff_role_for(ticket.category)
     lines = [
         f"<@&{role}> new **{ticket.get_category_display()}** ticket from <@{ticket.discord_user_id}>",
         f"**{ticket.subject}**",

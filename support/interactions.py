@@ -8,17 +8,17 @@ https://discord.com/developers/docs/interactions/receiving-and-responding
 import logging
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from . import discord_messages as msg
-from . import selectors, services
+from . import reply_commands, selectors, services, suggestions
+from .category_roles import holds_staff_role
 from .models import TicketStatus
 
 logger = logging.getLogger(__name__)
 
-PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, MODAL_SUBMIT = 1, 2, 3, 5
+PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, APPLICATION_COMMAND_AUTOCOMPLETE, MODAL_SUBMIT = 1, 2, 3, 4, 5
 
 
 class MalformedInteraction(ValueError):
@@ -31,12 +31,12 @@ class Actor:
     name: str
     roles: tuple[str, ...]
 
-    @property
-    def is_staff(self) -> bool:
-        return bool(settings.DISCORD_STAFF_ROLE_ID) and settings.DISCORD_STAFF_ROLE_ID in self.roles
+    def is_staff_for(self, ticket) -> bool:
+        """The global staff role, or the ticket's category role (support/category_roles.py)."""
+        return holds_staff_role(self.roles, ticket.category)
 
 
-def picked_member_is_staff(resolved: dict, user_id: str) -> bool:
+def picked_member_is_staff(resolved: dict, user_id: str, category: str = "") -> bool:
     """Whether a user picked in a user select holds the staff role. In a guild, Discord sends the picked users'
     member objects (with their role ids) in `resolved.members`; no member object means not a member of the server
     (https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object-resolved-data-structure).
@@ -44,8 +44,7 @@ def picked_member_is_staff(resolved: dict, user_id: str) -> bool:
     member = (resolved.get("members") or {}).get(user_id)
     if not isinstance(member, dict):
         return False
-    roles = member.get("roles") or []
-    return bool(settings.DISCORD_STAFF_ROLE_ID) and settings.DISCORD_STAFF_ROLE_ID in [str(r) for r in roles]
+    return holds_staff_role([str(r) for r in member.get("roles") or []], category)
 
 
 def _actor(payload: dict) -> Actor:
@@ -88,6 +87,9 @@ def handle(payload: object) -> dict:
     data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
     custom_id = str(data.get("custom_id") or data.get("name") or "")
     actor = _actor(payload)
+    channel_id = str(payload.get("channel_id") or "")
+    if payload["type"] == APPLICATION_COMMAND_AUTOCOMPLETE:  # a read per keystroke: answered, not recorded
+        return reply_commands.autocomplete(data=data, roles=actor.roles, channel_id=channel_id)
     if not services.interaction_record(
         interaction_id=interaction_id,
         interaction_type=payload["type"],
@@ -96,9 +98,13 @@ def handle(payload: object) -> dict:
     ):
         return msg.ephemeral("Already handled.")
     if payload["type"] == MESSAGE_COMPONENT:
-        return _component(custom_id, data, actor)
+        return _component(custom_id, data, actor, token=str(payload.get("token", "")))
     if payload["type"] == MODAL_SUBMIT:
-        return _modal_submit(custom_id, data, actor, token=str(payload.get("token", "")))
+        return _modal_submit(custom_id, data, actor, token=str(payload.get("token", "")), interaction_id=interaction_id)
+    if payload["type"] == APPLICATION_COMMAND and custom_id == reply_commands.REPLY_COMMAND:
+        return reply_commands.command(
+            data=data, interaction_id=interaction_id, roles=actor.roles, channel_id=channel_id, staff_name=actor.name
+        )
     if payload["type"] == APPLICATION_COMMAND:
         return msg.ephemeral("Use the “Open a ticket” button in the support channel.")
     raise MalformedInteraction(f"unknown interaction type {payload['type']}")
@@ -111,7 +117,10 @@ def _ticket_action(custom_id: str) -> tuple[int, str, str]:
     return int(parts[1]), parts[2], parts[3] if len(parts) > 3 else ""
 
 
-def _component(custom_id: str, data: dict, actor: Actor) -> dict:
+def _component(custom_id: str, data: dict, actor: Actor, *, token: str) -> dict:
+    suggestion_answer = suggestions.button(custom_id=custom_id, user_id=actor.user_id, token=token)
+    if suggestion_answer is not None:
+        return suggestion_answer
     if custom_id == msg.OPEN_BUTTON:
         refusal = services.open_refusal(discord_user_id=actor.user_id)
         return msg.ephemeral(refusal) if refusal else msg.open_ticket_modal()
@@ -128,10 +137,10 @@ def _component(custom_id: str, data: dict, actor: Actor) -> dict:
     if ticket.status != TicketStatus.OPEN:
         return msg.ephemeral(f"Ticket #{ticket.pk} is {ticket.get_status_display().lower()}.")
     if action == "close":
-        if not actor.is_staff and actor.user_id != ticket.discord_user_id:
+        if not actor.is_staff_for(ticket) and actor.user_id != ticket.discord_user_id:
             return msg.ephemeral("Only staff or the customer can close this ticket.")
         return msg.close_modal(ticket)
-    if not actor.is_staff:
+    if not actor.is_staff_for(ticket):
         return msg.ephemeral("Only support staff can do that.")
     context = selectors.ticket_customer_context(ticket=ticket)
     if action == "claim":
@@ -151,7 +160,7 @@ def _component(custom_id: str, data: dict, actor: Actor) -> dict:
         resolved = data.get("resolved") if isinstance(data.get("resolved"), dict) else {}
         user = (resolved.get("users") or {}).get(target) or {}
         name = str(user.get("global_name") or user.get("username") or target)
-        if not picked_member_is_staff(resolved, target):
+        if not picked_member_is_staff(resolved, target, ticket.category):
             # The channel is visible to the staff role only: anyone else would hold a ticket they cannot open.
             return msg.ephemeral(f"{name} is not in the support team, so they cannot take ticket #{ticket.pk}.")
         services.ticket_transfer(ticket=ticket, discord_user_id=target, name=name)
@@ -165,7 +174,7 @@ def _component(custom_id: str, data: dict, actor: Actor) -> dict:
     raise MalformedInteraction(f"unknown action {action!r}")
 
 
-def _modal_submit(custom_id: str, data: dict, actor: Actor, *, token: str) -> dict:
+def _modal_submit(custom_id: str, data: dict, actor: Actor, *, token: str, interaction_id: str) -> dict:
     values = modal_values(data)
     if custom_id == msg.OPEN_MODAL:
         category = values.get("category") or [""]
@@ -176,15 +185,18 @@ def _modal_submit(custom_id: str, data: dict, actor: Actor, *, token: str) -> di
                 validate_email(email)
             except ValidationError:
                 return msg.ephemeral(f"“{email[:100]}” is not an email address; please try again.")
-        result = services.ticket_open_request(
-            discord_user_id=actor.user_id,
-            username=actor.name,
-            category=category,
-            subject=str(values.get("subject") or "")[:200],
-            description=str(values.get("description") or "")[:4000],
-            email=email,
-            interaction_token=token,
-        )
+        form = {
+            "discord_user_id": actor.user_id,
+            "username": actor.name,
+            "category": category,
+            "subject": str(values.get("subject") or "")[:200],
+            "description": str(values.get("description") or "")[:4000],
+            "email": email,
+        }
+        offer = suggestions.offer(interaction_id=interaction_id, **form)  # public saved replies first, if any match
+        if offer is not None:
+            return offer
+        result = services.ticket_open_request(**form, interaction_token=token)
         if result.ticket is None:
             return msg.ephemeral(result.refusal)
         return {"type": msg.DEFERRED_MESSAGE, "data": {"flags": msg.EPHEMERAL}}
@@ -193,7 +205,7 @@ def _modal_submit(custom_id: str, data: dict, actor: Actor, *, token: str) -> di
     if ticket is None:
         return msg.ephemeral("This ticket no longer exists.")
     if action == "close-modal":
-        if not actor.is_staff and actor.user_id != ticket.discord_user_id:
+        if not actor.is_staff_for(ticket) and actor.user_id != ticket.discord_user_id:
             return msg.ephemeral("Only staff or the customer can close this ticket.")
         if ticket.status != TicketStatus.OPEN:
             return msg.ephemeral(f"Ticket #{ticket.pk} is already {ticket.get_status_display().lower()}.")

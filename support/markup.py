@@ -66,7 +66,9 @@ def names_for_ticket(ticket, messages: Iterable[dict] = ()) -> MarkupNames:
         for user in [message.get("author") or {}, *(message.get("mentions") or [])]:
             if user.get("id") and _user_name(user):
                 users[str(user["id"])] = _user_name(user)
-    roles = {settings.DISCORD_STAFF_ROLE_ID: "Staff"}
+    from .category_roles import role_names  # the categories' own staff roles (a model read)
+
+    roles = role_names()
     channels = {settings.DISCORD_SUPPORT_CHANNEL_ID: "support"}
     if ticket.discord_channel_id and ticket.pk:
         channels[ticket.discord_channel_id] = ticket.channel_name

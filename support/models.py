@@ -205,3 +205,8 @@ class DiscordLinkRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Discord {self.discord_username or self.discord_user_id} -> {self.email}"
+
+
+# Saved replies, SLA clocks and category roles live in their own modules; importing them here registers them.
+from .reply_models import PanelSuggestion, SavedReply, SavedReplyUse  # noqa: E402, F401
+from .sla_models import CategoryStaffRole, SlaAlert, SlaTarget, TicketResponse, TicketSla  # noqa: E402, F401

@@ -5,8 +5,9 @@ SCHEDULES = [
         name="support.tickets-activity",
         func="support.tasks.tickets_activity_task",
         cron="*/2 * * * *",
-        description="Read new messages of open ticket channels: first staff response, last activity, counts. While "
-        "Discord refuses the bot token, one probe call that clears the alert once it works again.",
+        description="Read new messages of open ticket channels: first staff response, last activity, counts; then "
+        "the SLA check (a ticket about to miss its target pings its staff role once). While Discord refuses the bot "
+        "token, one probe call that clears the alert once it works again.",
     ),
     ScheduledJob(
         name="support.tickets-autoclose",

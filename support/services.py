@@ -12,7 +12,7 @@ from django.utils import timezone
 from customers import services as customer_services
 from customers.models import Customer, TimelineSource
 
-from . import hours, identity, selectors
+from . import hours, identity, selectors, sla
 from .models import (
     DiscordInteraction,
     SupportPanel,
@@ -216,9 +216,11 @@ def ticket_activity_record(*, ticket: Ticket, messages: list[dict]) -> Ticket:
     """
     ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
     fields = {"last_seen_message_id"}
+    fresh = []
     for message in messages:
         if int(message["id"]) <= int(ticket.last_seen_message_id or 0):
             continue  # read twice (a retried run): already counted
+        fresh.append(message)
         ticket.last_seen_message_id = message["id"]
         author = message.get("author") or {}
         if author.get("bot"):
@@ -233,6 +235,7 @@ def ticket_activity_record(*, ticket: Ticket, messages: list[dict]) -> Ticket:
             ticket.first_responder_name = (author.get("global_name") or author.get("username") or "")[:100]
             fields |= {"first_staff_response_at", "first_responder_discord_id", "first_responder_name"}
     ticket.save(update_fields=sorted(fields))
+    sla.sla_messages_record(ticket=ticket, messages=fresh)  # the SLA clock reads the same messages once
     return ticket
 
 

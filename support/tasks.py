@@ -26,12 +26,17 @@ def ticket_opening_message_refresh_task(ticket_id: int) -> None:
 
 
 def tickets_activity_task() -> int:
-    """Schedule (every 2 minutes): read new messages of open tickets. While Discord refuses the bot token, first one
+    """Schedule (every 2 minutes): read new messages of open tickets, then the SLA check (support/sla_workflows.py:
+    a ticket about to miss its target pings its staff role once). While Discord refuses the bot token, first one
     probe call that clears the staff alert once the token works again (integrations/discord/token_health.py)."""
     from integrations.discord.token_health import discord_token_probe
 
+    from .sla_workflows import sla_check_run
+
     discord_token_probe()
-    return workflows.activity_read_run()
+    read = workflows.activity_read_run()
+    sla_check_run()  # after the read, so an answer written since the last poll stops the clock before any ping
+    return read
 
 
 def tickets_autoclose_task() -> dict:

@@ -23,6 +23,7 @@ from integrations.discord.client import (
 
 from . import discord_messages as msg
 from . import hours, markup, selectors, services
+from .category_roles import staff_role_for
 from .channel_placement import categories_with_room
 from .message_content import MessageContentMissing, content_check
 from .models import SupportPanel, Ticket, TicketAttachment, TicketStatus
@@ -41,12 +42,13 @@ class NoRoomForTicket(Exception):
 
 
 def permission_overwrites(ticket: Ticket) -> list[dict]:
-    """@everyone (the guild id) may not view; the customer, the staff role and the bot may work in the channel."""
+    """@everyone (the guild id) may not view; the customer, the staff role (the category's own when it names one,
+    support/category_roles.py) and the bot may work in the channel."""
     allow = str(TICKET_MEMBER_PERMISSIONS)
     return [
         {"id": settings.DISCORD_GUILD_ID, "type": 0, "allow": "0", "deny": str(VIEW_CHANNEL)},
         {"id": ticket.discord_user_id, "type": 1, "allow": allow, "deny": "0"},
-        {"id": settings.DISCORD_STAFF_ROLE_ID, "type": 0, "allow": allow, "deny": "0"},
+        {"id": staff_role_for(ticket.category), "type": 0, "allow": allow, "deny": "0"},
         {"id": settings.DISCORD_APPLICATION_ID, "type": 1, "allow": allow, "deny": "0"},
     ]
 

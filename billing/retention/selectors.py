@@ -82,7 +82,9 @@ def pauses_ended(*, since: datetime, until: datetime) -> dict:
     pauses = pauses.filter(created_at__gte=since - timedelta(days=100), created_at__lte=until)
     resumed = canceled = 0
     for resumes_at, ended_at in pauses:
-        end = datetime.fromtimestamp(int(resumes_at), tz=UTC)
+        if not isinstance(resumes_at, int):
+            continue  # a pause without an end date (none of ours): nothing to count at its end
+        end = datetime.fromtimestamp(resumes_at, tz=UTC)
         if not since <= end <= until:
             continue
         if ended_at is not None and ended_at <= end:

@@ -15,8 +15,6 @@ from billing.retention.models import SaveOffer
 from .stripe_world import ts
 
 # What Marketing has set up in the demo: an offer for five of the eight reasons (the others get none).
-REASONS_WITH_OFFERS = ("too_expensive", "unused", "other", "missing_features", "low_quality")
-REASONS_WITHOUT = ("switched_service", "customer_service", "too_complex")
 COMMENTS = {
     "too_expensive": "Money is tight this month.",
     "unused": "Exams, no time to play until summer.",
@@ -44,15 +42,23 @@ def offers_install(prices: dict[str, dict]) -> None:
         SaveOffer.objects.update_or_create(reason=reason, defaults=fields)
 
 
-def plan_cancel_page(steps: list, *, subscribe, renew, rng: random.Random, today: datetime, start: datetime) -> None:
+# The reason by the journey's number, so even a short history has a pause that resumed, a discount, a plan move
+# and a cancellation. A pause visit comes early enough in the history for the pause to end before today.
+REASON_TURNS = ("unused", "too_expensive", "other", "missing_features", "switched_service", "low_quality", "unused")
+
+
+def plan_cancel_page(
+    steps: list, *, subscribe, renew, rng: random.Random, today: datetime, start: datetime, turn: int
+) -> None:
     """Subscribes, renews once, opens the cancel page during the second period; then Stripe's time."""
-    buy = start + timedelta(days=rng.uniform(3, 40), hours=rng.uniform(0, 12))
+    reason = REASON_TURNS[turn % len(REASON_TURNS)]
+    pauses = reason in ("unused", "other")
+    buy = start + timedelta(days=rng.uniform(3, 15 if pauses else 40), hours=rng.uniform(0, 12))
     steps[0] = (buy - timedelta(hours=rng.uniform(1, 30)), steps[0][1])
     steps.append((buy, subscribe("pro" if rng.random() < 0.7 else "ultimate")))
     steps.append((buy + timedelta(days=30), renew))
-    visit = buy + timedelta(days=30 + rng.uniform(2, 25))
-    reason = rng.choice(REASONS_WITH_OFFERS * 3 + REASONS_WITHOUT)
-    steps.append((visit, _visit(reason=reason, accepts=rng.random() < 0.65, reloads=rng.random() < 0.3)))
+    visit = buy + timedelta(days=30 + rng.uniform(2, 10 if pauses else 25))
+    steps.append((visit, _visit(reason=reason, accepts=rng.random() < 0.75, reloads=rng.random() < 0.3)))
     for later in (60, 90, 120):  # the period ends, or a pause of 1 to 3 months ends
         if buy + timedelta(days=later) < today:
             steps.append((buy + timedelta(days=later, minutes=1), _stripe_time(renew)))

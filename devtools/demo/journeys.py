@@ -43,8 +43,9 @@ FEEDBACK = [
 # scheduled or done; and the win-back campaign (still running for some, ended without a return for others, and
 # some who came back; and customers who used our cancel page: saved by its offer, paused and resumed, or gone). The
 # weights also bound the first run's time: a Stripe story costs the webhook path's full
-# processing for each of its events (a dunning story about nine, with its emails), a sign-up one insert; about
-# 520 Stripe events keep bin/run's first run near 40 s on this machine.
+# processing for each of its events (a dunning story about nine, with its emails), a sign-up one insert. About
+# 520 Stripe events kept bin/run's first run near 40 s on this machine; the cancel-page customers (below) add about
+# a hundred.
 JOURNEYS = [
     ("browsing", 60),
     ("trial_open", 5),
@@ -58,8 +59,10 @@ JOURNEYS = [
     ("cancel_scheduled", 2),
     ("win_back_now", 3),
     ("comes_back", 4),
-    ("cancel_page", 6),
 ]
+# One browsing customer in CANCEL_PAGE_EVERY instead uses our cancel page (devtools/demo/cancel_page.py), planned with
+# its own random numbers: the others' stories stay exactly as they were without it.
+CANCEL_PAGE_EVERY = 8
 # Journeys whose story is the win-back campaign: they gave marketing consent, or its emails would not reach them.
 CAMPAIGN_JOURNEYS = {"win_back_now", "comes_back"}
 
@@ -99,6 +102,8 @@ def cast(*, count: int, today: datetime, days: int = 90, seed: int = 12) -> list
         fields = {"opt_in_confirmed": rng.random() < 0.75 or kind in CAMPAIGN_JOURNEYS}
         if vip:
             fields.update(vip_status=True, promo_code=f"VIP-{index:04d}-{rng.randrange(36**4):04X}")
+        if kind == "browsing" and index % CANCEL_PAGE_EVERY == CANCEL_PAGE_EVERY - 1:
+            kind = "cancel_page"
         journey = Journey(
             index=index,
             kind=kind,
@@ -124,15 +129,18 @@ def _plan(journey: Journey, *, rng: random.Random, start: datetime, today: datet
     steps.append((signup, _signup))
     if kind == "browsing":
         return
+    if kind == "cancel_page":  # our cancel page and its offers, on its own random numbers
+        own = random.Random(f"cancel-page-{journey.index}")
+        plan_cancel_page(
+            steps, subscribe=_subscribe, renew=_renew, rng=own, today=today, start=start, turn=journey.index
+        )
+        return
     buy = signup + timedelta(hours=rng.uniform(0.2, 48))
     if kind.startswith("trial"):
         _plan_trial(steps, kind, plan=plan, buy=buy, rng=rng, today=today)
         return
     if kind in {"cancels", "cancel_scheduled", "win_back_now"}:
         _plan_cancellation(steps, kind, plan=plan, rng=rng, today=today)
-        return
-    if kind == "cancel_page":  # our cancel page and its offers (devtools/demo/cancel_page.py)
-        plan_cancel_page(steps, subscribe=_subscribe, renew=_renew, rng=rng, today=today, start=start)
         return
     steps.append((buy, _subscribe(plan)))
     if kind == "subscriber":

@@ -396,6 +396,13 @@ class DiscordClient:
             raise
         return True
 
+    def guild_commands_overwrite(self, *, guild_id: str, commands: list[dict]) -> list[dict]:
+        """Replace the application's commands in a guild with `commands` (guild commands update at once)
+        (https://discord.com/developers/docs/interactions/application-commands#bulk-overwrite-guild-application-commands).
+        A PUT: the same list twice leaves the same commands, so it is retried like any PUT."""
+        path = f"/applications/{self.application_id}/guilds/{guild_id}/commands"
+        return self.request("PUT", path, json=commands) or []
+
     def dm_channel_create(self, *, recipient_id: str) -> dict:
         """The bot's direct-message channel with a user (https://discord.com/developers/docs/resources/user#create-dm)."""
         return self.request("POST", "/users/@me/channels", json={"recipient_id": recipient_id})

@@ -6,8 +6,14 @@ the outbound webhooks in agreement for every customer, and exactly one Stripe ch
 Speed: the fake answers in the process (no socket) and each event is processed by billing's handler write
 (`subscription_apply_stripe_state` with Stripe's current object, which is what the webhook task applies after
 dj-stripe has mirrored it); the signature check, the store and dj-stripe's mirror are covered by the webhook tests
-and by tests/billing/test_subscription_changes.py, which deliver the same events through the endpoint."""
+and by tests/billing/test_subscription_changes.py, which deliver the same events through the endpoint.
 
+Measured 2026-12-07 on the shared 2-core machine under a load average of about 22 (six test suites at once):
+974 s for the 1,000 paths, 20 to 42 s for 100 (CANCEL_REPLAY_PATHS=100), about 115 queries per path, nearly all
+of the time waiting on PostgreSQL. At that load it is far from the minute it should stay well under; it has not been
+measured on an idle machine."""
+
+import os
 import random
 from collections import Counter
 from datetime import timedelta
@@ -25,7 +31,10 @@ from billing.retention.sessions import (
     cancel_session_reason_give,
 )
 from billing.services.subscriptions import subscription_apply_stripe_state
+from billing.stripe_objects import subscription_state
 from customers.events import domain_events_drain
+from customers.lifecycle import Stage
+from customers.models import Customer
 from devtools.fakes.stripe.in_process import installed
 from devtools.fakes.stripe.server import FakeStripe
 from devtools.fakes.stripe.subscription_writes import FEEDBACK
@@ -34,7 +43,8 @@ from webhooks.models import OutboundDelivery
 from .cancel_world import panel_endpoint
 
 pytestmark = pytest.mark.django_db
-PATHS = 1000
+PATHS = int(os.environ.get("CANCEL_REPLAY_PATHS", "1000"))  # a smaller run for profiling
+CUSTOMERS = PATHS * 8 // 10  # a fifth of the paths are second visits
 SEED = 2112
 
 
@@ -93,7 +103,7 @@ def _walk(subscription: Subscription, fake: FakeStripe, rng: random.Random, *, n
     changes.change_send(change_id=decided.change_id)  # the last reload
 
 
-def _world(fake: FakeStripe, count: int) -> list[Subscription]:
+def _world(fake: FakeStripe, count: int) -> None:
     product = fake.add_product(name="ModReady Server")
     price = fake.add_price(product=product, unit_amount=1499)
     cheaper = fake.add_price(product=product, unit_amount=799)
@@ -107,12 +117,20 @@ def _world(fake: FakeStripe, count: int) -> list[Subscription]:
         downgrade_plan_name="Starter",
         downgrade_amount=799,
     )
-    events = []
+    # The subscribers as the CRM holds them after their sign-up (written in bulk, as the services leave them: the
+    # sign-up is not what this replay is about).
+    customers, states = [], []
     for n in range(count):
         world = fake.add_subscription(email=f"p{n}@example.com", product=product, price=price)
-        events.append({"data": {"object": world.subscription}})
-    _process(fake, events, random.Random(0))
-    return list(Subscription.objects.order_by("pk"))
+        state = subscription_state(world.subscription, product_lookup=fake.objects["products"].get)
+        customers.append(
+            Customer(email=f"p{n}@example.com", stripe_customer_id=world.customer["id"], lifecycle_stage=Stage.ACTIVE)
+        )
+        states.append(state)
+    Customer.objects.bulk_create(customers)
+    Subscription.objects.bulk_create(
+        [Subscription(customer=c, **state.model_fields()) for c, state in zip(customers, states, strict=True)]
+    )
 
 
 def _assert_in_agreement(fake: FakeStripe) -> None:
@@ -143,27 +161,28 @@ def _assert_in_agreement(fake: FakeStripe) -> None:
 
 def test_a_thousand_random_cancel_paths_leave_stripe_the_crm_and_the_panel_in_agreement(stripe_in_process):
     fake, rng = stripe_in_process, random.Random(SEED)
+    _world(fake, CUSTOMERS)
     panel_endpoint()
-    subscriptions = _world(fake, PATHS // 2)
-    domain_events_drain(time_budget=300)
-    OutboundDelivery.objects.all().delete()  # the sign-ups' news: not what this replay is about
 
-    for round_number in range(2):  # each customer may come back once: 1,000 paths over 500 customers
+    walked = 0
+    for round_number in range(10):  # customers come back after Stripe's time has passed, until 1,000 paths
         now = timezone.now() + timedelta(days=40 * round_number)
-        for subscription in subscriptions:
-            subscription.refresh_from_db()
+        running = Subscription.objects.filter(status="active", cancel_at_period_end=False).order_by("pk")
+        for subscription in running[: PATHS - walked]:
             _walk(subscription, fake, rng, now=now)
+            walked += 1
         _process(fake, _take_emitted(fake), rng)
         fake.advance(int(timezone.now().timestamp()) + 400 * 86400)  # Stripe's time: pauses end, periods end
         _process(fake, _take_emitted(fake), rng)
         domain_events_drain(time_budget=300)
 
     sessions = CancelSession.objects.select_related("change")
-    assert sessions.count() >= PATHS * 0.95  # a few customers had already canceled before their second visit
+    assert sessions.count() == PATHS
+    assert sessions.filter(offer_eligible=False).exists()  # the second visits after an offer: none this time
     decided = [session for session in sessions if session.outcome]
     assert all(session.change.status == ChangeStatus.APPLIED for session in decided)
     updates = Counter(update["idempotency_key"] for update in fake.subscription_updates)
-    assert set(updates.values()) == {1}
+    assert set(updates.values()) == {1}  # one Stripe change per decided session, however often it was sent
     assert sorted(updates) == sorted(session.change.key for session in decided)
     outcomes = Counter((session.outcome, session.offer_kind if session.offer_shown else "") for session in decided)
     assert {("accepted", "pause"), ("accepted", "discount"), ("accepted", "downgrade"), ("canceled", "")} <= set(

@@ -105,9 +105,7 @@ def test_bad_input_is_a_400_and_changes_nothing(client, page, fake_stripe, data)
 def test_an_expired_or_changed_link_says_what_to_do(client, page, settings):
     path, session, _world = page
     changed = client.get(path[:-3] + "abc")
-    assert (
-        changed.status_code == 400 and "Press &quot;Cancel&quot; in your server panel again" in changed.content.decode()
-    )
+    assert changed.status_code == 400 and 'Press "Cancel" in your server panel again' in changed.content.decode()
     settings.BILLING_CANCEL_SESSION_MINUTES = 0
     old = signing.dumps({"s": session.pk}, salt=SALT, compress=False)
     time.sleep(1.1)
@@ -120,7 +118,9 @@ def test_a_subscription_already_set_to_cancel_has_nothing_to_cancel(client, page
     client.post(path, {"step": "reason", "reason": "other"})
     client.post(path, {"step": "decide", "choice": "cancel"})
     deliver_emitted(fake_stripe, deliver)
+    session.subscription.refresh_from_db()
 
+    assert session.subscription.cancel_at_period_end
     with pytest.raises(CancelSessionRefused):
         cancel_session_create(subscription=session.subscription)
     assert CancelSession.objects.count() == 1

@@ -125,3 +125,19 @@ def modal_submit(custom_id: str, fields: dict[str, str | list[str]], **kwargs) -
             child = {"type": 4, "id": index * 10 + 1, "custom_id": field_id, "value": value}
         components.append({"type": 18, "id": index * 10, "component": child})
     return interaction(5, data={"custom_id": custom_id, "components": components}, **kwargs)
+
+
+def slash_command(name: str, options: dict[str, str], *, command_id: str = "", focused: str = "", **kwargs) -> dict:
+    """A chat-input command (interaction type 2) as Discord sends it from a guild channel; with `focused`, the
+    autocomplete request (type 4) Discord sends while the user types that option
+    (https://discord.com/developers/docs/interactions/application-commands#autocomplete)."""
+    data_options = []
+    for option_name, value in options.items():
+        option = {"type": 3, "name": option_name, "value": value}
+        if option_name == focused:
+            option["focused"] = True
+        data_options.append(option)
+    data = {"id": command_id or snowflake(), "name": name, "type": 1, "options": data_options}
+    if "guild_id" not in kwargs:
+        data["guild_id"] = GUILD_ID
+    return interaction(4 if focused else 2, data=data, **kwargs)

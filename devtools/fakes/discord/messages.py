@@ -26,8 +26,17 @@ class MessageRoutes:
                 return self._error(404, 10003, "Unknown Channel")
             if not any(payload.get(k) for k in ("content", "embeds", "components")):
                 return self._error(400, 50006, "Cannot send an empty message")
+            nonce = str(payload.get("nonce") or "")
+            if nonce and payload.get("enforce_nonce"):
+                # Discord answers a repeated nonce from the same author with the message already created (for a few
+                # minutes): https://discord.com/developers/docs/resources/message#create-message-jsonform-params
+                for earlier in self.messages.get(channel_id, []):
+                    if earlier.get("nonce") == nonce:
+                        return earlier
             bot = {**user_object(APPLICATION_ID, "ModReady"), "bot": True}
             message = self._message(channel_id, snowflake(self.now()), bot, payload)
+            if nonce:
+                message["nonce"] = nonce
             self.messages.setdefault(channel_id, []).append(message)
             return message
 
@@ -81,6 +90,33 @@ class MessageRoutes:
                 if channel["type"] == 1 and channel["recipients"][0]["id"] == user_id:
                     return list(self.messages.get(channel["id"], []))
             return []
+
+    # --- application commands ---------------------------------------------------------------------------------------
+    @route("PUT", r"/api/v10/applications/(?P<app_id>\d+)/guilds/(?P<guild_id>\d+)/commands")
+    def guild_commands_overwrite(self, request: FakeRequest):
+        """https://discord.com/developers/docs/interactions/application-commands#bulk-overwrite-guild-application-commands:
+        the list replaces the guild's commands; each gets an id, the application and guild ids and a version."""
+        body = request.json()
+        if not isinstance(body, list) or any(not isinstance(c, dict) or not c.get("name") for c in body):
+            return self._error(400, 50035, "Invalid Form Body")
+        with self.lock:
+            if request.params["app_id"] != APPLICATION_ID:
+                return self._error(403, 50001, "Missing Access")
+            commands = []
+            for command in body:
+                known = next((c for c in self.commands if c["name"] == command["name"]), None)
+                commands.append(
+                    {
+                        "type": 1,
+                        **command,
+                        "id": known["id"] if known else snowflake(self.now()),
+                        "application_id": APPLICATION_ID,
+                        "guild_id": request.params["guild_id"],
+                        "version": snowflake(self.now()),
+                    }
+                )
+            self.commands = commands
+            return commands
 
     # --- CDN --------------------------------------------------------------------------------------------------------
     @route("GET", r"/attachments/.+")

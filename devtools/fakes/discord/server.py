@@ -68,6 +68,7 @@ class FakeDiscord(ChannelRoutes, MessageRoutes, FakeServer):
         self.callbacks: dict[str, dict] = {}  # interaction token -> the callback body
         self.originals: dict[str, dict] = {}  # interaction token -> the @original message as last edited
         self.followups: dict[str, list[dict]] = {}
+        self.commands: list[dict] = []  # the application's guild commands (PUT .../commands replaces them)
         self._bucket_limit: tuple[int, float] | None = None
         self._buckets: dict[tuple[str, str], list[float]] = {}
         self.bucket_429s = 0
@@ -91,6 +92,12 @@ class FakeDiscord(ChannelRoutes, MessageRoutes, FakeServer):
     def add_category(self, category_id: str, name: str = "tickets-overflow") -> None:
         with self.lock:
             self.channels[category_id] = {"id": category_id, "type": 4, "name": name, "guild_id": GUILD_ID}
+
+    def add_text_channel(self, channel_id: str, name: str) -> None:
+        """A plain text channel of the guild (e.g. the support channel the panel goes in)."""
+        with self.lock:
+            self.channels[channel_id] = {"id": channel_id, "type": 0, "name": name, "guild_id": GUILD_ID}
+            self.messages.setdefault(channel_id, [])
 
     def fill_category(self, category_id: str, count: int | None = None) -> None:
         """Put `count` (default: up to the limit) placeholder channels in a category."""
