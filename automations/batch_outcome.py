@@ -33,6 +33,7 @@ from .models import (
     QueueStatus,
     SendingPause,
 )
+from .pacing import provider_slot_hold
 from .services.campaigns import campaign_stage_on_sent
 from .services.tracking import email_events_link_unmatched
 
@@ -162,6 +163,8 @@ def batch_record_failure(
         wait = error.retry_after if error.retry_after is not None else DEFAULT_RATE_LIMIT_WAIT
         batch.lease_expires_at = batch.next_attempt_at = now + timedelta(seconds=wait)
         batch.save(update_fields=BATCH_STATE_FIELDS)
+        # The limit is the team's, not this sender's: every sender of every drain waits it out.
+        provider_slot_hold(provider=provider or error.provider or "email", seconds=wait)
         result.rate_limited += 1
         return wait
     if outcome == SendErrorKind.UNKNOWN:

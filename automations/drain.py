@@ -1,28 +1,40 @@
 """Draining the email queue: claim due emails (batch_claim), send them in batches through the selected transport and
 record what happened (batch_outcome), paced under the provider's rate limit (pacing). Safe in several workers at once.
+
+A task drain (`email_queue_drain`) holds a drain slot with a heartbeat (drain_leases) and runs several senders, each
+with its own batch in flight, so the provider's rate, not one call's answer time, sets the pace.
 """
 
 import logging
 import os
+import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import Min
 from django.utils import timezone
 
 from .batch_claim import DrainResult, batch_claim_in_flight, batch_claim_new
 from .batch_outcome import batch_send
 from .drain_control import (
-    drain_slot,
     drain_wake_clear,
     probe_claim,
     queue_process_enqueue,
     sending_pause_get,
     sending_resume,
 )
-from .drain_leases import batch_lease_kept
+from .drain_leases import (
+    batch_lease_kept,
+    drain_lease_kept,
+    drain_lease_release,
+    drain_lease_take,
+    drain_replacement_wake,
+)
 from .models import (
     BatchStatus,
     EmailBatch,
@@ -67,17 +79,36 @@ def _waited_for_due(*, deadline: float, sleep: Callable[[float], None], result: 
     return True
 
 
+def _batch_next(*, worker: str, size: int, probing: bool, result: DrainResult, wait_for_due, deadline, sleep):
+    """The batch to send next: one whose lease ran out (a retry, a dead drain's), else a new one. The one place a
+    claim happens, so a bulk gate on the claimed emails has one place to be called. Returns (batch, go_on):
+    (None, True) means look again, (None, False) means this drain is done."""
+    batch = batch_claim_in_flight(worker=worker)
+    if batch is not None:
+        return batch, True
+    batch, handled = batch_claim_new(worker=worker, size=1 if probing else size, result=result)
+    if batch is not None:
+        return batch, True
+    if handled and not probing:
+        return None, True  # every claimed email was cancelled, suppressed or failed; look for more
+    if wait_for_due and not probing and _waited_for_due(deadline=deadline, sleep=sleep, result=result):
+        return None, True
+    return None, False
+
+
 def email_queue_process(
     *,
     worker: str | None = None,
     time_budget: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     wait_for_due: bool = False,
+    stop: threading.Event | None = None,
 ) -> DrainResult:
     """Drain due emails until none is left or the time budget is spent. Safe to run in several workers at once.
 
     With `wait_for_due` (the task queue's drain) it also waits for emails and retries that fall due within the
-    budget instead of leaving them to the next scheduled run.
+    budget instead of leaving them to the next scheduled run. With `stop` (a sender of a task drain, whose heartbeat
+    renews the leases of its batches) it ends when the event is set and keeps no lease of its own.
     """
     if settings.EMAIL_DELIVERY == "disabled":
         # Nothing is sent and nothing is marked sent: due emails stay pending until delivery is enabled again.
@@ -85,11 +116,10 @@ def email_queue_process(
         logger.warning("Email delivery is disabled (EMAIL_DELIVERY=disabled): the email queue is not drained.")
         return DrainResult(paused="Email delivery is disabled (EMAIL_DELIVERY=disabled).")
     worker = worker or worker_name()
-    budget = settings.AUTOMATIONS_DRAIN_SECONDS if time_budget is None else time_budget
-    deadline = time.monotonic() + budget
+    deadline = time.monotonic() + (settings.AUTOMATIONS_DRAIN_SECONDS if time_budget is None else time_budget)
     transport = transport_get()
     result = DrainResult()
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         probing = False
         pause = sending_pause_get(provider=transport.provider)
         if pause is not None:
@@ -97,17 +127,14 @@ def email_queue_process(
             if not probe_claim(provider=transport.provider):
                 break  # not this worker's turn to probe; every email stays where it is
             probing = True
-        batch = batch_claim_in_flight(worker=worker)
+        waits = {"wait_for_due": wait_for_due, "deadline": deadline, "sleep": sleep}
+        batch, go_on = _batch_next(worker=worker, size=transport.batch_size, probing=probing, result=result, **waits)
         if batch is None:
-            size = 1 if probing else transport.batch_size
-            batch, handled = batch_claim_new(worker=worker, size=size, result=result)
-            if batch is None:
-                if handled and not probing:
-                    continue  # every claimed email was cancelled, suppressed or failed; look for more
-                if wait_for_due and not probing and _waited_for_due(deadline=deadline, sleep=sleep, result=result):
-                    continue
-                break
-        with batch_lease_kept(batch=batch, worker=worker):  # a drain that dies here leaves the lease to run out
+            if go_on:
+                continue
+            break
+        # A drain that dies here leaves the lease to run out (its heartbeat, or this batch's own renewals, stop).
+        with nullcontext() if stop is not None else batch_lease_kept(batch=batch, worker=worker):
             call_slot_wait(transport=transport, sleep=sleep)
             wait = batch_send(batch=batch, transport=transport, result=result, worker=worker)
         if probing:
@@ -116,7 +143,8 @@ def email_queue_process(
             sending_resume(provider=transport.provider, by="a probe call went through")
             result.paused = ""
         if wait:
-            # A 429 is about our whole account, not this batch: every further call would be refused too.
+            # A 429 is about our whole account, not this batch: every further call would be refused too (the shared
+            # call slot holds every other sender as long, batch_outcome).
             if time.monotonic() + wait >= deadline:
                 break
             sleep(wait)
@@ -126,26 +154,63 @@ def email_queue_process(
     return result
 
 
-def email_queue_drain(*, woken: bool = False, sleep: Callable[[float], None] = time.sleep) -> DrainResult:
-    """The task queue's drain: in a free slot, until nothing is due, then hand over to a fresh task if time ran out.
+def _senders_run(*, worker: str, deadline: float, sleep, stop: threading.Event) -> DrainResult:
+    """AUTOMATIONS_DRAIN_SENDERS senders, each claiming and sending its own batches under the shared pace, so a late
+    answer holds up only its own batch. One sender runs in the calling thread; the others in threads, each with its
+    own database connection and transport."""
+    count = max(1, settings.AUTOMATIONS_DRAIN_SENDERS)
+    results: list[DrainResult] = []
 
-    A drain that finds every slot busy ends at once: each busy drain looks for due work again after giving its slot
-    back, so the emails that woke it are not left behind.
+    def send() -> None:
+        kwargs = {"time_budget": deadline - time.monotonic(), "sleep": sleep, "wait_for_due": True, "stop": stop}
+        results.append(email_queue_process(worker=worker, **kwargs))
+
+    def send_in_thread() -> None:
+        try:
+            send()
+        except Exception:
+            logger.exception("An email sender of drain %s failed", worker)  # its batch's lease runs out: retaken
+        finally:
+            connections.close_all()  # this thread's connection only
+
+    threads = [threading.Thread(target=send_in_thread, name=f"sender {i}", daemon=True) for i in range(1, count)]
+    for thread in threads:
+        thread.start()
+    try:
+        send()
+    finally:
+        for thread in threads:
+            thread.join()
+    total = DrainResult()
+    for result in results:
+        total.add(result)
+    return total
+
+
+def email_queue_drain(*, woken: bool = False, sleep: Callable[[float], None] = time.sleep) -> DrainResult:
+    """The task queue's drain: in a free drain slot (a lease with a heartbeat, automations.drain_leases), several
+    senders until nothing is due or the time is up; then a fresh task continues if due work is left.
+
+    A drain that finds every slot held ends at once: the drains holding them keep going while emails are due.
     """
     if woken:
         drain_wake_clear()
+    # host:cluster pid (a django-q2 worker's parent):worker pid:random, as a pid is reused after a restart.
+    cluster = f"{socket.gethostname()}:{os.getppid()}:"
+    worker = f"{cluster}{os.getpid()}:{secrets.token_hex(3)}"
+    slot = drain_lease_take(worker=worker, cluster=cluster)
+    if slot is None:
+        return DrainResult()
     deadline = time.monotonic() + settings.AUTOMATIONS_DRAIN_SECONDS
-    total = DrainResult()
-    while True:
-        with drain_slot() as slot:
-            if slot is None:
-                return total
-            total.add(email_queue_process(time_budget=deadline - time.monotonic(), sleep=sleep, wait_for_due=True))
-        if total.paused or _seconds_to_next_due() != 0.0:
-            return total
-        if time.monotonic() >= deadline - 1:
-            queue_process_enqueue()  # due work is left and this task's time is up: a fresh task continues
-            return total
+    try:
+        drain_replacement_wake()  # more slots than drains while work is due: start the next at once
+        with drain_lease_kept(slot=slot, worker=worker) as lost:
+            total = _senders_run(worker=worker, deadline=deadline, sleep=sleep, stop=lost)
+    finally:
+        drain_lease_release(slot=slot, worker=worker)
+    if not total.paused and _seconds_to_next_due() == 0.0:
+        queue_process_enqueue()  # due work is left (time ran out, or it came as the senders stopped)
+    return total
 
 
 def send_test_email(*, to: str, rendered, marketing: bool) -> str:

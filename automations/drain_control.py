@@ -3,11 +3,10 @@
 - A `SendingPause` row stops every worker from claiming emails after the provider refused our key, domain or quota
   (401/403); one worker at a time probes, and a success (or staff) lifts it. No email fails for it.
 - `queue_process_enqueue` asks for a drain through `drain_wake_claim`: one queued drain task at most, whatever the
-  burst; running drains hold one of AUTOMATIONS_DRAIN_SLOTS advisory locks (`drain_slot`).
+  burst; running drains hold one of AUTOMATIONS_DRAIN_SLOTS leases with a heartbeat (automations.drain_leases).
 """
 
 import logging
-from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -69,10 +68,11 @@ def sending_resume(*, provider: str, by: str) -> bool:
 
 # --- coalesced wake-ups ------------------------------------------------------------------------------------------
 
-DRAIN_LOCK_CLASS = 0x4D52  # pg advisory lock namespace for the drain slots ("MR")
 DRAIN_WAKE_NAME = "email-drain"
-# A wake-up that never started (its task was lost) stops blocking new ones after this long; django-q2's timeout.
-DRAIN_WAKE_STALE_SECONDS = 120
+# A wake-up that has not started after this long (its task went to a cluster that was killed, or whose workers are
+# all busy) stops blocking new ones: a dead drain must be replaced within seconds, and a spare drain task that finds
+# every slot held ends at once.
+DRAIN_WAKE_STALE_SECONDS = 15
 
 
 def drain_wake_claim() -> bool:
@@ -102,7 +102,7 @@ def queue_process_enqueue() -> None:
     """Ask the task queue to drain due emails now (side effect: call only from on_commit or outside transactions).
 
     Coalesced: while one drain task is queued and not yet started, asking again adds nothing to the broker; running
-    drains are limited to AUTOMATIONS_DRAIN_SLOTS and keep going while emails are due (automations.drain).
+    drains are limited to AUTOMATIONS_DRAIN_SLOTS and keep going while emails are due (automations.drain, drain_leases).
     """
     from django_q.tasks import async_task
 
@@ -110,27 +110,3 @@ def queue_process_enqueue() -> None:
         async_task(
             "automations.tasks.email_queue_process_task", woken=True, task_name="automations:process-email-queue"
         )
-
-
-@contextmanager
-def drain_slot():
-    """One of AUTOMATIONS_DRAIN_SLOTS session advisory locks, or None when every slot is draining already.
-
-    PostgreSQL releases the lock when a SIGKILLed worker's connection closes, so a dead drain never holds a slot.
-    """
-    if connection.vendor != "postgresql":
-        yield 0
-        return
-    slot = None
-    with connection.cursor() as cursor:
-        for candidate in range(max(1, settings.AUTOMATIONS_DRAIN_SLOTS)):
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [DRAIN_LOCK_CLASS, candidate])
-            if cursor.fetchone()[0]:
-                slot = candidate
-                break
-    try:
-        yield slot
-    finally:
-        if slot is not None:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [DRAIN_LOCK_CLASS, slot])

@@ -7,7 +7,8 @@ worker killed mid-work (SIGKILL, a lost machine) stops renewing: its lease runs 
 next sweep of the schedule takes the row again. The thread has its own database connection (each write autocommits)
 and closes it when the work ends.
 
-`renew()` returns whether the row is still ours (an UPDATE filtered on our claim); False stops the renewals.
+`renew()` returns whether the row is still ours (an UPDATE filtered on our claim); False stops the renewals and sets
+the event the context manager yields (`lost`), which the work checks to stop taking more under a claim it lost.
 """
 
 import logging
@@ -21,8 +22,9 @@ logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def lease_kept(*, renew: Callable[[], bool], lease_seconds: float, name: str) -> Iterator[None]:
+def lease_kept(*, renew: Callable[[], bool], lease_seconds: float, name: str) -> Iterator[threading.Event]:
     stop = threading.Event()
+    lost = threading.Event()
 
     def renew_until_done() -> None:
         try:
@@ -30,6 +32,7 @@ def lease_kept(*, renew: Callable[[], bool], lease_seconds: float, name: str) ->
                 try:
                     if not renew():
                         logger.warning("The lease of %s is no longer ours; renewals stop", name)
+                        lost.set()
                         return
                 except Exception:  # a database hiccup: the next beat tries again before the lease runs out
                     logger.warning("Could not renew the lease of %s", name, exc_info=True)
@@ -39,7 +42,7 @@ def lease_kept(*, renew: Callable[[], bool], lease_seconds: float, name: str) ->
     thread = threading.Thread(target=renew_until_done, name=f"lease {name}", daemon=True)
     thread.start()
     try:
-        yield
+        yield lost
     finally:
         stop.set()
         thread.join()

@@ -26,6 +26,7 @@ from .queue import (  # noqa: F401  (Django finds an app's models in its models 
     QueueStatus,
 )
 from .sending_control import (  # noqa: F401  (Django finds an app's models in its models module)
+    DrainLease,
     ProviderCallSlot,
     QueueWake,
     SendingPause,

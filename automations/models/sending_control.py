@@ -21,6 +21,23 @@ class ProviderCallSlot(models.Model):
         return f"{self.provider}: next call at {self.next_slot_at:%H:%M:%S.%f}"
 
 
+class DrainLease(models.Model):
+    """One of AUTOMATIONS_DRAIN_SLOTS drains that may run at once, held by a live drain (automations.drain_leases).
+
+    A drain takes a slot whose lease has run out, and its heartbeat pushes `lease_expires_at` on every third of
+    AUTOMATIONS_LEASE_SECONDS (with the leases of the batches it is calling for). A SIGKILLed drain stops beating:
+    within the lease its slot is free again, and the drains still beating wake a replacement.
+    """
+
+    slot = models.PositiveSmallIntegerField(unique=True)
+    worker = models.CharField(max_length=100, blank=True, help_text="host:pid:tag of the drain holding it.")
+    lease_expires_at = models.DateTimeField()
+    taken_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"drain slot {self.slot}: {self.worker or 'free'} until {self.lease_expires_at:%H:%M:%S}"
+
+
 class StaffTestSend(models.Model):
     """One "send me a test" from the template preview: who, which template, when. The per-person limit counts these
     rows (in the database, so it holds across every web worker)."""

@@ -91,16 +91,22 @@ AUTOMATIONS_RESEND_REQUESTS_PER_SECOND = float(env("AUTOMATIONS_RESEND_REQUESTS_
 # A call whose outcome is unknown (5xx, timeout, dropped connection, 409 in progress) is retried unchanged under its
 # key with exponential backoff (base * 2^(attempt-1), at most RETRY_MAX_SECONDS apart) until Resend answers or
 # RETRY_WINDOW_SECONDS after the first call (Resend remembers a key for 24 h); then its emails become "unconfirmed".
-AUTOMATIONS_RETRY_BASE_SECONDS = env_int("AUTOMATIONS_RETRY_BASE_SECONDS", 30)
+# A 500 from Resend is usually over within seconds; the first retry comes after 5 s (then 10, 20, ...).
+AUTOMATIONS_RETRY_BASE_SECONDS = env_int("AUTOMATIONS_RETRY_BASE_SECONDS", 5)
 AUTOMATIONS_RETRY_MAX_SECONDS = env_int("AUTOMATIONS_RETRY_MAX_SECONDS", 1800)
 AUTOMATIONS_RETRY_WINDOW_SECONDS = env_int("AUTOMATIONS_RETRY_WINDOW_SECONDS", 23 * 3600)
 # While sending is paused by a configuration error (401/403), one probe call every this many seconds.
 AUTOMATIONS_PAUSE_PROBE_SECONDS = env_int("AUTOMATIONS_PAUSE_PROBE_SECONDS", 60)
-# Drains that may be queued or running at once (across all qcluster processes); wake-ups beyond are coalesced.
+# Drains that may run at once (across all qcluster processes; each takes one django-q2 worker while it runs), and
+# senders per drain: each sender has its own batch in flight, all under one shared pace (automations/pacing.py).
 AUTOMATIONS_DRAIN_SLOTS = env_int("AUTOMATIONS_DRAIN_SLOTS", 2)
-# A claimed batch's lease, renewed while its drain works on it: a batch whose drain died is sent again (same
-# idempotency key) by the next minute's resume job once this many seconds have passed without a renewal.
-AUTOMATIONS_LEASE_SECONDS = env_int("AUTOMATIONS_LEASE_SECONDS", 30)
+AUTOMATIONS_DRAIN_SENDERS = env_int("AUTOMATIONS_DRAIN_SENDERS", 8)
+# Drains one qcluster process may run at once: 1 spreads them over the clusters, so a SIGKILLed cluster leaves a live
+# drain that wakes a replacement within seconds. Raise it to AUTOMATIONS_DRAIN_SLOTS when only one qcluster runs.
+AUTOMATIONS_DRAINS_PER_CLUSTER = env_int("AUTOMATIONS_DRAINS_PER_CLUSTER", 1)
+# The lease of a running drain and of the batches it calls for, renewed by its heartbeat every third of it: a drain
+# that died is replaced, and its batches are sent again (same idempotency key), once this many seconds have passed.
+AUTOMATIONS_LEASE_SECONDS = env_int("AUTOMATIONS_LEASE_SECONDS", 10)
 # Read timeout of one call to Resend, in seconds (connect timeout is 3 s).
 AUTOMATIONS_SEND_TIMEOUT = float(env("AUTOMATIONS_SEND_TIMEOUT", "15"))
 # How long one queue run may keep draining (the schedule runs every 2 minutes, below django-q2's task timeout).

@@ -33,3 +33,7 @@ SEED_DEMO_ALLOWED = True
 # send marketing emails at whatever hour the suite runs.
 MARKETING_FREQUENCY_CAP = 0
 MARKETING_QUIET_HOURS_START = MARKETING_QUIET_HOURS_END = 0
+# The task queue runs inline here (sync): one drain with one sender, so a drain's wake-ups do not start drains inside
+# drains. Tests of several drains or senders at once set these themselves.
+AUTOMATIONS_DRAIN_SLOTS = 1
+AUTOMATIONS_DRAIN_SENDERS = 1

@@ -6,6 +6,9 @@
         resend.processing_gate = threading.Event() # ...or until the test sets the event
         resend.accept_then_fail(504)               # the next call is sent, then a gateway answers 504
         resend.revoke_key()                        # 403 invalid_api_key until resend.restore_key()
+        resend.answer_late_next(seconds=2)         # the next call is handled, its answer comes 2 s later
+        resend.random_faults(late=0.05, late_seconds=16, errors=0.05, seed=1)  # a share of calls, at random
+        resend.keep_bodies = False                 # a 100,000-email bench keeps refs and addresses, not the HTML
         ...
         assert resend.duplicates() == {}           # no email (by its X-Entity-Ref-ID) delivered twice
         assert resend.copies_to("a@example.com") == 1
@@ -26,6 +29,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import threading
 import time
 from collections import Counter, deque
@@ -81,6 +85,12 @@ class FakeResend(FakeServer):
         self.processing_gate: threading.Event | None = None
         self.auth_failure: str | None = None
         self._after_faults: deque[int] = deque()
+        self._late_next: deque[float] = deque()
+        self._random = random.Random(0)
+        self.late_share = self.error_share = 0.0
+        self.late_seconds = 0.0
+        self.late_answers = self.random_errors = 0
+        self.keep_bodies = True
         self._ids = itertools.count(1)
 
     def reset(self) -> None:
@@ -94,12 +104,43 @@ class FakeResend(FakeServer):
             self.processing_gate = None
             self.auth_failure = None
             self._after_faults.clear()
+            self._late_next.clear()
+            self.late_share = self.error_share = 0.0
+            self.late_answers = self.random_errors = 0
 
     # --- switches -------------------------------------------------------------------------------------------------
     def accept_then_fail(self, status: int = 504, *, times: int = 1) -> None:
         """The next `times` calls are handled (delivered, key remembered), then a gateway answers `status`."""
         with self.lock:
             self._after_faults.extend([status] * times)
+
+    def answer_late_next(self, *, seconds: float, times: int = 1) -> None:
+        """The next `times` calls are handled (delivered, key remembered) and answered `seconds` later: past the
+        client's read timeout, the client cannot tell whether anything was sent."""
+        with self.lock:
+            self._late_next.extend([seconds] * times)
+
+    def random_faults(self, *, late: float = 0.0, late_seconds: float = 16.0, errors: float = 0.0, seed: int = 0):
+        """Resend on a bad day: a share of calls answered `late_seconds` late (after being handled), another share
+        refused with a 500 (nothing sent, the key not remembered). Drawn from a seeded generator."""
+        with self.lock:
+            self._random = random.Random(seed)
+            self.late_share, self.late_seconds, self.error_share = late, late_seconds, errors
+
+    def _draw_fault(self) -> tuple[float, bool]:
+        """(seconds to hold the answer, whether to refuse with a 500) for the call being handled."""
+        with self.lock:
+            if self._late_next:
+                self.late_answers += 1
+                return self._late_next.popleft(), False
+            draw = self._random.random()
+            if draw < self.error_share:
+                self.random_errors += 1
+                return 0.0, True
+            if draw < self.error_share + self.late_share:
+                self.late_answers += 1
+                return self.late_seconds, False
+        return 0.0, False
 
     def revoke_key(self) -> None:
         """The API key was revoked or rotated: 403 invalid_api_key until restore_key()."""
@@ -163,6 +204,9 @@ class FakeResend(FakeServer):
                     return error("invalid_idempotent_request")
                 self.idempotent_repeats += 1
                 return self._after(answer)
+            late, refuse = self._draw_fault()
+            if refuse:
+                return error("internal_server_error")
             if key:
                 self.in_progress.add(key)
         try:
@@ -177,6 +221,8 @@ class FakeResend(FakeServer):
         finally:
             with self.lock:
                 self.in_progress.discard(key)
+        if late:
+            time.sleep(late)  # handled and remembered; only the answer is late
         return self._after(response)
 
     def _after(self, response: FakeResponse) -> FakeResponse:
@@ -207,6 +253,8 @@ class FakeResend(FakeServer):
         ids = []
         for message in messages:
             email_id = f"fake-{next(self._ids):08d}"
+            if not self.keep_bodies:
+                message = {"to": message.get("to"), "headers": message.get("headers") or {}}
             self.delivered.append(DeliveredEmail(id=email_id, message=message, idempotency_key=key))
             ids.append(email_id)
         return FakeResponse(200, {"data": [{"id": i} for i in ids]} if batch else {"id": ids[0]})

@@ -83,7 +83,9 @@ def test_429_honours_retry_after_and_pauses_the_drain(resend, drain):
 
     result = drain(sleep=sleep)
 
-    assert pauses == [2.0]
+    # The shared call slot holds every sender for the Retry-After (the clock does not move here, so the next
+    # reservation still finds the hold: what matters is that the first wait is the provider's 2 s).
+    assert pauses[0] == pytest.approx(2.0, abs=0.1)
     assert result.rate_limited == 1
     assert result.sent == 4
     assert len(resend.delivered) == 4
@@ -640,25 +642,6 @@ def test_a_burst_of_wake_ups_puts_one_drain_task_on_the_broker():
         for _ in range(500):
             queue_process_enqueue()
         assert enqueue.call_count == 2
-
-
-def test_a_drain_finding_every_slot_busy_ends_at_once(resend, settings):
-    import psycopg
-
-    from automations.drain import email_queue_drain
-    from automations.drain_control import DRAIN_LOCK_CLASS
-
-    settings.AUTOMATIONS_DRAIN_SLOTS = 1
-    queue_welcomes(1)
-    params = connection.get_connection_params()
-    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s, 0)", [DRAIN_LOCK_CLASS])  # another worker is draining
-        result = email_queue_drain(woken=True, sleep=lambda s: None)
-        # Released before the connection closes: a closed session's locks go only when its backend has exited.
-        other.execute("SELECT pg_advisory_unlock(%s, 0)", [DRAIN_LOCK_CLASS])
-    assert result.sent == 0 and resend.requests == []
-    result = email_queue_drain(woken=True, sleep=lambda s: None)
-    assert result.sent == 2
 
 
 def test_the_task_drain_keeps_going_through_a_retry_wait_instead_of_waiting_for_the_next_run(resend, settings):
