@@ -10,6 +10,7 @@ request key / idempotency key, and the note's form token), so a double click cha
 import uuid
 
 from django import forms
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from billing import selectors as billing_selectors
@@ -17,7 +18,9 @@ from billing import support_actions
 from billing.models import GoodwillCreditStatus
 from billing.retention.changes import SubscriptionChangeRefused, subscription_pause
 from billing.retention.models import ChangeStatus
+from customers.models import StaffActionKind
 from customers.staff_actions import ActionRefused as BillingActionRefused
+from customers.staff_actions import may
 
 from . import workspace
 from .models import Ticket
@@ -42,6 +45,12 @@ class GoodwillCreditForm(forms.Form):
     token = TOKEN
 
 
+# Billing's own permission for its quick actions, on top of the ticket's change permission the page checks.
+QUICK_ACTIONS = {
+    "card_update_link": StaffActionKind.CARD_UPDATE_LINK_SEND,
+    "goodwill_credit": StaffActionKind.GOODWILL_CREDIT,
+}
+
 FORMS = {"card_update_link": CardUpdateLinkForm, "pause": PauseForm, "goodwill_credit": GoodwillCreditForm}
 
 
@@ -61,6 +70,8 @@ def _note_token(action: str, token: str) -> str:
 def billing_action_run(*, ticket: Ticket, actor, action: str, data: dict) -> str:
     """Run one billing action for the ticket's customer; returns what was done. Raises workspace.ActionRefused with
     the service's own words when it does not apply (nothing changed)."""
+    if action in QUICK_ACTIONS and not may(actor, QUICK_ACTIONS[action]):
+        raise PermissionDenied
     if not ticket.customer_id:
         raise workspace.ActionRefused(f"Ticket #{ticket.pk} is not linked to a customer.")
     token = data["token"]

@@ -162,3 +162,19 @@ def test_marketing_cannot_use_billing_actions(ticket, client, marketing_user, fa
     ):
         assert act(client, ticket, action, form, run_on_commit=run_on_commit).status_code == 403
     assert fake_stripe.subscription_updates == [] and not CardUpdateLinkSend.objects.exists()
+
+
+def test_billing_quick_actions_also_need_billings_permission(ticket, client, run_on_commit):
+    from django.contrib.auth.models import Permission
+
+    from tests.customers.factories import StaffUserFactory
+
+    ticket_only = StaffUserFactory()
+    ticket_only.user_permissions.add(
+        Permission.objects.get(codename="change_ticket", content_type__app_label="support"),
+        Permission.objects.get(codename="view_ticket", content_type__app_label="support"),
+    )
+    client.force_login(ticket_only)
+    form = {"token": uuid.uuid4().hex}
+    assert act(client, ticket, "card_update_link", form, run_on_commit=run_on_commit).status_code == 403
+    assert not CardUpdateLinkSend.objects.exists() and not TicketAuditEntry.objects.exists()
