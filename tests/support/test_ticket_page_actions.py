@@ -178,3 +178,12 @@ def test_billing_quick_actions_also_need_billings_permission(ticket, client, run
     form = {"token": uuid.uuid4().hex}
     assert act(client, ticket, "card_update_link", form, run_on_commit=run_on_commit).status_code == 403
     assert not CardUpdateLinkSend.objects.exists() and not TicketAuditEntry.objects.exists()
+
+
+def test_a_refused_pause_shows_billings_reason_and_changes_nothing(ticket, staff, fake_stripe, run_on_commit):  # noqa: F811
+    ticket.customer.subscriptions.update(cancel_at_period_end=True)
+    response = act(staff, ticket, "pause", {"months": "1", "token": uuid.uuid4().hex}, run_on_commit=run_on_commit)
+    assert response.status_code == 302
+    assert "Nothing was done: The subscription is set to be canceled." in shown(response)
+    assert fake_stripe.subscription_updates == []
+    assert not TicketAuditEntry.objects.exists() and notes(ticket) == []
