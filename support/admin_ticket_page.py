@@ -21,8 +21,9 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import escape
 
-from . import close_requests, selectors, ticket_page, workspace
+from . import close_requests, selectors, ticket_billing_actions, ticket_page, workspace
 from .models import TicketStatus
+from .ticket_page_replies import saved_reply_page_context
 from .workspace_models import PostKind
 
 
@@ -58,7 +59,7 @@ class TransferForm(forms.Form):
         self.fields["to"].queryset = support_staff()  # evaluated per request: staff come and go
 
 
-ACTIONS = {"post", "claim", "unclaim", "transfer", "close", "close_request", "reopen"}
+ACTIONS = {"post", "claim", "unclaim", "transfer", "close", "close_request", "reopen", *ticket_billing_actions.ACTIONS}
 
 
 class TicketPageMixin:
@@ -88,6 +89,8 @@ class TicketPageMixin:
             "transfer_form": TransferForm() if may_work else None,
             "post_max": workspace.REPLY_MAX_CHARS,
             "cache_seconds": settings.DISCORD_CONVERSATION_CACHE_SECONDS,
+            **saved_reply_page_context(ticket=ticket, chosen=request.GET.get("saved_reply", "")),
+            **(ticket_billing_actions.billing_actions_context(ticket=ticket) if may_work else {"billing_forms": None}),
         }
 
     def get_urls(self):
@@ -122,6 +125,9 @@ class TicketPageMixin:
 
     def _act(self, request, ticket, action: str) -> str:
         user = request.user
+        if action in ticket_billing_actions.ACTIONS:
+            data = _valid(ticket_billing_actions.FORMS[action](request.POST))
+            return ticket_billing_actions.billing_action_run(ticket=ticket, actor=user, action=action, data=data)
         if action == "post":
             form = _valid(PostForm(request.POST))
             post, created = workspace.ticket_post_create(

@@ -90,3 +90,55 @@ def test_support_reads_replies_and_closes_with_a_close_request(login, transactio
     assert sum("thinks this ticket is solved" in c for c in contents) == 1
     assert sum("missing dependency" in c for c in contents) == 1
     assert [m for m in discord.dm_messages(CUSTOMER) if m["attachments"]]  # the transcript by direct message
+
+
+def test_support_inserts_a_saved_reply_sends_the_card_link_and_closes(login, transactional_db, discord, screenshot):
+    """The two additions of the page: a saved reply inserted with a plain form and sent with the reply button, and
+    the card-update link sent from the billing box (audited, noted in the ticket, never in Discord)."""
+    from billing.models import CardUpdateLinkSend
+    from support.models import SavedReply
+    from support.workspace_models import TicketAuditEntry
+
+    customer = CustomerFactory(
+        discord_user_id=CUSTOMER, name="Alex Miner", email="alex@example.com", stripe_customer_id="cus_alex"
+    )
+    SavedReply.objects.create(title="Card declined", body="Hi {{ customer.first_name }}, your card link is on its way.")
+    ticket = open_ticket_as_the_customer()
+    discord.post_message(
+        ticket.discord_channel_id, author_id=CUSTOMER, username="alexm", content="My card was declined"
+    )
+    user = StaffUserFactory(first_name="Sam", last_name="Rivera")
+    user.groups.add(Group.objects.get(name=SUPPORT))
+    page = login(user)
+
+    page.goto(f"/admin/support/ticket/{ticket.pk}/change/")
+    assert "My card was declined" in page.locator("#conversation").inner_text()
+    page.select_option("#saved-reply-select", label="Card declined")
+    page.click("#insert-saved-reply")
+    assert page.input_value("#reply-content") == "Hi Alex, your card link is on its way."
+    page.dblclick("#send-reply")  # a double click: one reply
+    page.wait_for_selector("ul.messagelist")
+
+    page.click("#send-card-update-link")
+    assert "sent the card-update link to alex@example.com" in page.locator("ul.messagelist").inner_text()
+    assert "sent the card-update link" in page.locator("#conversation").inner_text()  # the internal note
+    assert CardUpdateLinkSend.objects.filter(customer=customer).count() == 1
+    assert TicketAuditEntry.objects.filter(ticket=ticket, action="card_update_link").count() == 1
+    screenshot(page, "ticket-page-saved-reply-and-card-link")
+
+    page.fill("#ticket-actions input[name=reason] >> nth=0", "link sent")
+    page.click("#ask-close")
+    assert page.locator("#close-request-pending").is_visible()
+    request = TicketCloseRequest.objects.get(ticket=ticket)
+    handle(
+        fake_discord.button_click(
+            f"ticket:{ticket.pk}:close-confirm:{request.pk}", user_id=CUSTOMER, channel_id=ticket.discord_channel_id
+        )
+    )
+    ticket.refresh_from_db()
+    assert ticket.status == TicketStatus.CLOSED
+
+    contents = [m["content"] for m in discord.deleted_channels[ticket.discord_channel_id]["messages"]]
+    assert sum("your card link is on its way" in c for c in contents) == 1
+    assert sum("thinks this ticket is solved" in c for c in contents) == 1
+    assert not any("card-update link" in c for c in contents)  # the note stays in the admin
