@@ -48,6 +48,17 @@ DROP FUNCTION IF EXISTS customers_consentrecord_append_only();
 """
 
 
+def append_only_trigger(apps, schema_editor):
+    # PostgreSQL only: the embedded SQLite default has no plpgsql; there the model's save() refusal is the guard.
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(APPEND_ONLY)
+
+
+def append_only_trigger_drop(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(APPEND_ONLY_REVERSE)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("customers", "0012_staff_action_kinds"),
@@ -162,5 +173,5 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(fields=("customer", "topic"), name="topic_subscription_unique"),
         ),
         migrations.RunPython(create_default_topics, migrations.RunPython.noop),
-        migrations.RunSQL(APPEND_ONLY, APPEND_ONLY_REVERSE),
+        migrations.RunPython(append_only_trigger, append_only_trigger_drop),
     ]

@@ -25,7 +25,9 @@ def _fail(fake_stripe, deliver, *, attempt=1, retry_in_days=3, world=None, invoi
     retry = int(time.time()) + retry_in_days * DAY if retry_in_days else None
     fake_stripe.update(invoice["id"], attempt_count=attempt, attempted=True, next_payment_attempt=retry)
     if failure is not None:
-        fake_stripe.add_failed_payment(invoice=fake_stripe.get(invoice["id"]), **reasons)
+        # Stripe's retries are days apart: each attempt's payment is newer than the one before, never the same second.
+        created = int(time.time()) - (10 - attempt) * DAY
+        fake_stripe.add_failed_payment(invoice=fake_stripe.get(invoice["id"]), created=created, **reasons)
     fake_stripe.update(world.subscription["id"], status="past_due")
     deliver(stripe_event("invoice.payment_failed", fake_stripe.get(invoice["id"])))
     return world, invoice

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from automations.models import EmailBatch, EnrollmentStatus, QueueStatus
 from config.roles import MARKETING, roles_sync
+from customers.models import Topic
 from tests.automations.factories import (
     AutomationRuleFactory,
     AutomationStepFactory,
@@ -29,7 +30,9 @@ def marketer(transactional_db):
 
 @pytest.fixture
 def rule(transactional_db):
-    rule = AutomationRuleFactory(name="Trial ending", trigger="subscription.trial_will_end")
+    # Its steps are marketing email, so the rule names their topic (the form refuses a marketing step without one).
+    topic, _ = Topic.objects.get_or_create(slug="product-news", defaults={"name": "Product news"})
+    rule = AutomationRuleFactory(name="Trial ending", trigger="subscription.trial_will_end", topic=topic)
     template = EmailTemplateFactory(name="Trial ends soon")
     first = AutomationStepFactory(rule=rule, order=1, delay=timedelta(0), template=template)
     AutomationStepFactory(rule=rule, order=2, delay=timedelta(days=1), template=EmailTemplateFactory(name="Last day"))

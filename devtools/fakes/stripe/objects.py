@@ -241,7 +241,8 @@ class StripeObjectBuilder:
         """A card payment method attached to the customer, by default as its invoice default
         (https://docs.stripe.com/api/payment_methods/object, https://docs.stripe.com/api/customers/object#customer_object-invoice_settings-default_payment_method)."""
         method = fixture("payment_method")
-        method.update(id=new_id("pm_"), customer=customer["id"], created=int(time.time()) - 86400, **fields)
+        # `fields` may name the id and created (the demo's own ids and times); these are only the defaults.
+        method.update({"id": new_id("pm_"), "customer": customer["id"], "created": int(time.time()) - 86400, **fields})
         method["card"].update(brand=brand, display_brand=brand, last4=last4, exp_month=exp_month, exp_year=exp_year)
         self.put(method)
         if default:
