@@ -128,6 +128,7 @@ def test_support_inserts_a_saved_reply_sends_the_card_link_and_closes(login, tra
 
     page.fill("#ticket-actions input[name=reason] >> nth=0", "link sent")
     page.click("#ask-close")
+    page.wait_for_selector("#close-request-pending")  # the page reloads after the POST: wait for it, then look
     assert page.locator("#close-request-pending").is_visible()
     request = TicketCloseRequest.objects.get(ticket=ticket)
     handle(
