@@ -37,8 +37,3 @@ MARKETING_QUIET_HOURS_START = MARKETING_QUIET_HOURS_END = 0
 # drains. Tests of several drains or senders at once set these themselves.
 AUTOMATIONS_DRAIN_SLOTS = 1
 AUTOMATIONS_DRAIN_SENDERS = 1
-# A drain's heartbeat renews its lease from its own thread and database connection, outside the test's transaction:
-# a beat that waited on the test's row lock commits after the rollback and can leave the one drain slot held into the
-# next test. With 30 s (a beat every 10 s) almost no test's drain lives long enough to beat; the lease tests read the
-# setting.
-AUTOMATIONS_LEASE_SECONDS = 30
