@@ -80,7 +80,10 @@ def drain_lease_renew(*, slot: int, worker: str) -> bool:
         EmailBatch.objects.filter(status=BatchStatus.SENDING, worker=worker, call_in_progress=True).update(
             lease_expires_at=expires
         )
-    return bool(renewed)
+        return True
+    # Lost only when another drain is seen holding the slot. A row this connection cannot see (the heartbeat has its
+    # own connection; in a test the slot was taken inside a transaction not yet committed) is no proof of a takeover.
+    return not DrainLease.objects.filter(slot=slot).exclude(worker=worker).exists()
 
 
 def drain_lease_release(*, slot: int, worker: str) -> None:
