@@ -88,3 +88,29 @@ class SegmentCondition(models.Model):
         from .conditions import condition_clean
 
         self.value = condition_clean(field=self.field, operator=self.operator, value=self.value)
+
+
+from .broadcast_models import (  # noqa: E402  (broadcasts live in their own module; one models namespace)
+    LIVE_BROADCAST_STATUSES,
+    Broadcast,
+    BroadcastAuditEntry,
+    BroadcastRecipient,
+    BroadcastStatus,
+    BroadcastVariant,
+    RecipientPhase,
+)
+
+__all__ = [
+    "LIVE_BROADCAST_STATUSES",
+    "Broadcast",
+    "BroadcastAuditEntry",
+    "BroadcastRecipient",
+    "BroadcastStatus",
+    "BroadcastVariant",
+    "ConditionField",
+    "Match",
+    "Operator",
+    "RecipientPhase",
+    "Segment",
+    "SegmentCondition",
+]

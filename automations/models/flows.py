@@ -139,6 +139,9 @@ class AutomationRule(models.Model):
         default=WhenHeld.DEFER,
         db_default=WhenHeld.DEFER,
     )
+    # The hidden rule of a marketing broadcast (marketing/broadcast_models.py): it carries the broadcast's emails
+    # through the queue, is never enrolled by an event, and is edited, paused and resumed from the broadcast.
+    sends_broadcast = models.BooleanField(default=False, db_default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

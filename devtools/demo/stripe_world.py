@@ -48,10 +48,11 @@ class StripeWorld:
         customer = self.stripe.add_customer(
             email=email, name=name, id=self._id("cus"), created=ts(at), invoice_prefix=self._id("INV")[-8:]
         )
-        # Every customer pays by card; every fourth card expires about seven weeks after sign-up, so the daily card
-        # check (billing/card_expiry.py) has renewals to warn about.
+        # Every customer pays by card; every fourth card expires at the end of the month that holds the day three
+        # weeks after sign-up: always before the second monthly renewal, whatever day of the month `at` is, so the
+        # daily card check (billing/card_expiry.py) has renewals to warn about on any date the demo is played.
         self.customers += 1
-        expires = at + timedelta(days=50 if self.customers % 4 == 0 else 900)
+        expires = at + timedelta(days=21 if self.customers % 4 == 0 else 900)
         brand, last4 = CARDS[self.customers % len(CARDS)]
         self.stripe.add_card(
             customer=customer,
