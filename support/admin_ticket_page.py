@@ -21,7 +21,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import escape
 
-from . import close_requests, selectors, ticket_billing_actions, ticket_page, workspace
+from . import close_requests, selectors, ticket_billing_actions, ticket_page, ticket_page_replies, workspace
 from .models import TicketStatus
 from .ticket_page_replies import saved_reply_page_context
 from .workspace_models import PostKind
@@ -41,6 +41,8 @@ class PostForm(forms.Form):
     kind = forms.ChoiceField(choices=PostKind.choices)
     # One token per rendering of the form: a double click or a resubmit carries the same one (support/workspace.py).
     token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+    # The saved reply that filled the box, if any: a reply sent from it counts as a use of that saved reply.
+    saved_reply = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
 
 class ReasonForm(forms.Form):
@@ -139,6 +141,10 @@ class TicketPageMixin:
             )
             if not created:
                 return "Already posted (the form was sent twice); nothing was sent again."
+            if post.kind == PostKind.REPLY and form["saved_reply"]:
+                ticket_page_replies.saved_reply_use_from_page(
+                    ticket=ticket, post=post, saved_reply_id=form["saved_reply"]
+                )
             if post.kind == PostKind.NOTE:
                 return "Internal note added. It stays in the admin and is never sent to Discord."
             return "Reply on its way to the customer's channel, under your name."

@@ -5,7 +5,8 @@ with the page's own reply button (its idempotency key and name). Two steps, no s
 from jinja2 import TemplateError
 
 from .models import Ticket
-from .saved_replies import saved_replies_for, saved_reply_render
+from .reply_models import SavedReplyVia
+from .saved_replies import saved_replies_for, saved_reply_render, saved_reply_use_record
 
 
 def saved_reply_page_context(*, ticket: Ticket, chosen: str = "") -> dict:
@@ -21,3 +22,20 @@ def saved_reply_page_context(*, ticket: Ticket, chosen: str = "") -> dict:
     except TemplateError as exc:
         context["saved_reply_error"] = f"“{picked.title}” could not be filled in: {exc}"
     return context
+
+
+def saved_reply_use_from_page(*, ticket: Ticket, post, saved_reply_id: int) -> None:
+    """Count a reply sent from the page after a saved reply filled its box as a use of that reply (what staff sent,
+    edited or not). Keyed by the post, so a resubmitted form counts once; a reply of another category counts not."""
+    picked = saved_replies_for(category=ticket.category).filter(pk=saved_reply_id).first()
+    if picked is None:
+        return
+    saved_reply_use_record(
+        key=f"page:{post.pk}",
+        saved_reply=picked,
+        ticket=ticket,
+        via=SavedReplyVia.ADMIN,
+        staff_name=post.author_name,
+        content=post.content,
+        posted=False,
+    )

@@ -187,3 +187,21 @@ def test_a_refused_pause_shows_billings_reason_and_changes_nothing(ticket, staff
     assert "Nothing was done: The subscription is set to be canceled." in shown(response)
     assert fake_stripe.subscription_updates == []
     assert not TicketAuditEntry.objects.exists() and notes(ticket) == []
+
+
+def test_a_reply_sent_from_an_inserted_saved_reply_counts_as_one_use(ticket, staff):
+    from support.reply_models import SavedReplyUse
+
+    reply = SavedReply.objects.create(title="Card help", body="Hi {{ customer.first_name }}, update your card here.")
+    filled = staff.get(page_url(ticket), {"saved_reply": reply.pk}).content.decode()
+    assert f'name="saved_reply" value="{reply.pk}"' in filled
+    form = {"kind": "reply", "content": "Hi Alex, update your card here. Thanks!", "token": uuid.uuid4().hex}
+    for _ in range(2):  # a double click: one reply, one use
+        staff.post(f"/admin/support/ticket/{ticket.pk}/act/post/", {**form, "saved_reply": reply.pk})
+    use = SavedReplyUse.objects.get()
+    assert (use.saved_reply, use.via, use.content) == (reply, "admin", form["content"])  # what staff sent, edited
+    staff.post(
+        f"/admin/support/ticket/{ticket.pk}/act/post/",
+        {**form, "kind": "note", "token": uuid.uuid4().hex, "saved_reply": reply.pk},
+    )
+    assert SavedReplyUse.objects.count() == 1  # an internal note is not a use
