@@ -65,7 +65,7 @@ def test_the_card_update_link_goes_out_once_by_email_with_the_customers_own_link
     [message] = mail.outbox
     assert message.to == ["lena@example.com"]
     link = next(word for word in message.body.split() if word.startswith(settings.SITE_URL + "/billing/card-update/"))
-    assert card_update_token_read(link.rsplit("/", 1)[1]).customer_id == paying.pk
+    assert card_update_token_read(link.rsplit("/", 1)[1]).id == paying.pk
     audit = StaffAction.objects.get(action="card_update_link_send")
     assert (audit.actor, audit.reason) == (support_user, "ticket 42")
     assert CardUpdateLinkSend.objects.get().staff_action == audit
