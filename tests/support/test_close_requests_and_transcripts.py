@@ -4,7 +4,6 @@ message cancels it) and the customer's transcript by direct message."""
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from devtools.fakes.discord import interactions as fake_discord
@@ -14,12 +13,7 @@ from support.workspace_models import CloseRequestStatus, TicketCloseRequest, Tra
 from tests.customers.factories import CustomerFactory
 from tests.support.conftest import CUSTOMER_DISCORD_ID, open_ticket
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 
 @pytest.fixture
@@ -27,14 +21,6 @@ def ticket(discord, send):
     CustomerFactory(discord_user_id=CUSTOMER_DISCORD_ID)
     open_ticket(send, subject="Cannot join")
     return Ticket.objects.get()
-
-
-@pytest.fixture
-def staff(client, support_user):
-    support_user.first_name, support_user.last_name = "Sam", "Rivera"
-    support_user.save()
-    client.force_login(support_user)
-    return client
 
 
 def ask_to_close(staff, ticket, run_on_commit, reason="works again"):
