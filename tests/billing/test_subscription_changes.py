@@ -101,6 +101,24 @@ def test_a_change_stripe_did_not_answer_is_sent_again_later_with_the_same_bytes(
     assert len(bodies) == 1 and len(fake_stripe.subscription_updates) == 1
 
 
+def test_a_second_pause_under_a_new_key_waits_while_the_first_is_unanswered(fake_stripe, deliver):
+    # The first pause's answer is lost (Stripe may have paused): a reloaded ticket page has a new form token, and a
+    # second pause under it would pause again with other dates. It is refused until the first one is answered.
+    _world, subscription = subscribed(fake_stripe, deliver)
+    fake_stripe.lose_answer_next("POST", SUBSCRIPTION_UPDATE, status=502, times=2)
+    first = subscription_pause(subscription=subscription, months=1, idempotency_key="ticket:11:pause:a")
+    assert first.status == ChangeStatus.APPLYING
+
+    with pytest.raises(SubscriptionChangeRefused, match="still waiting for Stripe's answer"):
+        subscription_pause(subscription=subscription, months=3, idempotency_key="ticket:11:pause:b")
+
+    assert {call.header("idempotency-key") for call in fake_stripe.requests_to("POST", SUBSCRIPTION_UPDATE)} == {
+        "ticket:11:pause:a"
+    }
+    assert changes.changes_retry_due(now=timezone.now() + timedelta(minutes=2)) == 1
+    assert len(fake_stripe.subscription_updates) == 1  # paused once, for the first request's month
+
+
 def test_a_refused_change_is_failed_and_never_sent_again(fake_stripe, deliver):
     world, subscription = subscribed(fake_stripe, deliver)
     fake_stripe.objects["subscriptions"].pop(world.subscription["id"])  # Stripe no longer knows it
