@@ -89,7 +89,6 @@ def interaction_bodies(kind: str, count: int, offset: int) -> list[bytes]:
 def close_tickets_prepare(fake, *, runs: int, messages: int) -> list[int]:
     from datetime import UTC, datetime, timedelta
 
-    from devtools.fakes.discord import interactions as fake_discord
     from support.models import Ticket, TicketStatus
 
     ticket_ids = []
@@ -102,16 +101,7 @@ def close_tickets_prepare(fake, *, runs: int, messages: int) -> list[int]:
             close_requested_at=datetime.now(UTC),
             closed_by_name="bench",
         )
-        channel_id = fake_discord.snowflake()
-        fake.channels[channel_id] = {
-            "id": channel_id,
-            "type": 0,
-            "name": ticket.channel_name,
-            "guild_id": fake_discord.GUILD_ID,
-            "parent_id": fake_discord.CATEGORY_IDS[0],
-            "permission_overwrites": [],
-        }
-        fake.messages[channel_id] = []
+        channel_id = _ticket_channel_add(fake, ticket)
         start = datetime.now(UTC) - timedelta(hours=3)
         for i in range(messages):
             attachments = [(f"log-{i}.txt", os.urandom(1024).hex().encode(), "text/plain")] if i % 50 == 0 else None
@@ -125,6 +115,23 @@ def close_tickets_prepare(fake, *, runs: int, messages: int) -> list[int]:
         Ticket.objects.filter(pk=ticket.pk).update(discord_channel_id=channel_id)
         ticket_ids.append(ticket.pk)
     return ticket_ids
+
+
+def _ticket_channel_add(fake, ticket) -> str:
+    """An empty ticket channel for `ticket` in the first ticket category of the fake Discord; returns its id."""
+    from devtools.fakes.discord import interactions as fake_discord
+
+    channel_id = fake_discord.snowflake()
+    fake.channels[channel_id] = {
+        "id": channel_id,
+        "type": 0,
+        "name": ticket.channel_name,
+        "guild_id": fake_discord.GUILD_ID,
+        "parent_id": fake_discord.CATEGORY_IDS[0],
+        "permission_overwrites": [],
+    }
+    fake.messages[channel_id] = []
+    return channel_id
 
 
 class LaggyDiscord:
@@ -152,7 +159,6 @@ def page_ticket_prepare(fake, *, messages: int) -> int:
     """An open ticket of a Support customer with `messages` in its channel."""
     from datetime import UTC, datetime, timedelta
 
-    from devtools.fakes.discord import interactions as fake_discord
     from support.models import Ticket, TicketStatus
     from tests.customers.factories import CustomerFactory
 
@@ -166,16 +172,7 @@ def page_ticket_prepare(fake, *, messages: int) -> int:
         subject="Bench: the page of a long ticket",
         status=TicketStatus.OPEN,
     )
-    channel_id = fake_discord.snowflake()
-    fake.channels[channel_id] = {
-        "id": channel_id,
-        "type": 0,
-        "name": ticket.channel_name,
-        "guild_id": fake_discord.GUILD_ID,
-        "parent_id": fake_discord.CATEGORY_IDS[0],
-        "permission_overwrites": [],
-    }
-    fake.messages[channel_id] = []
+    channel_id = _ticket_channel_add(fake, ticket)
     start = datetime.now(UTC) - timedelta(hours=5)
     for i in range(messages):
         markup = " **bold** <t:1796630400:F> <@&1300000000000000001> ||spoiler|| `code`" if i % 10 == 0 else ""

@@ -59,9 +59,7 @@ def card_update(request: HttpRequest, token: str) -> HttpResponse:
     link = card_update_token_read(token)
     if link.state != "valid":
         return _page(request, link.state)
-    stripe_customer_id = (
-        Customer.objects.filter(pk=link.customer_id).values_list("stripe_customer_id", flat=True).first()
-    )
+    stripe_customer_id = Customer.objects.filter(pk=link.id).values_list("stripe_customer_id", flat=True).first()
     if not stripe_customer_id:
         return _page(request, "no_card_account")
     try:
@@ -69,7 +67,7 @@ def card_update(request: HttpRequest, token: str) -> HttpResponse:
     except StripePortalError as exc:
         if exc.missing_customer:
             return _page(request, "no_card_account")
-        logger.warning("Card-update link: %s (status %s) for customer %s", exc, exc.status, link.customer_id)
+        logger.warning("Card-update link: %s (status %s) for customer %s", exc, exc.status, link.id)
         return _page(request, "retry")
     response = HttpResponseRedirect(url)
     response.status_code = 303

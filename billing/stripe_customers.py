@@ -6,6 +6,9 @@ customer.* event and the daily sync), so a correction is made in Stripe first: w
 undone by the next event. https://docs.stripe.com/api/customers/update
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import stripe
 from django.conf import settings
 from djstripe.settings import djstripe_settings
@@ -34,23 +37,30 @@ def _client() -> stripe.StripeClient:
     )
 
 
-def stripe_customer_email_set(*, stripe_customer_id: str, email: str, idempotency_key: str) -> str:
-    """Set the Stripe customer's email. Returns the email Stripe now holds. Raises StripeCustomerError."""
+@contextmanager
+def _stripe_errors(*, what: str, unconfirmed: str) -> Iterator[None]:
+    """Stripe's errors as StripeCustomerError: a refusal names Stripe's reason; anything else (a timeout, a 5xx, a
+    dropped connection) is an unknown outcome, said in `unconfirmed`."""
     try:
-        customer = _client().v1.customers.update(
-            stripe_customer_id, params={"email": email}, options={"idempotency_key": idempotency_key}
-        )
+        yield
     except (stripe.InvalidRequestError, stripe.IdempotencyError) as exc:
         raise StripeCustomerError(
-            f"Stripe refused the change: {exc.user_message or exc}", status=exc.http_status, code=exc.code or ""
+            f"Stripe refused the {what}: {exc.user_message or exc}", status=exc.http_status, code=exc.code or ""
         ) from exc
     except stripe.StripeError as exc:
         raise StripeCustomerError(
-            f"Stripe did not confirm the change ({type(exc).__name__}); the address here is unchanged. Trying again "
-            "is safe.",
+            f"Stripe did not confirm the {what} ({type(exc).__name__}); {unconfirmed}",
             status=exc.http_status,
             code=getattr(exc, "code", "") or "",
         ) from exc
+
+
+def stripe_customer_email_set(*, stripe_customer_id: str, email: str, idempotency_key: str) -> str:
+    """Set the Stripe customer's email. Returns the email Stripe now holds. Raises StripeCustomerError."""
+    with _stripe_errors(what="change", unconfirmed="the address here is unchanged. Trying again is safe."):
+        customer = _client().v1.customers.update(
+            stripe_customer_id, params={"email": email}, options={"idempotency_key": idempotency_key}
+        )
     return customer.get("email") or ""
 
 
@@ -62,19 +72,9 @@ def stripe_customer_credit(
     StripeCustomerError (`status` None or 5xx: the answer was lost, the credit may exist; ask again under the same
     key)."""
     params = {"amount": -amount, "currency": currency, "description": description, "metadata": metadata}
-    try:
+    unconfirmed = "it stays pending and is asked again under the same key, so it is applied once."
+    with _stripe_errors(what="credit", unconfirmed=unconfirmed):
         created = _client().v1.customers.balance_transactions.create(
             stripe_customer_id, params=params, options={"idempotency_key": idempotency_key}
         )
-    except (stripe.InvalidRequestError, stripe.IdempotencyError) as exc:
-        raise StripeCustomerError(
-            f"Stripe refused the credit: {exc.user_message or exc}", status=exc.http_status, code=exc.code or ""
-        ) from exc
-    except stripe.StripeError as exc:
-        raise StripeCustomerError(
-            f"Stripe did not confirm the credit ({type(exc).__name__}); it stays pending and is asked again under the "
-            "same key, so it is applied once.",
-            status=exc.http_status,
-            code=getattr(exc, "code", "") or "",
-        ) from exc
     return created.id

@@ -11,8 +11,12 @@ customer page and the ticket page leave the same audit whichever calls.
   https://docs.stripe.com/api/customer_balance_transactions/create) under the idempotency key
   `goodwill-credit:<row id>`. A lost answer leaves the row pending; `goodwill_credit_apply` (the same form posted
   again with the same request key, or the retry schedule) asks again under the same key with the same amount, so
-  Stripe credits once. A staff member may grant BILLING_GOODWILL_CREDIT_LIMIT minor units over 30 days (pending and
-  applied credits count); above it the grant is refused with the figures. Superusers are not limited.
+  Stripe credits once. Stripe remembers a key for 24 hours only, so a credit still pending after RETRY_WITHIN is not
+  asked again (a new request under the old key could credit twice): it stays pending with a note for staff to check
+  the customer's balance in Stripe. While a credit for a customer is pending within that window (its outcome unknown)
+  no other goodwill credit for them can be granted, so a reloaded page cannot ask for the same credit under a new key.
+  A staff member may grant BILLING_GOODWILL_CREDIT_LIMIT minor units over 30 days (pending and applied credits
+  count); above it the grant is refused with the figures. Superusers are not limited.
 """
 
 from datetime import timedelta
@@ -35,6 +39,13 @@ from .models import CardUpdateLinkSend, GoodwillCredit, GoodwillCreditStatus
 from .selectors import subscription_current_for_customer
 
 LIMIT_WINDOW = timedelta(days=30)
+# Stripe remembers an Idempotency-Key for 24 hours (https://docs.stripe.com/api/idempotent_requests): a credit is asked
+# again only well within that, counted from its first request (made as its row commits).
+RETRY_WITHIN = timedelta(hours=23)
+KEY_EXPIRED_NOTE = (
+    "Stripe's answer was lost and its idempotency key has expired, so it is not asked again: check the customer's "
+    "balance in Stripe (metadata goodwill_credit_id) before granting another."
+)
 
 
 # --- the public services (the ticket page calls these) ---------------------------------------------------------------
@@ -77,6 +88,10 @@ def goodwill_credit_apply(*, credit_id: int) -> GoodwillCredit:
     credit = GoodwillCredit.objects.select_related("customer").get(pk=credit_id)
     if credit.status != GoodwillCreditStatus.PENDING:
         return credit
+    if credit.created_at < timezone.now() - RETRY_WITHIN:
+        GoodwillCredit.objects.filter(pk=credit.pk).update(error=KEY_EXPIRED_NOTE, updated_at=timezone.now())
+        credit.refresh_from_db()
+        return credit
     try:
         transaction_id = stripe_customers.stripe_customer_credit(
             stripe_customer_id=credit.customer.stripe_customer_id,
@@ -106,9 +121,11 @@ def goodwill_credit_apply(*, credit_id: int) -> GoodwillCredit:
 
 
 def goodwill_credits_retry_pending(*, older_than: timedelta = timedelta(minutes=2)) -> int:
-    """Schedule: ask again for the credits whose answer was lost (same key, same amount). Returns how many applied."""
+    """Schedule: ask again for the credits whose answer was lost (same key, same amount), while Stripe still remembers
+    the key. Returns how many applied."""
+    now = timezone.now()
     due = GoodwillCredit.objects.filter(
-        status=GoodwillCreditStatus.PENDING, updated_at__lt=timezone.now() - older_than
+        status=GoodwillCreditStatus.PENDING, updated_at__lt=now - older_than, created_at__gte=now - RETRY_WITHIN
     ).values_list("pk", flat=True)
     return sum(goodwill_credit_apply(credit_id=pk).status == GoodwillCreditStatus.APPLIED for pk in due)
 
@@ -157,6 +174,7 @@ def _goodwill_credit(call: Call, *, amount: int, request_key: UUID | None = None
     currency = (subscription.currency if subscription else "") or ""
     if not currency:
         raise ActionRefused("This customer has no current subscription, so there is no next invoice to credit.")
+    _refuse_while_a_credit_is_unanswered(customer)
     if not call.actor.is_superuser:
         # One staff member's grants one at a time, so two at once cannot both pass the limit.
         get_user_model().objects.select_for_update().filter(pk=call.actor.pk).first()
@@ -182,6 +200,21 @@ def _goodwill_credit(call: Call, *, amount: int, request_key: UUID | None = None
         "customer's goodwill credits)",
         {"goodwill_credit_id": credit.pk, "amount": amount, "currency": credit.currency},
     )
+
+
+def _refuse_while_a_credit_is_unanswered(customer: Customer) -> None:
+    """A credit whose answer was lost may have been applied: another one now, under a new key, could be the same
+    credit twice (a reloaded page has a new form token). The customer's row is locked so two grants take turns. A
+    credit unanswered for longer than RETRY_WITHIN is no longer asked and carries KEY_EXPIRED_NOTE for staff."""
+    Customer.objects.select_for_update().filter(pk=customer.pk).values_list("pk", flat=True).first()
+    unanswered = GoodwillCredit.objects.filter(
+        customer=customer, status=GoodwillCreditStatus.PENDING, created_at__gte=timezone.now() - RETRY_WITHIN
+    ).first()
+    if unanswered is not None:
+        raise ActionRefused(
+            f"A goodwill credit of {unanswered.amount_display} for this customer is still waiting for Stripe's "
+            "answer and is asked again by itself (same key, so at most once). Grant another only once it shows."
+        )
 
 
 def billing_staff_actions_register() -> None:

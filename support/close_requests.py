@@ -65,7 +65,7 @@ def _end(request: TicketCloseRequest, status: str, *, now: datetime | None = Non
     )
 
 
-def close_request_post_run(*, request_id: int) -> str:
+def close_request_post_run(*, request_id: int, look_first: bool = False) -> str:
     request = TicketCloseRequest.objects.select_related("ticket").filter(pk=request_id).first()
     if request is None or request.status != CloseRequestStatus.PENDING or request.message_id:
         return "nothing to do"
@@ -79,8 +79,10 @@ def close_request_post_run(*, request_id: int) -> str:
     )
     discord = workspace_discord.client()
     try:
-        # After a failed attempt, look first: its answer may have been lost longer ago than Discord keeps nonces.
-        message = _question_in_channel(discord, request) if request.last_error else None
+        # After a failed attempt, or from the schedule (the first task may have died after Discord posted it), look
+        # first: an answer may have been lost longer ago than Discord keeps nonces.
+        look = look_first or request.last_error
+        message = _question_in_channel(discord, request) if look else None
         message = message or discord.message_create_once(
             channel_id=ticket.discord_channel_id, payload=payload, nonce=request.nonce
         )
@@ -145,7 +147,7 @@ def close_requests_run(*, now: datetime | None = None) -> dict:
             _end(request, CloseRequestStatus.CANCELLED, now=now)
             continue
         if not request.message_id:
-            counts["posted"] += close_request_post_run(request_id=request.pk) == "posted"
+            counts["posted"] += close_request_post_run(request_id=request.pk, look_first=True) == "posted"
             continue
         try:
             read = workspace_discord.client().messages_after(

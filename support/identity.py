@@ -15,13 +15,13 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from core.signed_ids import id_token_make, id_token_read
 from customers import services as customer_services
 from customers.models import Customer, TimelineSource
 
@@ -38,15 +38,11 @@ BLOCKED_PREFIX = "not sent: the address is blocked"
 # --- the link -----------------------------------------------------------------------------------------------------
 
 
-def _signer() -> signing.Signer:
-    return signing.Signer(salt=LINK_SALT)
-
-
 def link_token(request: DiscordLinkRequest) -> str:
     """Opaque to the reader: the request's id, signed. The same for every send of one request, so a retried email is
     byte for byte the first one (Resend's idempotency key then holds); its lifetime is the request's `expires_at`, and
     one-time use is kept in the database."""
-    return _signer().sign(signing.b62_encode(request.pk))
+    return id_token_make(salt=LINK_SALT, id=request.pk)
 
 
 def link_url(request: DiscordLinkRequest) -> str:
@@ -55,9 +51,8 @@ def link_url(request: DiscordLinkRequest) -> str:
 
 def link_request_from_token(token: str) -> DiscordLinkRequest | None:
     """The request a token of ours names, None for anything else (tampered or truncated)."""
-    try:
-        request_id = signing.b62_decode(_signer().unsign(token))
-    except (signing.BadSignature, ValueError):
+    request_id = id_token_read(salt=LINK_SALT, token=token)
+    if request_id is None:
         return None
     return DiscordLinkRequest.objects.select_related("customer").filter(pk=request_id).first()
 

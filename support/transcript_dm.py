@@ -2,9 +2,11 @@
 
 Rendered like the ticket page (support/conversation.py), from the stored messages, with attachments named rather than
 linked (their copies are behind the admin). Sent once: a `TranscriptDelivery` per ticket and the nonce
-`transcript-<ticket id>`. Discord's 50007 ("Cannot send messages to this user": DMs from server members closed, or no
-shared server) is final and recorded; other failures are retried by support.tickets-retry up to MAX_ATTEMPTS.
-Off with DISCORD_TRANSCRIPT_DM=0.
+`transcript-<ticket id>`; Discord keeps a nonce for a few minutes only, so a retry (after a failed attempt, or from the
+retry job) first looks in the DM channel for the transcript an attempt whose answer was lost may have posted.
+Discord's 50007 ("Cannot send messages to this user": DMs from server members closed, or no shared server) is final
+and recorded; other failures are retried by support.tickets-retry up to MAX_ATTEMPTS. Off with
+DISCORD_TRANSCRIPT_DM=0.
 """
 
 import logging
@@ -49,7 +51,25 @@ def _delivery(ticket: Ticket) -> TranscriptDelivery:
         return TranscriptDelivery.objects.get(ticket=ticket)
 
 
-def transcript_dm_run(*, ticket_id: int) -> str:
+def _already_sent(discord, *, channel_id: str, ticket: Ticket, delivery: TranscriptDelivery) -> dict | None:
+    """The transcript DM an earlier attempt posted, if it did (its answer lost longer ago than Discord keeps
+    nonces): the bot's message since the delivery began, carrying this ticket's transcript file."""
+    filename = _filename(ticket)
+    after = workspace_discord.snowflake_before(delivery.created_at)
+    for message in discord.messages_after(channel_id=channel_id, after=after):
+        author = message.get("author") or {}
+        if author.get("id") == settings.DISCORD_APPLICATION_ID and any(
+            attachment.get("filename") == filename for attachment in message.get("attachments") or []
+        ):
+            return message
+    return None
+
+
+def _filename(ticket: Ticket) -> str:
+    return f"ticket-{ticket.pk}-transcript.html"
+
+
+def transcript_dm_run(*, ticket_id: int, look_first: bool = False) -> str:
     ticket = selectors.ticket_get(ticket_id=ticket_id)
     if ticket is None or ticket.status != TicketStatus.CLOSED or not settings.DISCORD_TRANSCRIPT_DM:
         return "nothing to do"
@@ -64,11 +84,10 @@ def transcript_dm_run(*, ticket_id: int) -> str:
     }
     try:
         dm = discord.dm_channel_create(recipient_id=ticket.discord_user_id)
-        message = discord.message_create_once(
-            channel_id=dm["id"],
-            payload=payload,
-            nonce=delivery.nonce,
-            file=(f"ticket-{ticket.pk}-transcript.html", html, "text/html"),
+        look = look_first or delivery.attempts > 0
+        message = _already_sent(discord, channel_id=dm["id"], ticket=ticket, delivery=delivery) if look else None
+        message = message or discord.message_create_once(
+            channel_id=dm["id"], payload=payload, nonce=delivery.nonce, file=(_filename(ticket), html, "text/html")
         )
     except DiscordError as exc:
         refused = exc.code == CANNOT_MESSAGE_USER
@@ -101,5 +120,5 @@ def transcript_dms_retry_run(*, now=None) -> int:
         ).values_list("ticket_id", flat=True)
     )
     for ticket_id in due:
-        transcript_dm_run(ticket_id=ticket_id)
+        transcript_dm_run(ticket_id=ticket_id, look_first=True)
     return len(due)

@@ -87,7 +87,7 @@ def reply_payload(post: TicketPost) -> dict:
 
 def _already_posted(discord: DiscordClient, post: TicketPost) -> dict | None:
     """The reply if an earlier attempt made it (its answer was lost, longer ago than Discord keeps nonces)."""
-    after = _snowflake_before(post.created_at)
+    after = snowflake_before(post.created_at)
     wanted = reply_payload(post)["content"]
     for message in discord.messages_after(channel_id=post.ticket.discord_channel_id, after=after):
         author = message.get("author") or {}
@@ -96,7 +96,8 @@ def _already_posted(discord: DiscordClient, post: TicketPost) -> dict | None:
     return None
 
 
-def _snowflake_before(moment: datetime) -> str:
+def snowflake_before(moment: datetime) -> str:
+    """A message id from 5 seconds before `moment`: `after=` it, a channel read finds what was posted since."""
     discord_epoch_ms = 1420070400000
     ms = int((moment - timedelta(seconds=5)).timestamp() * 1000)
     return str(max(0, ms - discord_epoch_ms) << 22)

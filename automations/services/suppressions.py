@@ -9,6 +9,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.signed_ids import id_token_make, id_token_read
 from customers.consent import customer_marketing_set, customer_topic_set
 from customers.models import ConsentSource
 from customers.selectors import customer_get_by_email
@@ -49,16 +50,11 @@ def unsubscribe_lift(*, email: str) -> bool:
     return bool(deleted)
 
 
-def _unsubscribe_signer() -> signing.Signer:
-    # Signed with SECRET_KEY, checked against SECRET_KEY_FALLBACKS too: rotating the key keeps sent links working.
-    return signing.Signer(salt=UNSUBSCRIBE_LINK_SALT)
-
-
 def unsubscribe_token_make(*, queue_item_id: int) -> str:
     """The token of one email's unsubscribe link: that email's id, signed. Opaque (no address in it), the same every
     time it is made (a batch re-sent under its idempotency key carries the same bytes) and without expiry (a link in
     an old email must keep working)."""
-    return _unsubscribe_signer().sign(signing.b62_encode(queue_item_id))
+    return id_token_make(salt=UNSUBSCRIBE_LINK_SALT, id=queue_item_id)
 
 
 def unsubscribe_token_read(*, token: str) -> dict[str, Any] | None:
@@ -66,11 +62,8 @@ def unsubscribe_token_read(*, token: str) -> dict[str, Any] | None:
 
     Tokens sent before the links became opaque (signing.dumps of {"e": address, "q": id}, salt UNSUBSCRIBE_SALT)
     are in emails already delivered and keep working."""
-    try:
-        item_id = signing.b62_decode(_unsubscribe_signer().unsign(token))
-    except (signing.BadSignature, ValueError):
-        pass
-    else:
+    item_id = id_token_read(salt=UNSUBSCRIBE_LINK_SALT, token=token)
+    if item_id is not None:
         recipient = EmailQueueItem.objects.filter(pk=item_id).values_list("recipient", flat=True).first()
         return {"e": normalize_email(recipient), "q": item_id} if recipient else None
     try:

@@ -5,7 +5,8 @@ any transaction. Sending again (a repeated click, a reload, the retry schedule) 
 stored key, so Stripe changes the subscription once, however often we ask. Nothing here writes the CRM's
 Subscription: Stripe's webhook does that (billing/stripe_webhook/), like for any other change made at Stripe.
 
-Other code that must pause a subscription (the support ticket page) calls `subscription_pause` with its own key.
+Other code that must pause a subscription (the support ticket page) calls `subscription_pause` with its own key. A
+new pause is refused while another change to the subscription is unanswered (`change_unanswered`).
 """
 
 import calendar
@@ -157,7 +158,22 @@ def pause_refusal(subscription: Subscription, months: int) -> str | None:
         return "The subscription is paused already."
     if subscription.cancel_at_period_end or subscription.cancel_at:
         return "The subscription is set to be canceled."
+    if change_unanswered(subscription):
+        return (
+            "A change to this subscription is still waiting for Stripe's answer; it is sent again by itself under "
+            "its own key. Ask again once it shows."
+        )
     return None
+
+
+def change_unanswered(subscription: Subscription, *, now: datetime | None = None) -> bool:
+    """Whether a change to `subscription` had its answer lost and is still being sent again (within Stripe's key
+    window). Stripe may have applied it: a new change now, under a new key (a reloaded page, a second cancel
+    session), could pause twice with other dates."""
+    now = now or timezone.now()
+    return SubscriptionChange.objects.filter(
+        subscription=subscription, status=ChangeStatus.APPLYING, created_at__gte=now - RETRY_WITHIN
+    ).exists()
 
 
 def subscription_pause(

@@ -2,20 +2,21 @@
 (billing/retention/views.py): a reason, then the offer for it (unless this customer had one in the last
 BILLING_SAVE_OFFER_EVERY_MONTHS months, or the session is in the holdout), then accept or cancel at the period's end.
 
-The link is django.core.signing over the session id with its own salt, valid BILLING_CANCEL_SESSION_MINUTES; the
-session belongs to one subscription of one customer. The outcome is set once, under the row lock, together with the
-Stripe change it leads to (keyed `cancel-session:<id>:<kind>`); a second submit finds it set and sends nothing new.
+The link is core.signed_ids' time-stamped id token over the session id with its own salt, valid
+BILLING_CANCEL_SESSION_MINUTES; the session belongs to one subscription of one customer. The outcome is set once,
+under the row lock, together with the Stripe change it leads to (keyed `cancel-session:<id>:<kind>`); a second submit
+finds it set and sends nothing new.
 """
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+
+from core.signed_ids import TimedIdToken, timed_id_token_make, timed_id_token_read
 
 from ..models import CURRENT_STATUSES, Subscription
 from . import changes
@@ -28,28 +29,15 @@ class CancelSessionRefused(Exception):
     """The session cannot be created or the choice made (the subscription ended, is set to cancel already, ...)."""
 
 
-@dataclass(frozen=True)
-class CancelSessionToken:
-    state: str  # "valid", "expired" or "invalid"
-    session_id: int | None = None
-
-
 def cancel_session_url(*, session: CancelSession) -> str:
-    token = signing.dumps({"s": session.pk}, salt=SALT, compress=False)
+    token = timed_id_token_make(salt=SALT, key="s", id=session.pk)
     return settings.SITE_URL + reverse("billing-cancel", kwargs={"token": token})
 
 
-def cancel_session_token_read(token: str) -> CancelSessionToken:
-    try:
-        data = signing.loads(token, salt=SALT, max_age=settings.BILLING_CANCEL_SESSION_MINUTES * 60)
-    except signing.SignatureExpired:
-        return CancelSessionToken("expired")
-    except signing.BadSignature:
-        return CancelSessionToken("invalid")
-    session_id = data.get("s") if isinstance(data, dict) else None
-    if not isinstance(session_id, int):
-        return CancelSessionToken("invalid")
-    return CancelSessionToken("valid", session_id)
+def cancel_session_token_read(token: str) -> TimedIdToken:
+    """The link's state and, when valid, the session's id."""
+    max_age = settings.BILLING_CANCEL_SESSION_MINUTES * 60
+    return timed_id_token_read(salt=SALT, key="s", token=token, max_age_seconds=max_age)
 
 
 def in_holdout(session_id: int, *, percent: int | None = None) -> bool:

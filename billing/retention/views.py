@@ -67,7 +67,7 @@ def cancel_page(request: HttpRequest, token: str) -> HttpResponse:
     link = cancel_session_token_read(token)
     if link.state != "valid":
         return _page(request, link.state)
-    session = CancelSession.objects.select_related("subscription", "change").filter(pk=link.session_id).first()
+    session = CancelSession.objects.select_related("subscription", "change").filter(pk=link.id).first()
     if session is None:
         return _page(request, "missing")
     if request.method == "POST":

@@ -38,16 +38,15 @@ def subscription_retention_facts(
         _resumed_fact(subscription, state, resumes_at_before=before["pause_resumes_at"], occurred_at=occurred_at)
         facts.append("resumed")
     if state.discount_id and state.discount_id != before["discount_id"]:
-        fact_record(
-            customer=subscription.customer,
-            key=f"subscription:{state.stripe_subscription_id}:discount:{state.discount_id}",
+        _fact(
+            subscription,
+            state,
+            key_tail=f"discount:{state.discount_id}",
             kind="subscription.discount_applied",
             summary="Discount applied to the subscription",
-            occurred_at=occurred_at,
-            object_type="stripe.subscription",
-            object_id_=state.stripe_subscription_id,
             domain_event=events.SUBSCRIPTION_DISCOUNT_APPLIED,
-            payload={**_ids(state), "discount": state.discount_id},
+            payload={"discount": state.discount_id},
+            occurred_at=occurred_at,
         )
         facts.append("discount")
     if before["price_id"] and state.price_id and before["price_id"] != state.price_id:
@@ -56,19 +55,45 @@ def subscription_retention_facts(
     return facts
 
 
-def _paused_fact(subscription: Subscription, state: SubscriptionState, *, occurred_at: datetime) -> None:
-    resumes_at = state.pause_resumes_at
-    until = f" until {resumes_at:%Y-%m-%d}" if resumes_at else ""
+def _fact(
+    subscription: Subscription,
+    state: SubscriptionState,
+    *,
+    key_tail: str,
+    kind: str,
+    summary: str,
+    domain_event: str,
+    payload: dict,
+    occurred_at: datetime,
+    to_stage: str | None = None,
+) -> None:
+    """One retention fact about the subscription, keyed `subscription:<sub_id>:<key_tail>`."""
     fact_record(
         customer=subscription.customer,
-        key=f"subscription:{state.stripe_subscription_id}:paused:{timestamp_key(resumes_at)}",
-        kind="subscription.paused",
-        summary=f"Payments paused{until} (server suspended, data kept)",
+        key=f"subscription:{state.stripe_subscription_id}:{key_tail}",
+        kind=kind,
+        summary=summary,
         occurred_at=occurred_at,
         object_type="stripe.subscription",
         object_id_=state.stripe_subscription_id,
+        domain_event=domain_event,
+        payload={**_ids(state), **payload},
+        to_stage=to_stage,
+    )
+
+
+def _paused_fact(subscription: Subscription, state: SubscriptionState, *, occurred_at: datetime) -> None:
+    resumes_at = state.pause_resumes_at
+    until = f" until {resumes_at:%Y-%m-%d}" if resumes_at else ""
+    _fact(
+        subscription,
+        state,
+        key_tail=f"paused:{timestamp_key(resumes_at)}",
+        kind="subscription.paused",
+        summary=f"Payments paused{until} (server suspended, data kept)",
         domain_event=events.SUBSCRIPTION_PAUSED,
-        payload={**_ids(state), "behavior": state.pause_behavior, "resumes_at": datetime_to_iso(resumes_at)},
+        payload={"behavior": state.pause_behavior, "resumes_at": datetime_to_iso(resumes_at)},
+        occurred_at=occurred_at,
         to_stage=Stage.AT_RISK,
     )
 
@@ -76,18 +101,16 @@ def _paused_fact(subscription: Subscription, state: SubscriptionState, *, occurr
 def _resumed_fact(
     subscription: Subscription, state: SubscriptionState, *, resumes_at_before: datetime | None, occurred_at: datetime
 ) -> None:
-    key = f"subscription:{state.stripe_subscription_id}:resumed:{timestamp_key(resumes_at_before)}"
     scheduled_to_end = state.cancel_at_period_end or state.cancel_at
-    fact_record(
-        customer=subscription.customer,
-        key=key,
+    _fact(
+        subscription,
+        state,
+        key_tail=f"resumed:{timestamp_key(resumes_at_before)}",
         kind="subscription.resumed",
         summary="Payments resumed (server running again)",
-        occurred_at=occurred_at,
-        object_type="stripe.subscription",
-        object_id_=state.stripe_subscription_id,
         domain_event=events.SUBSCRIPTION_RESUMED,
-        payload={**_ids(state), "paused_until": datetime_to_iso(resumes_at_before)},
+        payload={"paused_until": datetime_to_iso(resumes_at_before)},
+        occurred_at=occurred_at,
         to_stage=Stage.ACTIVE if state.status == SubscriptionStatus.ACTIVE and not scheduled_to_end else None,
     )
 
@@ -96,17 +119,15 @@ def _plan_changed_fact(
     subscription: Subscription, state: SubscriptionState, *, before: dict, occurred_at: datetime
 ) -> None:
     amount = f"{state.amount / 100:.2f} {state.currency.upper()}/{state.interval}"
-    fact_record(
-        customer=subscription.customer,
-        key=f"subscription:{state.stripe_subscription_id}:price:{before['price_id']}:{state.price_id}",
+    _fact(
+        subscription,
+        state,
+        key_tail=f"price:{before['price_id']}:{state.price_id}",
         kind="subscription.plan_changed",
         summary=f"Plan changed to {state.product_name or state.product_id} {amount}",
-        occurred_at=occurred_at,
-        object_type="stripe.subscription",
-        object_id_=state.stripe_subscription_id,
         domain_event=events.SUBSCRIPTION_PLAN_CHANGED,
+        occurred_at=occurred_at,
         payload={
-            **_ids(state),
             "from_price_id": before["price_id"],
             "to_price_id": state.price_id,
             "amount": state.amount,

@@ -266,7 +266,7 @@ def _check_dunning_emails(by_customer: dict[int, Journey], at_outcome: dict[int,
         links = LINK.findall(message["text"])
         assert LINK.findall(message["html"]) == links
         assert links, f"a dunning email without the card-update link: {item.step.template.name}"
-        assert {card_update_token_read(token).customer_id for token in links} == {item.customer_id}
+        assert {card_update_token_read(token).id for token in links} == {item.customer_id}
         kind = decline_from_code(journey.decline).kind
         if kind == "authentication_required":
             assert "confirm this payment yourself" in message["text"]
@@ -295,7 +295,7 @@ def _follow_links(client, fake, by_customer: dict[int, Journey]) -> None:
         match = LINK.search(message["text"])
         if match is None:
             continue
-        customer_id = card_update_token_read(match.group(1)).customer_id
+        customer_id = card_update_token_read(match.group(1)).id
         if by_customer[customer_id].stripe_customer_id in {s["customer"] for s in fake.portal_sessions}:
             continue
         response = client.get(match.group(0))

@@ -234,3 +234,24 @@ def test_the_fake_stripe_answers_portal_sessions_in_stripes_shape(fake_stripe):
     assert missing.status_code == 400
     assert missing.json()["error"]["code"] == "resource_missing"
     assert missing.json()["error"]["param"] == "customer"
+
+
+@pytest.mark.parametrize(
+    ("flow", "param"),
+    [
+        ({"type": "subscription_cancel"}, "flow_data[subscription_cancel][subscription]"),
+        (
+            {"type": "payment_method_update", "after_completion": {"type": "redirect"}},
+            "flow_data[after_completion][redirect][return_url]",
+        ),
+    ],
+)
+def test_the_fake_portal_refuses_a_flow_missing_what_stripe_requires(fake_stripe, paying_customer, flow, param):
+    import stripe
+
+    client = stripe.StripeClient("sk_test_" + "x" * 24, base_addresses={"api": stripe.api_base})
+    params = {"customer": paying_customer.stripe_customer_id, "return_url": "https://a.example", "flow_data": flow}
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.billing_portal.sessions.create(params=params)
+    assert refused.value.param == param
+    assert fake_stripe.portal_sessions == []

@@ -101,6 +101,50 @@ def test_a_change_stripe_did_not_answer_is_sent_again_later_with_the_same_bytes(
     assert len(bodies) == 1 and len(fake_stripe.subscription_updates) == 1
 
 
+def test_a_second_pause_under_a_new_key_waits_while_the_first_is_unanswered(fake_stripe, deliver):
+    # The first pause's answer is lost (Stripe may have paused): a reloaded ticket page has a new form token, and a
+    # second pause under it would pause again with other dates. It is refused until the first one is answered.
+    _world, subscription = subscribed(fake_stripe, deliver)
+    fake_stripe.lose_answer_next("POST", SUBSCRIPTION_UPDATE, status=502, times=2)
+    first = subscription_pause(subscription=subscription, months=1, idempotency_key="ticket:11:pause:a")
+    assert first.status == ChangeStatus.APPLYING
+
+    with pytest.raises(SubscriptionChangeRefused, match="still waiting for Stripe's answer"):
+        subscription_pause(subscription=subscription, months=3, idempotency_key="ticket:11:pause:b")
+
+    assert {call.header("idempotency-key") for call in fake_stripe.requests_to("POST", SUBSCRIPTION_UPDATE)} == {
+        "ticket:11:pause:a"
+    }
+    assert changes.changes_retry_due(now=timezone.now() + timedelta(minutes=2)) == 1
+    assert len(fake_stripe.subscription_updates) == 1  # paused once, for the first request's month
+
+
+def test_a_resume_delivered_before_its_pause_leaves_the_server_running(fake_stripe, deliver):
+    # Stripe sends events in no guaranteed order: the pause and an early resume arrive resumed-first. Each event is
+    # applied from the subscription as Stripe holds it now (dj-stripe fetches it again), so the late pause event
+    # cannot suspend the server after it was resumed.
+    from billing.retention.stripe_calls import subscription_update_send
+
+    panel_endpoint()
+    world, subscription = subscribed(fake_stripe, deliver)
+    subscription_pause(subscription=subscription, months=2, idempotency_key="ticket:12:pause")
+    subscription_update_send(
+        subscription_id=world.subscription["id"], params={"pause_collection": ""}, idempotency_key="ticket:12:resume"
+    )
+    with fake_stripe.lock:
+        paused_event, resumed_event = list(fake_stripe.emitted)
+        fake_stripe.emitted.clear()
+
+    assert deliver(resumed_event).status_code == 200
+    assert deliver(paused_event).status_code == 200
+
+    subscription.refresh_from_db()
+    assert subscription.pause_behavior == "" and subscription.pause_resumes_at is None
+    assert subscription.customer.lifecycle_stage != "at_risk"
+    assert "subscription.paused" not in _outbound(subscription.customer)
+    assert "subscription.paused" not in _timeline(subscription.customer)
+
+
 def test_a_refused_change_is_failed_and_never_sent_again(fake_stripe, deliver):
     world, subscription = subscribed(fake_stripe, deliver)
     fake_stripe.objects["subscriptions"].pop(world.subscription["id"])  # Stripe no longer knows it

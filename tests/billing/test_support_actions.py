@@ -2,14 +2,21 @@
 audited like every staff action, each acting once however often it is posted."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
 from billing.card_update_links import card_update_token_read
 from billing.models import CardUpdateLinkSend, GoodwillCredit
-from billing.support_actions import card_update_link_send, goodwill_credit_apply, goodwill_credit_grant
+from billing.support_actions import (
+    card_update_link_send,
+    goodwill_credit_apply,
+    goodwill_credit_grant,
+    goodwill_credits_retry_pending,
+)
 from customers.events import domain_event_dispatch
 from customers.models import DomainEvent, StaffAction, TimelineEvent
 from customers.staff_actions import ActionRefused
@@ -65,7 +72,7 @@ def test_the_card_update_link_goes_out_once_by_email_with_the_customers_own_link
     [message] = mail.outbox
     assert message.to == ["lena@example.com"]
     link = next(word for word in message.body.split() if word.startswith(settings.SITE_URL + "/billing/card-update/"))
-    assert card_update_token_read(link.rsplit("/", 1)[1]).customer_id == paying.pk
+    assert card_update_token_read(link.rsplit("/", 1)[1]).id == paying.pk
     audit = StaffAction.objects.get(action="card_update_link_send")
     assert (audit.actor, audit.reason) == (support_user, "ticket 42")
     assert CardUpdateLinkSend.objects.get().staff_action == audit
@@ -128,6 +135,38 @@ def test_a_lost_answer_stays_pending_and_is_asked_again_under_the_same_key(payin
     assert len(_balance_transactions(fake_stripe)) == 1  # Stripe credited once
     keys = {call.header("idempotency-key") for call in fake_stripe.requests_to("POST", r"/v1/customers/.+")}
     assert keys == {f"goodwill-credit:{credit.pk}"}
+
+
+def test_no_second_credit_under_a_new_key_while_the_first_is_unanswered(paying, fake_stripe, support_user, grant):
+    # A reloaded page has a new request key: granting again while Stripe's answer is lost could credit twice.
+    fake_stripe.lose_answer_next("POST", r"/v1/customers/[^/]+/balance_transactions", status=502, times=3)
+    first = grant(customer=paying, actor=support_user, amount=300, reason="late server", request_key=uuid.uuid4())
+    assert first.status == "pending"
+
+    with pytest.raises(ActionRefused, match="still waiting for Stripe's answer"):
+        grant(customer=paying, actor=support_user, amount=300, reason="late server", request_key=uuid.uuid4())
+
+    assert GoodwillCredit.objects.count() == 1 and len(_balance_transactions(fake_stripe)) == 1
+    assert goodwill_credit_apply(credit_id=first.pk).status == "applied"
+    second = grant(customer=paying, actor=support_user, amount=200, reason="another outage")
+    assert second.status == "applied" and len(_balance_transactions(fake_stripe)) == 2
+
+
+def test_a_credit_unanswered_past_stripes_key_window_is_not_asked_again(paying, fake_stripe, support_user, grant):
+    # Stripe forgets an idempotency key after 24 hours: asking again then would credit a second time.
+    fake_stripe.lose_answer_next("POST", r"/v1/customers/[^/]+/balance_transactions", status=502, times=3)
+    credit = grant(customer=paying, actor=support_user, amount=300, reason="late server")
+    assert credit.status == "pending" and len(_balance_transactions(fake_stripe)) == 1
+    GoodwillCredit.objects.filter(pk=credit.pk).update(
+        created_at=timezone.now() - timedelta(hours=25), updated_at=timezone.now() - timedelta(hours=25)
+    )
+    fake_stripe.idempotency_keys_age(25 * 3600)
+
+    assert goodwill_credits_retry_pending() == 0
+    again = goodwill_credit_apply(credit_id=credit.pk)
+
+    assert again.status == "pending" and "check the customer's balance in Stripe" in again.error
+    assert len(_balance_transactions(fake_stripe)) == 1  # credited once, never again under the forgotten key
 
 
 def test_a_goodwill_credit_needs_a_reason_and_a_subscription(fake_stripe, support_user, grant):

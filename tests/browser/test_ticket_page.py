@@ -13,6 +13,7 @@ from support.interactions import handle
 from support.models import Ticket, TicketStatus
 from support.workspace_models import TicketCloseRequest
 from tests.customers.factories import CustomerFactory, StaffUserFactory
+from tests.support.conftest import discord_settings_point_at
 
 CUSTOMER = "1700000000000000001"
 
@@ -20,15 +21,7 @@ CUSTOMER = "1700000000000000001"
 @pytest.fixture
 def discord(settings):
     with FakeDiscord() as server:
-        settings.DISCORD_API_URL = server.api_url
-        settings.DISCORD_APPLICATION_ID = fake_discord.APPLICATION_ID
-        settings.DISCORD_PUBLIC_KEY = fake_discord.PUBLIC_KEY_HEX
-        settings.DISCORD_BOT_TOKEN = fake_discord.BOT_TOKEN
-        settings.DISCORD_GUILD_ID = fake_discord.GUILD_ID
-        settings.DISCORD_STAFF_ROLE_ID = fake_discord.STAFF_ROLE_ID
-        settings.DISCORD_SUPPORT_CHANNEL_ID = fake_discord.SUPPORT_CHANNEL_ID
-        settings.DISCORD_TICKET_CATEGORY_IDS = list(fake_discord.CATEGORY_IDS)
-        settings.DISCORD_SUPPORT_HOURS = ""
+        discord_settings_point_at(settings, server)
         cache.clear()
         yield server
 

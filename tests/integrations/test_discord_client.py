@@ -99,6 +99,18 @@ def test_history_pages_backwards_and_after_reads_only_new(fake):
     assert [m["content"] for m in newer] == [f"m{i}" for i in range(200, 250)]
 
 
+def test_a_history_page_above_discords_limit_is_refused_as_discord_does(fake):
+    # Discord answers 400 (50035) to limit=101 instead of clamping it: a client asking for more would fail in
+    # production while passing against a lenient fake.
+    client = make_client(fake)
+    channel = client.channel_create(guild_id=GUILD_ID, name="ticket-6", parent_id=CATEGORY_IDS[0])
+    fake.post_message(channel["id"], author_id="42", content="hello")
+    with pytest.raises(DiscordError) as refused:
+        client.messages_list(channel_id=channel["id"], limit=101)
+    assert (refused.value.status, refused.value.code) == (400, 50035)
+    assert [m["content"] for m in client.messages_list(channel_id=channel["id"], limit=100)] == ["hello"]
+
+
 def test_attachment_download_is_capped_and_sends_no_token(fake):
     client = make_client(fake)
     channel = client.channel_create(guild_id=GUILD_ID, name="ticket-6", parent_id=CATEGORY_IDS[0])

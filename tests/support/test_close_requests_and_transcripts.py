@@ -4,7 +4,6 @@ message cancels it) and the customer's transcript by direct message."""
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from devtools.fakes.discord import interactions as fake_discord
@@ -14,12 +13,7 @@ from support.workspace_models import CloseRequestStatus, TicketCloseRequest, Tra
 from tests.customers.factories import CustomerFactory
 from tests.support.conftest import CUSTOMER_DISCORD_ID, open_ticket
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 
 @pytest.fixture
@@ -27,14 +21,6 @@ def ticket(discord, send):
     CustomerFactory(discord_user_id=CUSTOMER_DISCORD_ID)
     open_ticket(send, subject="Cannot join")
     return Ticket.objects.get()
-
-
-@pytest.fixture
-def staff(client, support_user):
-    support_user.first_name, support_user.last_name = "Sam", "Rivera"
-    support_user.save()
-    client.force_login(support_user)
-    return client
 
 
 def ask_to_close(staff, ticket, run_on_commit, reason="works again"):
@@ -180,3 +166,44 @@ def test_a_question_whose_answers_were_all_lost_is_found_not_asked_twice(ticket,
         m for m in discord.channel_messages(ticket.discord_channel_id) if "thinks this ticket is solved" in m["content"]
     ]
     assert len(asked) == 1 and request.message_id == asked[0]["id"]
+
+
+def test_a_question_whose_first_task_died_after_discord_posted_it_is_found_not_asked_twice(
+    ticket, staff, discord, run_on_commit
+):
+    # The task's answer is lost and the worker dies before it records anything; minutes later Discord has forgotten
+    # the nonce, so only a look at the channel can tell that the question is there.
+    discord.lose_answer_next("POST", r"/api/v10/channels/\d+/messages", times=4)
+    with run_on_commit():
+        staff.post(f"/admin/support/ticket/{ticket.pk}/act/close_request/", {"reason": ""})
+    request = TicketCloseRequest.objects.get(ticket=ticket)
+    TicketCloseRequest.objects.filter(pk=request.pk).update(last_error="")
+    discord.nonces_expire()
+
+    with run_on_commit():
+        close_requests.close_requests_run()
+
+    asked = [
+        m for m in discord.channel_messages(ticket.discord_channel_id) if "thinks this ticket is solved" in m["content"]
+    ]
+    request.refresh_from_db()
+    assert len(asked) == 1 and request.message_id == asked[0]["id"]
+
+
+def test_a_transcript_dm_whose_answer_was_lost_is_found_by_the_retry_not_sent_twice(
+    ticket, staff, discord, run_on_commit, settings
+):
+    settings.DISCORD_TRANSCRIPT_DM = False
+    close_from_the_page(staff, ticket, run_on_commit)
+    settings.DISCORD_TRANSCRIPT_DM = True
+    # Discord posts the DM on every attempt of the first run, and no answer comes back.
+    discord.lose_answer_next("POST", r"/api/v10/channels/\d+/messages", times=4)
+    assert transcript_dm.transcript_dm_run(ticket_id=ticket.pk) == "retry"
+    discord.nonces_expire()  # the retry job runs minutes later
+
+    transcript_dm.transcript_dms_retry_run(now=timezone.now() + timedelta(minutes=10))
+
+    with_file = [m for m in discord.dm_messages(CUSTOMER_DISCORD_ID) if m["attachments"]]
+    assert len(with_file) == 1
+    delivery = TranscriptDelivery.objects.get(ticket=ticket)
+    assert delivery.status == "sent" and delivery.discord_message_id == with_file[0]["id"]

@@ -5,23 +5,15 @@ import uuid
 
 import pytest
 from django.contrib.auth.models import Group
-from django.core.cache import cache
 
 from support.models import Ticket, TicketStatus
 from support.workspace_models import PostStatus, TicketAuditEntry, TicketPost
 from tests.customers.factories import CustomerFactory, StaffUserFactory
-from tests.support.conftest import CUSTOMER_DISCORD_ID, open_ticket
+from tests.support.conftest import CUSTOMER_DISCORD_ID, act, open_ticket, page_url
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 MESSAGES = r"/api/v10/channels/\d+/messages"
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -29,23 +21,6 @@ def ticket(discord, send):
     CustomerFactory(discord_user_id=CUSTOMER_DISCORD_ID, name="Alex Miner", vip_status=True)
     open_ticket(send, subject="Mods do not load")
     return Ticket.objects.get()
-
-
-@pytest.fixture
-def staff(client, support_user):
-    support_user.first_name, support_user.last_name = "Sam", "Rivera"
-    support_user.save()
-    client.force_login(support_user)
-    return client
-
-
-def page_url(ticket) -> str:
-    return f"/admin/support/ticket/{ticket.pk}/change/"
-
-
-def act(client, ticket, action, data=None, *, run_on_commit):
-    with run_on_commit():
-        return client.post(f"/admin/support/ticket/{ticket.pk}/act/{action}/", data or {})
 
 
 def history_reads(discord) -> int:

@@ -5,7 +5,6 @@ audited on the ticket and posted in it as an internal note."""
 import uuid
 
 import pytest
-from django.core.cache import cache
 
 from billing.models import CardUpdateLinkSend, GoodwillCredit
 from support.models import SavedReply, Ticket
@@ -14,16 +13,9 @@ from tests.automations.conftest import default_flows  # noqa: F401 (fixture)
 from tests.billing.conftest import fake_stripe, fake_stripe_server  # noqa: F401 (fixtures)
 from tests.billing.factories import SubscriptionFactory
 from tests.customers.factories import CustomerFactory
-from tests.support.conftest import CUSTOMER_DISCORD_ID, open_ticket
+from tests.support.conftest import CUSTOMER_DISCORD_ID, act, open_ticket, page_url
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("default_flows")]
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("default_flows", "fresh_cache")]
 
 
 @pytest.fixture
@@ -44,23 +36,6 @@ def paying(fake_stripe):  # noqa: F811 (fixture)
 def ticket(discord, send, paying):
     open_ticket(send, subject="Card declined")
     return Ticket.objects.get()
-
-
-@pytest.fixture
-def staff(client, support_user):
-    support_user.first_name, support_user.last_name = "Sam", "Rivera"
-    support_user.save()
-    client.force_login(support_user)
-    return client
-
-
-def page_url(ticket) -> str:
-    return f"/admin/support/ticket/{ticket.pk}/change/"
-
-
-def act(client, ticket, action, data=None, *, run_on_commit):
-    with run_on_commit():
-        return client.post(f"/admin/support/ticket/{ticket.pk}/act/{action}/", data or {})
 
 
 def shown(response) -> list[str]:

@@ -61,8 +61,18 @@ class MessageRoutes:
 
     @route("GET", r"/api/v10/channels/(?P<channel_id>\d+)/messages")
     def messages_list(self, request: FakeRequest):
+        """https://discord.com/developers/docs/resources/message#get-channel-messages: `limit` 1 to 100 (default 50);
+        outside that Discord refuses the call (400, 50035) rather than clamping it."""
         channel_id = request.params["channel_id"]
-        limit = max(1, min(100, int((request.query.get("limit") or ["50"])[0])))
+        raw_limit = (request.query.get("limit") or ["50"])[0]
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+            return self._error(
+                400,
+                50035,
+                "Invalid Form Body",
+                {"limit": {"_errors": [{"code": "NUMBER_TYPE_MAX", "message": "Must be between 1 and 100."}]}},
+            )
+        limit = int(raw_limit)
         before = (request.query.get("before") or [""])[0]
         after = (request.query.get("after") or [""])[0]
         with self.lock:

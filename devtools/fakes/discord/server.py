@@ -79,7 +79,9 @@ class FakeDiscord(ChannelRoutes, MessageRoutes, FakeServer):
         self.invite_delete_failures = 0  # the next n DELETE /invites/{code} answer 500 (switch: fail_invite_deletes)
         self.bot_token_revoked = False  # switch: revoke_bot_token()
         self.message_content_intent = True  # the privileged intent, as enabled in the developer portal
-        self.nonces: dict[tuple[str, str], dict] = {}  # (author id, nonce) -> the message it created (enforce_nonce)
+        # (author id, nonce) -> the message it created (enforce_nonce). Discord keeps them "for a few minutes" only:
+        # nonces_expire() is that time passing.
+        self.nonces: dict[tuple[str, str], dict] = {}
         self.dms_closed: set[str] = set()  # users who do not take DMs from server members (50007)
         self.add_category(CATEGORY_IDS[0], "tickets")
 
@@ -188,9 +190,15 @@ class FakeDiscord(ChannelRoutes, MessageRoutes, FakeServer):
             self.invites[code]["uses"] += 1
             return True
 
+    def nonces_expire(self) -> None:
+        """A few minutes pass: Discord no longer recognises a repeated nonce, so a repeat posts a second message."""
+        with self.lock:
+            self.nonces.clear()
+
     def reset(self) -> None:
         super().reset()
         with self.lock:
+            self.nonces.clear()
             self._bucket_limit = None
             self._buckets.clear()
             self.bucket_429s = 0

@@ -28,6 +28,35 @@ PORTAL_FLOW_TYPES = (
     "subscription_update",
     "subscription_update_confirm",
 )
+# Stripe forgets an Idempotency-Key after 24 hours: a repeat after that acts again
+# (https://docs.stripe.com/api/idempotent_requests).
+IDEMPOTENCY_KEY_SECONDS = 24 * 3600
+PORTAL_AFTER_COMPLETION = ("redirect", "hosted_confirmation", "portal_homepage")
+
+
+def _invalid(param: str, message: str) -> FakeResponse:
+    return FakeResponse(400, {"error": {"type": "invalid_request_error", "param": param, "message": message}})
+
+
+def _portal_flow_refusal(params: dict) -> FakeResponse | None:
+    """Stripe's checks of flow_data (https://docs.stripe.com/api/customer_portal/sessions/create#create_portal_session-
+    flow_data): a known type; the subscription a subscription flow is about; a known after_completion type; the
+    return_url its redirect needs."""
+    flow_type = params.get("flow_data[type]")
+    if flow_type is None:
+        return None
+    if flow_type not in PORTAL_FLOW_TYPES:
+        return _invalid("flow_data[type]", f"Invalid flow_data[type]: must be one of {', '.join(PORTAL_FLOW_TYPES)}")
+    if flow_type != "payment_method_update" and not params.get(f"flow_data[{flow_type}][subscription]"):
+        param = f"flow_data[{flow_type}][subscription]"
+        return _invalid(param, f"Missing required param: {param}.")
+    after = params.get("flow_data[after_completion][type]")
+    if after is not None and after not in PORTAL_AFTER_COMPLETION:
+        return _invalid("flow_data[after_completion][type]", f"Invalid flow_data[after_completion][type]: {after}")
+    if after == "redirect" and not params.get("flow_data[after_completion][redirect][return_url]"):
+        param = "flow_data[after_completion][redirect][return_url]"
+        return _invalid(param, f"Missing required param: {param}.")
+    return None
 
 
 class FakeStripe(SubscriptionWrites, StripeObjectBuilder, FakeServer):
@@ -38,9 +67,10 @@ class FakeStripe(SubscriptionWrites, StripeObjectBuilder, FakeServer):
         self.objects: dict[str, dict[str, dict]] = {resource: {} for resource in RESOURCES.values()}
         self.line_items: dict[str, list[dict]] = {}
         self.account = fixture("account")
-        # Stripe's idempotency: key -> (the request's parameters, the first answer), and every customer update applied
-        # (id, parameters, Idempotency-Key), for tests to read. https://docs.stripe.com/api/idempotent_requests
-        self.idempotent: dict[str, tuple[dict, FakeResponse]] = {}
+        # Stripe's idempotency: key -> (the request's parameters, the first answer, when it was stored), and every
+        # customer update applied (id, parameters, Idempotency-Key), for tests to read.
+        # https://docs.stripe.com/api/idempotent_requests
+        self.idempotent: dict[str, tuple[dict, FakeResponse, float]] = {}
         self.customer_updates: list[dict] = []
         self.portal_sessions: list[dict] = []
         self.writes_init()
@@ -87,13 +117,24 @@ class FakeStripe(SubscriptionWrites, StripeObjectBuilder, FakeServer):
         key = request.header("idempotency-key")
         return self._idempotent(key, params, lambda: self._customer_update(request.params["object_id"], params, key))
 
+    def idempotency_keys_age(self, seconds: float) -> None:
+        """Every key stored so far as if it had been stored `seconds` earlier (past IDEMPOTENCY_KEY_SECONDS Stripe
+        has forgotten it)."""
+        with self.lock:
+            for key, (params, answer, stored_at) in list(self.idempotent.items()):
+                self.idempotent[key] = (params, answer, stored_at - seconds)
+
     def _idempotent(self, key: str, params: dict, act) -> FakeResponse:
         """Stripe's idempotency on every POST (https://docs.stripe.com/api/idempotent_requests): the same key with the
-        same parameters replays the first answer without acting again; with other parameters it is refused (400
-        idempotency_error). A 5xx is not remembered, as Stripe retries those."""
+        same parameters replays the first answer without acting again, for 24 hours; with other parameters it is
+        refused (400 idempotency_error). Stripe keeps whatever the handler answered, a 5xx included. The base
+        class's faults (fail_next, drop_next) answer before the handler runs, so nothing is stored for them, as for a
+        request that never reached Stripe."""
         with self.lock:
+            if key and key in self.idempotent and self.idempotent[key][2] < time.time() - IDEMPOTENCY_KEY_SECONDS:
+                del self.idempotent[key]
             if key and key in self.idempotent:
-                first_params, answer = self.idempotent[key]
+                first_params, answer, _stored_at = self.idempotent[key]
                 if first_params != params:
                     return FakeResponse(
                         400,
@@ -107,8 +148,8 @@ class FakeStripe(SubscriptionWrites, StripeObjectBuilder, FakeServer):
                     )
                 return FakeResponse(answer.status, answer.json_body, headers={"Idempotent-Replayed": "true"})
             answer = act()
-            if key and answer.status < 500:
-                self.idempotent[key] = (params, answer)
+            if key:
+                self.idempotent[key] = (params, answer, time.time())
         return answer
 
     def _customer_update(self, customer_id: str, params: dict, key: str) -> FakeResponse:
@@ -155,17 +196,9 @@ class FakeStripe(SubscriptionWrites, StripeObjectBuilder, FakeServer):
             answer.json_body["error"]["param"] = "customer"
             return answer
         flow_type = params.get("flow_data[type]")
-        if flow_type is not None and flow_type not in PORTAL_FLOW_TYPES:
-            return FakeResponse(
-                400,
-                {
-                    "error": {
-                        "type": "invalid_request_error",
-                        "param": "flow_data[type]",
-                        "message": f"Invalid flow_data[type]: must be one of {', '.join(PORTAL_FLOW_TYPES)}",
-                    }
-                },
-            )
+        refusal = _portal_flow_refusal(params)
+        if refusal is not None:
+            return refusal
         session = fixture("billing_portal_session")
         session_id = new_id("bps_")
         session.update(
