@@ -57,6 +57,7 @@ def make_broadcast(topic, template, everyone):
 def no_drain_wakeups(monkeypatch):
     """Queued emails wait for the test's own drain() instead of a drain woken on commit (inline in tests)."""
     monkeypatch.setattr("automations.services.bulk_sends.queue_process_enqueue", lambda: None)
+    monkeypatch.setattr("automations.drain_control.queue_process_enqueue", lambda: None)  # a rule's resume
 
 
 @pytest.fixture
