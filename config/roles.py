@@ -83,6 +83,11 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         # Segments (marketing/): built in the admin, each with its live count and a sample of customers.
         "marketing.segment": EDIT,
         "marketing.segmentcondition": EDIT,
+        # Broadcasts: created, tested, scheduled, sent, paused and cancelled by Marketing (marketing/broadcasts.py).
+        "marketing.broadcast": EDIT,
+        "marketing.broadcastvariant": VIEW,
+        "marketing.broadcastrecipient": VIEW,
+        "marketing.broadcastauditentry": VIEW,
         # Saved replies are written by Support and Marketing together (the public ones speak to customers).
         "support.savedreply": EDIT,
         "support.panelsuggestion": VIEW,
@@ -106,6 +111,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.enrollment": ("view", "add"),
         "automations.emailqueueitem": VIEW,
         "marketing.segment": VIEW,
+        "marketing.broadcast": VIEW,
         "support.ticket": VIEW,
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,
