@@ -3,8 +3,8 @@
 Support reads customers (editing only their contact details) and handles tickets, and reads the emails sent (queue
 items, tracking events, suppressions), the integrations' workflow runs and incoming webhook deliveries (why an invite
 or a coupon did not arrive). Marketing edits automation rules, steps and templates, reads analytics, retries and
-cancels emails, adds suppressions, and takes the customer 360's email actions (backoffice.staff_actions). Neither role
-has any dj-stripe permission: those tables are the owners' (superusers), shown last in the admin
+cancels emails, adds suppressions, builds segments, sends broadcasts, and takes the customer 360's email actions
+(backoffice.staff_actions). Neither role has any dj-stripe permission: those tables are the owners' (superusers), shown last in the admin
 (config/admin_site.py). Retrying a workflow run or reprocessing a delivery needs its change permission, which no role
 has.
 Superusers are for the owners. The groups are created by a data migration (customers 0002); their permissions are
@@ -83,6 +83,11 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         # Segments (marketing/): built in the admin, each with its live count and a sample of customers.
         "marketing.segment": EDIT,
         "marketing.segmentcondition": EDIT,
+        # Broadcasts (marketing/admin_broadcasts.py): composed, tested, sent or scheduled, paused, resumed and
+        # cancelled through marketing.broadcasts; never deleted (their emails are history), so no delete.
+        "marketing.broadcast": ("view", "add", "change"),
+        "marketing.broadcastvariant": VIEW,
+        "marketing.broadcastauditentry": VIEW,
         # Saved replies are written by Support and Marketing together (the public ones speak to customers).
         "support.savedreply": EDIT,
         "support.panelsuggestion": VIEW,
