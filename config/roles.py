@@ -4,9 +4,9 @@ Support reads customers (editing only their contact details) and handles tickets
 items, tracking events, suppressions), the integrations' workflow runs and incoming webhook deliveries (why an invite
 or a coupon did not arrive). Marketing edits automation rules, steps and templates, reads analytics, retries and
 cancels emails, adds suppressions, builds segments, sends broadcasts, and takes the customer 360's email actions
-(backoffice.staff_actions). Neither role has any dj-stripe permission: those tables are the owners' (superusers), shown last in the admin
-(config/admin_site.py). Retrying a workflow run or reprocessing a delivery needs its change permission, which no role
-has.
+(backoffice.staff_actions). Neither role has any dj-stripe permission: those tables are the owners' (superusers),
+shown last in the admin (config/admin_site.py). Retrying a workflow run or reprocessing a delivery needs its change
+permission, which no role has.
 Superusers are for the owners. The groups are created by a data migration (customers 0002); their permissions are
 (re)applied after every `migrate` by `roles_sync`, because Django creates a model's permissions only after the
 migrations run, and later apps add models these roles should reach. A model that does not exist yet is skipped.

@@ -243,7 +243,7 @@ def compose(*, data: dict, actor) -> Broadcast:
 
 
 def compose_audience_note(form: BroadcastComposeForm) -> str:
-    """"Count the audience" on the compose page: the live count for the chosen segment and topic, and what it means
+    """The compose page's "Count the audience": the live count for the chosen segment and topic, and what it means
     for an A/B test (the same function a send uses, marketing.audience.segment_audience)."""
     data = getattr(form, "cleaned_data", {})
     segment, topic = data.get("segment"), data.get("topic")
