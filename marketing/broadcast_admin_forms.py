@@ -31,6 +31,7 @@ class BroadcastComposeForm(forms.ModelForm):
         "sequence steps.",
     )
     test_wait = DelayField(
+        initial=Broadcast._meta.get_field("test_wait").default,
         label="A/B test wait",
         help_text=f"How long the test share runs before the rest get the winner. Written like {EXAMPLES}.",
     )

@@ -57,6 +57,7 @@ def drain_left_to_the_test(monkeypatch):
     """The queue's drain runs when the test says (as its schedule would), not inline after each queued chunk: the
     emails stay queued, so pausing has something to hold."""
     monkeypatch.setattr("automations.services.bulk_sends.queue_process_enqueue", lambda: None)
+    monkeypatch.setattr("automations.drain_control.queue_process_enqueue", lambda: None)  # the resume's
 
 
 def figure(page, row: str, name: str) -> int:

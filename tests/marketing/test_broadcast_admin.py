@@ -97,6 +97,7 @@ def test_marketing_composes_a_broadcast_with_an_ab_subject(client, marketing_use
     url = reverse("admin:marketing_broadcast_add")
     form_page = client.get(url).content.decode()
     assert "Frankfurt is live" in form_page
+    assert 'name="test_wait" value="4 hours"' in form_page  # the defaults, in words
     assert retired.name not in form_page and receipt.name not in form_page
 
     counted = client.post(url, compose_data(topic, segment, template, subject_b="Frankfurt: lower ping", _count="1"))
