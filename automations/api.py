@@ -108,7 +108,7 @@ class RuleEnabledView(APIView):
     @extend_schema(request=None, responses=RuleSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER])
     @idempotent
     def post(self, request, pk: int):
-        get_object_or_404(AutomationRule.objects.only("pk"), pk=pk)
+        get_object_or_404(AutomationRule.objects.filter(sends_broadcast=False).only("pk"), pk=pk)
         rule = rule_set_enabled(rule_id=pk, enabled=self.enabled)
         return Response(RuleSerializer(selectors.rule_list().get(pk=rule.pk)).data)
 
@@ -150,7 +150,7 @@ class RuleEnrollView(APIView):
     )
     @idempotent
     def post(self, request, pk: int):
-        rule = get_object_or_404(AutomationRule, pk=pk)
+        rule = get_object_or_404(AutomationRule.objects.filter(sends_broadcast=False), pk=pk)
         data = EnrollInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         customer = get_object_or_404(Customer, pk=data.validated_data["customer"])

@@ -206,7 +206,8 @@ def queue_oldest_due_at(*, now: datetime) -> datetime | None:
 
 
 def rule_list():
-    return AutomationRule.objects.prefetch_related("steps__template").order_by("name")
+    """The rules staff manage here: a broadcast's hidden rule (sends_broadcast) is managed from its broadcast."""
+    return AutomationRule.objects.filter(sends_broadcast=False).prefetch_related("steps__template").order_by("name")
 
 
 def enrollment_list_for_customer(*, customer_id: int):

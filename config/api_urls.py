@@ -13,6 +13,7 @@ from billing.retention import api as retention_api
 from customers import api as customers_api
 from integrations import api as integrations_api
 from marketing import api as marketing_api
+from marketing import api_broadcasts as broadcasts_api
 from support import api as support_api
 
 router = SimpleRouter()
@@ -24,6 +25,7 @@ router.register("email-queue-items", automations_api.QueueItemViewSet, basename=
 router.register("tickets", support_api.TicketViewSet, basename="ticket")
 router.register("workflow-runs", integrations_api.WorkflowRunViewSet, basename="workflow-run")
 router.register("segments", marketing_api.SegmentViewSet, basename="segment")
+router.register("broadcasts", broadcasts_api.BroadcastViewSet, basename="broadcast")
 
 urlpatterns = [
     *router.urls,
@@ -73,5 +75,10 @@ urlpatterns = [
         name="workflow-run-retry",
     ),
     path("segments/<int:pk>/members/", marketing_api.SegmentMembersView.as_view(), name="segment-members"),
+    path("broadcasts/<int:pk>/schedule/", broadcasts_api.BroadcastScheduleView.as_view(), name="broadcast-schedule"),
+    path("broadcasts/<int:pk>/send/", broadcasts_api.BroadcastSendView.as_view(), name="broadcast-send"),
+    path("broadcasts/<int:pk>/pause/", broadcasts_api.BroadcastPauseView.as_view(), name="broadcast-pause"),
+    path("broadcasts/<int:pk>/resume/", broadcasts_api.BroadcastResumeView.as_view(), name="broadcast-resume"),
+    path("broadcasts/<int:pk>/cancel/", broadcasts_api.BroadcastCancelView.as_view(), name="broadcast-cancel"),
     path("analytics/email/", automations_analytics_api.EmailAnalyticsView.as_view(), name="email-analytics"),
 ]

@@ -83,10 +83,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         # Segments (marketing/): built in the admin, each with its live count and a sample of customers.
         "marketing.segment": EDIT,
         "marketing.segmentcondition": EDIT,
-        # Broadcasts (marketing/admin_broadcasts.py): composed, tested, sent or scheduled, paused, resumed and
-        # cancelled through marketing.broadcasts; never deleted (their emails are history), so no delete.
+        # Broadcasts: composed, tested, scheduled, sent, paused, resumed and cancelled by Marketing in the admin
+        # (marketing/admin_broadcasts.py) and the API, through marketing/broadcasts.py; never deleted (their emails are
+        # history: Cancel stops one), so no delete.
         "marketing.broadcast": ("view", "add", "change"),
         "marketing.broadcastvariant": VIEW,
+        "marketing.broadcastrecipient": VIEW,
         "marketing.broadcastauditentry": VIEW,
         # Saved replies are written by Support and Marketing together (the public ones speak to customers).
         "support.savedreply": EDIT,
@@ -111,6 +113,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "automations.enrollment": ("view", "add"),
         "automations.emailqueueitem": VIEW,
         "marketing.segment": VIEW,
+        "marketing.broadcast": VIEW,
         "support.ticket": VIEW,
         "support.ticketmessage": VIEW,
         "support.ticketattachment": VIEW,

@@ -172,8 +172,8 @@ def broadcast_figures(*, broadcast: Broadcast) -> BroadcastFigures:
     """The broadcast's figures, in total and per variant: one query (the variants with their counts)."""
     rows = (
         BroadcastVariant.objects.filter(broadcast_id=broadcast.pk)
-        .annotate(**_figure_counts("recipients__"))
-        .values("pk", "label", "template__name", *FIGURES)
+        .annotate(**{f"n_{name}": count for name, count in _figure_counts("recipients__").items()})
+        .values("pk", "label", "template__name", *(f"n_{name}" for name in FIGURES))
         .order_by("label")
     )
     variants = [
@@ -181,7 +181,7 @@ def broadcast_figures(*, broadcast: Broadcast) -> BroadcastFigures:
             label=row["label"],
             template_name=row["template__name"],
             winner=row["pk"] == broadcast.winner_id,
-            **{name: row[name] for name in FIGURES},
+            **{name: row[f"n_{name}"] for name in FIGURES},
         )
         for row in rows
     ]

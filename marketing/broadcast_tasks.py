@@ -95,7 +95,7 @@ def _candidates(broadcast: Broadcast, *, phase: str, chunk_size: int, now) -> li
 def _enqueue_chunk(broadcast_id: int, chunk_size: int) -> int | None:
     """Queue up to `chunk_size` recipients in one transaction. Returns how many recipients were added (0: none
     left), or None when the broadcast is no longer queuing."""
-    broadcast = Broadcast.objects.select_for_update().select_related("rule").get(pk=broadcast_id)
+    broadcast = Broadcast.objects.select_for_update(of=("self",)).select_related("rule").get(pk=broadcast_id)
     if broadcast.status not in QUEUING_STATUSES or broadcast.rule is None:
         return None
     now = timezone.now()

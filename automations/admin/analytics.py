@@ -30,7 +30,7 @@ def analytics_view(model_admin, request):
         "title": "Email analytics",
         "analytics": analytics,
         "chart": daily_lines(analytics.days),
-        "rules": AutomationRule.objects.order_by("name"),
+        "rules": AutomationRule.objects.filter(sends_broadcast=False).order_by("name"),
         "rule_id": rule_id,
         "since": since_day,
         "until": until_day,

@@ -231,9 +231,11 @@ class AutomationRuleAdmin(RuleStateMixin, admin.ModelAdmin):
             .annotate(n=Count("pk"))
             .values("n")
         )
+        # A broadcast's hidden rule is managed from its broadcast (marketing), never listed or edited here.
         return (
             super()
             .get_queryset(request)
+            .filter(sends_broadcast=False)
             .annotate(active_total=Coalesce(Subquery(active, output_field=IntegerField()), Value(0)))
         )
 
