@@ -89,7 +89,7 @@ def test_marketing_sends_an_ab_broadcast_and_a_customer_changes_topics(
 
     # Compose with an A/B subject; count first.
     page.click("#nav-sidebar a[href='/admin/marketing/broadcast/']")
-    page.click("text=Add broadcast")
+    page.get_by_role("link", name="Add broadcast", exact=True).click()
     page.fill("#id_name", "Frankfurt launch")
     page.select_option("#id_topic", label="Product news")
     page.select_option("#id_segment", label="Active players")
