@@ -20,7 +20,7 @@ OPENS_UNRELIABLE = (
 # (attribute of a figures row, column heading, what it counts)
 FIGURE_COLUMNS = (
     ("recipients", "Recipients", "Customers this broadcast queued an email for (one each, ever)."),
-    ("queued", "Queued", "Waiting to go out."),
+    ("queued", "Queued", "Waiting to go out (the deferred ones included)."),
     ("deferred", "Deferred", "Held back by the frequency cap or quiet hours until the next allowed moment."),
     ("held", "Held", "Held while the broadcast is paused."),
     ("sent", "Sent", "Accepted by the email provider."),

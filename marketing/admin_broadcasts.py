@@ -157,7 +157,13 @@ class BroadcastAdmin(admin.ModelAdmin):
     # The broadcast's page --------------------------------------------------------------------------------------
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        broadcast = self.get_object(request, unquote(object_id))
+        key = unquote(object_id)
+        # Not get_object: the list's queryset counts every recipient's email, which this page does not need.
+        broadcast = (
+            Broadcast.objects.select_related("topic", "segment", "created_by").filter(pk=int(key)).first()
+            if key.isascii() and key.isdigit() and len(key) <= 18
+            else None
+        )
         if broadcast is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_view_permission(request, broadcast):

@@ -239,6 +239,8 @@ def test_refused_actions_are_messages_not_errors(client, marketing_user, draft):
     assert draft.status == BroadcastStatus.DRAFT and not draft.ignore_frequency_cap
     assert client.get(reverse("admin:marketing_broadcast_act", args=[draft.pk, "send_now"])).status_code == 405
     assert client.post(reverse("admin:marketing_broadcast_act", args=[draft.pk, "explode"])).status_code == 404
+    for missing in ("999999", "9" * 30, "abc"):  # to the list with a message, as the admin does, never a 500
+        assert client.get(f"/admin/marketing/broadcast/{missing}/change/").status_code == 302
 
 
 def test_send_me_a_test_goes_to_the_staff_member_only(client, marketing_user, draft):
