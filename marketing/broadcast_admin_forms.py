@@ -72,6 +72,7 @@ class BroadcastComposeForm(forms.ModelForm):
                 label=f"Subject of variant {label}",
                 required=False,
                 max_length=200,
+                widget=forms.TextInput(attrs={"size": 70}),
                 help_text="Subject-only A/B test: the template of variant A with this subject (Jinja2, like the "
                 "template's subject).",
             )
