@@ -181,6 +181,7 @@ def broadcast_send_now(*, broadcast: Broadcast, actor, actor_name: str = "") -> 
     broadcast started and is refused; the queuing itself is idempotent besides."""
     broadcast = _locked(broadcast)
     _refuse_unless(broadcast, EDITABLE, "sent")
+    scheduled = broadcast.status == BroadcastStatus.SCHEDULED and actor is None
     variants = list(broadcast.variants.select_related("template").order_by("label"))
     for variant in variants:
         _check_template(variant.template)
@@ -193,7 +194,6 @@ def broadcast_send_now(*, broadcast: Broadcast, actor, actor_name: str = "") -> 
     )
     broadcast.status, broadcast.started_at = BroadcastStatus.QUEUING, timezone.now()
     broadcast.save(update_fields=["rule", "status", "started_at", "updated_at"])
-    scheduled = broadcast.scheduled_at is not None and actor is None and not actor_name
     broadcast_audit(
         broadcast=broadcast,
         actor=actor,

@@ -246,7 +246,7 @@ def test_the_tick_starts_a_due_scheduled_broadcast(make_broadcast, run_on_commit
     broadcast.refresh_from_db()
     assert broadcast.status == BroadcastStatus.SENDING and broadcast.queued_count == 2
     started = broadcast.audit.get(action="started")
-    assert started.actor_name == "system" and started.actor is None
+    assert (started.actor_name, started.actor, started.detail) == ("system", None, "as scheduled")
 
 
 def test_the_tick_is_a_one_minute_schedule():
