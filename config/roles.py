@@ -3,10 +3,10 @@
 Support reads customers (editing only their contact details) and handles tickets, and reads the emails sent (queue
 items, tracking events, suppressions), the integrations' workflow runs and incoming webhook deliveries (why an invite
 or a coupon did not arrive). Marketing edits automation rules, steps and templates, reads analytics, retries and
-cancels emails, adds suppressions, and takes the customer 360's email actions (backoffice.staff_actions). Neither role
-has any dj-stripe permission: those tables are the owners' (superusers), shown last in the admin
-(config/admin_site.py). Retrying a workflow run or reprocessing a delivery needs its change permission, which no role
-has.
+cancels emails, adds suppressions, builds segments, sends broadcasts, and takes the customer 360's email actions
+(backoffice.staff_actions). Neither role has any dj-stripe permission: those tables are the owners' (superusers),
+shown last in the admin (config/admin_site.py). Retrying a workflow run or reprocessing a delivery needs its change
+permission, which no role has.
 Superusers are for the owners. The groups are created by a data migration (customers 0002); their permissions are
 (re)applied after every `migrate` by `roles_sync`, because Django creates a model's permissions only after the
 migrations run, and later apps add models these roles should reach. A model that does not exist yet is skipped.
@@ -83,8 +83,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         # Segments (marketing/): built in the admin, each with its live count and a sample of customers.
         "marketing.segment": EDIT,
         "marketing.segmentcondition": EDIT,
-        # Broadcasts: created, tested, scheduled, sent, paused and cancelled by Marketing (marketing/broadcasts.py).
-        "marketing.broadcast": EDIT,
+        # Broadcasts: composed, tested, scheduled, sent, paused, resumed and cancelled by Marketing in the admin
+        # (marketing/admin_broadcasts.py) and the API, through marketing/broadcasts.py; never deleted (their emails are
+        # history: Cancel stops one), so no delete.
+        "marketing.broadcast": ("view", "add", "change"),
         "marketing.broadcastvariant": VIEW,
         "marketing.broadcastrecipient": VIEW,
         "marketing.broadcastauditentry": VIEW,

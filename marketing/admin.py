@@ -106,3 +106,6 @@ def _value_help(spec) -> str:
     if spec.operators == PERIOD:
         return "a number of days, or two dates: 2026-01-01 to 2026-03-31"
     return "a number of days"
+
+
+from . import admin_broadcasts  # noqa: E402, F401  (registers the broadcast admin)

@@ -28,7 +28,7 @@ def test_marketing_builds_a_segment_and_sees_its_count(login, marketer, screensh
     page = login(marketer)
     page.goto("/admin/")
     page.click("text=Segments")
-    page.click("text=Add segment")
+    page.get_by_role("link", name="Add segment", exact=True).click()  # not the sidebar's "Add" next to "Segments"
     page.fill("#id_name", "Active players")
     page.select_option("#id_conditions-0-field", "lifecycle_stage")
     page.select_option("#id_conditions-0-operator", "one_of")

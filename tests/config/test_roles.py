@@ -54,6 +54,7 @@ MARKETING_PAGES = {
     "customers.topicsubscription",
     "integrations.workflowrun",
     "integrations.workflowstep",
+    "marketing.broadcast",
     "marketing.segment",
     "support.panelsuggestion",
     "support.savedreply",
