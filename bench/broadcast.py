@@ -4,19 +4,21 @@
     bin/bench broadcast --items 10000 --rates 5          # smaller, one rate
     bin/bench broadcast --items 10000 --no-kill --clean  # no SIGKILLs, no late answers or 500s
 
-Broadcasts do not exist yet, so the send is what a broadcast will enqueue: `--items` queue items of one rule, written
-in bulk (bench.email_drain.seed) and made due at once, then one drain wake-up (automations.drain_control). Real
-`manage.py qcluster` processes (django-q2, ORM broker, config.settings.bench, default pipeline settings) send to the
-fake Resend, which runs in this process at `rate` requests/s x 100 emails (429 beyond), answers 5% of calls 16 s
-late (after handling them: past the 15 s read timeout, the outcome is unknown) and refuses 5% with a 500. One
-cluster's whole process group is SIGKILLed every `--kill-every` seconds, round robin, and started again.
+The send is a real broadcast (marketing/broadcasts.py): `--items` opted-in customers, a segment of everyone and a
+draft broadcast are written first; once the clusters are up, "Send now" is pressed, and the broadcast's own task in
+the clusters queues its recipients and wakes the drain. (`--via queue` writes the queue items directly instead and
+wakes the drain once: the send pipeline alone.) Real `manage.py qcluster` processes (django-q2, ORM broker,
+config.settings.bench, default pipeline settings) send to the fake Resend, which runs in this process at `rate`
+requests/s x 100 emails (429 beyond), answers 5% of calls 16 s late (after handling them: past the 15 s read
+timeout, the outcome is unknown) and refuses 5% with a 500. One cluster's whole process group is SIGKILLed every
+`--kill-every` seconds, round robin, and started again.
 
-Reported per rate: first-send delay (wake-up to the first email at the fake), the drain rate (distinct emails / the
-span from first to last send) as a share of the ceiling, the longest gap between two sends, duplicates (emails
-delivered more than once, by their X-Entity-Ref-ID) and lost (never delivered when the run ends), peak memory (RSS
-of all cluster processes together, and of the largest one), the SIGKILLs, 429s, late answers and 500s, and the
-1-minute load average at the start and at the end (the machine is shared). Each rate runs in a fresh database, in
-its own child process.
+Reported per rate: first-send delay ("Send now", or the wake-up, to the first email at the fake), the drain rate
+(distinct emails / the span from first to last send) as a share of the ceiling, the longest gap between two sends,
+duplicates (emails delivered more than once, by their X-Entity-Ref-ID) and lost (never delivered when the run
+ends), peak memory (RSS of all cluster processes together, and of the largest one), the SIGKILLs, 429s, late
+answers and 500s, and the 1-minute load average at the start and at the end (the machine is shared). Each rate runs
+in a fresh database, in its own child process.
 """
 
 import argparse
@@ -70,6 +72,49 @@ class MemoryWatch:
             self.peak_total, self.peak_one = max(self.peak_total, total), max(self.peak_one, largest)
 
 
+def seed_broadcast(items: int) -> int:
+    """`items` opted-in customers, a topic they are all on, a segment of everyone and a marketing broadcast to it (a
+    draft): what Marketing would have before pressing "Send now". Returns the broadcast's id."""
+    from django.utils import timezone
+
+    from automations.models import EmailTemplate
+    from customers.models import Customer, Topic
+    from marketing.broadcasts import broadcast_create
+    from marketing.models import Segment
+
+    now = timezone.now()
+    Customer.objects.bulk_create(
+        [
+            Customer(
+                email=f"bench{i}@example.com", name=f"Bench Player {i}", stage_changed_at=now, opt_in_confirmed=True
+            )
+            for i in range(items)
+        ],
+        batch_size=2000,
+    )
+    topic, _ = Topic.objects.get_or_create(name="Product news", defaults={"subscribed_by_default": True})
+    template = EmailTemplate.objects.create(
+        name="Bench announcement",
+        category="marketing",
+        subject="Frankfurt is live, {{ customer.first_name }}",
+        html_body="<p>Hi {{ customer.first_name }}, our new Frankfurt location is live.</p>",
+        text_body="Hi {{ customer.first_name }}, our new Frankfurt location is live.",
+    )
+    segment = Segment.objects.create(name="Everyone (bench)")
+    broadcast = broadcast_create(name="Bench broadcast", topic=topic, segment=segment, template=template)
+    return broadcast.pk
+
+
+def _broadcast_send_now(broadcast_id: int) -> float:
+    """Marketing presses "Send now": the recipients are queued by a task in the clusters, which wakes the drain."""
+    from marketing.broadcasts import broadcast_send_now
+    from marketing.models import Broadcast
+
+    pressed_at = time.monotonic()
+    broadcast_send_now(broadcast=Broadcast.objects.get(pk=broadcast_id), actor=None)
+    return pressed_at
+
+
 def _make_due_and_wake() -> float:
     from django.utils import timezone
 
@@ -108,9 +153,12 @@ def run_one(args) -> dict:
     from devtools.fakes.resend import FakeResend
 
     seeded_at = time.monotonic()
-    seed(args.items)
-    # Not due until the clusters are up: the first-send delay is measured from the wake-up.
-    EmailQueueItem.objects.update(next_attempt_at=timezone.now() + timedelta(days=1))
+    if args.via == "broadcast":
+        broadcast_id = seed_broadcast(args.items)
+    else:
+        seed(args.items)
+        # Not due until the clusters are up: the first-send delay is measured from the wake-up.
+        EmailQueueItem.objects.update(next_attempt_at=timezone.now() + timedelta(days=1))
     _say(f"seeded in {time.monotonic() - seeded_at:.0f} s")
     load_start = _load()
     with FakeResend() as fake:
@@ -150,8 +198,12 @@ def run_one(args) -> dict:
             started = time.monotonic()
             while OrmQ.objects.exists() and time.monotonic() - started < 120:
                 time.sleep(0.1)
-            _say(f"{args.clusters} clusters up after {time.monotonic() - started:.1f} s; waking the drain")
-            woken_at = _make_due_and_wake()
+            if args.via == "broadcast":
+                _say(f"{args.clusters} clusters up after {time.monotonic() - started:.1f} s; sending the broadcast")
+                woken_at = _broadcast_send_now(broadcast_id)
+            else:
+                _say(f"{args.clusters} clusters up after {time.monotonic() - started:.1f} s; waking the drain")
+                woken_at = _make_due_and_wake()
             deadline = woken_at + args.timeout
             next_kill = None
             while time.monotonic() < deadline:
@@ -285,6 +337,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--no-kill", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--label", default="this branch")
+    parser.add_argument(
+        "--via",
+        choices=["broadcast", "queue"],
+        default="broadcast",
+        help="broadcast: a real broadcast, its recipients queued by its task after 'Send now' (the default); "
+        "queue: the queue items written directly, then one wake-up (the pipeline alone, as before broadcasts).",
+    )
     parser.add_argument("--reuse-db", action="store_true", help="Keep a migrated bench database; empty its rows.")
     args = parser.parse_args(argv)
     if args.rate is not None:
