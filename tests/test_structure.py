@@ -55,3 +55,21 @@ def test_no_function_in_a_domain_app_is_longer_than_a_screen():
                 if lines > MAX_FUNCTION_LINES:
                     long[f"{path.relative_to(ROOT)}:{node.name}"] = lines
     assert long == {}
+
+
+def test_no_test_mixes_an_override_settings_decorator_with_the_settings_fixture():
+    """pytest-django's `settings` fixture undoes its change after the decorator has undone its own, and so puts the
+    decorator's values back for every later test of the worker (a frequency cap left on made other tests' last
+    emails wait): one or the other per test."""
+    mixed = []
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            decorated = any(
+                isinstance(d, ast.Call) and getattr(d.func, "id", "") == "override_settings"
+                for d in node.decorator_list
+            )
+            if decorated and any(arg.arg == "settings" for arg in node.args.args):
+                mixed.append(f"{path.relative_to(ROOT)}::{node.name}")
+    assert mixed == []

@@ -196,10 +196,12 @@ def test_a_customer_without_a_zone_keeps_the_site_defaults_quiet_hours(drain, of
     assert item.status == QueueStatus.PENDING and "Australia/Sydney" in item.send_gate_note
 
 
-@override_settings(MARKETING_FREQUENCY_CAP=2, MARKETING_FREQUENCY_CAP_HOURS=24, MARKETING_QUIET_HOURS_START=0)
 @pytest.mark.parametrize("size", [2, 40])
 def test_the_gate_costs_the_same_queries_for_any_batch_size(size, offers, news, django_assert_num_queries, settings):
-    settings.MARKETING_QUIET_HOURS_END = 23
+    # All through the `settings` fixture: an @override_settings decorator on the same test would be undone before the
+    # fixture's own change, which then restored the decorator's values and left the cap on for every later test.
+    settings.MARKETING_FREQUENCY_CAP, settings.MARKETING_FREQUENCY_CAP_HOURS = 2, 24
+    settings.MARKETING_QUIET_HOURS_START, settings.MARKETING_QUIET_HOURS_END = 0, 23
     customers = CustomerFactory.create_batch(size, opt_in_confirmed=True, time_zone="Europe/Berlin")
     offer_step, news_step, receipt_step = (
         step_of(offers),
