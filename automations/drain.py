@@ -7,6 +7,7 @@ with its own batch in flight, so the provider's rate, not one call's answer time
 
 import logging
 import os
+import random
 import secrets
 import socket
 import threading
@@ -187,6 +188,18 @@ def _senders_run(*, worker: str, deadline: float, sleep, stop: threading.Event) 
     return total
 
 
+# A task drain runs between this share of AUTOMATIONS_DRAIN_SECONDS and all of it, at random. Drains woken together
+# (a broadcast's first wake-up starts every slot's) would otherwise all end together, each handing over to one
+# coalesced continuation task; a cluster killed while holding that task left no drain at all until the every-minute
+# schedule (an 87 s gap with no send in `bin/bench broadcast`). Staggered, a drain that ends leaves a live one whose
+# heartbeat wakes a replacement within DRAIN_WAKE_STALE_SECONDS.
+DRAIN_SECONDS_SPREAD = 0.6
+
+
+def _drain_seconds() -> float:
+    return settings.AUTOMATIONS_DRAIN_SECONDS * random.uniform(DRAIN_SECONDS_SPREAD, 1.0)
+
+
 def email_queue_drain(*, woken: bool = False, sleep: Callable[[float], None] = time.sleep) -> DrainResult:
     """The task queue's drain: in a free drain slot (a lease with a heartbeat, automations.drain_leases), several
     senders until nothing is due or the time is up; then a fresh task continues if due work is left.
@@ -201,7 +214,7 @@ def email_queue_drain(*, woken: bool = False, sleep: Callable[[float], None] = t
     slot = drain_lease_take(worker=worker, cluster=cluster)
     if slot is None:
         return DrainResult()
-    deadline = time.monotonic() + settings.AUTOMATIONS_DRAIN_SECONDS
+    deadline = time.monotonic() + _drain_seconds()
     try:
         drain_replacement_wake()  # more slots than drains while work is due: start the next at once
         with drain_lease_kept(slot=slot, worker=worker) as lost:
