@@ -83,6 +83,7 @@ def seed_broadcast(items: int) -> int:
     from marketing.models import Segment
 
     now = timezone.now()
+    run = f"{now:%Y%m%d-%H%M%S}"  # its own names: a reused database (--reuse-db) keeps the last run's templates
     Customer.objects.bulk_create(
         [
             Customer(
@@ -94,14 +95,14 @@ def seed_broadcast(items: int) -> int:
     )
     topic, _ = Topic.objects.get_or_create(name="Product news", defaults={"subscribed_by_default": True})
     template = EmailTemplate.objects.create(
-        name="Bench announcement",
+        name=f"Bench announcement {run}",
         category="marketing",
         subject="Frankfurt is live, {{ customer.first_name }}",
         html_body="<p>Hi {{ customer.first_name }}, our new Frankfurt location is live.</p>",
         text_body="Hi {{ customer.first_name }}, our new Frankfurt location is live.",
     )
-    segment = Segment.objects.create(name="Everyone (bench)")
-    broadcast = broadcast_create(name="Bench broadcast", topic=topic, segment=segment, template=template)
+    segment = Segment.objects.create(name=f"Everyone (bench {run})")
+    broadcast = broadcast_create(name=f"Bench broadcast {run}", topic=topic, segment=segment, template=template)
     return broadcast.pk
 
 
