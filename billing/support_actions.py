@@ -25,7 +25,7 @@ from uuid import UUID
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -151,9 +151,13 @@ def _card_update_link(call: Call, *, request_key: UUID | None = None) -> Outcome
         raise ActionRefused("This customer has no Stripe customer: there is no card to update.")
     if not customer.email:
         raise ActionRefused("This customer has no email address to send the link to.")
-    if request_key and CardUpdateLinkSend.objects.filter(request_key=request_key).exists():
-        raise ActionRefused("This link was sent already (the same form was posted twice).")
-    sent = CardUpdateLinkSend.objects.create(customer=customer, staff_action=call.audit, request_key=request_key)
+    try:  # the unique request_key decides, also when two posts of one form arrive at once
+        with transaction.atomic():
+            sent = CardUpdateLinkSend.objects.create(
+                customer=customer, staff_action=call.audit, request_key=request_key
+            )
+    except IntegrityError:
+        raise ActionRefused("This link was sent already (the same form was posted twice).") from None
     events.domain_event_publish(
         name=events.CARD_UPDATE_LINK_REQUESTED,
         key=f"staff-action:{call.audit.pk}:card-update-link",

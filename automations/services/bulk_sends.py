@@ -28,6 +28,7 @@ from ..models import (
     QueueStatus,
     ReentryPolicy,
 )
+from ..rule_pause import PAUSED_NOTE
 
 # The hidden rules' trigger: no domain event has this name, and the rules are disabled besides.
 BULK_SEND_TRIGGER = "broadcast"
@@ -129,7 +130,7 @@ def bulk_send_queue(
                 scheduled_at=now,
                 next_attempt_at=now,
                 status=status,
-                last_error="Held: its rule is paused" if held else "",
+                last_error=PAUSED_NOTE if held else "",
                 idempotency_key=keys[r.customer_id],
                 frequency_cap_override=cap_override[:300],
             )
