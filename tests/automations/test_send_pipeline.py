@@ -36,10 +36,12 @@ def test_a_drains_senders_each_take_their_own_batches_and_no_email_goes_twice(re
 
     result = email_queue_drain(woken=True, sleep=lambda seconds: None)
 
-    assert result.sent == 60 and result.batches == 12
+    # Batches of at most 5 (senders claiming the queue's tail at the same moment may share it: a few more, smaller).
+    assert result.sent == 60 and result.batches == EmailBatch.objects.count() >= 12
+    assert all(len(messages) <= 5 for messages in EmailBatch.objects.values_list("messages", flat=True))
     assert len(resend.delivered) == 60 and resend.duplicates() == {}
     keys = [request.header("idempotency-key") for request in resend.requests]
-    assert len(set(keys)) == len(keys) == 12  # every batch its own key, each called once
+    assert len(set(keys)) == len(keys) == result.batches  # every batch its own key, each called once
     assert set(EmailQueueItem.objects.values_list("status", flat=True)) == {QueueStatus.SENT}
     arrivals = sorted(request.received_at for request in resend.requests)
     # Several calls were in flight at once: some came within one call's answer time of the one before.
@@ -60,13 +62,16 @@ def test_a_late_answer_holds_up_only_its_own_batch_and_is_retried_under_its_key(
     by_key = {}
     for request in resend.requests:
         by_key.setdefault(request.header("idempotency-key"), []).append(request)
-    assert len(by_key) == 4
+    # Batches of at most 5; two senders claiming the queue's tail at the same moment share it (SKIP LOCKED), so
+    # there may be a fifth, smaller batch. Each batch is its own key.
+    batch_sizes = list(EmailBatch.objects.values_list("messages", flat=True))
+    assert len(by_key) == len(batch_sizes) >= 4 and all(len(messages) <= 5 for messages in batch_sizes)
     [late_calls] = [calls for calls in by_key.values() if len(calls) > 1]  # the late batch, called again
     late_key = late_calls[0].header("idempotency-key")
     assert {call.body for call in late_calls} == {late_calls[0].body}  # under its key, byte-identical payload
     others = [email for email in resend.delivered if email.idempotency_key != late_key]
-    assert len(others) == 15
-    # The other three batches went out while the late one's answer was still awaited (its retry follows the timeout).
+    assert len(others) == 20 - len(late_calls[0].json())
+    # The other batches went out while the late one's answer was still awaited (its retry follows the timeout).
     assert max(email.delivered_at for email in others) < late_calls[1].received_at
     assert result.sent == 20 and resend.duplicates() == {} and len(resend.delivered) == 20
 
