@@ -43,6 +43,7 @@ from .models import (
     QueueStatus,
 )
 from .pacing import call_slot_wait
+from .queue_feeders import queue_feeders_run
 from .services.enrollments import enrollments_complete_finished
 from .services.tracking import email_events_link_recent_unmatched
 from .transports import transport_get
@@ -55,6 +56,7 @@ def worker_name() -> str:
 
 
 WAIT_STEP_SECONDS = 1.0
+FEED_WAIT_SECONDS = 0.5  # nothing due while a producer queues: look again this soon
 
 
 def _seconds_to_next_due() -> float | None:
@@ -67,9 +69,14 @@ def _seconds_to_next_due() -> float | None:
     return max(0.0, (min(moments) - timezone.now()).total_seconds())
 
 
-def _waited_for_due(*, deadline: float, sleep: Callable[[float], None], result: DrainResult) -> bool:
-    """Wait a step for an email or retry that falls due before the deadline; False when none does."""
+def _waited_for_due(
+    *, deadline: float, sleep: Callable[[float], None], result: DrainResult, feeding: bool = False
+) -> bool:
+    """Wait a step for an email or retry that falls due before the deadline, or for a producer that is queuing
+    (`feeding`, automations.queue_feeders); False when there is nothing to wait for."""
     due_in = _seconds_to_next_due()
+    if feeding and (due_in is None or due_in > FEED_WAIT_SECONDS):
+        due_in = FEED_WAIT_SECONDS
     if due_in is None or time.monotonic() + due_in >= deadline:
         return False
     # In steps of at most a second: an email enqueued meanwhile (whose wake-up found this slot busy) must not wait
@@ -92,9 +99,12 @@ def _batch_next(*, worker: str, size: int, probing: bool, result: DrainResult, w
         return batch, True
     if handled and not probing:
         return None, True  # every claimed email was cancelled, suppressed or failed; look for more
-    if wait_for_due and not probing and _waited_for_due(deadline=deadline, sleep=sleep, result=result):
+    if not wait_for_due or probing:
+        return None, False
+    feed = queue_feeders_run()  # a broadcast still queuing: its next chunk, or wait for its own task's
+    if feed.queued:
         return None, True
-    return None, False
+    return None, _waited_for_due(deadline=deadline, sleep=sleep, result=result, feeding=feed.busy)
 
 
 def email_queue_process(
@@ -221,9 +231,15 @@ def email_queue_drain(*, woken: bool = False, sleep: Callable[[float], None] = t
             total = _senders_run(worker=worker, deadline=deadline, sleep=sleep, stop=lost)
     finally:
         drain_lease_release(slot=slot, worker=worker)
-    if not total.paused and _seconds_to_next_due() == 0.0:
+    if not total.paused and (_seconds_to_next_due() == 0.0 or _feeding()):
         queue_process_enqueue()  # due work is left (time ran out, or it came as the senders stopped)
     return total
+
+
+def _feeding() -> bool:
+    """Whether a producer queued emails just now or is queuing: a drain must follow this one."""
+    feed = queue_feeders_run()
+    return bool(feed.queued or feed.busy)
 
 
 def send_test_email(*, to: str, rendered, marketing: bool) -> str:

@@ -4,6 +4,9 @@
 transaction that writes a recipient's enrollment, queue item and `BroadcastRecipient` together, and every chunk
 takes only customers who are not recipients yet; the unique (broadcast, customer) and the queue item's unique key
 make a second email impossible whatever the timing. `queued_count` is recounted by every chunk.
+
+The drains write chunks too: one with nothing due runs the next chunk itself (`broadcast_queue_feed`, registered
+with automations.queue_feeders), so queuing goes on within a second when its task died with its cluster.
 """
 
 import logging
@@ -14,6 +17,7 @@ from django.db.models import CharField, Value
 from django.db.models.functions import MD5, Cast, Concat
 from django.utils import timezone
 
+from automations.queue_feeders import Feed
 from automations.services.bulk_sends import BulkRecipient, bulk_send_queue, bulk_send_unfinished
 
 from .ab_tests import ab_plan, ab_test_finish
@@ -25,8 +29,9 @@ from .broadcasts import SYSTEM, BroadcastRefused, broadcast_audit, broadcast_enq
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 2000
-# A queuing broadcast untouched this long lost its worker (each chunk touches it): the tick starts the task again.
-QUEUING_STALE_AFTER = timedelta(minutes=10)
+# A queuing broadcast untouched this long lost its worker (each chunk touches it) and no drain ran to go on with it
+# (broadcast_queue_feed): the tick starts the task again.
+QUEUING_STALE_AFTER = timedelta(minutes=2)
 QUEUING_STATUSES = (BroadcastStatus.QUEUING, BroadcastStatus.PAUSED)
 
 
@@ -47,10 +52,21 @@ def broadcast_enqueue(broadcast_id: int, chunk_size: int = CHUNK_SIZE) -> int:
     return queued
 
 
+def _locked(broadcast_id: int, *, busy: list[bool] | None, with_rule: bool = False) -> Broadcast | None:
+    """The broadcast, locked for this transaction. With `busy` (a drain feeding itself) one that another worker holds
+    is not waited for: None, and `busy` says whether it is still queuing."""
+    found = Broadcast.objects.select_for_update(of=("self",), skip_locked=busy is not None)
+    found = found.select_related("rule") if with_rule else found
+    broadcast = found.filter(pk=broadcast_id).first()
+    if broadcast is None and busy is not None:
+        busy.append(Broadcast.objects.filter(pk=broadcast_id, status__in=QUEUING_STATUSES).exists())
+    return broadcast
+
+
 @transaction.atomic
-def _enqueue_plan(broadcast_id: int) -> bool:
+def _enqueue_plan(broadcast_id: int, *, busy: list[bool] | None = None) -> bool:
     """On the first run: the audience at start, and whether there is an A/B test (ab_tests.ab_plan)."""
-    broadcast = Broadcast.objects.select_for_update().filter(pk=broadcast_id).first()
+    broadcast = _locked(broadcast_id, busy=busy)
     if broadcast is None or broadcast.status not in QUEUING_STATUSES:
         return False
     if broadcast.audience_at_start is None:
@@ -92,11 +108,12 @@ def _candidates(broadcast: Broadcast, *, phase: str, chunk_size: int, now) -> li
 
 
 @transaction.atomic
-def _enqueue_chunk(broadcast_id: int, chunk_size: int) -> int | None:
+def _enqueue_chunk(broadcast_id: int, chunk_size: int, *, busy: list[bool] | None = None) -> int | None:
     """Queue up to `chunk_size` recipients in one transaction. Returns how many recipients were added (0: none
-    left), or None when the broadcast is no longer queuing."""
-    broadcast = Broadcast.objects.select_for_update(of=("self",)).select_related("rule").get(pk=broadcast_id)
-    if broadcast.status not in QUEUING_STATUSES or broadcast.rule is None:
+    left), or None when the broadcast is no longer queuing. With `busy` (a drain feeding itself) a broadcast whose
+    chunk another worker is writing is not waited for: None, and `busy` is set."""
+    broadcast = _locked(broadcast_id, busy=busy, with_rule=True)
+    if broadcast is None or broadcast.status not in QUEUING_STATUSES or broadcast.rule is None:
         return None
     now = timezone.now()
     phase = _phase(broadcast)
@@ -155,6 +172,25 @@ def _enqueue_finish(broadcast_id: int) -> None:
     broadcast.save(update_fields=["status", "updated_at"])
     detail = f"{broadcast.queued_count} recipient(s) queued" + (" (A/B test share)" if testing else "")
     broadcast_audit(broadcast=broadcast, actor=None, action="queued", detail=detail, actor_name=SYSTEM)
+
+
+def broadcast_queue_feed() -> Feed:
+    """The drains' feeder (automations.queue_feeders): a drain with nothing due writes the next chunk of a queuing
+    broadcast itself, so a queuing task killed with its cluster costs no more than the queue running dry for a
+    second. While the broadcast's own task is writing a chunk, the drain waits for it instead (busy)."""
+    feed = Feed()
+    queuing = Broadcast.objects.filter(status=BroadcastStatus.QUEUING).order_by("pk")
+    for broadcast_id, audience in queuing.values_list("pk", "audience_at_start")[:10]:
+        busy: list[bool] = []
+        planned = audience is not None or _enqueue_plan(broadcast_id, busy=busy)
+        added = _enqueue_chunk(broadcast_id, CHUNK_SIZE, busy=busy) if planned else None
+        feed.busy = feed.busy or any(busy)
+        if added == 0:
+            _enqueue_finish(broadcast_id)
+        elif added:
+            feed.queued += added
+            return feed
+    return feed
 
 
 def broadcasts_tick() -> dict:
