@@ -88,6 +88,8 @@ SPECTACULAR_SETTINGS = {
         "WorkflowRunKindEnum": "integrations.models.RunKind.choices",
         "WorkflowRunStatusEnum": "integrations.models.RunStatus.choices",
         "WorkflowStepOutcomeEnum": "integrations.models.StepOutcome.choices",
+        "BroadcastStatusEnum": "marketing.broadcast_models.BroadcastStatus.choices",
+        "CancelSessionOutcomeEnum": "billing.retention.models.CancelOutcome.choices",
     },
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }
