@@ -243,9 +243,10 @@ def _feeding() -> bool:
 
 
 def send_test_email(*, to: str, rendered, marketing: bool) -> str:
-    """The admin's "send me a test": straight to the staff member, outside the queue, never to a customer."""
+    """The admin's "send me a test": straight to the staff member, outside the queue, never to a customer. From the
+    address its customers would see: marketing's own (MARKETING_FROM_EMAIL) for a marketing email."""
     message = {
-        "from": settings.DEFAULT_FROM_EMAIL,
+        "from": settings.MARKETING_FROM_EMAIL if marketing else settings.DEFAULT_FROM_EMAIL,
         "to": [to],
         "subject": f"[Test] {rendered.subject}",
         "html": rendered.html,

@@ -16,9 +16,11 @@ timeout, the outcome is unknown) and refuses 5% with a 500. One cluster's whole 
 Reported per rate: first-send delay ("Send now", or the wake-up, to the first email at the fake), the drain rate
 (distinct emails / the span from first to last send) as a share of the ceiling, the longest gap between two sends,
 duplicates (emails delivered more than once, by their X-Entity-Ref-ID) and lost (never delivered when the run
-ends), peak memory (RSS of all cluster processes together, and of the largest one), the SIGKILLs, 429s, late
-answers and 500s, and the 1-minute load average at the start and at the end (the machine is shared). Each rate runs
-in a fresh database, in its own child process.
+ends), not sent (queue items not recorded as sent yet when the run stops, 2 s after the last distinct email reached
+the fake: batches delivered whose answer came late, whose retry under the same key records them), peak memory (RSS
+of all cluster processes together, and of the largest one), the SIGKILLs, 429s, late answers and 500s, and the
+1-minute load average at the start and at the end (the machine is shared). Each rate runs in a fresh database, in its
+own child process.
 """
 
 import argparse

@@ -5,8 +5,8 @@ linked (their copies are behind the admin). Sent once: a `TranscriptDelivery` pe
 `transcript-<ticket id>`; Discord keeps a nonce for a few minutes only, so a retry (after a failed attempt, or from the
 retry job) first looks in the DM channel for the transcript an attempt whose answer was lost may have posted.
 Discord's 50007 ("Cannot send messages to this user": DMs from server members closed, or no shared server) is final
-and recorded; other failures are retried by support.tickets-retry up to MAX_ATTEMPTS. Off with
-DISCORD_TRANSCRIPT_DM=0.
+and recorded; other failures are retried by the support.close-requests schedule (support/tasks_workspace.py) up to
+MAX_ATTEMPTS. Off with DISCORD_TRANSCRIPT_DM=0.
 """
 
 import logging

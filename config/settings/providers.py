@@ -109,7 +109,8 @@ AUTOMATIONS_DRAINS_PER_CLUSTER = env_int("AUTOMATIONS_DRAINS_PER_CLUSTER", 1)
 AUTOMATIONS_LEASE_SECONDS = env_int("AUTOMATIONS_LEASE_SECONDS", 10)
 # Read timeout of one call to Resend, in seconds (connect timeout is 3 s).
 AUTOMATIONS_SEND_TIMEOUT = float(env("AUTOMATIONS_SEND_TIMEOUT", "15"))
-# How long one queue run may keep draining (the schedule runs every 2 minutes, below django-q2's task timeout).
+# How long one queue run may keep draining (the schedule runs every 2 minutes, below django-q2's task timeout); a task
+# drain ends at a random 60-100% of it, so drains woken together do not all end together.
 AUTOMATIONS_DRAIN_SECONDS = env_int("AUTOMATIONS_DRAIN_SECONDS", 90)
 # Opens within this many seconds of delivery are counted as machine opens (privacy proxies, link scanners).
 AUTOMATIONS_MACHINE_OPEN_SECONDS = env_int("AUTOMATIONS_MACHINE_OPEN_SECONDS", 10)

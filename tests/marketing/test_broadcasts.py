@@ -257,7 +257,8 @@ def test_the_tick_is_a_one_minute_schedule():
 # --- test send, timeline, hidden rule ---------------------------------------------------------------------------------
 
 
-def test_a_test_goes_to_staff_only_once_per_variant(make_broadcast, marketing_user):
+def test_a_test_goes_to_staff_only_once_per_variant(make_broadcast, marketing_user, settings):
+    settings.MARKETING_FROM_EMAIL = "ModReady News <news@news.modready.example>"
     broadcast = make_broadcast(subject_variants=["Other subject"])
     customer = CustomerFactory(name="Robin Doe")
     with pytest.raises(BroadcastRefused, match="staff member"):
@@ -265,6 +266,8 @@ def test_a_test_goes_to_staff_only_once_per_variant(make_broadcast, marketing_us
     broadcast_test_send(broadcast=broadcast, to=marketing_user.email, customer=customer, actor=marketing_user)
     assert [m.subject for m in mail.outbox] == ["[Test] News for Robin", "[Test] Other subject"]
     assert {tuple(m.to) for m in mail.outbox} == {(marketing_user.email,)}
+    # From marketing's own address, as the broadcast itself will be.
+    assert {m.from_email for m in mail.outbox} == {"ModReady News <news@news.modready.example>"}
     assert broadcast.audit.filter(action="test sent").count() == 1
     broadcast_test_send(broadcast=broadcast, to=marketing_user.email, customer=None, actor=marketing_user)
     with pytest.raises(BroadcastRefused, match="wait a minute"):  # five a minute: 2 + 2 + 1, then refused
