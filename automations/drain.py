@@ -35,6 +35,7 @@ from .drain_leases import (
     drain_lease_release,
     drain_lease_take,
     drain_replacement_wake,
+    drain_slot_hand_over,
 )
 from .models import (
     BatchStatus,
@@ -210,6 +211,15 @@ def _drain_seconds() -> float:
     return settings.AUTOMATIONS_DRAIN_SECONDS * random.uniform(DRAIN_SECONDS_SPREAD, 1.0)
 
 
+def _slot_hand_over(*, slot: int, worker: str, done: threading.Event) -> None:
+    try:
+        drain_slot_hand_over(slot=slot, worker=worker, handed_over=done)
+    except Exception:  # the slot then runs out with the drain's last answer, as before
+        logger.exception("Drain %s could not hand its slot over", worker)
+    finally:
+        connections.close_all()  # this thread's connection only
+
+
 def email_queue_drain(*, woken: bool = False, sleep: Callable[[float], None] = time.sleep) -> DrainResult:
     """The task queue's drain: in a free drain slot (a lease with a heartbeat, automations.drain_leases), several
     senders until nothing is due or the time is up; then a fresh task continues if due work is left.
@@ -224,12 +234,21 @@ def email_queue_drain(*, woken: bool = False, sleep: Callable[[float], None] = t
     slot = drain_lease_take(worker=worker, cluster=cluster)
     if slot is None:
         return DrainResult()
-    deadline = time.monotonic() + _drain_seconds()
+    seconds = _drain_seconds()
+    deadline = time.monotonic() + seconds
+    # At the deadline the senders stop claiming; one may still wait up to the read timeout for a late answer. The
+    # slot goes to the next drain then, not when that answer comes (a drain killed meanwhile left the other slot).
+    handed_over = threading.Event()
+    hand_over = threading.Timer(seconds, _slot_hand_over, kwargs={"slot": slot, "worker": worker, "done": handed_over})
+    hand_over.daemon = True
+    hand_over.start()
     try:
         drain_replacement_wake()  # more slots than drains while work is due: start the next at once
-        with drain_lease_kept(slot=slot, worker=worker) as lost:
+        with drain_lease_kept(slot=slot, worker=worker, handed_over=handed_over) as lost:
             total = _senders_run(worker=worker, deadline=deadline, sleep=sleep, stop=lost)
     finally:
+        hand_over.cancel()
+        hand_over.join()
         drain_lease_release(slot=slot, worker=worker)
     if not total.paused and (_seconds_to_next_due() == 0.0 or _feeding()):
         queue_process_enqueue()  # due work is left (time ran out, or it came as the senders stopped)

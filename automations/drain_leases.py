@@ -7,7 +7,9 @@
   replaced within about one lease (its slot runs out, a live drain's next beat enqueues a drain, a cluster polling
   the broker starts it) and its batches are taken over after the same lease by any sender
   (`batch_claim_in_flight`: the same stored messages under the same idempotency key), never by django-q2's task
-  retry. A drain whose slot was taken over meanwhile (it stalled past its lease) stops claiming.
+  retry. A drain whose slot was taken over meanwhile (it stalled past its lease) stops claiming. A drain whose time
+  is up hands its slot over even while a sender still waits for an answer (`drain_slot_hand_over`); the heartbeat
+  then renews only its batches in flight.
 - A drain run outside the task queue (`manage.py process_email_queue`) renews each batch on its own while it calls
   (`batch_lease_kept`).
 - The every-minute `automations.resume-abandoned-batches` job is the backstop when no drain is alive to notice: it
@@ -116,11 +118,31 @@ def drain_replacement_wake() -> bool:
     return False
 
 
+def drain_batches_renew(*, worker: str) -> None:
+    """Push on the leases of the batches `worker` is calling for (a drain that handed its slot over)."""
+    EmailBatch.objects.filter(status=BatchStatus.SENDING, worker=worker, call_in_progress=True).update(
+        lease_expires_at=timezone.now() + _lease()
+    )
+
+
+def drain_slot_hand_over(*, slot: int, worker: str, handed_over: threading.Event) -> None:
+    """The drain's time is up while a sender still waits for an answer (a late one takes up to the read timeout):
+    free the slot for the next drain now, and wake it if emails are due. The heartbeat then keeps only the batches
+    still being called for (`handed_over`); no sender claims another."""
+    handed_over.set()
+    drain_lease_release(slot=slot, worker=worker)
+    drain_replacement_wake()
+
+
 @contextmanager
-def drain_lease_kept(*, slot: int, worker: str):
-    """The drain's heartbeat while it runs; yields an event set when the slot was lost to another drain."""
+def drain_lease_kept(*, slot: int, worker: str, handed_over: threading.Event | None = None):
+    """The drain's heartbeat while it runs; yields an event set when the slot was lost to another drain. Once
+    `handed_over` is set it renews only the drain's batches in flight."""
 
     def beat() -> bool:
+        if handed_over is not None and handed_over.is_set():
+            drain_batches_renew(worker=worker)
+            return True
         if not drain_lease_renew(slot=slot, worker=worker):
             return False
         drain_replacement_wake()
