@@ -52,21 +52,25 @@ def broadcast_enqueue(broadcast_id: int, chunk_size: int = CHUNK_SIZE) -> int:
     return queued
 
 
-def _locked(broadcast_id: int, *, busy: list[bool] | None, with_rule: bool = False) -> Broadcast | None:
-    """The broadcast, locked for this transaction. With `busy` (a drain feeding itself) one that another worker holds
-    is not waited for: None, and `busy` says whether it is still queuing."""
-    found = Broadcast.objects.select_for_update(of=("self",), skip_locked=busy is not None)
+class BroadcastBusy(Exception):
+    """Another worker holds the broadcast (its queuing task is writing a chunk); raised instead of waiting."""
+
+
+def _locked(broadcast_id: int, *, no_wait: bool, with_rule: bool = False) -> Broadcast | None:
+    """The broadcast, locked for this transaction (None when it is gone). With `no_wait` (a drain feeding itself) one
+    that another worker holds raises BroadcastBusy instead of being waited for."""
+    found = Broadcast.objects.select_for_update(of=("self",), skip_locked=no_wait)
     found = found.select_related("rule") if with_rule else found
     broadcast = found.filter(pk=broadcast_id).first()
-    if broadcast is None and busy is not None:
-        busy.append(Broadcast.objects.filter(pk=broadcast_id, status__in=QUEUING_STATUSES).exists())
+    if broadcast is None and no_wait and Broadcast.objects.filter(pk=broadcast_id).exists():
+        raise BroadcastBusy(broadcast_id)
     return broadcast
 
 
 @transaction.atomic
-def _enqueue_plan(broadcast_id: int, *, busy: list[bool] | None = None) -> bool:
+def _enqueue_plan(broadcast_id: int, *, no_wait: bool = False) -> bool:
     """On the first run: the audience at start, and whether there is an A/B test (ab_tests.ab_plan)."""
-    broadcast = _locked(broadcast_id, busy=busy)
+    broadcast = _locked(broadcast_id, no_wait=no_wait)
     if broadcast is None or broadcast.status not in QUEUING_STATUSES:
         return False
     if broadcast.audience_at_start is None:
@@ -108,11 +112,11 @@ def _candidates(broadcast: Broadcast, *, phase: str, chunk_size: int, now) -> li
 
 
 @transaction.atomic
-def _enqueue_chunk(broadcast_id: int, chunk_size: int, *, busy: list[bool] | None = None) -> int | None:
+def _enqueue_chunk(broadcast_id: int, chunk_size: int, *, no_wait: bool = False) -> int | None:
     """Queue up to `chunk_size` recipients in one transaction. Returns how many recipients were added (0: none
-    left), or None when the broadcast is no longer queuing. With `busy` (a drain feeding itself) a broadcast whose
-    chunk another worker is writing is not waited for: None, and `busy` is set."""
-    broadcast = _locked(broadcast_id, busy=busy, with_rule=True)
+    left), or None when the broadcast is no longer queuing. With `no_wait` (a drain feeding itself) a broadcast whose
+    chunk another worker is writing raises BroadcastBusy instead of being waited for."""
+    broadcast = _locked(broadcast_id, no_wait=no_wait, with_rule=True)
     if broadcast is None or broadcast.status not in QUEUING_STATUSES or broadcast.rule is None:
         return None
     now = timezone.now()
@@ -181,10 +185,12 @@ def broadcast_queue_feed() -> Feed:
     feed = Feed()
     queuing = Broadcast.objects.filter(status=BroadcastStatus.QUEUING).order_by("pk")
     for broadcast_id, audience in queuing.values_list("pk", "audience_at_start")[:10]:
-        busy: list[bool] = []
-        planned = audience is not None or _enqueue_plan(broadcast_id, busy=busy)
-        added = _enqueue_chunk(broadcast_id, CHUNK_SIZE, busy=busy) if planned else None
-        feed.busy = feed.busy or any(busy)
+        try:
+            planned = audience is not None or _enqueue_plan(broadcast_id, no_wait=True)
+            added = _enqueue_chunk(broadcast_id, CHUNK_SIZE, no_wait=True) if planned else None
+        except BroadcastBusy:
+            feed.busy = True
+            continue
         if added == 0:
             _enqueue_finish(broadcast_id)
         elif added:

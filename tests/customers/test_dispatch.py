@@ -1,16 +1,15 @@
 """Domain-event dispatch: prompt for every event of a customer, and one drain task for a burst, not one per event."""
 
-import threading
 from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.db import connection, transaction
 from django.utils import timezone
 
 from customers import events
 from customers.models import DispatchWakeup, DomainEvent
 from tests.customers.factories import CustomerFactory
+from tests.row_locks import row_locked_elsewhere
 
 
 @pytest.fixture
@@ -89,25 +88,8 @@ def test_dispatch_locks_only_the_event_so_other_work_on_the_customer_does_not_de
     customer = CustomerFactory()
     with mock.patch("django_q.tasks.async_task"):
         event, _ = events.domain_event_publish(name=events.TRIAL_STARTED, key="locked-customer", customer=customer)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_customer_row():
-        try:
-            with transaction.atomic():
-                type(customer).objects.select_for_update().get(pk=customer.pk)
-                holding.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_customer_row)
-    holder.start()
-    try:
-        assert holding.wait(10)
+    with row_locked_elsewhere(customer):
         assert events.domain_event_dispatch(event_id=event.pk) is True
-    finally:
-        release.set()
-        holder.join()
     assert received == ["locked-customer"]
 
 

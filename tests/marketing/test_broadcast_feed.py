@@ -3,11 +3,8 @@ broadcast_queue_feed, registered with automations.queue_feeders): a queuing task
 within a second of the queue running dry, not after django-q2's 180 s retry; while the task writes a chunk, a drain
 waits for it instead of ending. Measured in bin/bench broadcast (a cluster SIGKILLed every 30 s)."""
 
-import threading
-
 import pytest
 from django.core import mail
-from django.db import connections, transaction
 
 from automations.drain import email_queue_process
 from automations.models import EmailQueueItem, QueueStatus
@@ -15,6 +12,7 @@ from automations.queue_feeders import Feed, queue_feeder_register, queue_feeders
 from marketing import broadcast_tasks
 from marketing.broadcast_models import Broadcast, BroadcastStatus
 from marketing.broadcasts import broadcast_send_now
+from tests.row_locks import row_locked_elsewhere
 
 from .conftest import customers_with_consent
 
@@ -61,31 +59,17 @@ def test_a_drain_feeds_nothing_from_a_paused_or_sent_broadcast(make_broadcast, r
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("planned", [False, True], ids=["planning", "writing a chunk"])
 def test_while_the_task_writes_a_chunk_a_drain_waits_for_it_instead_of_ending(
-    make_broadcast, run_on_commit, no_drain_wakeups
+    make_broadcast, run_on_commit, no_drain_wakeups, planned
 ):
     customers_with_consent(3)
     broadcast = make_broadcast()
     started_without_its_task(broadcast, run_on_commit)
-    holding, release = threading.Event(), threading.Event()
-
-    def task_writing_a_chunk():
-        try:
-            with transaction.atomic():
-                Broadcast.objects.select_for_update().get(pk=broadcast.pk)
-                holding.set()
-                release.wait(10)
-        finally:
-            connections.close_all()
-
-    task = threading.Thread(target=task_writing_a_chunk)
-    task.start()
-    try:
-        assert holding.wait(10)
+    if planned:  # the task got past its first step (the audience counted) before it was seen holding the row
+        assert broadcast_tasks._enqueue_plan(broadcast.pk)
+    with row_locked_elsewhere(broadcast):  # the broadcast's own task writing a chunk
         assert queue_feeders_run() == Feed(queued=0, busy=True)  # not waited for: the drain looks again soon
-    finally:
-        release.set()
-        task.join()
     assert queue_feeders_run() == Feed(queued=3, busy=False)
 
 
